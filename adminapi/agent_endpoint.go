@@ -1,0 +1,231 @@
+package adminapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+func (s *Server) agentServiceRegister(w http.ResponseWriter, r *http.Request) {
+	var def serviceDefinition
+	if err := decodeBody(r, &def); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	svc, checks, err := def.validate()
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if err := s.agent.AddService(svc, checks); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// validate turns a service definition into the service and checks to
+// register, or says what is wrong with it.
+func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthCheck, error) {
+	if strings.TrimSpace(d.Name) == "" {
+		return nil, nil, badRequest("Invalid Service Meta: missing service name")
+	}
+	if d.Port < 0 || d.Port > 65535 {
+		return nil, nil, badRequest("Invalid service port %d: must be from 0 to 65535", d.Port)
+	}
+	for k := range d.Meta {
+		if k == "" || len(k) > 128 {
+			return nil, nil, badRequest("Invalid Service Meta: key %q must be 1 to 128 characters", k)
+		}
+	}
+	svc := &raftstore.Service{
+		Kind: d.Kind, ID: d.ID, Service: d.Name, Tags: d.Tags, Address: d.Address,
+		TaggedAddresses: d.TaggedAddresses, Meta: d.Meta, Port: d.Port,
+		Weights: raftstore.Weights{Passing: 1, Warning: 1}, EnableTagOverride: d.EnableTagOverride,
+	}
+	if svc.ID == "" {
+		svc.ID = svc.Service
+	}
+	if svc.Meta == nil {
+		svc.Meta = map[string]string{}
+	}
+	if svc.Tags == nil {
+		svc.Tags = []string{}
+	}
+	if d.Weights != nil {
+		if d.Weights.Passing < 1 || d.Weights.Warning < 0 {
+			return nil, nil, badRequest("Invalid Weights: Passing must be at least 1 and Warning at least 0")
+		}
+		svc.Weights = *d.Weights
+	}
+	defs := d.Checks
+	if d.Check != nil {
+		defs = append([]*checkDefinition{d.Check}, defs...)
+	}
+	var checks []*raftstore.HealthCheck
+	for i, cd := range defs {
+		if cd == nil {
+			continue
+		}
+		c, err := cd.toCheck(svc, i, len(defs))
+		if err != nil {
+			return nil, nil, err
+		}
+		checks = append(checks, c)
+	}
+	return svc, checks, nil
+}
+
+// toCheck builds a service's check, named as Consul names them.
+func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore.HealthCheck, error) {
+	kinds := 0
+	typ := ""
+	for _, k := range []struct {
+		set  bool
+		name string
+	}{
+		{cd.HTTP != "", "http"}, {cd.TCP != "", "tcp"}, {cd.TTL != "", "ttl"},
+		{cd.GRPC != "", "grpc"}, {len(cd.ScriptArgs) > 0, "script"},
+	} {
+		if k.set {
+			kinds++
+			typ = k.name
+		}
+	}
+	if kinds == 0 {
+		return nil, badRequest("Check is not valid: one of HTTP, TCP, TTL, GRPC or ScriptArgs must be set")
+	}
+	if kinds > 1 {
+		return nil, badRequest("Check is not valid: only one of HTTP, TCP, TTL, GRPC or ScriptArgs may be set")
+	}
+	for _, d := range []struct{ name, v string }{{"Interval", cd.Interval}, {"Timeout", cd.Timeout}, {"TTL", cd.TTL},
+		{"DeregisterCriticalServiceAfter", cd.DeregisterCriticalServiceAfter}} {
+		if d.v == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.v); err != nil || v < 0 {
+			return nil, badRequest("Check is not valid: %s %q is not a duration", d.name, d.v)
+		}
+	}
+	if typ != "ttl" && cd.Interval == "" {
+		return nil, badRequest("Check is not valid: %s checks need an Interval", typ)
+	}
+	status := cd.Status
+	switch status {
+	case "":
+		status = raftstore.HealthCritical
+	case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+	default:
+		return nil, badRequest("Check is not valid: Status %q is not passing, warning or critical", status)
+	}
+	id := cd.CheckID
+	if id == "" {
+		id = "service:" + svc.ID
+		if n > 1 {
+			id += ":" + strconv.Itoa(i+1)
+		}
+	}
+	name := cd.Name
+	if name == "" {
+		name = "Service '" + svc.Service + "' check"
+	}
+	return &raftstore.HealthCheck{
+		CheckID: id, Name: name, Status: status, Notes: cd.Notes, ServiceID: svc.ID,
+		ServiceName: svc.Service, ServiceTags: svc.Tags, Type: typ,
+		Definition: raftstore.CheckDefinition{
+			HTTP: cd.HTTP, Method: cd.Method, Header: cd.Header, Body: cd.Body, TLSSkipVerify: cd.TLSSkipVerify,
+			TCP: cd.TCP, GRPC: cd.GRPC, TTL: cd.TTL, ScriptArgs: cd.ScriptArgs,
+			Interval: cd.Interval, Timeout: cd.Timeout, DeregisterCriticalServiceAfter: cd.DeregisterCriticalServiceAfter,
+		},
+	}, nil
+}
+
+func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ok, err := s.agent.RemoveService(id)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if !ok {
+		httpError(w, http.StatusNotFound, "Unknown service ID \""+id+"\". Ensure that the service ID is passed, not the service name.")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) toAgentService(svc *raftstore.Service) *agentService {
+	return &agentService{Service: *svc, Datacenter: s.agent.Datacenter()}
+}
+
+// agentServices lists the agent's own services. It blocks on the catalog:
+// a local change is always pushed through it.
+func (s *Server) agentServices(w http.ResponseWriter, r *http.Request) {
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, _, _, err := s.agent.Store().NodeServices(ws, s.agent.NodeName())
+		if err != nil {
+			return 0, nil, err
+		}
+		out := map[string]*agentService{}
+		for _, svc := range s.agent.LocalServices() {
+			out[svc.ID] = s.toAgentService(svc)
+		}
+		return idx, out, nil
+	})
+}
+
+func (s *Server) agentService(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, svc := range s.agent.LocalServices() {
+		if svc.ID == id {
+			as := s.toAgentService(svc)
+			b, _ := json.Marshal(as)
+			sum := sha256.Sum256(b)
+			as.ContentHash = hex.EncodeToString(sum[:8])
+			w.Header().Set("X-Consul-ContentHash", as.ContentHash)
+			writeJSON(w, as)
+			return
+		}
+	}
+	httpError(w, http.StatusNotFound, "unknown service ID: "+id)
+}
+
+func (s *Server) agentChecks(w http.ResponseWriter, r *http.Request) {
+	out := map[string]*raftstore.HealthCheck{}
+	for _, c := range s.agent.LocalChecks() {
+		c.Node = s.agent.NodeName()
+		out[c.CheckID] = c
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) agentSelf(w http.ResponseWriter, r *http.Request) {
+	self := s.agent.Self()
+	port, _ := strconv.Atoi(self.SerfLANPort)
+	role := "node"
+	if self.Server {
+		role = "consul"
+	}
+	writeJSON(w, map[string]any{
+		"Config": map[string]any{
+			"Datacenter": self.Datacenter, "PrimaryDatacenter": self.Datacenter, "NodeName": self.NodeName,
+			"NodeID": self.NodeID, "Server": self.Server, "Domain": self.Domain, "Version": self.Version,
+			"Revision": "", "DataDir": self.DataDir,
+		},
+		"Member": map[string]any{
+			"Name": self.NodeName, "Addr": self.SerfLANAddr, "Port": port,
+			"Tags":   map[string]string{"role": role, "dc": self.Datacenter, "id": self.NodeID},
+			"Status": 1,
+		},
+		"Stats": map[string]any{"raft": self.Raft},
+		"Meta":  map[string]string{},
+	})
+}

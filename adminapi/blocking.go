@@ -1,0 +1,136 @@
+package adminapi
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Blocking query limits, as Consul's.
+const (
+	defaultWait = 5 * time.Minute
+	maxWait     = 10 * time.Minute
+)
+
+// queryOptions are the read parameters common to every read endpoint.
+type queryOptions struct {
+	minIndex   uint64
+	wait       time.Duration
+	stale      bool
+	consistent bool
+}
+
+func parseQueryOptions(r *http.Request) (queryOptions, error) {
+	q := r.URL.Query()
+	var o queryOptions
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return o, badRequest("Invalid index: %q is not a whole number", v)
+		}
+		o.minIndex = n
+	}
+	o.wait = defaultWait
+	if v := q.Get("wait"); v != "" {
+		d, err := parseWait(v)
+		if err != nil {
+			return o, badRequest("Invalid wait time: %q", v)
+		}
+		o.wait = min(d, maxWait)
+	}
+	_, o.stale = q["stale"]
+	_, o.consistent = q["consistent"]
+	if o.stale && o.consistent {
+		return o, badRequest("Cannot specify ?stale with ?consistent, conflicting semantics.")
+	}
+	if q.Get("filter") != "" {
+		return o, badRequest("filter expressions are not supported by this beacon version")
+	}
+	return o, nil
+}
+
+// parseWait accepts a Go duration; a bare number is seconds, as Consul's
+// parser takes it.
+func parseWait(v string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, strconv.ErrSyntax
+	}
+	return d, nil
+}
+
+// readFunc runs one read against the state store, adding what it read to ws,
+// and returns the index the result reflects.
+type readFunc func(ws memdb.WatchSet) (uint64, any, error)
+
+// blockingRead answers a read endpoint: it applies the consistency mode,
+// runs read, and if the caller asked to block (?index=) and nothing newer
+// than its index exists, waits for a change to what read looked at, or for
+// the wait time (plus up to 1/16 jitter, so clients do not align).
+func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readFunc) {
+	opts, err := parseQueryOptions(r)
+	if err == nil {
+		err = s.checkDC(r)
+	}
+	if err == nil {
+		err = s.consistency(opts)
+	}
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	ctx := r.Context()
+	if opts.minIndex > 0 {
+		wait := opts.wait + rand.N(opts.wait/16+1)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	store := s.agent.Store()
+	for {
+		ws := memdb.NewWatchSet()
+		ws.Add(store.AbandonCh())
+		idx, result, err := read(ws)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		if opts.minIndex == 0 || idx > opts.minIndex {
+			s.setMeta(w, idx)
+			writeJSON(w, result)
+			return
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			// Timed out (or the client went away): answer with what is there.
+			s.setMeta(w, idx)
+			writeJSON(w, result)
+			return
+		}
+	}
+}
+
+// consistency enforces the read mode: ?stale reads the local replica as it
+// is; the default mode needs a known leader; ?consistent confirms this
+// server's leadership with a quorum before reading.
+func (s *Server) consistency(o queryOptions) error {
+	switch {
+	case o.stale:
+		return nil
+	case o.consistent:
+		return s.agent.VerifyLeader()
+	default:
+		if s.agent.Leader() == "" {
+			return raftstore.ErrNoLeader
+		}
+		return nil
+	}
+}

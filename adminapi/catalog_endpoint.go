@@ -1,0 +1,231 @@
+package adminapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
+	var req raftstore.RegisterRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if err := s.validateRegister(&req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if _, err := s.agent.Apply(raftstore.RegisterRequestType, &req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, true)
+}
+
+// validateRegister checks a catalog registration and fills Consul's defaults.
+func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
+	if req.Datacenter == "" {
+		req.Datacenter = s.agent.Datacenter()
+	} else if req.Datacenter != s.agent.Datacenter() {
+		return errNoPathToDC
+	}
+	if strings.TrimSpace(req.Node) == "" {
+		return badRequest("Must supply node")
+	}
+	if req.Address == "" && !req.SkipNodeUpdate {
+		return badRequest("Must supply address")
+	}
+	if svc := req.Service; svc != nil {
+		if strings.TrimSpace(svc.Service) == "" {
+			return badRequest("Must provide service name")
+		}
+		if svc.ID == "" {
+			svc.ID = svc.Service
+		}
+		if svc.Port < 0 || svc.Port > 65535 {
+			return badRequest("Invalid service port %d: must be from 0 to 65535", svc.Port)
+		}
+		if svc.Weights.Passing == 0 && svc.Weights.Warning == 0 {
+			svc.Weights = raftstore.Weights{Passing: 1, Warning: 1}
+		}
+		if svc.Tags == nil {
+			svc.Tags = []string{}
+		}
+		if svc.Meta == nil {
+			svc.Meta = map[string]string{}
+		}
+	}
+	checks := req.Checks
+	if req.Check != nil {
+		checks = append([]*raftstore.HealthCheck{req.Check}, checks...)
+	}
+	for _, c := range checks {
+		if c == nil {
+			return badRequest("Check is not valid: null")
+		}
+		if c.CheckID == "" {
+			c.CheckID = c.Name
+		}
+		if c.CheckID == "" {
+			return badRequest("Check is not valid: missing CheckID and Name")
+		}
+		if c.Name == "" {
+			c.Name = c.CheckID
+		}
+		switch c.Status {
+		case "":
+			c.Status = raftstore.HealthCritical
+		case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+		default:
+			return badRequest("Check is not valid: Status %q is not passing, warning or critical", c.Status)
+		}
+		if c.ServiceID == "" && req.Service != nil && c.Node == "" {
+			// A check sent along with a service belongs to it unless it
+			// says otherwise, as in Consul.
+			c.ServiceID = req.Service.ID
+		}
+	}
+	return nil
+}
+
+func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
+	var req raftstore.DeregisterRequest
+	if err := decodeBody(r, &req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if req.Datacenter != "" && req.Datacenter != s.agent.Datacenter() {
+		s.writeErr(w, errNoPathToDC)
+		return
+	}
+	if strings.TrimSpace(req.Node) == "" {
+		s.writeErr(w, badRequest("Must supply node"))
+		return
+	}
+	if req.ServiceID != "" && req.CheckID != "" {
+		s.writeErr(w, badRequest("Must supply either ServiceID or CheckID, not both"))
+		return
+	}
+	if _, err := s.agent.Apply(raftstore.DeregisterRequestType, &req); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, true)
+}
+
+func (s *Server) catalogDatacenters(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, []string{s.agent.Datacenter()})
+}
+
+func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
+	meta, err := parseNodeMeta(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, nodes, err := s.agent.Store().Nodes(ws)
+		if err != nil {
+			return 0, nil, err
+		}
+		out := []*raftstore.Node{}
+		for _, n := range nodes {
+			if meta.match(n) {
+				out = append(out, n)
+			}
+		}
+		return idx, out, nil
+	})
+}
+
+func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		return s.agent.Store().Services(ws)
+	})
+}
+
+func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	tags := r.URL.Query()["tag"]
+	meta, err := parseNodeMeta(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		out := []catalogService{}
+		for _, sn := range instances {
+			if !hasTags(sn.Service, tags) || !meta.match(sn.Node) {
+				continue
+			}
+			n, svc := sn.Node, sn.Service
+			out = append(out, catalogService{
+				ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
+				TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta,
+				ServiceKind: svc.Kind, ServiceID: svc.ID, ServiceName: svc.Service, ServiceAddress: svc.Address,
+				ServiceTaggedAddresses: svc.TaggedAddresses, ServiceTags: svc.Tags, ServiceMeta: svc.Meta,
+				ServicePort: svc.Port, ServiceWeights: svc.Weights, ServiceEnableTagOverride: svc.EnableTagOverride,
+				CreateIndex: svc.CreateIndex, ModifyIndex: svc.ModifyIndex,
+			})
+		}
+		return idx, out, nil
+	})
+}
+
+// hasTags reports whether svc carries every one of tags (Consul ANDs
+// repeated ?tag= parameters).
+func hasTags(svc *raftstore.Service, tags []string) bool {
+	for _, t := range tags {
+		if !svc.HasTag(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) catalogNode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("node")
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, node, svcs, err := s.agent.Store().NodeServices(ws, name)
+		if err != nil || node == nil {
+			return idx, nil, err
+		}
+		out := &catalogNode{Node: node, Services: map[string]*agentService{}}
+		for _, svc := range svcs {
+			out.Services[svc.ID] = s.toAgentService(svc)
+		}
+		return idx, out, nil
+	})
+}
+
+// nodeMetaFilter is ?node-meta=key:value, repeatable; all must match.
+type nodeMetaFilter map[string]string
+
+func parseNodeMeta(r *http.Request) (nodeMetaFilter, error) {
+	f := nodeMetaFilter{}
+	for _, kv := range r.URL.Query()["node-meta"] {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || k == "" {
+			return nil, badRequest("Invalid node-meta filter %q: want key:value", kv)
+		}
+		f[k] = v
+	}
+	return f, nil
+}
+
+func (f nodeMetaFilter) match(n *raftstore.Node) bool {
+	for k, v := range f {
+		if n.Meta[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,72 @@
+package adminapi
+
+import (
+	"net/http"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	q := r.URL.Query()
+	tags := q["tag"]
+	_, passing := q["passing"]
+	if v := q.Get("passing"); v == "false" || v == "0" {
+		passing = false
+	}
+	meta, err := parseNodeMeta(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		out := []serviceEntry{}
+		for _, sn := range instances {
+			if !hasTags(sn.Service, tags) || !meta.match(sn.Node) {
+				continue
+			}
+			if passing && !raftstore.Healthy(sn.Checks, true) {
+				continue
+			}
+			out = append(out, serviceEntry{Node: sn.Node, Service: s.toAgentService(sn.Service),
+				Checks: nonNil(sn.Checks)})
+		}
+		return idx, out, nil
+	})
+}
+
+func (s *Server) healthNode(w http.ResponseWriter, r *http.Request) {
+	node := r.PathValue("node")
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, checks, err := s.agent.Store().NodeChecks(ws, node)
+		return idx, nonNil(checks), err
+	})
+}
+
+func (s *Server) healthChecks(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, checks, err := s.agent.Store().ServiceChecks(ws, name)
+		return idx, nonNil(checks), err
+	})
+}
+
+func (s *Server) healthState(w http.ResponseWriter, r *http.Request) {
+	state := r.PathValue("state")
+	switch state {
+	case raftstore.HealthAny, raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+	default:
+		httpError(w, http.StatusBadRequest, "Bad state: must be any, passing, warning or critical")
+		return
+	}
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, checks, err := s.agent.Store().ChecksInState(ws, state)
+		return idx, nonNil(checks), err
+	})
+}

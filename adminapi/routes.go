@@ -1,0 +1,33 @@
+package adminapi
+
+import "net/http"
+
+func (s *Server) routes(mux *http.ServeMux) {
+	// agent
+	mux.HandleFunc("PUT /v1/agent/service/register", s.agentServiceRegister)
+	mux.HandleFunc("PUT /v1/agent/service/deregister/{id...}", s.agentServiceDeregister)
+	mux.HandleFunc("GET /v1/agent/services", s.agentServices)
+	mux.HandleFunc("GET /v1/agent/service/{id...}", s.agentService)
+	mux.HandleFunc("GET /v1/agent/checks", s.agentChecks)
+	mux.HandleFunc("GET /v1/agent/self", s.agentSelf)
+
+	// catalog
+	mux.HandleFunc("PUT /v1/catalog/register", s.catalogRegister)
+	mux.HandleFunc("PUT /v1/catalog/deregister", s.catalogDeregister)
+	mux.HandleFunc("GET /v1/catalog/datacenters", s.catalogDatacenters)
+	mux.HandleFunc("GET /v1/catalog/nodes", s.catalogNodes)
+	mux.HandleFunc("GET /v1/catalog/services", s.catalogServices)
+	mux.HandleFunc("GET /v1/catalog/service/{name}", s.catalogService)
+	mux.HandleFunc("GET /v1/catalog/node/{node}", s.catalogNode)
+
+	// health
+	mux.HandleFunc("GET /v1/health/service/{name}", s.healthService)
+	mux.HandleFunc("GET /v1/health/node/{node}", s.healthNode)
+	mux.HandleFunc("GET /v1/health/checks/{name}", s.healthChecks)
+	mux.HandleFunc("GET /v1/health/state/{state}", s.healthState)
+
+	// status
+	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
+	mux.HandleFunc("GET /v1/status/peers", s.statusPeers)
+
+}

@@ -1,0 +1,198 @@
+package adminapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Agent is what the API needs of the running agent.
+type Agent interface {
+	Store() *raftstore.Store
+	NodeName() string
+	NodeID() string
+	Datacenter() string
+	// Apply commits a command through Raft and returns its index.
+	Apply(t raftstore.MessageType, msg any) (uint64, error)
+	Leader() string
+	// LastContact is the time since the leader was last heard from: 0 on
+	// the leader, negative when never.
+	LastContact() time.Duration
+	Peers() ([]string, error)
+	// VerifyLeader confirms leadership with a quorum (for ?consistent).
+	VerifyLeader() error
+	AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error
+	RemoveService(id string) (bool, error)
+	LocalServices() []*raftstore.Service
+	LocalChecks() []*raftstore.HealthCheck
+	Self() AgentSelf
+}
+
+// Limits.
+const (
+	// MaxBodyBytes bounds every request body; a larger one gets 413.
+	MaxBodyBytes      = 1 << 20
+	readHeaderTimeout = 10 * time.Second
+	// writeTimeout leaves room for the longest blocking query.
+	writeTimeout = maxWait + maxWait/16 + 30*time.Second
+	idleTimeout  = 2 * time.Minute
+)
+
+// Server is the HTTP API server.
+type Server struct {
+	agent  Agent
+	logger hclog.Logger
+	http   *http.Server
+	done   chan struct{}
+}
+
+// Listen starts serving the API on addr.
+func Listen(addr string, agent Agent, logger hclog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for HTTP on %s: %w", addr, err)
+	}
+	s := &Server{agent: agent, logger: logger, done: make(chan struct{})}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	return s, nil
+}
+
+// Shutdown stops accepting requests and waits (up to ctx) for those in flight;
+// blocking queries are cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		err = s.http.Close()
+	}
+	<-s.done
+	return err
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return limitBody(mux)
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: %d bytes, the limit is %d", r.ContentLength, MaxBodyBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpError writes a plain-text error, as Consul does.
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// errBadRequest marks errors caused by the request, answered with 400.
+type errBadRequest struct{ msg string }
+
+func (e errBadRequest) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error { return errBadRequest{fmt.Sprintf(format, args...)} }
+
+// writeErr maps an error to its status code.
+func (s *Server) writeErr(w http.ResponseWriter, err error) {
+	var br errBadRequest
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
+	case errors.As(err, &br):
+		httpError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, raftstore.ErrNoLeader):
+		httpError(w, http.StatusInternalServerError, "No cluster leader")
+	case errors.Is(err, raftstore.ErrNotLeader):
+		httpError(w, http.StatusInternalServerError, "Not the cluster leader; retry")
+	case errors.Is(err, errNoPathToDC):
+		httpError(w, http.StatusInternalServerError, "No path to datacenter")
+	case errors.Is(err, raftstore.ErrMissingNode):
+		httpError(w, http.StatusBadRequest, err.Error())
+	default:
+		s.logger.Error("request failed", "error", err)
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// decodeBody decodes a JSON body into v. Unknown fields are ignored, as
+// Consul ignores them; a malformed body or a wrong type is a 400.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return badRequest("Request decode failed: %v", err)
+	}
+	if dec.More() {
+		return badRequest("Request decode failed: unexpected data after the JSON body")
+	}
+	return nil
+}
+
+// writeJSON writes v with the query metadata headers.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	b, err := json.Marshal(v)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
+		return
+	}
+	w.Write(b)
+}
+
+// setMeta sets Consul's query metadata headers.
+func (s *Server) setMeta(w http.ResponseWriter, index uint64) {
+	if index == 0 {
+		index = 1 // Consul never reports 0: clients treat it as "no blocking"
+	}
+	h := w.Header()
+	h.Set("X-Consul-Index", strconv.FormatUint(index, 10))
+	h.Set("X-Consul-KnownLeader", strconv.FormatBool(s.agent.Leader() != ""))
+	lc := s.agent.LastContact()
+	if lc < 0 {
+		lc = 0
+	}
+	h.Set("X-Consul-LastContact", strconv.FormatInt(lc.Milliseconds(), 10))
+}
+
+// checkDC refuses requests for another datacenter: WAN federation comes later.
+func (s *Server) checkDC(r *http.Request) error {
+	if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.agent.Datacenter() {
+		return errNoPathToDC
+	}
+	return nil
+}
+
+var errNoPathToDC = errors.New("no path to datacenter")

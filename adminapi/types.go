@@ -1,0 +1,105 @@
+package adminapi
+
+import (
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// The JSON shapes of Consul's API where they differ from the state store's.
+
+// AgentSelf is what /v1/agent/self reports about the agent.
+type AgentSelf struct {
+	NodeName, NodeID, Datacenter, Domain string
+	Version                              string
+	Server                               bool
+	AdvertiseAddr                        string
+	SerfLANAddr, SerfLANPort             string
+	RPCAddr, DataDir                     string
+	Raft                                 map[string]string
+}
+
+// catalogService is an instance in /v1/catalog/service/:name.
+type catalogService struct {
+	ID                       string
+	Node                     string
+	Address                  string
+	Datacenter               string
+	TaggedAddresses          map[string]string
+	NodeMeta                 map[string]string
+	ServiceKind              string `json:",omitempty"`
+	ServiceID                string
+	ServiceName              string
+	ServiceAddress           string
+	ServiceTaggedAddresses   map[string]raftstore.ServiceAddress `json:",omitempty"`
+	ServiceTags              []string
+	ServiceMeta              map[string]string
+	ServicePort              int
+	ServiceWeights           raftstore.Weights
+	ServiceEnableTagOverride bool
+	CreateIndex              uint64
+	ModifyIndex              uint64
+}
+
+// serviceEntry is an instance in /v1/health/service/:name.
+type serviceEntry struct {
+	Node    *raftstore.Node
+	Service *agentService
+	Checks  []*raftstore.HealthCheck
+}
+
+// agentService is Consul's AgentService: a service without its node.
+type agentService struct {
+	raftstore.Service
+	Datacenter  string `json:",omitempty"`
+	ContentHash string `json:",omitempty"`
+}
+
+// catalogNode is /v1/catalog/node/:node.
+type catalogNode struct {
+	Node     *raftstore.Node
+	Services map[string]*agentService
+}
+
+// serviceDefinition is the body of /v1/agent/service/register.
+type serviceDefinition struct {
+	Kind              string
+	ID                string
+	Name              string
+	Tags              []string
+	Address           string
+	TaggedAddresses   map[string]raftstore.ServiceAddress
+	Meta              map[string]string
+	Port              int
+	Weights           *raftstore.Weights
+	EnableTagOverride bool
+	Check             *checkDefinition
+	Checks            []*checkDefinition
+}
+
+// checkDefinition is a check in a service definition (Consul's
+// AgentServiceCheck).
+type checkDefinition struct {
+	CheckID                        string
+	Name                           string
+	ScriptArgs                     []string
+	Interval                       string
+	Timeout                        string
+	TTL                            string
+	HTTP                           string
+	Header                         map[string][]string
+	Method                         string
+	Body                           string
+	TCP                            string
+	GRPC                           string
+	Status                         string
+	Notes                          string
+	TLSSkipVerify                  bool
+	DeregisterCriticalServiceAfter string
+}
+
+// nonNil turns a nil slice into an empty one: Consul answers [] not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

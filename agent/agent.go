@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/beacon-dns/beacon/adminapi"
+	"github.com/beacon-dns/beacon/corefile"
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Version is the beacon release, set at build time with
+// -ldflags "-X github.com/beacon-dns/beacon/agent.Version=…".
+var Version = "0.1.0-dev"
+
+// applyTimeout bounds how long a write waits to be committed.
+const applyTimeout = 10 * time.Second
+
+// Agent is the running agent: the process's one Raft server (or, later, a
+// client of the servers), its local services, and its HTTP API.
+type Agent struct {
+	cfg    corefile.AgentConfig
+	nodeID string
+	logger hclog.Logger
+
+	store  *raftstore.Store
+	server *raftstore.Server
+	local  *localState
+	http   *adminapi.Server
+
+	syncNow  chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// start brings up an agent from cfg. On error nothing is left running.
+func start(cfg corefile.AgentConfig) (*Agent, error) {
+	if !cfg.Server {
+		return nil, errors.New("client agents (a discovery block without `server`) are not supported yet: add `server`")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "beacon",
+		Level:  hclog.LevelFromString(envOr("BEACON_LOG_LEVEL", "info")),
+		Output: os.Stderr,
+	})
+	nodeID, err := loadOrCreateNodeID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	local, err := loadLocalState(filepath.Join(cfg.DataDir, "local.json"))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
+		syncNow: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
+	a.server, err = raftstore.NewServer(raftstore.ServerConfig{
+		NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
+		BootstrapExpect: cfg.BootstrapExpect, Logger: logger,
+	}, a.store)
+	if err != nil {
+		return nil, err
+	}
+	a.http, err = adminapi.Listen(cfg.HTTP, a, logger.Named("http"))
+	if err != nil {
+		_ = a.server.Shutdown()
+		return nil, err
+	}
+	a.wg.Add(1)
+	go a.syncLoop()
+	logger.Info("agent started", "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
+		"rpc", cfg.RPC, "http", cfg.HTTP)
+	return a, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// loadOrCreateNodeID returns the node's stable ID, kept in data_dir/node-id.
+func loadOrCreateNodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 36 {
+			return "", fmt.Errorf("%s holds %q, which is not a node ID", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading node ID: %w", err)
+	}
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", fmt.Errorf("generating node ID: %w", err)
+	}
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("writing node ID: %w", err)
+	}
+	return id, nil
+}
+
+// shutdown stops everything the agent started.
+func (a *Agent) shutdown() error {
+	var errs []error
+	a.stopOnce.Do(func() {
+		close(a.stop)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		a.wg.Wait()
+		if err := a.server.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// ---- what the DNS plugin and the HTTP API read ----
+
+// Store is the local replica of the catalog.
+func (a *Agent) Store() *raftstore.Store { return a.store }
+
+// Config is the configuration the agent was started with.
+func (a *Agent) Config() corefile.AgentConfig { return a.cfg }
+
+// Ready reports whether a leader is known, so reads reflect the cluster.
+func (a *Agent) Ready() bool { return a.server.Leader() != "" }
+
+// NodeName is the agent's node.
+func (a *Agent) NodeName() string { return a.cfg.Node }
+
+// NodeID is the agent's stable node ID.
+func (a *Agent) NodeID() string { return a.nodeID }
+
+// Datacenter is the agent's datacenter.
+func (a *Agent) Datacenter() string { return a.cfg.Datacenter }
+
+// VerifyLeader confirms this server's leadership with a quorum.
+func (a *Agent) VerifyLeader() error { return a.server.VerifyLeader() }
+
+// Apply commits a command through Raft.
+func (a *Agent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
+	return a.server.Apply(t, msg, applyTimeout)
+}
+
+// Leader is the leader's RPC address, "" when there is none.
+func (a *Agent) Leader() string { return a.server.Leader() }
+
+// LastContact is how stale this replica may be.
+func (a *Agent) LastContact() time.Duration { return a.server.LastContact() }
+
+// Peers are the RPC addresses of the Raft voters.
+func (a *Agent) Peers() ([]string, error) {
+	servers, err := a.server.Peers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(servers))
+	for _, s := range servers {
+		out = append(out, string(s.Address))
+	}
+	return out, nil
+}
+
+// Self describes the agent for /v1/agent/self.
+func (a *Agent) Self() adminapi.AgentSelf {
+	host, port, _ := net.SplitHostPort(a.cfg.SerfLAN)
+	return adminapi.AgentSelf{
+		Version:  Version,
+		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter,
+		Domain: a.cfg.Domain, Server: a.cfg.Server, AdvertiseAddr: a.cfg.Bind,
+		SerfLANAddr: host, SerfLANPort: port, RPCAddr: a.cfg.RPC, DataDir: a.cfg.DataDir,
+		Raft: a.server.Stats(),
+	}
+}

@@ -1,0 +1,51 @@
+package agent
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/beacon-dns/beacon/corefile"
+)
+
+// The agent is one per process: CoreDNS builds a new plugin chain on every
+// reload while the old one still serves, so the agent outlives them all and
+// is closed only when the process exits.
+var (
+	singletonMu sync.Mutex
+	running     *Agent
+)
+
+// Acquire returns the process's agent, starting it from cfg if none runs yet.
+// A cfg that names agent settings other than the running agent's is refused:
+// those cannot change live, and the caller (a reload) must fail whole.
+func Acquire(cfg *corefile.Config) (*Agent, error) {
+	singletonMu.Lock()
+	defer singletonMu.Unlock()
+	if running != nil {
+		if cfg.AgentSet {
+			if diff := running.cfg.Diff(cfg.Agent); diff != "" {
+				return nil, fmt.Errorf("agent setting %s cannot change while the agent runs: restart beacon to change it", diff)
+			}
+		}
+		return running, nil
+	}
+	a, err := start(cfg.Agent)
+	if err != nil {
+		return nil, fmt.Errorf("starting agent: %w", err)
+	}
+	running = a
+	return a, nil
+}
+
+// ShutdownFinal stops the agent; the process is exiting. It is safe to call
+// more than once.
+func ShutdownFinal() error {
+	singletonMu.Lock()
+	a := running
+	running = nil
+	singletonMu.Unlock()
+	if a == nil {
+		return nil
+	}
+	return a.shutdown()
+}

@@ -1,0 +1,135 @@
+package corefile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/fall"
+)
+
+// Config is one `discovery` block: the settings of the process-wide agent
+// and those of the DNS handler attached to this server block.
+type Config struct {
+	Agent AgentConfig
+	DNS   DNSConfig
+
+	// AgentSet is true when the block named any agent property. A second
+	// block that names none attaches to the agent the first one defined.
+	AgentSet bool
+}
+
+// AgentConfig is what the agent is started with. None of it can change while
+// the process runs: a reload that changes it is refused.
+type AgentConfig struct {
+	Datacenter      string   `property:"datacenter"`
+	Domain          string   `property:"domain"`
+	Node            string   `property:"node"`
+	DataDir         string   `property:"data_dir"`
+	Server          bool     `property:"server"`
+	BootstrapExpect int      `property:"bootstrap_expect"`
+	Bind            string   `property:"bind"`
+	HTTP            string   `property:"http"`
+	RPC             string   `property:"rpc"`
+	SerfLAN         string   `property:"serf_lan"`
+	SerfWAN         string   `property:"serf_wan"`
+	Join            []string `property:"join"`
+}
+
+// DNSConfig is how one server block answers. It may change on reload.
+type DNSConfig struct {
+	// Zones this handler answers for; the domain and datacenter names among
+	// the server block's zones.
+	Zones []string
+	// NodeTTL is the TTL of node answers.
+	NodeTTL time.Duration
+	// ServiceTTL maps a service name, or "*" for any other, to its TTL.
+	ServiceTTL map[string]time.Duration
+	// NegativeTTL is the SOA minimum: how long resolvers cache NXDOMAIN.
+	NegativeTTL time.Duration
+	// OnlyPassing leaves out instances with a warning check too.
+	OnlyPassing bool
+	// AllowStale answers from the local replica; MaxStale bounds how far it
+	// may lag the leader before a server stops answering from it.
+	AllowStale bool
+	MaxStale   time.Duration
+	// ARecordLimit caps the A/AAAA records of one answer; 0 is no cap.
+	ARecordLimit int
+	Fall         fall.F
+}
+
+// Defaults, as Consul's where it has one.
+const (
+	DefaultDatacenter = "dc1"
+	DefaultDomain     = "consul."
+	DefaultBind       = "127.0.0.1"
+	DefaultHTTP       = "127.0.0.1:8500"
+	DefaultRPCPort    = 8300
+	DefaultLANPort    = 8301
+	DefaultWANPort    = 8302
+	DefaultMaxStale   = 87600 * time.Hour
+)
+
+// Default returns a Config with every default filled in.
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "beacon"
+	}
+	c := &Config{
+		Agent: AgentConfig{
+			Datacenter: DefaultDatacenter,
+			Domain:     DefaultDomain,
+			Node:       host,
+			Bind:       DefaultBind,
+			HTTP:       DefaultHTTP,
+		},
+		DNS: DNSConfig{
+			ServiceTTL: map[string]time.Duration{},
+			AllowStale: true,
+			MaxStale:   DefaultMaxStale,
+		},
+	}
+	return c
+}
+
+// fillDerived sets the defaults that depend on other properties.
+func (a *AgentConfig) fillDerived() {
+	if a.DataDir == "" {
+		a.DataDir = filepath.Join("data", a.Node)
+	}
+	hostPort := func(port int) string { return fmt.Sprintf("%s:%d", a.Bind, port) }
+	if a.RPC == "" {
+		a.RPC = hostPort(DefaultRPCPort)
+	}
+	if a.SerfLAN == "" {
+		a.SerfLAN = hostPort(DefaultLANPort)
+	}
+	if a.SerfWAN == "" {
+		a.SerfWAN = hostPort(DefaultWANPort)
+	}
+}
+
+// Diff names the first property whose value differs between a and b, with
+// both values, or returns "" when they are the same.
+func (a AgentConfig) Diff(b AgentConfig) string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	t := va.Type()
+	for i := 0; i < t.NumField(); i++ {
+		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
+		if !reflect.DeepEqual(x, y) {
+			return fmt.Sprintf("%s (%v, now %v)", t.Field(i).Tag.Get("property"), x, y)
+		}
+	}
+	return ""
+}
+
+// TTLFor returns the TTL of answers for service name.
+func (d *DNSConfig) TTLFor(name string) time.Duration {
+	if ttl, ok := d.ServiceTTL[name]; ok {
+		return ttl
+	}
+	return d.ServiceTTL["*"]
+}

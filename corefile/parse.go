@@ -1,0 +1,252 @@
+package corefile
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
+)
+
+// Parse reads one `discovery` block from c. Every error names the file, the
+// line and the property.
+func Parse(c *caddy.Controller) (*Config, error) {
+	cfg := Default()
+	c.Next() // the directive itself
+	zoneArgs := c.RemainingArgs()
+
+	agentDefaults := cfg.Agent
+	lines := map[string]int{}
+	for c.NextBlock() {
+		prop := c.Val()
+		lines[prop] = c.Line()
+		args := c.RemainingArgs()
+		if err := applyProperty(cfg, prop, args); err != nil {
+			return nil, c.Errf("discovery: property %q: %v", prop, err)
+		}
+	}
+	cfg.AgentSet = cfg.Agent.Diff(agentDefaults) != ""
+	cfg.Agent.fillDerived()
+	if prop, err := cfg.Agent.validate(); err != nil {
+		line, ok := lines[prop]
+		if !ok {
+			line = c.Line()
+		}
+		return nil, fmt.Errorf("%s:%d - Error during parsing: discovery: property %q: %v", c.File(), line, prop, err)
+	}
+	cfg.Agent.Domain = strings.ToLower(plugin.Host(cfg.Agent.Domain).NormalizeExact()[0])
+	cfg.DNS.Zones = plugin.OriginsFromArgsOrServerBlock(zoneArgs, c.ServerBlockKeys)
+	return cfg, nil
+}
+
+var errMissingValue = errors.New("missing value")
+
+func applyProperty(cfg *Config, prop string, args []string) error {
+	a, d := &cfg.Agent, &cfg.DNS
+	one := func(dst *string, check func(string) error) error {
+		if len(args) != 1 {
+			return wantOne(args)
+		}
+		if check != nil {
+			if err := check(args[0]); err != nil {
+				return err
+			}
+		}
+		*dst = args[0]
+		return nil
+	}
+	none := func(dst *bool) error {
+		if len(args) != 0 {
+			return fmt.Errorf("takes no value, got %q", strings.Join(args, " "))
+		}
+		*dst = true
+		return nil
+	}
+	duration := func(dst *time.Duration) error {
+		if len(args) != 1 {
+			return wantOne(args)
+		}
+		v, err := parseDuration(args[0])
+		if err != nil {
+			return err
+		}
+		*dst = v
+		return nil
+	}
+
+	switch prop {
+	case "datacenter":
+		return one(&a.Datacenter, checkLabel)
+	case "domain":
+		return one(&a.Domain, checkDomain)
+	case "node":
+		return one(&a.Node, checkLabel)
+	case "data_dir":
+		return one(&a.DataDir, nil)
+	case "server":
+		return none(&a.Server)
+	case "bootstrap_expect":
+		if len(args) != 1 {
+			return wantOne(args)
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 || n > 7 {
+			return fmt.Errorf("want a number of servers from 1 to 7, got %q", args[0])
+		}
+		a.BootstrapExpect = n
+		return nil
+	case "bind":
+		return one(&a.Bind, checkBindIP)
+	case "http":
+		return one(&a.HTTP, checkHostPort)
+	case "rpc":
+		return one(&a.RPC, checkHostPort)
+	case "serf_lan":
+		return one(&a.SerfLAN, checkHostPort)
+	case "serf_wan":
+		return one(&a.SerfWAN, checkHostPort)
+	case "join":
+		if len(args) == 0 {
+			return errMissingValue
+		}
+		for _, j := range args {
+			if err := checkHostPort(j); err != nil {
+				return err
+			}
+		}
+		a.Join = append(a.Join, args...)
+		return nil
+
+	case "node_ttl":
+		return duration(&d.NodeTTL)
+	case "service_ttl":
+		if len(args) != 2 {
+			return fmt.Errorf("want a service name (or *) and a duration, got %d values", len(args))
+		}
+		v, err := parseDuration(args[1])
+		if err != nil {
+			return err
+		}
+		d.ServiceTTL[args[0]] = v
+		return nil
+	case "negative_ttl":
+		return duration(&d.NegativeTTL)
+	case "only_passing":
+		return none(&d.OnlyPassing)
+	case "allow_stale":
+		if len(args) != 1 || (args[0] != "true" && args[0] != "false") {
+			return fmt.Errorf("want true or false, got %q", strings.Join(args, " "))
+		}
+		d.AllowStale = args[0] == "true"
+		return nil
+	case "max_stale":
+		return duration(&d.MaxStale)
+	case "a_record_limit":
+		if len(args) != 1 {
+			return wantOne(args)
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a whole number of records, 0 for no limit, got %q", args[0])
+		}
+		d.ARecordLimit = n
+		return nil
+	case "fallthrough":
+		d.Fall.SetZonesFromArgs(args)
+		return nil
+	}
+	return errors.New("unknown property")
+}
+
+func wantOne(args []string) error {
+	if len(args) == 0 {
+		return errMissingValue
+	}
+	return fmt.Errorf("want one value, got %d: %q", len(args), strings.Join(args, " "))
+}
+
+// parseDuration accepts Go durations ("30s", "1h") and bare seconds ("30"),
+// as TTLs are often written.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("want a duration such as 30s or 5m, got %q", s)
+	}
+	return v, nil
+}
+
+// checkLabel accepts a DNS label: node and datacenter names appear in names.
+func checkLabel(s string) error {
+	if len(s) == 0 || len(s) > 63 {
+		return fmt.Errorf("%q is not a DNS label (1 to 63 letters, digits and hyphens)", s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		if !ok {
+			return fmt.Errorf("%q is not a DNS label (1 to 63 letters, digits and hyphens)", s)
+		}
+	}
+	return nil
+}
+
+func checkDomain(s string) error {
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if err := checkLabel(label); err != nil {
+			return fmt.Errorf("%q is not a domain name", s)
+		}
+	}
+	return nil
+}
+
+func checkBindIP(s string) error {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return fmt.Errorf("%q is not an IP address", s)
+	}
+	if ip.IsUnspecified() {
+		return fmt.Errorf("%s is advertised to other agents, so it must be a reachable address, not %s", "bind", s)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an address of the form IP:port", s)
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: %q is not an IP address", s, host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not from 1 to 65535", s, port)
+	}
+	return nil
+}
+
+// validate checks the properties against each other, naming the property
+// that is at fault.
+func (a *AgentConfig) validate() (string, error) {
+	if a.BootstrapExpect > 0 && !a.Server {
+		return "bootstrap_expect", errors.New(`only a server can bootstrap; add "server"`)
+	}
+	seen := map[string]string{}
+	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"rpc", a.RPC}, {"serf_lan", a.SerfLAN}, {"serf_wan", a.SerfWAN}} {
+		if p.name == "serf_wan" && !a.Server {
+			continue // only servers join the WAN pool
+		}
+		if other, dup := seen[p.addr]; dup {
+			return p.name, fmt.Errorf("address %s is already used by %q", p.addr, other)
+		}
+		seen[p.addr] = p.name
+	}
+	return "", nil
+}

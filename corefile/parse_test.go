@@ -1,0 +1,149 @@
+package corefile
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+)
+
+func parse(t *testing.T, block string) (*Config, error) {
+	t.Helper()
+	c := caddy.NewTestController("dns", block)
+	c.ServerBlockKeys = []string{"consul.:8600", "dc1.:8600"}
+	return Parse(c)
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := parse(t, "discovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Agent
+	if a.Datacenter != "dc1" || a.Domain != "consul." || a.Bind != "127.0.0.1" || a.HTTP != "127.0.0.1:8500" {
+		t.Errorf("defaults: %+v", a)
+	}
+	if a.RPC != "127.0.0.1:8300" || a.SerfLAN != "127.0.0.1:8301" || a.SerfWAN != "127.0.0.1:8302" {
+		t.Errorf("derived addresses: rpc %s lan %s wan %s", a.RPC, a.SerfLAN, a.SerfWAN)
+	}
+	if a.Node == "" || !strings.HasSuffix(a.DataDir, a.Node) {
+		t.Errorf("node %q, data_dir %q: want data_dir under data/<node>", a.Node, a.DataDir)
+	}
+	if cfg.AgentSet {
+		t.Error("AgentSet is true for a block with no agent property")
+	}
+	if !cfg.DNS.AllowStale || cfg.DNS.MaxStale != DefaultMaxStale || cfg.DNS.NodeTTL != 0 {
+		t.Errorf("DNS defaults: %+v", cfg.DNS)
+	}
+	if got := strings.Join(cfg.DNS.Zones, " "); got != "consul. dc1." {
+		t.Errorf("zones = %q, want the server block's", got)
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	cfg, err := parse(t, `discovery {
+		datacenter east
+		domain Example.
+		node n1
+		data_dir /var/lib/beacon
+		server
+		bootstrap_expect 3
+		bind 10.0.0.1
+		http 127.0.0.1:9500
+		rpc 10.0.0.1:9300
+		serf_lan 10.0.0.1:9301
+		serf_wan 10.0.0.1:9302
+		join 10.0.0.2:9301 10.0.0.3:9301
+		join 10.0.0.4:9301
+		node_ttl 10s
+		service_ttl * 5
+		service_ttl redis 1m
+		negative_ttl 30s
+		only_passing
+		allow_stale false
+		max_stale 10s
+		a_record_limit 3
+		fallthrough
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := AgentConfig{
+		Datacenter: "east", Domain: "example.", Node: "n1", DataDir: "/var/lib/beacon", Server: true,
+		BootstrapExpect: 3, Bind: "10.0.0.1", HTTP: "127.0.0.1:9500", RPC: "10.0.0.1:9300",
+		SerfLAN: "10.0.0.1:9301", SerfWAN: "10.0.0.1:9302",
+		Join: []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
+	}
+	if d := want.Diff(cfg.Agent); d != "" {
+		t.Errorf("agent config differs: %s", d)
+	}
+	if !cfg.AgentSet {
+		t.Error("AgentSet is false")
+	}
+	d := cfg.DNS
+	if d.NodeTTL != 10*time.Second || d.TTLFor("redis") != time.Minute || d.TTLFor("other") != 5*time.Second ||
+		d.NegativeTTL != 30*time.Second || !d.OnlyPassing || d.AllowStale || d.MaxStale != 10*time.Second ||
+		d.ARecordLimit != 3 || !d.Fall.Through("x.consul.") {
+		t.Errorf("DNS config: %+v", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		block string
+		want  string // each error names the line and the property
+	}{
+		{"unknown property", "discovery {\n node n1\n foo bar\n}", `:3 - Error during parsing: discovery: property "foo": unknown property`},
+		{"missing value", "discovery {\n node\n}", `:2 - Error during parsing: discovery: property "node": missing value`},
+		{"two values", "discovery {\n datacenter a b\n}", `property "datacenter": want one value`},
+		{"bad port", "discovery {\n http 127.0.0.1:99999\n}", `:2 - Error during parsing: discovery: property "http": "127.0.0.1:99999": port`},
+		{"no port", "discovery {\n rpc 127.0.0.1\n}", `property "rpc": "127.0.0.1" is not an address of the form IP:port`},
+		{"hostname", "discovery {\n serf_lan localhost:8301\n}", `property "serf_lan": "localhost:8301": "localhost" is not an IP address`},
+		{"bad bind", "discovery {\n bind 10.0.0\n}", `property "bind": "10.0.0" is not an IP address`},
+		{"unspecified bind", "discovery {\n bind 0.0.0.0\n}", `property "bind": bind is advertised`},
+		{"bad label", "discovery {\n node my.node\n}", `property "node": "my.node" is not a DNS label`},
+		{"bad duration", "discovery {\n node_ttl soon\n}", `property "node_ttl": want a duration`},
+		{"negative duration", "discovery {\n max_stale -1s\n}", `property "max_stale": want a duration`},
+		{"service_ttl arity", "discovery {\n service_ttl 5s\n}", `property "service_ttl": want a service name`},
+		{"server takes no value", "discovery {\n server yes\n}", `property "server": takes no value`},
+		{"bootstrap range", "discovery {\n server\n bootstrap_expect 0\n}", `property "bootstrap_expect": want a number of servers from 1 to 7`},
+		{"bootstrap without server", "discovery {\n node n1\n bootstrap_expect 1\n}", `:3 - Error during parsing: discovery: property "bootstrap_expect": only a server can bootstrap`},
+		{"port clash", "discovery {\n server\n rpc 127.0.0.1:8500\n}", `property "rpc": address 127.0.0.1:8500 is already used by "http"`},
+		{"allow_stale value", "discovery {\n allow_stale maybe\n}", `property "allow_stale": want true or false`},
+		{"join empty", "discovery {\n join\n}", `property "join": missing value`},
+		{"a_record_limit", "discovery {\n a_record_limit -1\n}", `property "a_record_limit": want a whole number`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, tc.block)
+			if err == nil {
+				t.Fatalf("no error for %q", tc.block)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q\n does not contain %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestAgentConfigDiff(t *testing.T) {
+	a := Default().Agent
+	b := a
+	if d := a.Diff(b); d != "" {
+		t.Errorf("equal configs differ: %s", d)
+	}
+	b.DataDir = "elsewhere"
+	if d := a.Diff(b); !strings.HasPrefix(d, "data_dir (") || !strings.Contains(d, "elsewhere") {
+		t.Errorf("Diff = %q, want it to name data_dir and the new value", d)
+	}
+	b = a
+	b.Join = []string{"10.0.0.1:8301"}
+	if d := a.Diff(b); !strings.HasPrefix(d, "join") {
+		t.Errorf("Diff = %q, want join", d)
+	}
+}

@@ -1,0 +1,115 @@
+// Command beacon is a DNS-first service discovery agent: a CoreDNS build with
+// the `discovery` plugin, a Consul-compatible HTTP API and a CLI.
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	// CoreDNS's general-purpose plugins, so a Corefile chains to them as
+	// usual. The cloud and orchestrator backends (kubernetes, k8s_external,
+	// etcd, route53, azure, clouddns, nomad) are left out: they would triple
+	// the binary's size.
+	_ "github.com/coredns/caddy/onevent"
+	_ "github.com/coredns/coredns/plugin/acl"
+	_ "github.com/coredns/coredns/plugin/any"
+	_ "github.com/coredns/coredns/plugin/auto"
+	_ "github.com/coredns/coredns/plugin/autopath"
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/bufsize"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/cancel"
+	_ "github.com/coredns/coredns/plugin/chaos"
+	_ "github.com/coredns/coredns/plugin/debug"
+	_ "github.com/coredns/coredns/plugin/dns64"
+	_ "github.com/coredns/coredns/plugin/dnssec"
+	_ "github.com/coredns/coredns/plugin/dnstap"
+	_ "github.com/coredns/coredns/plugin/erratic"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/file"
+	_ "github.com/coredns/coredns/plugin/forward"
+	_ "github.com/coredns/coredns/plugin/grpc"
+	_ "github.com/coredns/coredns/plugin/header"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/hosts"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/local"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/loop"
+	_ "github.com/coredns/coredns/plugin/metadata"
+	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/minimal"
+	_ "github.com/coredns/coredns/plugin/nsid"
+	_ "github.com/coredns/coredns/plugin/pprof"
+	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/reload"
+	_ "github.com/coredns/coredns/plugin/rewrite"
+	_ "github.com/coredns/coredns/plugin/root"
+	_ "github.com/coredns/coredns/plugin/secondary"
+	_ "github.com/coredns/coredns/plugin/sign"
+	_ "github.com/coredns/coredns/plugin/template"
+	_ "github.com/coredns/coredns/plugin/timeouts"
+	_ "github.com/coredns/coredns/plugin/tls"
+	_ "github.com/coredns/coredns/plugin/trace"
+	_ "github.com/coredns/coredns/plugin/transfer"
+	_ "github.com/coredns/coredns/plugin/tsig"
+	_ "github.com/coredns/coredns/plugin/view"
+	_ "github.com/coredns/coredns/plugin/whoami"
+
+	"github.com/beacon-dns/beacon/agent"
+	_ "github.com/beacon-dns/beacon/plugin"
+)
+
+// leftOut are CoreDNS directives whose plugins this build does not carry.
+var leftOut = []string{"kubernetes", "k8s_external", "etcd", "route53", "azure", "clouddns", "nomad"}
+
+// directives is CoreDNS's order with the left-out backends removed and
+// `discovery` where etcd stood: below cache, rewrite and acl, so those act on
+// its answers; above loop and forward, so names outside its zones chain on.
+func directives() []string {
+	out := make([]string, 0, len(dnsserver.Directives))
+	for _, d := range dnsserver.Directives {
+		if d == "etcd" {
+			out = append(out, "discovery")
+		}
+		if !slices.Contains(leftOut, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+const usage = `Usage: beacon <command> [options]
+
+Commands:
+    agent -conf FILE   run an agent (a CoreDNS server with the discovery plugin)
+    version            print the version
+`
+
+func main() {
+	if err := dnsserver.SetDirectives(directives()); err != nil {
+		fmt.Fprintln(os.Stderr, "beacon: directives:", err)
+		os.Exit(1)
+	}
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(1)
+	}
+	switch os.Args[1] {
+	case "agent":
+		// coremain parses the process's flags: hand it the agent's.
+		os.Args = append([]string{os.Args[0]}, os.Args[2:]...)
+		coremain.Run()
+	case "version", "-version", "--version":
+		fmt.Printf("beacon %s (CoreDNS %s)\n", agent.Version, coremain.CoreVersion)
+	case "help", "-h", "-help", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "beacon: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,58 @@
+package raftstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// MessageType says what a Raft log entry asks the FSM to do. Values are
+// written to disk: never renumber one, only add.
+type MessageType uint8
+
+// The commands the FSM applies.
+const (
+	RegisterRequestType   MessageType = 1
+	DeregisterRequestType MessageType = 2
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case RegisterRequestType:
+		return "register"
+	case DeregisterRequestType:
+		return "deregister"
+	}
+	return fmt.Sprintf("message type %d", uint8(t))
+}
+
+// Every log entry is [type][encoding version][body]. Version 1 bodies are
+// JSON; a later encoding gets a new version and the decoder keeps reading the
+// old one, so logs and snapshots written by older binaries stay readable.
+const encodingV1 = 1
+
+// Encode serializes a command for the Raft log.
+func Encode(t MessageType, msg any) ([]byte, error) {
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", t, err)
+	}
+	buf := make([]byte, 0, len(body)+2)
+	buf = append(buf, byte(t), encodingV1)
+	return append(buf, body...), nil
+}
+
+var errShortEntry = errors.New("log entry shorter than its header")
+
+// decodeHeader splits an entry into its type and a decoder for its body.
+func decodeHeader(buf []byte) (MessageType, func(any) error, error) {
+	if len(buf) < 2 {
+		return 0, nil, errShortEntry
+	}
+	t, version, body := MessageType(buf[0]), buf[1], buf[2:]
+	switch version {
+	case encodingV1:
+		return t, func(v any) error { return json.Unmarshal(body, v) }, nil
+	}
+	return t, nil, fmt.Errorf("%s: unknown encoding version %d (written by a newer beacon?)", t, version)
+}

@@ -1,0 +1,199 @@
+package raftstore
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// FSM applies committed Raft log entries to the state store. It is the only
+// writer of the store.
+type FSM struct {
+	store  *Store
+	logger hclog.Logger
+}
+
+// NewFSM returns an FSM over store.
+func NewFSM(store *Store, logger hclog.Logger) *FSM {
+	return &FSM{store: store, logger: logger}
+}
+
+// Apply applies one committed entry. It returns nil or the error that made
+// the command a no-op; Raft hands that back to whoever proposed it.
+func (f *FSM) Apply(l *raft.Log) any {
+	t, decode, err := decodeHeader(l.Data)
+	if err != nil {
+		// An entry this binary cannot read must not be skipped silently: the
+		// replicas would diverge. Stop, as Consul does.
+		panic(fmt.Sprintf("raft log entry %d: %v", l.Index, err))
+	}
+	switch t {
+	case RegisterRequestType:
+		var req RegisterRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err)
+		}
+		return f.store.EnsureRegistration(l.Index, &req)
+	case DeregisterRequestType:
+		var req DeregisterRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err)
+		}
+		return f.store.Deregister(l.Index, &req)
+	}
+	panic(fmt.Sprintf("raft log entry %d: unknown %s (written by a newer beacon?)", l.Index, t))
+}
+
+// snapshotRecord is one line of a snapshot: a table name and a row.
+type snapshotRecord struct {
+	Table string          `json:"T"`
+	Row   json.RawMessage `json:"R"`
+}
+
+type snapshotHeader struct {
+	Version int `json:"Version"`
+}
+
+const snapshotVersion = 1
+
+// snapshotTables are written in this order; restore inserts in the same
+// order, so nodes exist before the services that refer to them.
+var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableIndex}
+
+// Snapshot captures the state at this point of the log; Persist writes it
+// out later, off the FSM's goroutine, from the captured read transaction.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{tx: f.store.ReadTxn()}, nil
+}
+
+type fsmSnapshot struct{ tx *memdb.Txn }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(s.tx, sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+func writeSnapshot(tx *memdb.Txn, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(snapshotHeader{Version: snapshotVersion}); err != nil {
+		return fmt.Errorf("writing snapshot header: %w", err)
+	}
+	for _, table := range snapshotTables {
+		it, err := tx.Get(table, "id")
+		if err != nil {
+			return fmt.Errorf("reading %s for snapshot: %w", table, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			row, err := marshalRow(table, raw)
+			if err != nil {
+				return err
+			}
+			if err := enc.Encode(snapshotRecord{Table: table, Row: row}); err != nil {
+				return fmt.Errorf("writing snapshot: %w", err)
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// marshalRow encodes a row with the fields that JSON tags hide from the API
+// (Service.Node) kept.
+func marshalRow(table string, raw any) ([]byte, error) {
+	var v any = raw
+	if table == tableServices {
+		svc := raw.(*Service)
+		v = struct {
+			Node string
+			*Service
+		}{svc.Node, svc}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s row: %w", table, err)
+	}
+	return b, nil
+}
+
+// Restore replaces the whole state with a snapshot's.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	db, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.store.replace(db)
+	return nil
+}
+
+func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
+	db, err := memdb.NewMemDB(stateSchema())
+	if err != nil {
+		return nil, fmt.Errorf("state schema: %w", err)
+	}
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var hdr snapshotHeader
+	if err := dec.Decode(&hdr); err != nil {
+		return nil, fmt.Errorf("reading snapshot header: %w", err)
+	}
+	if hdr.Version != snapshotVersion {
+		return nil, fmt.Errorf("snapshot version %d is not one this beacon reads", hdr.Version)
+	}
+	tx := db.Txn(true)
+	defer tx.Abort()
+	for {
+		var rec snapshotRecord
+		if err := dec.Decode(&rec); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("reading snapshot: %w", err)
+		}
+		row, err := unmarshalRow(rec)
+		if err != nil {
+			return nil, err
+		}
+		if err := tx.Insert(rec.Table, row); err != nil {
+			return nil, fmt.Errorf("restoring %s row: %w", rec.Table, err)
+		}
+	}
+	tx.Commit()
+	return db, nil
+}
+
+func unmarshalRow(rec snapshotRecord) (any, error) {
+	var row any
+	switch rec.Table {
+	case tableNodes:
+		row = new(Node)
+	case tableServices:
+		var v struct {
+			Node string
+			Service
+		}
+		if err := json.Unmarshal(rec.Row, &v); err != nil {
+			return nil, fmt.Errorf("decoding snapshot service: %w", err)
+		}
+		v.Service.Node = v.Node
+		return &v.Service, nil
+	case tableChecks:
+		row = new(HealthCheck)
+	case tableIndex:
+		row = new(indexEntry)
+	default:
+		return nil, fmt.Errorf("snapshot has rows of unknown table %q", rec.Table)
+	}
+	if err := json.Unmarshal(rec.Row, row); err != nil {
+		return nil, fmt.Errorf("decoding snapshot %s row: %w", rec.Table, err)
+	}
+	return row, nil
+}

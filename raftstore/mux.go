@@ -1,0 +1,132 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// The server port carries several protocols. A connection's first byte says
+// which; the listener hands it to the matching consumer.
+const (
+	protoRaft byte = 0x01
+)
+
+// muxHandshakeTimeout bounds how long an accepted connection may take to say
+// which protocol it speaks, so idle dialers cannot pin goroutines.
+const muxHandshakeTimeout = 5 * time.Second
+
+// muxListener accepts on the server port and routes connections by their
+// first byte.
+type muxListener struct {
+	ln     net.Listener
+	logger hclog.Logger
+	raft   chan net.Conn
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+func listenMux(addr string, logger hclog.Logger) (*muxListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
+	}
+	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{})}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m, nil
+}
+
+func (m *muxListener) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.logger.Error("accepting server connection", "error", err)
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: do not spin
+			continue
+		}
+		m.wg.Add(1)
+		go m.route(conn)
+	}
+}
+
+func (m *muxListener) route(conn net.Conn) {
+	defer m.wg.Done()
+	var b [1]byte
+	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
+	if _, err := conn.Read(b[:]); err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case protoRaft:
+		select {
+		case m.raft <- conn:
+		case <-m.closed:
+			conn.Close()
+		}
+	default:
+		m.logger.Warn("server port: unknown protocol", "byte", b[0], "remote", conn.RemoteAddr())
+		conn.Close()
+	}
+}
+
+func (m *muxListener) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		err = m.ln.Close()
+	})
+	m.wg.Wait()
+	return err
+}
+
+// raftLayer is raft's view of the multiplexed port.
+type raftLayer struct {
+	mux       *muxListener
+	advertise net.Addr
+}
+
+func (l *raftLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.mux.raft:
+		return c, nil
+	case <-l.mux.closed:
+		return nil, errors.New("raft layer closed")
+	}
+}
+
+// Close is a no-op: the multiplexed listener is closed once, by the server.
+func (l *raftLayer) Close() error { return nil }
+
+func (l *raftLayer) Addr() net.Addr { return l.advertise }
+
+func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write([]byte{protoRaft}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("raft handshake with %s: %w", addr, err)
+	}
+	return conn, nil
+}
