@@ -184,6 +184,13 @@ func (s *Server) agentServices(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) agentService(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if id == "register" || strings.HasPrefix(id, "deregister/") {
+		// The PUT-only paths under /v1/agent/service/, read with GET: Consul
+		// matches them before the service ID and answers 405.
+		w.Header().Set("Allow", http.MethodPut)
+		httpError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+		return
+	}
 	for _, svc := range s.agent.LocalServices() {
 		if svc.ID == id {
 			as := s.toAgentService(svc)

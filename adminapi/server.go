@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -53,6 +54,25 @@ type Server struct {
 	logger hclog.Logger
 	http   *http.Server
 	done   chan struct{}
+	// stop cancels every request's context: blocking queries end at once
+	// on shutdown instead of holding it for their whole wait.
+	stop context.CancelFunc
+}
+
+// New returns an API server for agent; Handler serves its routes.
+func New(agent Agent, logger hclog.Logger) *Server {
+	s := &Server{agent: agent, logger: logger, done: make(chan struct{})}
+	base, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ReadHeaderTimeout: readHeaderTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s
 }
 
 // Listen starts serving the API on addr.
@@ -61,14 +81,7 @@ func Listen(addr string, agent Agent, logger hclog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for HTTP on %s: %w", addr, err)
 	}
-	s := &Server{agent: agent, logger: logger, done: make(chan struct{})}
-	s.http = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    64 << 10,
-	}
+	s := New(agent, logger)
 	go func() {
 		defer close(s.done)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -81,9 +94,10 @@ func Listen(addr string, agent Agent, logger hclog.Logger) (*Server, error) {
 // Shutdown stops accepting requests and waits (up to ctx) for those in flight;
 // blocking queries are cut short.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
 	err := s.http.Shutdown(ctx)
 	if err != nil {
-		err = s.http.Close()
+		err = errors.Join(err, s.http.Close())
 	}
 	<-s.done
 	return err
@@ -136,7 +150,7 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusInternalServerError, "Not the cluster leader; retry")
 	case errors.Is(err, errNoPathToDC):
 		httpError(w, http.StatusInternalServerError, "No path to datacenter")
-	case errors.Is(err, raftstore.ErrMissingNode):
+	case errors.Is(err, raftstore.ErrMissingNode), errors.Is(err, raftstore.ErrInvalidRegistration):
 		httpError(w, http.StatusBadRequest, err.Error())
 	default:
 		s.logger.Error("request failed", "error", err)
@@ -155,7 +169,12 @@ func decodeBody(r *http.Request, v any) error {
 		}
 		return badRequest("Request decode failed: %v", err)
 	}
-	if dec.More() {
+	// Exactly one JSON value: anything after it but white space is an error.
+	if _, err := dec.Token(); err != io.EOF {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
 		return badRequest("Request decode failed: unexpected data after the JSON body")
 	}
 	return nil

@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"time"
 
 	"github.com/beacon-dns/beacon/raftstore"
@@ -120,27 +119,12 @@ func (a *Agent) pushService(svc *raftstore.Service, checks []*raftstore.HealthCh
 func serviceInSync(catalog []*raftstore.Service, want *raftstore.Service) bool {
 	for _, s := range catalog {
 		if s.ID == want.ID {
-			c, w := *s, *want
-			c.CreateIndex, c.ModifyIndex, c.Node = 0, 0, ""
-			w.CreateIndex, w.ModifyIndex, w.Node = 0, 0, ""
-			return reflect.DeepEqual(normalizeService(c), normalizeService(w))
+			w := *want
+			w.Node = s.Node
+			return raftstore.ServiceEqual(s, &w)
 		}
 	}
 	return false
-}
-
-// normalizeService makes nil and empty collections compare equal.
-func normalizeService(s raftstore.Service) raftstore.Service {
-	if len(s.Tags) == 0 {
-		s.Tags = nil
-	}
-	if len(s.Meta) == 0 {
-		s.Meta = nil
-	}
-	if len(s.TaggedAddresses) == 0 {
-		s.TaggedAddresses = nil
-	}
-	return s
 }
 
 func hasCheck(catalog []*raftstore.HealthCheck, want *raftstore.HealthCheck) bool {

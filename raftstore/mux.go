@@ -31,6 +31,11 @@ type muxListener struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
+
+	// handshaking are the connections that have not yet said which
+	// protocol they speak; Close closes them rather than waiting them out.
+	mu          sync.Mutex
+	handshaking map[net.Conn]struct{}
 }
 
 func listenMux(addr string, logger hclog.Logger) (*muxListener, error) {
@@ -38,7 +43,8 @@ func listenMux(addr string, logger hclog.Logger) (*muxListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
-	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{})}
+	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{}),
+		handshaking: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -69,9 +75,21 @@ func (m *muxListener) acceptLoop() {
 
 func (m *muxListener) route(conn net.Conn) {
 	defer m.wg.Done()
+	m.mu.Lock()
+	if m.handshaking == nil { // closed
+		m.mu.Unlock()
+		conn.Close()
+		return
+	}
+	m.handshaking[conn] = struct{}{}
+	m.mu.Unlock()
 	var b [1]byte
 	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
-	if _, err := conn.Read(b[:]); err != nil {
+	_, err := conn.Read(b[:])
+	m.mu.Lock()
+	delete(m.handshaking, conn)
+	m.mu.Unlock()
+	if err != nil {
 		conn.Close()
 		return
 	}
@@ -94,6 +112,12 @@ func (m *muxListener) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
+		m.mu.Lock()
+		for c := range m.handshaking {
+			c.Close()
+		}
+		m.handshaking = nil
+		m.mu.Unlock()
 	})
 	m.wg.Wait()
 	return err

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -162,6 +163,10 @@ func setIndex(tx *memdb.Txn, idx uint64, tables ...string) error {
 // ErrMissingNode is returned when a write refers to a node that does not exist.
 var ErrMissingNode = errors.New("node not found")
 
+// ErrInvalidRegistration is wrapped by the errors of a registration that is
+// inconsistent with the catalog; nothing of it was written.
+var ErrInvalidRegistration = errors.New("invalid registration")
+
 // ---- writes (called by the FSM only) ----
 
 // EnsureRegistration applies a RegisterRequest at Raft index idx.
@@ -222,7 +227,7 @@ func ensureNodeTxn(tx *memdb.Txn, idx uint64, n *Node) error {
 			return fmt.Errorf("node ID lookup: %w", err)
 		}
 		if other != nil && !strings.EqualFold(other.(*Node).Node, n.Node) {
-			return fmt.Errorf("node ID %q is already registered to node %q", n.ID, other.(*Node).Node)
+			return fmt.Errorf("%w: node ID %q is already registered to node %q", ErrInvalidRegistration, n.ID, other.(*Node).Node)
 		}
 	}
 	n.CreateIndex, n.ModifyIndex = idx, idx
@@ -266,7 +271,11 @@ func ensureServiceTxn(tx *memdb.Txn, idx uint64, svc *Service) error {
 	}
 	svc.CreateIndex, svc.ModifyIndex = idx, idx
 	if raw != nil {
-		svc.CreateIndex = raw.(*Service).CreateIndex
+		old := raw.(*Service)
+		svc.CreateIndex = old.CreateIndex
+		if ServiceEqual(old, svc) {
+			return nil // no change: blocking queries on the service stay asleep
+		}
 	}
 	if err := tx.Insert(tableServices, svc); err != nil {
 		return fmt.Errorf("inserting service: %w", err)
@@ -298,6 +307,29 @@ func ensureServiceTxn(tx *memdb.Txn, idx uint64, svc *Service) error {
 	return setIndex(tx, idx, tableServices)
 }
 
+// ServiceEqual reports whether two instances are the same registration,
+// whatever their indexes.
+func ServiceEqual(a, b *Service) bool {
+	x, y := *a, *b
+	x.CreateIndex, x.ModifyIndex, y.CreateIndex, y.ModifyIndex = 0, 0, 0, 0
+	return reflect.DeepEqual(normalizeEmpty(x), normalizeEmpty(y))
+}
+
+// normalizeEmpty makes nil and empty collections compare equal: JSON
+// round trips turn one into the other.
+func normalizeEmpty(s Service) Service {
+	if len(s.Tags) == 0 {
+		s.Tags = nil
+	}
+	if len(s.Meta) == 0 {
+		s.Meta = nil
+	}
+	if len(s.TaggedAddresses) == 0 {
+		s.TaggedAddresses = nil
+	}
+	return s
+}
+
 func stringsEqual(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -323,7 +355,7 @@ func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck) error {
 			return fmt.Errorf("service lookup: %w", err)
 		}
 		if raw == nil {
-			return fmt.Errorf("check %q refers to service %q, which is not registered on node %q", c.CheckID, c.ServiceID, c.Node)
+			return fmt.Errorf("%w: check %q refers to service %q, which is not registered on node %q", ErrInvalidRegistration, c.CheckID, c.ServiceID, c.Node)
 		}
 		svc := raw.(*Service)
 		c.ServiceName, c.ServiceTags = svc.Service, svc.Tags
@@ -347,12 +379,9 @@ func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck) error {
 }
 
 func checkEqual(a, b *HealthCheck) bool {
-	return a.Node == b.Node && a.CheckID == b.CheckID && a.Name == b.Name && a.Status == b.Status &&
-		a.Notes == b.Notes && a.Output == b.Output && a.ServiceID == b.ServiceID &&
-		a.ServiceName == b.ServiceName && stringsEqual(a.ServiceTags, b.ServiceTags) && a.Type == b.Type &&
-		a.Definition.HTTP == b.Definition.HTTP && a.Definition.TCP == b.Definition.TCP &&
-		a.Definition.GRPC == b.Definition.GRPC && a.Definition.Interval == b.Definition.Interval &&
-		a.Definition.Timeout == b.Definition.Timeout
+	x, y := *a, *b
+	x.CreateIndex, x.ModifyIndex, y.CreateIndex, y.ModifyIndex = 0, 0, 0, 0
+	return reflect.DeepEqual(x, y)
 }
 
 // Deregister applies a DeregisterRequest at Raft index idx.

@@ -1,0 +1,403 @@
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/hashicorp/raft"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// startBlocking sends GET path in the background and waits until the
+// request is inside the handler. The response arrives on the returned
+// channel.
+func (ta *testAPI) startBlocking(path string) (<-chan response, context.CancelFunc) {
+	ta.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ta.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ta.ts.URL+path, nil)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	out := make(chan response, 1)
+	errc := make(chan error, 1)
+	before := ta.inFlight()
+	go func() {
+		resp, err := ta.ts.Client().Do(req)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		out <- response{code: resp.StatusCode, header: resp.Header, body: b}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.inFlight() <= before {
+		select {
+		case r := <-out:
+			ta.t.Fatalf("GET %s returned at once: %d %q", path, r.code, r.body)
+		case err := <-errc:
+			ta.t.Fatalf("GET %s: %v", path, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ta.t.Fatalf("GET %s never reached the handler", path)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return out, cancel
+}
+
+func awaitResponse(t *testing.T, ch <-chan response, within time.Duration) response {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(within):
+		t.Fatalf("no response within %v", within)
+		return response{}
+	}
+}
+
+func blockingSeed(t *testing.T, ta *testAPI) uint64 {
+	t.Helper()
+	ta.agent.registerSelf(t)
+	ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 80},
+		Check:   &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthPassing}})
+	// An unrelated service on another node, written last so that every
+	// table's index is at most the current one.
+	return ta.register(&raftstore.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+		Service: &raftstore.Service{ID: "db", Service: "db", Port: 5432}})
+}
+
+func TestBlockingReturnsAtOnceWhenIndexIsOlder(t *testing.T) {
+	ta := newTestAPI(t)
+	cur := blockingSeed(t, ta)
+	for _, path := range readEndpoints {
+		start := time.Now()
+		r := ta.get(path + sep(path) + "index=1&wait=1m")
+		if r.code != http.StatusOK {
+			t.Errorf("%s: %d %q", path, r.code, r.body)
+			continue
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: took %v with an older index", path, d)
+		}
+		if idx := indexOf(t, r); idx <= 1 || idx > cur {
+			t.Errorf("%s: index %d", path, idx)
+		}
+	}
+}
+
+func sep(path string) string {
+	if strings.Contains(path, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+func TestBlockingWakesOnRelevantWrite(t *testing.T) {
+	updateWeb := func(ta *testAPI) {
+		ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 81}})
+	}
+	failWebCheck := func(ta *testAPI) {
+		ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Check: &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthCritical}})
+	}
+	tests := []struct {
+		path  string
+		write func(ta *testAPI)
+		want  string // substring of the new body
+	}{
+		{"/v1/catalog/service/web", updateWeb, `"ServicePort":81`},
+		{"/v1/health/service/web", failWebCheck, `"Status":"critical"`},
+		{"/v1/health/service/web?passing", failWebCheck, `[]`},
+		{"/v1/health/checks/web", failWebCheck, `"Status":"critical"`},
+		{"/v1/health/state/critical", failWebCheck, `"CheckID":"web-1"`},
+		{"/v1/health/node/n1", failWebCheck, `"Status":"critical"`},
+		{"/v1/catalog/nodes", func(ta *testAPI) {
+			ta.register(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3"})
+		}, `"Node":"n3"`},
+		{"/v1/catalog/services", func(ta *testAPI) {
+			ta.register(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3",
+				Service: &raftstore.Service{ID: "cache", Service: "cache"}})
+		}, `"cache"`},
+		{"/v1/catalog/node/n1", updateWeb, `"Port":81`},
+		{"/v1/catalog/service/web?tag=new", func(ta *testAPI) {
+			ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{"new"}}})
+		}, `"ServiceTags":["new"]`},
+		{"/v1/agent/services", func(ta *testAPI) {
+			if err := ta.agent.AddService(&raftstore.Service{ID: "api", Service: "api", Port: 9000}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, `"api"`},
+		{"/v1/catalog/service/web", func(ta *testAPI) {
+			ta.agent.Apply(raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Node: "n1"})
+		}, `[]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			ta := newTestAPI(t)
+			blockingSeed(t, ta)
+			cur := indexOf(t, ta.get(tc.path))
+			ch, _ := ta.startBlocking(tc.path + sep(tc.path) + fmt.Sprintf("index=%d&wait=1m", cur))
+			select {
+			case r := <-ch:
+				t.Fatalf("returned before any write: %d %q", r.code, r.body)
+			default:
+			}
+			start := time.Now()
+			tc.write(ta)
+			r := awaitResponse(t, ch, 5*time.Second)
+			if r.code != http.StatusOK {
+				t.Fatalf("%d %q", r.code, r.body)
+			}
+			if idx := indexOf(t, r); idx <= cur {
+				t.Errorf("index %d after a write, want > %d", idx, cur)
+			}
+			if !strings.Contains(r.String(), tc.want) {
+				t.Errorf("body %q lacks %s", r.body, tc.want)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("woke %v after the write", d)
+			}
+		})
+	}
+}
+
+func TestBlockingWithOfficialClient(t *testing.T) {
+	ta := newTestAPI(t)
+	blockingSeed(t, ta)
+	_, meta, err := ta.client.Health().Service("web", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		entries []*api.ServiceEntry
+		meta    *api.QueryMeta
+		err     error
+	}
+	done := make(chan result, 1)
+	before := ta.inFlight()
+	go func() {
+		e, m, err := ta.client.Health().Service("web", "", true,
+			&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: time.Minute})
+		done <- result{e, m, err}
+	}()
+	waitInFlight(t, ta, before+1)
+	ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthCritical}})
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.entries) != 0 || r.meta.LastIndex <= meta.LastIndex {
+			t.Errorf("blocking Health().Service = %+v, %+v, %v", r.entries, r.meta, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query did not wake")
+	}
+}
+
+func waitInFlight(t *testing.T, ta *testAPI, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.inFlight() < n {
+		if time.Now().After(deadline) {
+			t.Fatal("request never reached the handler")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBlockingTimesOut(t *testing.T) {
+	ta := newTestAPI(t)
+	cur := blockingSeed(t, ta)
+	const wait = 300 * time.Millisecond
+	for _, path := range []string{"/v1/catalog/service/web", "/v1/health/service/web", "/v1/catalog/nodes"} {
+		t.Run(path, func(t *testing.T) {
+			start := time.Now()
+			r := ta.get(path + fmt.Sprintf("?index=%d&wait=%s", cur, wait))
+			d := time.Since(start)
+			if r.code != http.StatusOK {
+				t.Fatalf("%d %q", r.code, r.body)
+			}
+			if idx := indexOf(t, r); idx != cur {
+				t.Errorf("index after timeout = %d, want %d", idx, cur)
+			}
+			if d < wait {
+				t.Errorf("returned after %v, before the wait of %v", d, wait)
+			}
+			if d > wait+wait/16+2*time.Second {
+				t.Errorf("returned after %v, long after the wait of %v (+1/16 jitter)", d, wait)
+			}
+			if !strings.Contains(r.String(), "web") && path != "/v1/catalog/nodes" {
+				t.Errorf("timed-out answer lacks the current result: %q", r.body)
+			}
+		})
+	}
+}
+
+// An unrelated write (another service on another node) should not wake a
+// blocking query on web; if it does, clients re-poll needlessly. Reported,
+// not failed: Consul's per-table indexes have the same effect on what a woken
+// query returns.
+func TestBlockingUnrelatedWrite(t *testing.T) {
+	ta := newTestAPI(t)
+	cur := blockingSeed(t, ta)
+	for _, path := range []string{"/v1/health/service/web", "/v1/catalog/service/web"} {
+		ch, cancel := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=1m", cur))
+		ta.register(&raftstore.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+			Service: &raftstore.Service{ID: "db", Service: "db", Port: 5433}})
+		select {
+		case r := <-ch:
+			t.Logf("REPORT: %s woke for a write to another service (index %s)", path, r.header.Get("X-Consul-Index"))
+		case <-time.After(200 * time.Millisecond):
+			t.Logf("REPORT: %s stayed blocked through an unrelated write", path)
+		}
+		cancel()
+		cur = indexOf(t, ta.get("/v1/catalog/services"))
+	}
+}
+
+func TestBlockingWakesOnRestore(t *testing.T) {
+	ta := newTestAPI(t)
+	cur := blockingSeed(t, ta)
+
+	// A snapshot of a different state: web on another port.
+	other := raftstore.NewStore()
+	fsm := raftstore.NewFSM(other, nil)
+	buf, _ := raftstore.Encode(raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: "n9", Address: "10.0.0.9",
+		Service: &raftstore.Service{ID: "web-9", Service: "web", Port: 99}})
+	if resp := fsm.Apply(&raft.Log{Index: cur + 10, Data: buf}); resp != nil {
+		t.Fatal(resp)
+	}
+	snap, _ := fsm.Snapshot()
+	sink := &bufSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+
+	ch, _ := ta.startBlocking(fmt.Sprintf("/v1/catalog/service/web?index=%d&wait=1m", cur))
+	if err := ta.agent.fsm.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitResponse(t, ch, 5*time.Second)
+	if !strings.Contains(r.String(), `"ServicePort":99`) || indexOf(t, r) != cur+10 {
+		t.Errorf("after restore: index %s, body %q", r.header.Get("X-Consul-Index"), r.body)
+	}
+}
+
+type bufSink struct{ bytes.Buffer }
+
+func (s *bufSink) ID() string    { return "buf" }
+func (s *bufSink) Close() error  { return nil }
+func (s *bufSink) Cancel() error { return nil }
+
+func TestBlockingClientGoesAway(t *testing.T) {
+	ta := newTestAPI(t)
+	cur := blockingSeed(t, ta)
+	_, cancel := ta.startBlocking(fmt.Sprintf("/v1/health/service/web?index=%d&wait=5m", cur))
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.inFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the handler kept blocking after its client went away")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestQueryOptionErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		query    string
+		setup    func(a *fakeAgent)
+		wantCode int
+		wantMsg  string
+	}{
+		{"bad index", "index=abc", nil, 400, "Invalid index"},
+		{"negative index", "index=-1", nil, 400, "Invalid index"},
+		{"bad wait", "index=1&wait=soon", nil, 400, "Invalid wait"},
+		{"negative wait", "index=1&wait=-1s", nil, 400, "Invalid wait"},
+		{"stale and consistent", "stale&consistent", nil, 400, "Cannot specify ?stale with ?consistent"},
+		{"filter", "filter=Service+%3D%3D+web", nil, 400, "filter"},
+		{"other dc", "dc=dc2", nil, 500, "No path to datacenter"},
+		{"no leader", "", func(a *fakeAgent) { a.setLeader("") }, 500, "No cluster leader"},
+		{"no leader, blocking", "index=1", func(a *fakeAgent) { a.setLeader("") }, 500, "No cluster leader"},
+		{"consistent, not leader", "consistent", func(a *fakeAgent) {
+			a.mu.Lock()
+			a.verifyErr = raftstore.ErrNotLeader
+			a.mu.Unlock()
+		}, 500, "Not the cluster leader"},
+		// These succeed.
+		{"own dc", "dc=dc1", nil, 200, ""},
+		{"stale", "stale", nil, 200, ""},
+		{"consistent", "consistent", nil, 200, ""},
+		{"stale without leader", "stale", func(a *fakeAgent) { a.setLeader("") }, 200, ""},
+		{"wait in seconds", "index=1&wait=5", nil, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestAPI(t)
+			blockingSeed(t, ta)
+			if tc.setup != nil {
+				tc.setup(ta.agent)
+			}
+			for _, path := range readEndpoints {
+				r := ta.get(path + "?" + tc.query)
+				if r.code != tc.wantCode || !strings.Contains(r.String(), tc.wantMsg) {
+					t.Errorf("%s?%s = %d %q, want %d with %q", path, tc.query, r.code, r.body, tc.wantCode, tc.wantMsg)
+				}
+			}
+		})
+	}
+}
+
+func TestParseQueryOptions(t *testing.T) {
+	tests := []struct {
+		query   string
+		want    queryOptions
+		wantErr bool
+	}{
+		{"", queryOptions{wait: defaultWait}, false},
+		{"index=7", queryOptions{minIndex: 7, wait: defaultWait}, false},
+		{"index=7&wait=10s", queryOptions{minIndex: 7, wait: 10 * time.Second}, false},
+		{"wait=5", queryOptions{wait: 5 * time.Second}, false},
+		{"wait=1m30s", queryOptions{wait: 90 * time.Second}, false},
+		{"wait=1h", queryOptions{wait: maxWait}, false},
+		{"wait=11m", queryOptions{wait: maxWait}, false},
+		{"stale", queryOptions{wait: defaultWait, stale: true}, false},
+		{"stale=", queryOptions{wait: defaultWait, stale: true}, false},
+		{"consistent", queryOptions{wait: defaultWait, consistent: true}, false},
+		{"index=18446744073709551615", queryOptions{minIndex: 1<<64 - 1, wait: defaultWait}, false},
+		{"index=18446744073709551616", queryOptions{}, true},
+		{"index=1.5", queryOptions{}, true},
+		{"wait=-1s", queryOptions{}, true},
+		{"wait=1x", queryOptions{}, true},
+		{"stale&consistent", queryOptions{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			u, _ := url.Parse("/v1/catalog/nodes?" + tc.query)
+			got, err := parseQueryOptions(&http.Request{URL: u})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

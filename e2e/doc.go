@@ -1,0 +1,19 @@
+// Package e2e owns beacon's end-to-end tests: they build the real binary
+// once, start it as separate `beacon agent -conf Corefile` processes on free
+// 127.0.0.1 ports, and talk to them only through public interfaces — DNS
+// (github.com/miekg/dns), the Consul-compatible HTTP API (the official
+// github.com/hashicorp/consul/api client, and plain net/http for what that
+// client will not send), signals (SIGKILL, SIGTERM, SIGUSR1) and the
+// process's exit status and output.
+//
+// It must not import any of beacon's own packages: a test that needs to
+// reach inside the agent is not an end-to-end test. Everything lives in
+// _test.go files; this file only documents the package.
+//
+// Run with:
+//
+//	go test -race -count=1 ./e2e/
+//
+// BEACON_BIN=/path/to/beacon skips the build and tests that binary. A failed
+// test prints the Corefile and the output of every agent it started.
+package e2e

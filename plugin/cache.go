@@ -1,0 +1,268 @@
+package discovery
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/beacon-dns/beacon/raftstore"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// The service answer cache.
+//
+// Reading a service's healthy instances from go-memdb costs a read
+// transaction, radix iterators and a key per index lookup: tens of
+// allocations for three instances, several times the cost of the rest of
+// the query. So the handler keeps, per service and tag, what its answers
+// are made of (addresses, SRV targets, TTL) together with the store's watch
+// channels for exactly the rows it was built from: the service's instances,
+// their nodes, their nodes' and their own checks, and the store's restore
+// channel. Any write that may change the answer closes one of them.
+//
+// A query checks an entry's channels without blocking, so it sees every
+// write committed before it started. That stays cheap up to a few dozen
+// channels; an entry with more (a service with more than about twenty
+// instances) gets a goroutine that waits on them and flags the entry
+// instead, and so sees a write as soon as that goroutine runs, a few
+// microseconds after the commit.
+//
+// Nothing on the query path takes a lock shared by other queries: sync.Map's
+// lock-free read path, non-blocking channel receives, atomics.
+//
+// Only names with healthy instances are cached, so random names cannot fill
+// the cache, and it is bounded all the same: past maxCacheEntries it starts
+// afresh, and past maxWatchers big services are read from the store.
+
+const (
+	maxCacheEntries  = 1 << 14
+	maxInlineWatches = 64
+	maxWatchers      = 1024
+)
+
+type serviceCache struct {
+	entries atomic.Pointer[sync.Map] // cacheKey -> *serviceEntry
+	size    atomic.Int32
+	// abandon is the store's restore channel, kept so that a miss does
+	// not take the store's lock to get it; renewed once it fires.
+	abandon atomic.Pointer[<-chan struct{}]
+	// watchers counts the goroutines watching big entries; ctx stops them
+	// when the handler is shut down.
+	watchers atomic.Int32
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+func (c *serviceCache) init() {
+	c.entries.Store(new(sync.Map))
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+}
+
+type cacheKey struct {
+	name, tag string // lowercase
+	suffix    string // the zone's suffix, which SRV targets end with
+}
+
+// serviceEntry is what the answers for one service and tag are built from.
+type serviceEntry struct {
+	ttl   uint32
+	addrs []netip.Addr // A/AAAA answers: unique and sorted, IPv4 first
+	n4    int          // how many of addrs are IPv4
+	// host is a hostname address to CNAME to, set only when no instance
+	// has an IP address.
+	host string
+	srv  []srvRecord
+	// The SRV answers' additional section: one address per target that
+	// has one, in two slices as appendAddrRRs takes them.
+	glueNames []string
+	glueIPs   []netip.Addr
+
+	// Either the channels a query checks, or, when watched by a
+	// goroutine, the flag it sets.
+	watch   []<-chan struct{}
+	watched bool
+	stale   atomic.Bool
+}
+
+// valid reports whether no write has touched what e was read from.
+func (e *serviceEntry) valid() bool {
+	if e.watched {
+		return !e.stale.Load()
+	}
+	for _, ch := range e.watch {
+		select {
+		case <-ch:
+			return false
+		default:
+		}
+	}
+	return true
+}
+
+type srvRecord struct {
+	target       string
+	port, weight uint16
+}
+
+// abandonCh returns the store's current restore channel.
+func (d *Discovery) abandonCh() <-chan struct{} {
+	if p := d.cache.abandon.Load(); p != nil {
+		select {
+		case <-*p:
+		default:
+			return *p // not fired: still the current one
+		}
+	}
+	ch := d.store.AbandonCh()
+	d.cache.abandon.Store(&ch)
+	return ch
+}
+
+// lookup returns the entry for service name with tag, answered in zone z,
+// or nil when it has no healthy instance.
+func (d *Discovery) lookup(z *zone, name, tag string) *serviceEntry {
+	c := &d.cache
+	m := c.entries.Load()
+	key := cacheKey{name: strings.ToLower(name), tag: strings.ToLower(tag), suffix: z.suffix}
+	v, found := m.Load(key)
+	if found {
+		if e := v.(*serviceEntry); e.valid() {
+			return e
+		}
+	}
+	e, ws := d.readService(z, key.name, key.tag)
+	switch {
+	case e == nil || !c.keep(e, ws):
+		if found {
+			m.Delete(key) // not left to be found stale again
+		}
+	default:
+		if !found && c.size.Add(1) > maxCacheEntries {
+			// Full, likely of services long gone: start afresh.
+			m = new(sync.Map)
+			c.entries.Store(m)
+			c.size.Store(1)
+		}
+		m.Store(key, e)
+	}
+	return e
+}
+
+// keep arranges for e to learn of writes to what it was read from, and
+// reports whether it may be cached.
+func (c *serviceCache) keep(e *serviceEntry, ws memdb.WatchSet) bool {
+	if len(ws) <= maxInlineWatches {
+		e.watch = make([]<-chan struct{}, 0, len(ws))
+		for ch := range ws {
+			e.watch = append(e.watch, ch)
+		}
+		return true
+	}
+	if c.watchers.Add(1) > maxWatchers {
+		c.watchers.Add(-1)
+		return false
+	}
+	e.watched = true
+	go func() {
+		defer c.watchers.Add(-1)
+		ws.WatchCtx(c.ctx) // returns when a channel fires or the handler is shut down
+		e.stale.Store(true)
+	}()
+	return true
+}
+
+// shutdown ends the cache's watcher goroutines; their entries read as
+// stale after, so a query still in flight reads the store.
+func (d *Discovery) shutdown() error {
+	d.cache.cancel()
+	return nil
+}
+
+// readService reads the healthy instances of a service from the store and
+// prepares its answers, returning with them the watch channels that fire
+// when they may have changed.
+func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb.WatchSet) {
+	// Names with no healthy instance are not cached, and queried at
+	// random they are the common miss: answer them with the store's
+	// cheapest read, without watches.
+	var probe [1]raftstore.ServiceNode
+	if len(d.store.HealthyInstances(probe[:0], name, tag, d.onlyPassing)) == 0 {
+		return nil, nil
+	}
+	ws := memdb.NewWatchSet()
+	// The restore channel first: a restore after it is taken closes it,
+	// whichever database the read below sees.
+	ws.Add(d.abandonCh())
+	_, all, err := d.store.ServiceNodes(ws, name, tag)
+	if err != nil {
+		return nil, nil
+	}
+	insts := all[:0]
+	for _, sn := range all {
+		if raftstore.Healthy(sn.Checks, d.onlyPassing) {
+			insts = append(insts, sn)
+		}
+	}
+	if len(insts) == 0 {
+		return nil, nil
+	}
+	e := &serviceEntry{
+		ttl: d.serviceTTL(insts[0].Service.Service),
+		srv: make([]srvRecord, len(insts)),
+	}
+	anyIP := false
+	var seen map[string]bool // glue targets, when too many for a linear scan
+	if len(insts) > 32 {
+		seen = make(map[string]bool, len(insts))
+	}
+	for i := range insts {
+		svc, node := insts[i].Service, insts[i].Node
+		a := svc.Address
+		if a == "" {
+			a = node.Address
+		}
+		if ip, err := netip.ParseAddr(a); err == nil {
+			anyIP = true
+			e.addrs = append(e.addrs, ip.Unmap().WithZone(""))
+		} else if e.host == "" {
+			e.host = a
+		}
+
+		target, ip, hasIP := srvTarget(z, svc, node)
+		weight := svc.Weights.Passing
+		if weight <= 0 {
+			weight = 1
+		}
+		e.srv[i] = srvRecord{target: target, port: uint16(svc.Port), weight: uint16(min(weight, 65535))}
+		// Several instances on one node share a target: one glue record.
+		if !hasIP {
+			continue
+		}
+		if seen != nil {
+			if seen[target] {
+				continue
+			}
+			seen[target] = true
+		} else if slices.Contains(e.glueNames, target) {
+			continue
+		}
+		e.glueNames = append(e.glueNames, target)
+		e.glueIPs = append(e.glueIPs, ip)
+	}
+	if anyIP {
+		e.host = ""
+	}
+	// IPv4 sorts before IPv6, so the families are two contiguous runs.
+	slices.SortFunc(e.addrs, netip.Addr.Compare)
+	e.addrs = slices.Compact(e.addrs)
+	for _, ip := range e.addrs {
+		if ip.Is4() {
+			e.n4++
+		}
+	}
+	return e, ws
+}

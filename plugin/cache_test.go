@@ -1,0 +1,289 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beacon-dns/beacon/raftstore"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/hashicorp/go-memdb"
+	"github.com/miekg/dns"
+)
+
+// answers returns the sorted answer data of a query, or the rcode's name.
+func answers(t testing.TB, d *Discovery, qname string, qtype uint16) []string {
+	t.Helper()
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := d.ServeDNS(context.Background(), rec, (&test.Case{Qname: qname, Qtype: qtype}).Msg()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Msg.Rcode != dns.RcodeSuccess {
+		return []string{dns.RcodeToString[rec.Msg.Rcode]}
+	}
+	var out []string
+	for _, rr := range rec.Msg.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			out = append(out, rr.A.String())
+		case *dns.SRV:
+			out = append(out, fmt.Sprintf("%s:%d", rr.Target, rr.Port))
+		default:
+			out = append(out, rr.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestCacheInvalidation checks that every kind of catalog write is seen by
+// the very next query, cache or not.
+func TestCacheInvalidation(t *testing.T) {
+	s := testStore(t)
+	d := New(s, testDNSConfig(), testAgentConfig())
+	idx := uint64(1000)
+	write := func(req *raftstore.RegisterRequest) {
+		t.Helper()
+		idx++
+		if err := s.EnsureRegistration(idx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(name string, qtype uint16, want ...string) {
+		t.Helper()
+		// Twice: the first may fill the cache, the second reads it.
+		for i := 0; i < 2; i++ {
+			if got := answers(t, d, name, qtype); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s %s: got %v, want %v", name, dns.TypeToString[qtype], got, want)
+			}
+		}
+	}
+	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.1.2")
+
+	// An instance's check goes critical, then passing again.
+	crit := &raftstore.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: raftstore.HealthCritical}
+	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: crit})
+	check("web.service.consul.", dns.TypeA, "10.0.1.2")
+	check("web.service.consul.", dns.TypeSRV, "0a000102.addr.dc1.consul.:81")
+	pass := *crit
+	pass.Status = raftstore.HealthPassing
+	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: &pass})
+	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.1.2")
+
+	// A node fails (gossip marks serfHealth critical).
+	write(&raftstore.RegisterRequest{Node: "n2", SkipNodeUpdate: true, Check: &raftstore.HealthCheck{
+		CheckID: raftstore.SerfCheckID, Status: raftstore.HealthCritical}})
+	check("web.service.consul.", dns.TypeA, "10.0.0.1")
+
+	// A new instance; an address change; a tag change.
+	write(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3", Checks: []*raftstore.HealthCheck{
+		{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthPassing}}})
+	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.3")
+	write(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.33"})
+	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.33")
+	check("primary.web.service.consul.", dns.TypeA, "10.0.0.1")
+	write(&raftstore.RegisterRequest{Node: "n3", SkipNodeUpdate: true,
+		Service: &raftstore.Service{ID: "web3", Service: "web", Port: 80, Tags: []string{"primary"}}})
+	check("primary.web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.33")
+
+	// Services without checks: only their own rows change.
+	check("ext.service.consul.", dns.TypeSRV, "ext.example.com.:8080")
+	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Service: &raftstore.Service{ID: "ext", Service: "ext", Port: 8081, Address: "10.0.0.99"}})
+	check("ext.service.consul.", dns.TypeA, "10.0.0.99")
+	check("ext.service.consul.", dns.TypeSRV, "0a000063.addr.dc1.consul.:8081")
+	idx++
+	if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: "n1", ServiceID: "ext"}); err != nil {
+		t.Fatal(err)
+	}
+	check("ext.service.consul.", dns.TypeA, "NXDOMAIN")
+	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Service: &raftstore.Service{ID: "ext", Service: "ext", Port: 8082, Address: "10.0.0.98"}})
+	check("ext.service.consul.", dns.TypeA, "10.0.0.98")
+
+	// Deregistration, down to none.
+	for _, node := range []string{"n1", "n3"} {
+		idx++
+		if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: node}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("web.service.consul.", dns.TypeA, "NXDOMAIN")
+}
+
+// swappableStore is a Catalog whose whole content can be replaced, as a
+// snapshot restore replaces the store's database: the table watches of the
+// old content never fire, only AbandonCh does.
+type swappableStore struct {
+	cur     atomic.Pointer[raftstore.Store]
+	mu      sync.Mutex
+	abandon chan struct{}
+}
+
+func (s *swappableStore) swap(n *raftstore.Store) {
+	s.cur.Store(n)
+	s.mu.Lock()
+	close(s.abandon)
+	s.abandon = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *swappableStore) HealthyInstances(dst []raftstore.ServiceNode, name, tag string, onlyPassing bool) []raftstore.ServiceNode {
+	return s.cur.Load().HealthyInstances(dst, name, tag, onlyPassing)
+}
+func (s *swappableStore) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []raftstore.ServiceNode, error) {
+	return s.cur.Load().ServiceNodes(ws, name, tag)
+}
+func (s *swappableStore) GetNode(ws memdb.WatchSet, name string) (uint64, *raftstore.Node, error) {
+	return s.cur.Load().GetNode(ws, name)
+}
+func (s *swappableStore) NodesByAddress(addr string) []*raftstore.Node {
+	return s.cur.Load().NodesByAddress(addr)
+}
+func (s *swappableStore) ServicesByAddress(addr string) []*raftstore.Service {
+	return s.cur.Load().ServicesByAddress(addr)
+}
+func (s *swappableStore) AbandonCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.abandon
+}
+
+func TestCacheRestore(t *testing.T) {
+	s := &swappableStore{abandon: make(chan struct{})}
+	s.cur.Store(testStore(t))
+	d := New(s, testDNSConfig(), testAgentConfig())
+	if got := answers(t, d, "web.service.consul.", dns.TypeA); fmt.Sprint(got) != "[10.0.0.1 10.0.1.2]" {
+		t.Fatalf("before restore: %v", got)
+	}
+	restored := raftstore.NewStore()
+	err := restored.EnsureRegistration(1, &raftstore.RegisterRequest{Node: "r1", Address: "192.0.2.1",
+		Service: &raftstore.Service{ID: "web", Service: "web", Port: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.swap(restored)
+	if got := answers(t, d, "web.service.consul.", dns.TypeA); fmt.Sprint(got) != "[192.0.2.1]" {
+		t.Fatalf("after restore: %v", got)
+	}
+}
+
+// TestCacheConcurrent runs queries against a catalog being written, for the
+// race detector, and checks that a write is visible to queries started
+// after it.
+func TestCacheConcurrent(t *testing.T) {
+	s := testStore(t)
+	d := New(s, testDNSConfig(), testAgentConfig())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				answers(t, d, "web.service.consul.", dns.TypeA)
+				answers(t, d, "web.service.consul.", dns.TypeSRV)
+				answers(t, d, "primary.web.service.consul.", dns.TypeA)
+			}
+		}()
+	}
+	for i := 0; i < 200; i++ {
+		status := raftstore.HealthCritical
+		want := "[10.0.1.2]"
+		if i%2 == 1 {
+			status, want = raftstore.HealthPassing, "[10.0.0.1 10.0.1.2]"
+		}
+		err := s.EnsureRegistration(uint64(2000+i), &raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+			Check: &raftstore.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: status}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := answers(t, d, "web.service.consul.", dns.TypeA); fmt.Sprint(got) != want {
+			t.Fatalf("write %d (%s): got %v, want %v", i, status, got, want)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestCacheBigService covers entries watched by a goroutine rather than by
+// each query: a write reaches them a moment after its commit.
+func TestCacheBigService(t *testing.T) {
+	s := raftstore.NewStore()
+	const n = 40 // 40 nodes, 40 instances: well over maxInlineWatches channels
+	idx := uint64(0)
+	for i := 0; i < n; i++ {
+		idx++
+		id := fmt.Sprintf("big%d", i)
+		err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{
+			Node: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.1.0.%d", i),
+			Service: &raftstore.Service{ID: id, Service: "big", Port: 80},
+			Checks: []*raftstore.HealthCheck{
+				{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthPassing},
+				{CheckID: "service:" + id, ServiceID: id, Status: raftstore.HealthPassing},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := New(s, testDNSConfig(), testAgentConfig())
+	t.Cleanup(func() { d.shutdown() })
+	count := func() int {
+		got := answers(t, d, "big.service.consul.", dns.TypeA)
+		if len(got) == 1 && got[0] == "NXDOMAIN" {
+			return 0
+		}
+		return len(got)
+	}
+	if got := count(); got != n {
+		t.Fatalf("got %d addresses, want %d", got, n)
+	}
+	e, ok := d.cache.entries.Load().Load(cacheKey{name: "big", suffix: ".dc1.consul."})
+	if !ok || !e.(*serviceEntry).watched {
+		t.Fatalf("the entry of a %d-instance service is not cached with a watcher", n)
+	}
+	eventually := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for count() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("still %d addresses, want %d", count(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	idx++
+	err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{Node: "node7", SkipNodeUpdate: true,
+		Check: &raftstore.HealthCheck{CheckID: "service:big7", ServiceID: "big7", Status: raftstore.HealthCritical}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(n - 1)
+
+	// After shutdown the watchers are gone: entries read the store.
+	d.shutdown()
+	idx++
+	if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: "node8"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(n - 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for d.cache.watchers.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watchers still running after shutdown", d.cache.watchers.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
