@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // Blocking query limits, as Consul's.
@@ -119,18 +117,11 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 }
 
 // consistency enforces the read mode: ?stale reads the local replica as it
-// is; the default mode needs a known leader; ?consistent confirms this
-// server's leadership with a quorum before reading.
+// is; the default mode first catches the replica up with the leader;
+// ?consistent also has a quorum confirm that leader after the read began.
 func (s *Server) consistency(o queryOptions) error {
-	switch {
-	case o.stale:
-		return nil
-	case o.consistent:
-		return s.agent.VerifyLeader()
-	default:
-		if s.agent.Leader() == "" {
-			return raftstore.ErrNoLeader
-		}
+	if o.stale {
 		return nil
 	}
+	return s.agent.ConsistentRead(o.consistent)
 }

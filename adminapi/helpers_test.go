@@ -128,10 +128,18 @@ func (a *fakeAgent) Peers() ([]string, error) {
 	return a.peers, nil
 }
 
-func (a *fakeAgent) VerifyLeader() error {
+// ConsistentRead behaves as a replica does: the default mode needs a known
+// leader; a linearizable read also needs the leader confirmed (verifyErr).
+func (a *fakeAgent) ConsistentRead(verify bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.verifyErr
+	if a.leader == "" {
+		return raftstore.ErrNoLeader
+	}
+	if verify {
+		return a.verifyErr
+	}
+	return nil
 }
 
 func (a *fakeAgent) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {

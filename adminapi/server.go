@@ -29,8 +29,10 @@ type Agent interface {
 	// the leader, negative when never.
 	LastContact() time.Duration
 	Peers() ([]string, error)
-	// VerifyLeader confirms leadership with a quorum (for ?consistent).
-	VerifyLeader() error
+	// ConsistentRead readies the local replica for a read in the default
+	// mode (caught up with the leader) or, with verify, a linearizable one
+	// (caught up with a leader a quorum confirmed after the read began).
+	ConsistentRead(verify bool) error
 	AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error
 	RemoveService(id string) (bool, error)
 	LocalServices() []*raftstore.Service

@@ -23,8 +23,13 @@ import (
 // -ldflags "-X github.com/beacon-dns/beacon/agent.Version=…".
 var Version = "0.1.0-dev"
 
-// applyTimeout bounds how long a write waits to be committed.
+// applyTimeout bounds how long a write waits to be committed, including the
+// wait for a leader during an election.
 const applyTimeout = 10 * time.Second
+
+// readTimeout bounds how long a default or consistent read waits for the
+// replica to catch up.
+const readTimeout = 5 * time.Second
 
 // Agent is the running agent: the process's one Raft server (or, later, a
 // client of the servers), its local services, and its HTTP API.
@@ -160,8 +165,11 @@ func (a *Agent) NodeID() string { return a.nodeID }
 // Datacenter is the agent's datacenter.
 func (a *Agent) Datacenter() string { return a.cfg.Datacenter }
 
-// VerifyLeader confirms this server's leadership with a quorum.
-func (a *Agent) VerifyLeader() error { return a.server.VerifyLeader() }
+// ConsistentRead readies the local replica for a default-mode or (verify)
+// linearizable read.
+func (a *Agent) ConsistentRead(verify bool) error {
+	return a.server.ConsistentRead(verify, readTimeout)
+}
 
 // Apply commits a command through Raft.
 func (a *Agent) Apply(t raftstore.MessageType, msg any) (uint64, error) {

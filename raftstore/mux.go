@@ -15,6 +15,7 @@ import (
 // which; the listener hands it to the matching consumer.
 const (
 	protoRaft byte = 0x01
+	protoRPC  byte = 0x02
 )
 
 // muxHandshakeTimeout bounds how long an accepted connection may take to say
@@ -27,24 +28,28 @@ type muxListener struct {
 	ln     net.Listener
 	logger hclog.Logger
 	raft   chan net.Conn
+	// rpc serves an agent-to-server connection; set before the first
+	// connection can arrive.
+	rpc func(net.Conn)
 
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
 
-	// handshaking are the connections that have not yet said which
-	// protocol they speak; Close closes them rather than waiting them out.
-	mu          sync.Mutex
-	handshaking map[net.Conn]struct{}
+	// open are the connections the listener itself serves: those still
+	// handshaking and the RPC ones. Close closes them rather than waiting
+	// them out.
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
 }
 
-func listenMux(addr string, logger hclog.Logger) (*muxListener, error) {
+func listenMux(addr string, logger hclog.Logger, rpc func(net.Conn)) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
 	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{}),
-		handshaking: map[net.Conn]struct{}{}}
+		open: map[net.Conn]struct{}{}, rpc: rpc}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -75,20 +80,14 @@ func (m *muxListener) acceptLoop() {
 
 func (m *muxListener) route(conn net.Conn) {
 	defer m.wg.Done()
-	m.mu.Lock()
-	if m.handshaking == nil { // closed
-		m.mu.Unlock()
+	if !m.track(conn) {
 		conn.Close()
 		return
 	}
-	m.handshaking[conn] = struct{}{}
-	m.mu.Unlock()
 	var b [1]byte
 	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
 	_, err := conn.Read(b[:])
-	m.mu.Lock()
-	delete(m.handshaking, conn)
-	m.mu.Unlock()
+	m.untrack(conn)
 	if err != nil {
 		conn.Close()
 		return
@@ -101,10 +100,34 @@ func (m *muxListener) route(conn net.Conn) {
 		case <-m.closed:
 			conn.Close()
 		}
+	case protoRPC:
+		if m.rpc == nil || !m.track(conn) {
+			conn.Close()
+			return
+		}
+		m.rpc(conn)
+		m.untrack(conn)
 	default:
 		m.logger.Warn("server port: unknown protocol", "byte", b[0], "remote", conn.RemoteAddr())
 		conn.Close()
 	}
+}
+
+// track records conn as served by the listener; false once it is closed.
+func (m *muxListener) track(conn net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.open == nil {
+		return false
+	}
+	m.open[conn] = struct{}{}
+	return true
+}
+
+func (m *muxListener) untrack(conn net.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.open, conn)
 }
 
 func (m *muxListener) Close() error {
@@ -113,10 +136,10 @@ func (m *muxListener) Close() error {
 		close(m.closed)
 		err = m.ln.Close()
 		m.mu.Lock()
-		for c := range m.handshaking {
+		for c := range m.open {
 			c.Close()
 		}
-		m.handshaking = nil
+		m.open = nil
 		m.mu.Unlock()
 	})
 	m.wg.Wait()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,6 +28,10 @@ type ServerConfig struct {
 	// election. A server with 1 bootstraps itself.
 	BootstrapExpect int
 	Logger          hclog.Logger
+	// LeadershipChanged, when set, is called from one goroutine, in order,
+	// when this server becomes a ready leader (after its barrier: every
+	// earlier entry is applied) and when it stops being leader.
+	LeadershipChanged func(leader bool)
 }
 
 // Server is a Raft voter holding the replicated state.
@@ -35,7 +41,18 @@ type Server struct {
 	logs   *raftboltdb.BoltStore
 	mux    *muxListener
 	trans  *raft.NetworkTransport
+	pool   rpcPool
 	logger hclog.Logger
+
+	// leaderReady is set once this server, as leader, has applied every
+	// entry of earlier terms (its barrier); until then it serves no
+	// linearizable read.
+	leaderReady atomic.Bool
+	notify      chan bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	stopOnce    sync.Once
+	stopErr     error
 }
 
 // Timeouts on the server port.
@@ -66,7 +83,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
-	s := &Server{store: store, logs: logs, logger: logger}
+	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -77,7 +94,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
 	}
-	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"))
+	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), s.serveRPC)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +106,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	rc.Logger = logger.Named("raft")
 	rc.SnapshotThreshold = 16384
 	rc.TrailingLogs = 10240
+	rc.NotifyCh = s.notify
 
 	if cfg.BootstrapExpect == 1 {
 		existing, err := raft.HasExistingState(logs, logs, snaps)
@@ -108,7 +126,46 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	ok = true
+	s.wg.Add(1)
+	go s.leaderLoop(cfg.LeadershipChanged)
 	return s, nil
+}
+
+// leaderLoop follows leadership changes: a new leader first applies every
+// entry of earlier terms (Barrier), and only then counts as ready.
+func (s *Server) leaderLoop(changed func(bool)) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-s.notify:
+			if !leader {
+				if s.leaderReady.Swap(false) && changed != nil {
+					changed(false)
+				}
+				continue
+			}
+			for {
+				err := s.raft.Barrier(maxApplyTimeout).Error()
+				if err == nil {
+					break
+				}
+				if s.raft.State() != raft.Leader {
+					break
+				}
+				s.logger.Warn("leader barrier failed; retrying", "error", err)
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			if s.raft.State() == raft.Leader && !s.leaderReady.Swap(true) && changed != nil {
+				changed(true)
+			}
+		}
+	}
 }
 
 // ErrNoLeader is returned for a write when the cluster has no leader.
@@ -118,27 +175,188 @@ var ErrNoLeader = errors.New("no cluster leader")
 var ErrNotLeader = errors.New("not the cluster leader")
 
 // Apply proposes a command and waits until it is committed by a quorum,
-// fsynced and applied here. It returns the entry's Raft index.
+// fsynced and applied on the leader. On a follower it forwards the command
+// to the leader; while there is no leader (an election) it waits for one,
+// up to timeout. It returns the entry's Raft index.
 func (s *Server) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
 		return 0, err
 	}
+	timeout = min(timeout, maxApplyTimeout)
+	deadline := time.Now().Add(timeout)
+	backoff := 10 * time.Millisecond
+	for {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			if s.Leader() == "" {
+				return 0, ErrNoLeader
+			}
+			return 0, fmt.Errorf("%s: no leader accepted the write within %s", t, timeout)
+		}
+		var idx uint64
+		var err error
+		if s.IsLeader() {
+			idx, err = s.applyLocal(buf, remaining)
+		} else if leader := s.Leader(); leader != "" {
+			idx, err = s.forwardApply(leader, buf, remaining)
+		} else {
+			err = ErrNoLeader
+		}
+		// Only outcomes that prove the write was not applied are retried:
+		// no leader yet, a deposed leader, or a request that never left.
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errNotSent) {
+			return idx, err
+		}
+		select {
+		case <-s.stop:
+			return 0, ErrNoLeader
+		case <-time.After(min(backoff, time.Until(deadline))):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+// applyLocal applies an encoded entry on this server, which must lead.
+func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, error) {
+	if len(buf) < 2 {
+		return 0, errShortEntry
+	}
 	f := s.raft.Apply(buf, timeout)
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			if addr, _ := s.raft.LeaderWithID(); addr == "" {
-				return 0, ErrNoLeader
-			}
 			return 0, ErrNotLeader
 		}
-		return 0, fmt.Errorf("raft apply of %s: %w", t, err)
+		return 0, fmt.Errorf("raft apply of %s: %w", MessageType(buf[0]), err)
 	}
 	if resp, isErr := f.Response().(error); isErr && resp != nil {
 		return f.Index(), resp
 	}
 	return f.Index(), nil
+}
+
+func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, error) {
+	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: buf}, timeout)
+	if err != nil {
+		return 0, err
+	}
+	return resp.Index, remoteError(resp)
+}
+
+// readIndexLocal returns the index a linearizable read must see, as the
+// leader: everything applied here, with leadership confirmed by a quorum
+// after the index was taken (hashicorp/raft#603: confirming first and
+// reading the index later lets a deposed leader hand out a stale index).
+func (s *Server) readIndexLocal() (uint64, error) {
+	if !s.IsLeader() {
+		return 0, ErrNotLeader
+	}
+	if !s.leaderReady.Load() {
+		return 0, ErrNoLeader // elected, but earlier terms not yet applied
+	}
+	idx := s.raft.AppliedIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, ErrNotLeader
+	}
+	return idx, nil
+}
+
+// ConsistentRead makes this replica safe for a read of the given mode:
+// linearizable (verify) waits until it has applied everything the leader had
+// applied when a quorum confirmed the leader; otherwise (Consul's default
+// mode) until it has applied what the leader has, without the quorum round.
+func (s *Server) ConsistentRead(verify bool, timeout time.Duration) error {
+	if s.IsLeader() {
+		if !verify {
+			if !s.leaderReady.Load() {
+				return ErrNoLeader
+			}
+			return nil
+		}
+		_, err := s.readIndexLocal() // everything it names is applied here
+		return err
+	}
+	leader := s.Leader()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodReadIndex}, timeout)
+	if err != nil {
+		return fmt.Errorf("asking the leader for its read index: %w", err)
+	}
+	if err := remoteError(resp); err != nil {
+		return err
+	}
+	return s.waitApplied(resp.Index, timeout)
+}
+
+// waitApplied waits until this replica has applied index idx.
+func (s *Server) waitApplied(idx uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	wait := 100 * time.Microsecond
+	for s.raft.AppliedIndex() < idx {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replica did not catch up to index %d within %s", idx, timeout)
+		}
+		select {
+		case <-s.stop:
+			return ErrNoLeader
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Millisecond)
+	}
+	return nil
+}
+
+// Peer is a server of the Raft configuration.
+type Peer struct {
+	ID      string
+	Address string
+}
+
+// HasExistingState reports whether this server has Raft state (logs,
+// snapshots or a term) from an earlier run or an earlier bootstrap, in which
+// case it must never bootstrap again.
+func (s *Server) HasExistingState() bool {
+	last, err := s.logs.LastIndex()
+	return err != nil || last > 0 || s.raft.LastIndex() > 0
+}
+
+// BootstrapWith makes peers the first Raft configuration. Every server of a
+// new cluster calls it with the same peers (those gossip found once
+// bootstrap_expect were there); raft refuses it on a server with state.
+func (s *Server) BootstrapWith(peers []Peer) error {
+	conf := raft.Configuration{}
+	for _, p := range peers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+	}
+	if err := s.raft.BootstrapCluster(conf).Error(); err != nil {
+		return fmt.Errorf("bootstrapping raft with %d servers: %w", len(peers), err)
+	}
+	return nil
+}
+
+// AddVoter adds (or re-addresses) a voting server; the leader only.
+func (s *Server) AddVoter(p Peer) error {
+	if err := s.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.Address), 0, maxApplyTimeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("adding server %s at %s: %w", p.ID, p.Address, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a server from the configuration; the leader only.
+func (s *Server) RemoveServer(id string) error {
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, maxApplyTimeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("removing server %s: %w", id, err)
+	}
+	return nil
 }
 
 // IsLeader reports whether this server leads.
@@ -194,14 +412,20 @@ func (s *Server) Barrier(timeout time.Duration) error {
 // Stats are raft's counters, for /v1/agent/self.
 func (s *Server) Stats() map[string]string { return s.raft.Stats() }
 
-// Shutdown stops Raft and closes the log and the server port.
+// Shutdown stops Raft and closes the log and the server port. Calls after
+// the first return its result.
 func (s *Server) Shutdown() error {
-	err := s.raft.Shutdown().Error()
-	s.closeResources()
-	if err != nil {
-		return fmt.Errorf("raft shutdown: %w", err)
-	}
-	return nil
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		err := s.raft.Shutdown().Error()
+		s.wg.Wait()
+		s.pool.close()
+		s.closeResources()
+		if err != nil {
+			s.stopErr = fmt.Errorf("raft shutdown: %w", err)
+		}
+	})
+	return s.stopErr
 }
 
 func (s *Server) closeResources() {

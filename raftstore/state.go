@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -644,8 +645,13 @@ func (s *Store) HealthyInstances(dst []ServiceNode, name, tag string, onlyPassin
 }
 
 // NodesByAddress returns the nodes whose address is addr, for PTR answers.
-// It scans the node table: reverse lookups are rare.
+// Addresses compare as IPs, so any spelling of an IPv6 address matches. It
+// scans the node table: reverse lookups are rare.
 func (s *Store) NodesByAddress(addr string) []*Node {
+	want, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil
+	}
 	tx := s.ReadTxn()
 	it, err := tx.Get(tableNodes, "id")
 	if err != nil {
@@ -653,16 +659,25 @@ func (s *Store) NodesByAddress(addr string) []*Node {
 	}
 	var out []*Node
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if n := raw.(*Node); n.Address == addr {
+		if n := raw.(*Node); sameIP(n.Address, want) {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// ServicesByAddress returns the instances whose own address is addr, for PTR
-// answers.
+func sameIP(addr string, want netip.Addr) bool {
+	ip, err := netip.ParseAddr(addr)
+	return err == nil && ip.Unmap() == want.Unmap()
+}
+
+// ServicesByAddress returns the instances whose own address is addr, for
+// PTR answers.
 func (s *Store) ServicesByAddress(addr string) []*Service {
+	want, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil
+	}
 	tx := s.ReadTxn()
 	it, err := tx.Get(tableServices, "id")
 	if err != nil {
@@ -670,7 +685,7 @@ func (s *Store) ServicesByAddress(addr string) []*Service {
 	}
 	var out []*Service
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if svc := raw.(*Service); svc.Address == addr {
+		if svc := raw.(*Service); sameIP(svc.Address, want) {
 			out = append(out, svc)
 		}
 	}

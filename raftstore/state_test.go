@@ -1014,3 +1014,18 @@ func TestEnsureRegistrationSkipNodeUpdate(t *testing.T) {
 		t.Errorf("node n2 = %+v", n)
 	}
 }
+
+func TestByAddressComparesIPs(t *testing.T) {
+	s := NewStore()
+	mustRegister(t, s, 1, &RegisterRequest{Node: "v6", Address: "2001:0db8:0000::0001",
+		Service: &Service{ID: "web-1", Service: "web", Address: "2001:DB8::2"}})
+	if got := s.NodesByAddress("2001:db8::1"); len(got) != 1 || got[0].Node != "v6" {
+		t.Errorf("NodesByAddress(canonical form of a non-canonical registration) = %+v", got)
+	}
+	if got := s.ServicesByAddress("2001:db8::2"); len(got) != 1 || got[0].ID != "web-1" {
+		t.Errorf("ServicesByAddress(lowercase form of an uppercase registration) = %+v", got)
+	}
+	if got := s.NodesByAddress("not-an-ip"); got != nil {
+		t.Errorf("NodesByAddress(garbage) = %+v, want nil", got)
+	}
+}

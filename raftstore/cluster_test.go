@@ -1,0 +1,113 @@
+package raftstore
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// startCluster starts n servers in this process on real TCP ports, bootstraps
+// them together, and waits for a ready leader.
+func startCluster(t *testing.T, n int) ([]*Server, []*Store) {
+	t.Helper()
+	var servers []*Server
+	var stores []*Store
+	var peers []Peer
+	for i := 0; i < n; i++ {
+		peers = append(peers, Peer{ID: string(rune('a' + i)), Address: freeAddr(t)})
+	}
+	for _, p := range peers {
+		store := NewStore()
+		srv, err := NewServer(ServerConfig{NodeID: p.ID, DataDir: t.TempDir(), RPCAddr: p.Address,
+			BootstrapExpect: n, Logger: testLogger(t)}, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Shutdown() })
+		if srv.HasExistingState() {
+			t.Fatal("a new server reports existing state")
+		}
+		if err := srv.BootstrapWith(peers); err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, srv)
+		stores = append(stores, store)
+	}
+	waitFor(t, 10*time.Second, "cluster condition", func() bool {
+		for _, s := range servers {
+			if s.IsLeader() && s.leaderReady.Load() {
+				return true
+			}
+		}
+		return false
+	})
+	return servers, stores
+}
+
+func TestClusterForwardsWritesAndReadsConsistently(t *testing.T) {
+	servers, stores := startCluster(t, 3)
+	var follower *Server
+	var followerStore *Store
+	for i, s := range servers {
+		if !s.IsLeader() {
+			follower, followerStore = s, stores[i]
+			break
+		}
+	}
+	if follower.HasExistingState() == false {
+		t.Error("a bootstrapped server reports no existing state")
+	}
+	// A write on a follower is forwarded to the leader and acknowledged
+	// once committed.
+	idx, err := follower.Apply(RegisterRequestType, nodeReq("n1", "10.0.0.1"), 5*time.Second)
+	if err != nil {
+		t.Fatalf("Apply on a follower: %v", err)
+	}
+	// A linearizable read on the follower sees it at once.
+	if err := follower.ConsistentRead(true, 5*time.Second); err != nil {
+		t.Fatalf("ConsistentRead on a follower: %v", err)
+	}
+	if n := getNode(t, followerStore, "n1"); n == nil || n.ModifyIndex != idx {
+		t.Fatalf("after a consistent read the follower has n1 = %+v, want index %d", n, idx)
+	}
+	// Typed errors survive forwarding.
+	_, err = follower.Apply(RegisterRequestType, &RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &HealthCheck{CheckID: "c", ServiceID: "missing"}}, 5*time.Second)
+	if !errors.Is(err, ErrInvalidRegistration) {
+		t.Fatalf("forwarded invalid registration = %v, want ErrInvalidRegistration", err)
+	}
+	// Every replica converges.
+	waitFor(t, 10*time.Second, "cluster condition", func() bool {
+		for _, st := range stores {
+			if getNode(t, st, "n1") == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterWriteDuringElectionWaitsForLeader(t *testing.T) {
+	servers, _ := startCluster(t, 3)
+	var leader *Server
+	var others []*Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			leader = s
+		} else {
+			others = append(others, s)
+		}
+	}
+	if err := leader.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// The write is sent while the survivors elect a new leader: it must
+	// wait for one rather than fail.
+	idx, err := others[0].Apply(RegisterRequestType, nodeReq("n2", "10.0.0.2"), 10*time.Second)
+	if err != nil {
+		t.Fatalf("Apply during an election: %v", err)
+	}
+	if idx == 0 {
+		t.Fatal("Apply returned index 0")
+	}
+}

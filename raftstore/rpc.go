@@ -1,0 +1,271 @@
+package raftstore
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Agent-to-server calls on the server port (first byte protoRPC): a stream
+// of length-prefixed JSON requests, each answered in order. Followers and
+// client agents use them to reach the leader: to apply a write, and to learn
+// the index a linearizable read must wait for.
+
+const (
+	rpcMethodApply     = "Apply"
+	rpcMethodReadIndex = "ReadIndex"
+
+	// maxRPCFrame bounds one request or response.
+	maxRPCFrame = 4 << 20
+	// rpcIdleTimeout closes a server-side connection nobody uses.
+	rpcIdleTimeout = 2 * time.Minute
+	rpcDialTimeout = 5 * time.Second
+	// rpcMaxIdle is how many idle connections the pool keeps per server.
+	rpcMaxIdle = 4
+)
+
+type rpcRequest struct {
+	Method string
+	// Entry is an encoded command (Encode's output) for Apply.
+	Entry []byte `json:",omitempty"`
+	// TimeoutMs bounds how long the server may take.
+	TimeoutMs int64
+}
+
+type rpcResponse struct {
+	Index uint64
+	Error string `json:",omitempty"`
+	// Code classifies Error so the caller can rebuild a typed error.
+	Code string `json:",omitempty"`
+}
+
+// Error codes carried by rpcResponse.Code.
+const (
+	codeNotLeader   = "not_leader"
+	codeNoLeader    = "no_leader"
+	codeInvalid     = "invalid"
+	codeMissingNode = "missing_node"
+)
+
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return codeNotLeader
+	case errors.Is(err, ErrNoLeader):
+		return codeNoLeader
+	case errors.Is(err, ErrInvalidRegistration):
+		return codeInvalid
+	case errors.Is(err, ErrMissingNode):
+		return codeMissingNode
+	}
+	return ""
+}
+
+// remoteError rebuilds a typed error from a response.
+func remoteError(resp *rpcResponse) error {
+	if resp.Error == "" {
+		return nil
+	}
+	switch resp.Code {
+	case codeNotLeader:
+		return ErrNotLeader
+	case codeNoLeader:
+		return ErrNoLeader
+	case codeInvalid:
+		return fmt.Errorf("%w: %s", ErrInvalidRegistration, resp.Error)
+	case codeMissingNode:
+		return fmt.Errorf("%w: %s", ErrMissingNode, resp.Error)
+	}
+	return errors.New(resp.Error)
+}
+
+func writeFrame(w io.Writer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(body)
+	return err
+}
+
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxRPCFrame {
+		return fmt.Errorf("rpc frame of %d bytes exceeds the %d limit", n, maxRPCFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// serveRPC answers requests on one connection until it fails or idles out.
+func (s *Server) serveRPC(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	w := bufio.NewWriter(conn)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(rpcIdleTimeout))
+		var req rpcRequest
+		if err := readFrame(r, &req); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.logger.Debug("rpc connection closed", "remote", conn.RemoteAddr(), "error", err)
+			}
+			return
+		}
+		_ = conn.SetReadDeadline(time.Time{})
+		timeout := time.Duration(req.TimeoutMs) * time.Millisecond
+		if timeout <= 0 || timeout > maxApplyTimeout {
+			timeout = maxApplyTimeout
+		}
+		resp := s.handleRPC(&req, timeout)
+		_ = conn.SetWriteDeadline(time.Now().Add(raftIOTimeout))
+		if err := writeFrame(w, resp); err != nil {
+			return
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// maxApplyTimeout bounds any one write, local or forwarded.
+const maxApplyTimeout = 30 * time.Second
+
+func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse {
+	var idx uint64
+	var err error
+	switch req.Method {
+	case rpcMethodApply:
+		if !s.IsLeader() {
+			err = ErrNotLeader
+			break
+		}
+		idx, err = s.applyLocal(req.Entry, timeout)
+	case rpcMethodReadIndex:
+		idx, err = s.readIndexLocal()
+	default:
+		err = fmt.Errorf("unknown rpc method %q", req.Method)
+	}
+	resp := &rpcResponse{Index: idx}
+	if err != nil {
+		resp.Error, resp.Code = err.Error(), errorCode(err)
+	}
+	return resp
+}
+
+// rpcPool keeps connections to servers for reuse.
+type rpcPool struct {
+	mu   sync.Mutex
+	idle map[string][]*rpcConn
+}
+
+type rpcConn struct {
+	conn     net.Conn
+	r        *bufio.Reader
+	w        *bufio.Writer
+	lastUsed time.Time
+}
+
+// rpcPoolIdle is how long a pooled connection is reused: well under the
+// server's rpcIdleTimeout, so a pooled connection is not one the server is
+// closing.
+const rpcPoolIdle = rpcIdleTimeout / 4
+
+// errNotSent marks failures before the request left: safe to retry
+// elsewhere, the server cannot have acted on it.
+var errNotSent = errors.New("rpc request not sent")
+
+func (p *rpcPool) get(addr string) (*rpcConn, error) {
+	p.mu.Lock()
+	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
+		c := conns[len(conns)-1]
+		p.idle[addr] = conns[:len(conns)-1]
+		if time.Since(c.lastUsed) < rpcPoolIdle {
+			p.mu.Unlock()
+			return c, nil
+		}
+		c.conn.Close()
+	}
+	p.mu.Unlock()
+	conn, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dialing %s: %v", errNotSent, addr, err)
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(rpcDialTimeout))
+	if _, err := conn.Write([]byte{protoRPC}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: rpc handshake with %s: %v", errNotSent, addr, err)
+	}
+	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
+}
+
+func (p *rpcPool) put(addr string, c *rpcConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		p.idle = map[string][]*rpcConn{}
+	}
+	if len(p.idle[addr]) >= rpcMaxIdle {
+		c.conn.Close()
+		return
+	}
+	c.lastUsed = time.Now()
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+func (p *rpcPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, conns := range p.idle {
+		for _, c := range conns {
+			c.conn.Close()
+		}
+	}
+	p.idle = nil
+}
+
+// call sends req to the server at addr and waits up to timeout for the
+// answer. Only a failure before the request was written is marked
+// errNotSent: after that the server may have acted on it, and the caller
+// must not blindly send it again.
+func (p *rpcPool) call(addr string, req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+	req.TimeoutMs = timeout.Milliseconds()
+	c, err := p.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.conn.SetDeadline(time.Now().Add(timeout + raftIOTimeout))
+	if err := writeFrame(c.w, req); err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
+	}
+	if err := c.w.Flush(); err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
+	}
+	var resp rpcResponse
+	if err := readFrame(c.r, &resp); err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("rpc %s to %s: %w", req.Method, addr, err)
+	}
+	_ = c.conn.SetDeadline(time.Time{})
+	p.put(addr, c)
+	return &resp, nil
+}
