@@ -61,6 +61,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/whoami"
 
 	"github.com/beacon-dns/beacon/agent"
+	"github.com/beacon-dns/beacon/cli"
 	_ "github.com/beacon-dns/beacon/plugin"
 )
 
@@ -83,12 +84,12 @@ func directives() []string {
 	return out
 }
 
-const usage = `Usage: beacon <command> [options]
+var usage = `Usage: beacon <command> [options]
 
 Commands:
     agent -conf FILE   run an agent (a CoreDNS server with the discovery plugin)
     version            print the version
-`
+` + cli.Summary()
 
 func main() {
 	if err := dnsserver.SetDirectives(directives()); err != nil {
@@ -98,6 +99,10 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(1)
+	}
+	// Commands that talk to an agent's HTTP API.
+	if cli.Has(os.Args[1]) {
+		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	switch os.Args[1] {
 	case "agent":

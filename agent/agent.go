@@ -16,6 +16,7 @@ import (
 
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/corefile"
+	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/raftstore"
 )
 
@@ -42,6 +43,15 @@ type Agent struct {
 	server *raftstore.Server
 	local  *localState
 	http   *adminapi.Server
+	lan    *gossip.Pool
+
+	// cancelJoin stops retrying join addresses.
+	cancelJoin context.CancelFunc
+	// leadership wakes the cluster loop on a leadership change.
+	leadership chan struct{}
+	// bootstrapped is set once this server has (or joined) Raft state; only
+	// the cluster loop touches it.
+	bootstrapped bool
 
 	syncNow  chan struct{}
 	stop     chan struct{}
@@ -72,17 +82,25 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
-		syncNow: make(chan struct{}, 1), stop: make(chan struct{}),
+		syncNow: make(chan struct{}, 1), stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 	}
 	a.server, err = raftstore.NewServer(raftstore.ServerConfig{
 		NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
-		BootstrapExpect: cfg.BootstrapExpect, Logger: logger,
+		BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
 	}, a.store)
 	if err != nil {
 		return nil, err
 	}
+	if err := a.startGossip(); err != nil {
+		_ = a.server.Shutdown()
+		return nil, err
+	}
 	a.http, err = adminapi.Listen(cfg.HTTP, a, logger.Named("http"))
 	if err != nil {
+		close(a.stop)
+		a.cancelJoin()
+		a.wg.Wait()
+		_ = a.lan.Shutdown()
 		_ = a.server.Shutdown()
 		return nil, err
 	}
@@ -137,7 +155,11 @@ func (a *Agent) shutdown() error {
 		if err := a.http.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		a.cancelJoin()
 		a.wg.Wait()
+		if err := a.lan.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := a.server.Shutdown(); err != nil {
 			errs = append(errs, err)
 		}

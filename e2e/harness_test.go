@@ -167,6 +167,10 @@ type Options struct {
 	Blocks []string
 	// Env is added to the agent's environment.
 	Env []string
+	// BootstrapExpect defaults to 1: a single server that bootstraps alone.
+	BootstrapExpect int
+	// Join are LAN gossip addresses to join.
+	Join []string
 }
 
 // Agent is one beacon process and the clients that talk to it.
@@ -268,6 +272,41 @@ func StartAgent(t *testing.T, opts Options) *Agent {
 	}
 }
 
+// StartCluster starts n servers of one datacenter (s1…sn) as separate
+// processes, each expecting n servers and joining the others through LAN
+// gossip, and waits until every one of them is ready.
+func StartCluster(t *testing.T, n int) []*Agent {
+	t.Helper()
+	agents := make([]*Agent, n)
+	for i := range agents {
+		dir := t.TempDir()
+		a := &Agent{
+			Opts: Options{Node: fmt.Sprintf("s%d", i+1), Datacenter: "dc1", BootstrapExpect: n},
+			Dir:  dir, ConfPath: filepath.Join(dir, "Corefile"), LogPath: filepath.Join(dir, "agent.log"),
+		}
+		t.Cleanup(func() { a.cleanup(t) })
+		a.setPorts(allocatePorts(t))
+		agents[i] = a
+	}
+	for i, a := range agents {
+		for j, b := range agents {
+			if i != j {
+				a.Opts.Join = append(a.Opts.Join, addr(b.Ports.SerfLAN))
+			}
+		}
+		a.writeCorefile(t)
+		if err := a.launch(); err != nil {
+			t.Fatalf("starting %s: %v", a.Opts.Node, err)
+		}
+	}
+	for _, a := range agents {
+		if err := a.waitReady(startTimeout); err != nil {
+			t.Fatalf("server %s did not become ready: %v", a.Opts.Node, err)
+		}
+	}
+	return agents
+}
+
 func (a *Agent) setPorts(p Ports) {
 	a.Ports = p
 	a.DNSAddr = addr(p.DNS)
@@ -316,7 +355,7 @@ func (a *Agent) Corefile() string {
 		"node " + o.Node,
 		"data_dir " + a.dataDir(),
 		"server",
-		"bootstrap_expect 1",
+		"bootstrap_expect " + strconv.Itoa(max(o.BootstrapExpect, 1)),
 		"bind 127.0.0.1",
 		"http " + addr(p.HTTP),
 		"rpc " + addr(p.RPC),
@@ -324,6 +363,9 @@ func (a *Agent) Corefile() string {
 		"serf_wan " + addr(p.SerfWAN),
 	} {
 		fmt.Fprintf(&b, "        %s\n", l)
+	}
+	if len(o.Join) > 0 {
+		fmt.Fprintf(&b, "        join %s\n", strings.Join(o.Join, " "))
 	}
 	for _, l := range o.Discovery {
 		fmt.Fprintf(&b, "        %s\n", l)

@@ -20,6 +20,9 @@ import (
 const (
 	rpcMethodApply     = "Apply"
 	rpcMethodReadIndex = "ReadIndex"
+	// rpcMethodLastIndex answers a server's last Raft index: 0 means it has
+	// never been part of a cluster, so bootstrapping with it is safe.
+	rpcMethodLastIndex = "LastIndex"
 
 	// maxRPCFrame bounds one request or response.
 	maxRPCFrame = 4 << 20
@@ -160,6 +163,8 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 		idx, err = s.applyLocal(req.Entry, timeout)
 	case rpcMethodReadIndex:
 		idx, err = s.readIndexLocal()
+	case rpcMethodLastIndex:
+		idx = s.raft.LastIndex()
 	default:
 		err = fmt.Errorf("unknown rpc method %q", req.Method)
 	}

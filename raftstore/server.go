@@ -323,6 +323,29 @@ func (s *Server) HasExistingState() bool {
 	return err != nil || last > 0 || s.raft.LastIndex() > 0
 }
 
+// PeerLastIndex asks the server at addr for its last Raft index; 0 means it
+// has no Raft state, so it has not been part of any cluster.
+func (s *Server) PeerLastIndex(addr string, timeout time.Duration) (uint64, error) {
+	resp, err := s.pool.call(addr, &rpcRequest{Method: rpcMethodLastIndex}, timeout)
+	if err != nil {
+		return 0, err
+	}
+	return resp.Index, remoteError(resp)
+}
+
+// Configuration returns the servers of the latest Raft configuration.
+func (s *Server) Configuration() ([]Peer, error) {
+	servers, err := s.Peers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Peer, 0, len(servers))
+	for _, srv := range servers {
+		out = append(out, Peer{ID: string(srv.ID), Address: string(srv.Address)})
+	}
+	return out, nil
+}
+
 // BootstrapWith makes peers the first Raft configuration. Every server of a
 // new cluster calls it with the same peers (those gossip found once
 // bootstrap_expect were there); raft refuses it on a server with state.

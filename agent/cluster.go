@@ -1,0 +1,187 @@
+package agent
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/beacon-dns/beacon/gossip"
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Cluster membership of servers: gossip finds the other servers; the agent
+// bootstraps Raft once bootstrap_expect of them are known, and the leader
+// adds newly found servers as voters and removes those that left.
+
+const (
+	// clusterCheckInterval re-runs bootstrap and reconciliation even when
+	// no member event arrives, so nothing missed stays missed.
+	clusterCheckInterval = 2 * time.Second
+	// retryJoinInterval is how often join addresses are retried.
+	retryJoinInterval = 2 * time.Second
+	peerQueryTimeout  = 2 * time.Second
+)
+
+func (a *Agent) startGossip() error {
+	role := gossip.RoleClient
+	if a.cfg.Server {
+		role = gossip.RoleServer
+	}
+	pool, err := gossip.NewLAN(gossip.Config{
+		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter, Role: role,
+		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect,
+		Logger: a.logger.Named("gossip"),
+	})
+	if err != nil {
+		return err
+	}
+	a.lan = pool
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancelJoin = cancel
+	if len(a.cfg.Join) > 0 {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := pool.RetryJoin(ctx, a.cfg.Join, retryJoinInterval); err != nil && ctx.Err() == nil {
+				a.logger.Error("joining the cluster", "error", err)
+			}
+		}()
+	}
+	a.wg.Add(1)
+	go a.clusterLoop()
+	return nil
+}
+
+// clusterLoop reacts to member events and leadership changes.
+func (a *Agent) clusterLoop() {
+	defer a.wg.Done()
+	tick := time.NewTicker(clusterCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-a.lan.Events():
+		case <-a.leadership:
+		case <-tick.C:
+		}
+		if a.cfg.BootstrapExpect > 1 && !a.bootstrapped {
+			a.maybeBootstrap()
+		}
+		if a.server.IsLeader() {
+			a.reconcileServers()
+		}
+	}
+}
+
+// onLeadership is called by raftstore when this server becomes a ready
+// leader or stops leading.
+func (a *Agent) onLeadership(leader bool) {
+	if leader {
+		a.logger.Info("cluster leadership acquired")
+	} else {
+		a.logger.Info("cluster leadership lost")
+	}
+	select {
+	case a.leadership <- struct{}{}:
+	default:
+	}
+	if leader {
+		a.triggerSync()
+	}
+}
+
+// dcServers are the alive servers of our datacenter that gossip knows.
+func (a *Agent) dcServers() []gossip.Member {
+	var out []gossip.Member
+	for _, m := range a.lan.Servers() {
+		if m.Datacenter == a.cfg.Datacenter && m.Status == gossip.StatusAlive && m.ID != "" && m.RPCAddr != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// maybeBootstrap bootstraps Raft with the servers gossip found, once there
+// are bootstrap_expect of them, all expecting the same number, and none of
+// them is already part of a cluster. Every server runs the same check and
+// bootstraps with the same set, so exactly one cluster forms; one that finds
+// a peer with Raft state waits to be added by that cluster's leader instead.
+func (a *Agent) maybeBootstrap() {
+	if a.server.HasExistingState() {
+		a.bootstrapped = true
+		return
+	}
+	servers := a.dcServers()
+	for _, m := range servers {
+		if m.BootstrapExpect != 0 && m.BootstrapExpect != a.cfg.BootstrapExpect {
+			a.logger.Error("servers disagree on bootstrap_expect; not bootstrapping",
+				"server", m.Name, "expects", m.BootstrapExpect, "we expect", a.cfg.BootstrapExpect)
+			return
+		}
+	}
+	if len(servers) < a.cfg.BootstrapExpect {
+		return
+	}
+	var peers []raftstore.Peer
+	for _, m := range servers {
+		if m.Name != a.cfg.Node {
+			last, err := a.server.PeerLastIndex(m.RPCAddr, peerQueryTimeout)
+			if err != nil {
+				a.logger.Debug("cannot ask server for its raft state yet", "server", m.Name, "error", err)
+				return
+			}
+			if last > 0 {
+				a.logger.Info("a server already has raft state: waiting to be added to its cluster", "server", m.Name)
+				a.bootstrapped = true
+				return
+			}
+		}
+		peers = append(peers, raftstore.Peer{ID: m.ID, Address: m.RPCAddr})
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
+	if err := a.server.BootstrapWith(peers); err != nil {
+		a.logger.Error("bootstrapping raft", "error", err)
+		return
+	}
+	a.bootstrapped = true
+	a.logger.Info("bootstrapped raft", "servers", len(peers))
+}
+
+// reconcileServers makes the Raft configuration follow gossip: alive
+// servers of our datacenter become voters; servers that left gracefully are
+// removed. Failed servers stay voters: they may come back, and removing them
+// is the operator's call (DELETE /v1/operator/raft/peer).
+func (a *Agent) reconcileServers() {
+	conf, err := a.server.Configuration()
+	if err != nil {
+		return
+	}
+	inConf := map[string]string{}
+	for _, p := range conf {
+		inConf[p.ID] = p.Address
+	}
+	for _, m := range a.dcServers() {
+		if addr, ok := inConf[m.ID]; ok && addr == m.RPCAddr {
+			continue
+		}
+		if err := a.server.AddVoter(raftstore.Peer{ID: m.ID, Address: m.RPCAddr}); err != nil {
+			a.logger.Warn("adding server to raft", "server", m.Name, "error", err)
+			continue
+		}
+		a.logger.Info("added server to raft", "server", m.Name, "address", m.RPCAddr)
+	}
+	for _, m := range a.lan.Members() {
+		if m.Status != gossip.StatusLeft || !m.IsServer() || m.Datacenter != a.cfg.Datacenter {
+			continue
+		}
+		if _, ok := inConf[m.ID]; !ok || m.Name == a.cfg.Node {
+			continue
+		}
+		if err := a.server.RemoveServer(m.ID); err != nil {
+			a.logger.Warn("removing departed server from raft", "server", m.Name, "error", err)
+			continue
+		}
+		a.logger.Info("removed departed server from raft", "server", m.Name)
+	}
+}

@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Exit codes, as Consul's commands use them.
+const (
+	exitOK    = 0
+	exitError = 1
+)
+
+// Where the agent's HTTP API is found.
+const (
+	// HTTPAddrEnv names the environment variable that sets the default of
+	// -http-addr.
+	HTTPAddrEnv     = "BEACON_HTTP_ADDR"
+	defaultHTTPAddr = "127.0.0.1:8500"
+)
+
+// timeouts of the HTTP client.
+type timeouts struct {
+	// dial bounds connecting to the agent.
+	dial time.Duration
+	// request bounds a whole exchange of a command that sends and receives
+	// little (list-peers, remove-peer).
+	request time.Duration
+	// idle bounds how long a connection may carry no byte in either
+	// direction. Snapshot transfers have no overall bound (a large state
+	// takes as long as it takes) but a stalled one fails.
+	idle time.Duration
+}
+
+var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute}
+
+// env is what a command runs with.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	timeouts       timeouts
+}
+
+// command is a node of the command tree: a group of subcommands or a leaf
+// that runs.
+type command struct {
+	name     string
+	synopsis string
+	// help is the leaf's usage text, with its flags after it.
+	help string
+	subs []*command
+	// flags declares the leaf's flags on fs; run runs it with the
+	// remaining arguments.
+	flags func(fs *flag.FlagSet)
+	run   func(e *env, fs *flag.FlagSet, args []string) int
+	// http adds -http-addr to the leaf.
+	http bool
+}
+
+var commands = []*command{operatorCommand, snapshotCommand}
+
+// Has reports whether name is a command Run handles.
+func Has(name string) bool {
+	for _, c := range commands {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Summary is a line per command Run handles, for the program's usage text.
+func Summary() string {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "    %-16s   %s\n", c.name, c.synopsis)
+	}
+	return b.String()
+}
+
+// Run runs the command in args (os.Args without the program name, so
+// args[0] is the command) and returns the process's exit code: 0 on
+// success, 1 on any error.
+func Run(args []string, stdout, stderr io.Writer) int {
+	return run(&env{stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts}, args)
+}
+
+func run(e *env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintf(e.stderr, "Usage: beacon <command>\n\nCommands:\n%s", Summary())
+		return exitError
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.dispatch(e, "beacon "+c.name, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "beacon: unknown command %q\n\nCommands:\n%s", args[0], Summary())
+	return exitError
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+func (c *command) dispatch(e *env, path string, args []string) int {
+	if c.run != nil {
+		return c.runLeaf(e, path, args)
+	}
+	if len(args) == 0 || isHelp(args[0]) {
+		out, code := e.stderr, exitError
+		if len(args) > 0 {
+			out, code = e.stdout, exitOK
+		}
+		c.groupUsage(out, path)
+		return code
+	}
+	for _, sub := range c.subs {
+		if sub.name == args[0] {
+			return sub.dispatch(e, path+" "+sub.name, args[1:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "%s: unknown subcommand %q\n\n", path, args[0])
+	c.groupUsage(e.stderr, path)
+	return exitError
+}
+
+func (c *command) groupUsage(w io.Writer, path string) {
+	fmt.Fprintf(w, "Usage: %s <subcommand> [options]\n\n%s\n\nSubcommands:\n", path, c.synopsis)
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	subs := append([]*command(nil), c.subs...)
+	sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
+	for _, s := range subs {
+		fmt.Fprintf(tw, "    %s\t%s\n", s.name, s.synopsis)
+	}
+	tw.Flush()
+}
+
+func (c *command) runLeaf(e *env, path string, args []string) int {
+	fs := flag.NewFlagSet(path, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if c.http {
+		addr := e.getenv(HTTPAddrEnv)
+		if addr == "" {
+			addr = defaultHTTPAddr
+		}
+		fs.String("http-addr", addr, "Address of the agent's HTTP API, host:port or http(s)://host:port; "+
+			"the default is "+HTTPAddrEnv+" if set")
+	}
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.help, c.synopsis)
+		var opts strings.Builder
+		fs.SetOutput(&opts)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		if opts.Len() > 0 {
+			fmt.Fprintf(w, "\nOptions:\n%s", opts.String())
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(e.stdout)
+			return exitOK
+		}
+		fmt.Fprintf(e.stderr, "Error parsing arguments: %v\n\n", err)
+		usage(e.stderr)
+		return exitError
+	}
+	code := c.run(e, fs, fs.Args())
+	if code == exitUsage {
+		fmt.Fprintln(e.stderr)
+		usage(e.stderr)
+		return exitError
+	}
+	return code
+}
+
+// exitUsage is returned by a leaf whose arguments were wrong, after it
+// printed why: the usage follows, and the process exits with 1.
+const exitUsage = -1
+
+// usageErr reports wrong arguments.
+func usageErr(e *env, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "Error: "+format+"\n", args...)
+	return exitUsage
+}
+
+// fail reports an error of what the command did.
+func fail(e *env, what string, err error) int {
+	fmt.Fprintf(e.stderr, "Error %s: %v\n", what, err)
+	return exitError
+}

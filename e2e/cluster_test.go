@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+)
+
+// leaderOf returns the server of agents that leads, per /v1/status/leader.
+func leaderOf(t *testing.T, agents []*Agent) *Agent {
+	t.Helper()
+	var leader *Agent
+	eventually(t, 15*time.Second, func() error {
+		for _, a := range agents {
+			if !a.Running() {
+				continue
+			}
+			addr, err := a.Client.Status().Leader()
+			if err != nil || addr == "" {
+				continue
+			}
+			for _, b := range agents {
+				if b.RPCAddr == addr && b.Running() {
+					leader = b
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no running server is the leader")
+	})
+	return leader
+}
+
+func TestClusterServiceAnsweredByEveryServer(t *testing.T) {
+	t.Parallel()
+	agents := StartCluster(t, 3)
+
+	peers, err := agents[0].Client.Status().Peers()
+	if err != nil || len(peers) != 3 {
+		t.Fatalf("peers = %v, %v; want the 3 servers", peers, err)
+	}
+	// Register through a follower: the write is forwarded to the leader.
+	leader := leaderOf(t, agents)
+	var follower *Agent
+	for _, a := range agents {
+		if a != leader {
+			follower = a
+			break
+		}
+	}
+	if err := follower.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "redis-1", Name: "redis", Address: "10.0.0.5", Port: 6379}); err != nil {
+		t.Fatalf("register on follower %s: %v", follower.Opts.Node, err)
+	}
+	// A linearizable read on any server sees it at once.
+	for _, a := range agents {
+		svcs, _, err := a.Client.Catalog().Service("redis", "", &api.QueryOptions{RequireConsistent: true})
+		if err != nil || len(svcs) != 1 {
+			t.Errorf("consistent read on %s = %v, %v; want the instance", a.Opts.Node, svcs, err)
+		}
+	}
+	// Every server's DNS answers it from its own replica.
+	for _, a := range agents {
+		eventually(t, 5*time.Second, func() error {
+			r := a.Query(t, "redis.service.consul.", dns.TypeA)
+			if got := addrsOf(r.Answer); !slices.Equal(got, []string{"10.0.0.5"}) {
+				return fmt.Errorf("%s answers %s %v", a.Opts.Node, rcode(r), got)
+			}
+			return nil
+		})
+	}
+}
+
+func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
+	t.Parallel()
+	agents := StartCluster(t, 3)
+	leader := leaderOf(t, agents)
+
+	var acked []string
+	register := func(a *Agent, name string) error {
+		_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "ext-" + name, Address: "10.1.0.1",
+			Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
+		return err
+	}
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("before-%d", i)
+		if err := register(agents[i%3], name); err != nil {
+			t.Fatalf("write %s: %v", name, err)
+		}
+		acked = append(acked, name)
+	}
+
+	leader.Kill(t)
+	killed := time.Now()
+	var survivor *Agent
+	for _, a := range agents {
+		if a != leader {
+			survivor = a
+			break
+		}
+	}
+	// The first write after the kill waits for the new leader.
+	var failover time.Duration
+	eventually(t, 15*time.Second, func() error {
+		if err := register(survivor, "after-kill"); err != nil {
+			return err
+		}
+		failover = time.Since(killed)
+		return nil
+	})
+	acked = append(acked, "after-kill")
+	t.Logf("failover: first write accepted %v after SIGKILL of the leader %s", failover.Round(time.Millisecond), leader.Opts.Node)
+
+	services, _, err := survivor.Client.Catalog().Services(&api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range acked {
+		if _, ok := services[name]; !ok {
+			t.Errorf("acknowledged write %s is missing after failover", name)
+		}
+	}
+
+	// The killed server restarts and catches up.
+	leader.Restart(t)
+	eventually(t, 15*time.Second, func() error {
+		svcs, _, err := leader.Client.Catalog().Service("after-kill", "", &api.QueryOptions{AllowStale: true})
+		if err != nil || len(svcs) != 1 {
+			return fmt.Errorf("restarted %s has %v, %v", leader.Opts.Node, svcs, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,151 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// Config is what a pool is started with.
+type Config struct {
+	NodeName   string // the member's name; unique in the pool
+	NodeID     string // the agent's stable node ID, advertised in TagID
+	Datacenter string
+	Role       Role
+
+	// BindAddr is "ip:port" (serf_lan): gossip listens there on TCP and UDP
+	// and advertises it. The IP must be a concrete address (not 0.0.0.0 or
+	// ::), since it is what the other members reach this one at. Port 0
+	// picks a free port (tests).
+	BindAddr string
+	// RPCAddr is advertised by servers: where they take Raft and RPC.
+	RPCAddr string
+	// BootstrapExpect is advertised by servers started with it.
+	BootstrapExpect int
+
+	Logger hclog.Logger
+
+	// Tuning. Zero means memberlist.DefaultLANConfig's value (or the default
+	// named); production leaves them zero, tests shorten them.
+	ProbeInterval    time.Duration // how often a member probes another (1s)
+	ProbeTimeout     time.Duration // how long a probe waits for an ack (500ms)
+	GossipInterval   time.Duration // how often broadcasts are gossiped (200ms)
+	SuspicionMult    int           // suspicion timeout = SuspicionMult × log10(N) × ProbeInterval, at least 1× (4)
+	PushPullInterval time.Duration // full state sync with a random member (30s)
+	TCPTimeout       time.Duration // every TCP exchange: join, push/pull, TCP ping fallback (10s)
+	// LeavePropagateDelay is how long Leave keeps the pool up after the leave
+	// message went out, so members that have not heard it yet still get
+	// answers to their probes instead of suspecting this one (1s, as serf).
+	LeavePropagateDelay time.Duration
+	// EventBuffer is the capacity of the Events channel (128).
+	EventBuffer int
+}
+
+// Defaults that memberlist does not provide.
+const (
+	DefaultLeavePropagateDelay = time.Second
+	DefaultEventBuffer         = 128
+	DefaultRetryJoinInterval   = 30 * time.Second // Consul's retry_interval
+)
+
+// validate checks cfg and returns the bind IP and port.
+func (cfg *Config) validate() (netip.Addr, uint16, error) {
+	var zero netip.Addr
+	if cfg.NodeName == "" {
+		return zero, 0, errors.New("gossip: node name is required")
+	}
+	if cfg.Datacenter == "" {
+		return zero, 0, errors.New("gossip: datacenter is required")
+	}
+	switch cfg.Role {
+	case RoleServer:
+		if cfg.RPCAddr == "" {
+			return zero, 0, errors.New("gossip: a server must advertise its RPC address")
+		}
+		if _, _, err := net.SplitHostPort(cfg.RPCAddr); err != nil {
+			return zero, 0, fmt.Errorf("gossip: RPC address %q: %v", cfg.RPCAddr, err)
+		}
+	case RoleClient:
+	default:
+		return zero, 0, fmt.Errorf("gossip: role %q is neither %q nor %q", cfg.Role, RoleServer, RoleClient)
+	}
+	if cfg.BootstrapExpect < 0 {
+		return zero, 0, fmt.Errorf("gossip: bootstrap_expect %d is negative", cfg.BootstrapExpect)
+	}
+	ap, err := netip.ParseAddrPort(cfg.BindAddr)
+	if err != nil {
+		return zero, 0, fmt.Errorf("gossip: bind address %q is not ip:port: %v", cfg.BindAddr, err)
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() || ip.IsMulticast() {
+		return zero, 0, fmt.Errorf("gossip: bind address %q: gossip advertises the address it binds, so it must be a concrete IP", cfg.BindAddr)
+	}
+	if ip.Zone() != "" {
+		return zero, 0, fmt.Errorf("gossip: bind address %q: IPv6 zones are not supported", cfg.BindAddr)
+	}
+	for name, d := range map[string]time.Duration{
+		"probe interval": cfg.ProbeInterval, "probe timeout": cfg.ProbeTimeout,
+		"gossip interval": cfg.GossipInterval, "push/pull interval": cfg.PushPullInterval,
+		"TCP timeout": cfg.TCPTimeout, "leave propagate delay": cfg.LeavePropagateDelay,
+	} {
+		if d < 0 {
+			return zero, 0, fmt.Errorf("gossip: %s %v is negative", name, d)
+		}
+	}
+	if cfg.SuspicionMult < 0 || cfg.EventBuffer < 0 {
+		return zero, 0, errors.New("gossip: suspicion multiplier and event buffer must not be negative")
+	}
+	return ip, ap.Port(), nil
+}
+
+// memberlistConfig builds the LAN memberlist configuration: DefaultLANConfig
+// with our addresses, delegates and logger, and any tuning cfg sets.
+func (cfg *Config) memberlistConfig(ip netip.Addr, port uint16, logger hclog.Logger, d *delegate) *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeName
+	mc.BindAddr = ip.String()
+	mc.BindPort = int(port)
+	mc.AdvertiseAddr = ip.String()
+	mc.AdvertisePort = int(port)
+	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+
+	mc.Delegate = d
+	mc.Events = d
+	mc.Conflict = d
+	mc.Alive = d
+	mc.Merge = d
+
+	if cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = cfg.ProbeInterval
+	}
+	if cfg.ProbeTimeout > 0 {
+		mc.ProbeTimeout = cfg.ProbeTimeout
+	}
+	if cfg.GossipInterval > 0 {
+		mc.GossipInterval = cfg.GossipInterval
+	}
+	if cfg.SuspicionMult > 0 {
+		mc.SuspicionMult = cfg.SuspicionMult
+	}
+	if cfg.PushPullInterval > 0 {
+		mc.PushPullInterval = cfg.PushPullInterval
+	}
+	if cfg.TCPTimeout > 0 {
+		mc.TCPTimeout = cfg.TCPTimeout
+	}
+
+	// Encryption (the `encrypt` property, later): set mc.Keyring to a
+	// memberlist.Keyring built from the configured keys (memberlist.NewKeyring
+	// with the primary key; SecretKey is only a shorthand for that) and keep
+	// GossipVerifyIncoming/GossipVerifyOutgoing true, so that a pool with a
+	// key neither accepts nor sends plaintext. The keyring must outlive the
+	// pool and be shared with `beacon keyring` (install/use/remove). Until
+	// then gossip is plaintext and memberlist warns when bound to a public IP.
+
+	return mc
+}

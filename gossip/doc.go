@@ -1,0 +1,14 @@
+// Package gossip owns beacon's memberlist pools: the LAN pool every agent
+// takes part in (and, later, the WAN pool of servers), the node metadata each
+// member advertises (role, datacenter, node ID, RPC address, bootstrap_expect,
+// protocol version), the member table with its status (alive, leaving, left,
+// failed) and the member events the leader reconciles the catalog from, and
+// join, retry-join, graceful leave and shutdown. Failure detection is
+// memberlist's SWIM with Lifeguard; this package only configures it.
+//
+// Later: the gossip keyring (the `encrypt` property) and reaping of failed
+// members after reconnect_timeout (Forget is the hook for it).
+//
+// It must not import raftstore, adminapi, agent or the CoreDNS plugin: the
+// agent wires member events to the Raft leader, never the other way round.
+package gossip
