@@ -94,15 +94,19 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 		defer cancel()
 	}
 	store := s.agent.Store()
+	restored := false
 	for {
 		ws := memdb.NewWatchSet()
-		ws.Add(store.AbandonCh())
+		abandon := store.AbandonCh()
+		ws.Add(abandon)
 		idx, result, err := read(ws)
 		if err != nil {
 			s.writeErr(w, err)
 			return
 		}
-		if opts.minIndex == 0 || idx > opts.minIndex {
+		// After a restore, indexes may have gone backwards: answer at once
+		// so the client starts over from the restored index, as Consul does.
+		if opts.minIndex == 0 || idx > opts.minIndex || restored {
 			s.setMeta(w, idx)
 			writeJSON(w, result)
 			return
@@ -112,6 +116,11 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 			s.setMeta(w, idx)
 			writeJSON(w, result)
 			return
+		}
+		select {
+		case <-abandon:
+			restored = true
+		default:
 		}
 	}
 }

@@ -30,4 +30,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.statusPeers)
 
+	// operator
+	if op, ok := s.agent.(Operator); ok {
+		s.operatorRoutes(mux, op)
+	}
+
 }

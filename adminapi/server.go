@@ -114,11 +114,12 @@ func (s *Server) Handler() http.Handler {
 
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBodyBytes {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: %d bytes, the limit is %d", r.ContentLength, MaxBodyBytes))
+		limit := bodyLimit(r)
+		if r.ContentLength > limit {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: %d bytes, the limit is %d", r.ContentLength, limit))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -216,6 +217,24 @@ func (a *Agent) Peers() ([]string, error) {
 	}
 	return out, nil
 }
+
+// The HTTP API finds the operator endpoints' backend by assertion: keep the
+// agent providing it.
+var _ adminapi.Operator = (*Agent)(nil)
+
+// SaveSnapshot writes a snapshot archive of the replicated state.
+func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) { return a.server.SaveSnapshot(w) }
+
+// RestoreSnapshot replaces the replicated state with an archive's.
+func (a *Agent) RestoreSnapshot(r io.Reader) error { return a.server.RestoreSnapshot(r) }
+
+// RaftConfiguration describes the Raft servers.
+func (a *Agent) RaftConfiguration() (raftstore.RaftConfigurationInfo, error) {
+	return a.server.RaftConfiguration()
+}
+
+// RemovePeer removes a server from the Raft configuration.
+func (a *Agent) RemovePeer(id, address string) error { return a.server.RemovePeer(id, address) }
 
 // Self describes the agent for /v1/agent/self.
 func (a *Agent) Self() adminapi.AgentSelf {

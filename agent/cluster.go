@@ -57,11 +57,15 @@ func (a *Agent) clusterLoop() {
 	defer a.wg.Done()
 	tick := time.NewTicker(clusterCheckInterval)
 	defer tick.Stop()
+	events := a.lan.Events()
 	for {
 		select {
 		case <-a.stop:
 			return
-		case <-a.lan.Events():
+		case _, ok := <-events:
+			if !ok {
+				events = nil // the pool shut down
+			}
 		case <-a.leadership:
 		case <-tick.C:
 		}

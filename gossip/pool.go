@@ -260,13 +260,14 @@ func (p *Pool) Forget(name string) error {
 	return nil
 }
 
-// Events delivers member changes, ourselves included, in the order they
-// happened. Delivery never blocks gossip: while the consumer lags, events of
-// a member it has not read yet coalesce into that member's latest (see
-// eventQueue), so memory stays bounded by the pool's size and the latest
-// state of every member is always delivered. The channel is closed by
-// Shutdown. Read it from one goroutine; a consumer that starts late should
-// reconcile from Members() first.
+// Events delivers member changes, ourselves included, oldest first.
+// Delivery never blocks gossip: while the consumer lags, a member's newer
+// event replaces its older one still waiting (join then failed reads as
+// failed; see eventQueue), so memory stays bounded by the pool's size and
+// every member's latest state is always delivered. A member announcing its
+// leave is no event (its Status shows leaving); its leave is. The channel
+// is closed by Shutdown. Read it from one goroutine; a consumer that starts
+// late, or a new leader, should reconcile from Members() as well.
 func (p *Pool) Events() <-chan Event { return p.events.out }
 
 // Leave announces that this agent leaves gracefully, so the others mark it

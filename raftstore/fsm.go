@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-memdb"
@@ -16,7 +17,14 @@ import (
 type FSM struct {
 	store  *Store
 	logger hclog.Logger
+	// applied is the index of the last command applied to the store. Raft's
+	// own AppliedIndex moves when entries are handed to the FSM, before
+	// they are applied, so reads that must see an index wait on this.
+	applied atomic.Uint64
 }
+
+// AppliedIndex is the index of the last command the store reflects.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // NewFSM returns an FSM over store.
 func NewFSM(store *Store, logger hclog.Logger) *FSM {
@@ -26,6 +34,12 @@ func NewFSM(store *Store, logger hclog.Logger) *FSM {
 // Apply applies one committed entry. It returns nil or the error that made
 // the command a no-op; Raft hands that back to whoever proposed it.
 func (f *FSM) Apply(l *raft.Log) any {
+	resp := f.apply(l)
+	f.applied.Store(l.Index)
+	return resp
+}
+
+func (f *FSM) apply(l *raft.Log) any {
 	t, decode, err := decodeHeader(l.Data)
 	if err != nil {
 		// An entry this binary cannot read must not be skipped silently: the
@@ -133,6 +147,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.store.replace(db)
+	f.applied.Store(f.store.LastIndex())
 	return nil
 }
 

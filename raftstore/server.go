@@ -37,6 +37,7 @@ type ServerConfig struct {
 // Server is a Raft voter holding the replicated state.
 type Server struct {
 	raft   *raft.Raft
+	fsm    *FSM
 	store  *Store
 	logs   *raftboltdb.BoltStore
 	mux    *muxListener
@@ -121,7 +122,8 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 			}
 		}
 	}
-	s.raft, err = raft.NewRaft(rc, NewFSM(store, logger.Named("fsm")), logs, logs, snaps, s.trans)
+	s.fsm = NewFSM(store, logger.Named("fsm"))
+	s.raft, err = raft.NewRaft(rc, s.fsm, logs, logs, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
@@ -255,7 +257,9 @@ func (s *Server) readIndexLocal() (uint64, error) {
 	if !s.leaderReady.Load() {
 		return 0, ErrNoLeader // elected, but earlier terms not yet applied
 	}
-	idx := s.raft.AppliedIndex()
+	// After the barrier every committed command is applied here, and every
+	// acknowledged write was applied before it was acknowledged.
+	idx := s.fsm.AppliedIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, ErrNotLeader
 	}
@@ -295,7 +299,7 @@ func (s *Server) ConsistentRead(verify bool, timeout time.Duration) error {
 func (s *Server) waitApplied(idx uint64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	wait := 100 * time.Microsecond
-	for s.raft.AppliedIndex() < idx {
+	for s.fsm.AppliedIndex() < idx {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("replica did not catch up to index %d within %s", idx, timeout)
 		}

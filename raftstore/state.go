@@ -152,6 +152,20 @@ func maxIndex(tx *memdb.Txn, tables ...string) uint64 {
 	return max
 }
 
+// LastIndex is the highest Raft index written to any table.
+func (s *Store) LastIndex() uint64 {
+	tx := s.ReadTxn()
+	it, err := tx.Get(tableIndex, "id")
+	if err != nil {
+		return 0
+	}
+	var last uint64
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		last = max(last, raw.(*indexEntry).Value)
+	}
+	return last
+}
+
 func setIndex(tx *memdb.Txn, idx uint64, tables ...string) error {
 	for _, t := range tables {
 		if err := tx.Insert(tableIndex, &indexEntry{Key: t, Value: idx}); err != nil {

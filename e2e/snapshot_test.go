@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+)
+
+// TestSnapshotSaveRestoreIntoFreshCluster saves a snapshot through the
+// official client on one agent and restores it into a fresh one: the
+// catalog is identical and DNS answers from it.
+func TestSnapshotSaveRestoreIntoFreshCluster(t *testing.T) {
+	t.Parallel()
+	src := StartAgent(t, Options{Node: "n1"})
+	for i := 0; i < 5; i++ {
+		if _, err := src.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: fmt.Sprintf("ext-%d", i), Address: fmt.Sprintf("10.2.0.%d", i+1),
+			Service: &api.AgentService{ID: "db", Service: "db", Port: 5432, Tags: []string{"v1"}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc, _, err := src.Client.Snapshot().Save(nil)
+	if err != nil {
+		t.Fatalf("snapshot save: %v", err)
+	}
+	archive, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || len(archive) == 0 {
+		t.Fatalf("reading the snapshot: %d bytes, %v", len(archive), err)
+	}
+	want, _, err := src.Client.Catalog().Service("db", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dst := StartAgent(t, Options{Node: "n2"})
+	if err := dst.Client.Snapshot().Restore(nil, bytes.NewReader(archive)); err != nil {
+		t.Fatalf("snapshot restore: %v", err)
+	}
+	got, _, err := dst.Client.Catalog().Service("db", "", &api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored catalog differs:\n got %+v\nwant %+v", got, want)
+	}
+	eventually(t, 5*time.Second, func() error {
+		r := dst.Query(t, "v1.db.service.consul.", dns.TypeA)
+		if len(addrsOf(r.Answer)) != 5 {
+			return fmt.Errorf("restored agent answers %s %v", rcode(r), addrsOf(r.Answer))
+		}
+		return nil
+	})
+
+	// A corrupt archive is refused and changes nothing.
+	bad := append([]byte(nil), archive...)
+	bad[len(bad)/2] ^= 0xff
+	if err := dst.Client.Snapshot().Restore(nil, bytes.NewReader(bad)); err == nil {
+		t.Fatal("restoring a corrupt archive succeeded")
+	}
+	again, _, err := dst.Client.Catalog().Service("db", "", nil)
+	if err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("after a refused restore the catalog is %+v, %v", again, err)
+	}
+}
