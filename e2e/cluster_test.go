@@ -136,3 +136,102 @@ func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
 		return nil
 	})
 }
+
+func TestClusterFiveServersQuorumLoss(t *testing.T) {
+	t.Parallel()
+	agents := StartCluster(t, 5)
+	register := func(a *Agent, name string) error {
+		_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "ext-" + name, Address: "10.3.0.1",
+			Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
+		return err
+	}
+	if err := register(agents[0], "web"); err != nil {
+		t.Fatal(err)
+	}
+	// Two of five down, the leader among them: the rest elect a leader and
+	// take writes.
+	leader := leaderOf(t, agents)
+	down := []*Agent{leader}
+	for _, a := range agents {
+		if a != leader && len(down) < 2 {
+			down = append(down, a)
+		}
+	}
+	for _, a := range down {
+		a.Kill(t)
+	}
+	var up []*Agent
+	for _, a := range agents {
+		if a.Running() {
+			up = append(up, a)
+		}
+	}
+	eventually(t, 20*time.Second, func() error { return register(up[0], "after-two-down") })
+
+	// Three of five down: no quorum. A write fails with a clear error
+	// within the request timeout rather than hanging; DNS keeps answering
+	// from the survivors' replicas.
+	up[0].Kill(t)
+	survivors := up[1:]
+	start := time.Now()
+	err := register(survivors[0], "no-quorum")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a write without a quorum succeeded")
+	}
+	if took > 15*time.Second {
+		t.Errorf("the write without a quorum took %v to fail", took)
+	}
+	t.Logf("write without quorum failed after %v: %v", took.Round(time.Millisecond), err)
+	for _, a := range survivors {
+		r := a.Query(t, "after-two-down.service.consul.", dns.TypeA)
+		if got := addrsOf(r.Answer); !slices.Equal(got, []string{"10.3.0.1"}) {
+			t.Errorf("without quorum %s's DNS answers %s %v, want the replica's 10.3.0.1", a.Opts.Node, rcode(r), got)
+		}
+	}
+}
+
+func TestClusterAllServersKilledAndRestarted(t *testing.T) {
+	t.Parallel()
+	agents := StartCluster(t, 3)
+	var acked []string
+	for i := 0; i < 15; i++ {
+		name := fmt.Sprintf("svc-%d", i)
+		if _, err := agents[i%3].Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "ext-" + name, Address: "10.4.0.1",
+			Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil); err != nil {
+			t.Fatalf("write %s: %v", name, err)
+		}
+		acked = append(acked, name)
+	}
+	for _, a := range agents {
+		a.Kill(t)
+	}
+	for _, a := range agents {
+		a.restartNoWait(t)
+	}
+	for _, a := range agents {
+		if err := a.waitReady(startTimeout); err != nil {
+			t.Fatalf("%s after restart: %v", a.Opts.Node, err)
+		}
+	}
+	services, _, err := agents[1].Client.Catalog().Services(&api.QueryOptions{RequireConsistent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range acked {
+		if _, ok := services[name]; !ok {
+			t.Errorf("acknowledged write %s lost after all servers were killed", name)
+		}
+	}
+	for _, a := range agents {
+		eventually(t, 5*time.Second, func() error {
+			r := a.Query(t, "svc-14.service.consul.", dns.TypeA)
+			if len(r.Answer) != 1 {
+				return fmt.Errorf("%s answers %s %v", a.Opts.Node, rcode(r), addrsOf(r.Answer))
+			}
+			return nil
+		})
+	}
+}

@@ -517,13 +517,20 @@ func (a *Agent) stopProcess() {
 // ports, stopping it first if it still runs, and waits until it is ready.
 func (a *Agent) Restart(t testing.TB) {
 	t.Helper()
+	a.restartNoWait(t)
+	if err := a.waitReady(startTimeout); err != nil {
+		t.Fatalf("agent %s did not become ready after restart: %v", a.Opts.Node, err)
+	}
+}
+
+// restartNoWait starts the process again without waiting for it to be
+// ready: servers restarted together become ready only together.
+func (a *Agent) restartNoWait(t testing.TB) {
+	t.Helper()
 	a.stopProcess()
 	a.transport.CloseIdleConnections()
 	if err := a.launch(); err != nil {
 		t.Fatalf("restarting: %v", err)
-	}
-	if err := a.waitReady(startTimeout); err != nil {
-		t.Fatalf("agent %s did not become ready after restart: %v", a.Opts.Node, err)
 	}
 }
 
