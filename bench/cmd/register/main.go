@@ -5,6 +5,9 @@
 // for CoreDNS's file plugin, mirroring what the discovery plugin answers, so
 // the two can be compared query for query.
 //
+// -http takes one address or several, comma-separated (the servers of a
+// cluster, as bench/cluster.sh uses it): requests go to them in turn.
+//
 // Layout (shared by both modes, so the catalog and the zone agree):
 //
 //	service  svcNNNN                      s = 0 … services-1
@@ -54,7 +57,7 @@ func layout(services, instances int) []instance {
 }
 
 func main() {
-	httpAddr := flag.String("http", "127.0.0.1:8500", "beacon HTTP API address")
+	httpAddr := flag.String("http", "127.0.0.1:8500", "beacon HTTP API address, or several comma-separated (requests go to them in turn)")
 	services := flag.Int("services", 1000, "number of services")
 	instances := flag.Int("instances", 3, "instances per service")
 	concurrency := flag.Int("concurrency", 16, "registrations in flight")
@@ -81,10 +84,22 @@ func main() {
 func register(httpAddr string, concurrency int, insts []instance) error {
 	client := &http.Client{
 		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
+		Transport: &http.Transport{MaxIdleConns: 4 * concurrency, MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
 	}
-	url := "http://" + httpAddr + "/v1/catalog/register"
-	work := make(chan instance)
+	var urls []string
+	for _, a := range strings.Split(httpAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			urls = append(urls, "http://"+a+"/v1/catalog/register")
+		}
+	}
+	if len(urls) == 0 {
+		return fmt.Errorf("no -http address")
+	}
+	type job struct {
+		in  instance
+		url string
+	}
+	work := make(chan job)
 	var (
 		failed   atomic.Int64
 		firstErr error
@@ -96,23 +111,23 @@ func register(httpAddr string, concurrency int, insts []instance) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for in := range work {
-				if err := registerOne(client, url, in); err != nil {
+			for j := range work {
+				if err := registerOne(client, j.url, j.in); err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
 		}()
 	}
-	for _, in := range insts {
-		work <- in
+	for k, in := range insts {
+		work <- job{in, urls[k%len(urls)]}
 	}
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(start)
 	ok := int64(len(insts)) - failed.Load()
-	fmt.Printf("registered %d instances (%d failed) in %.2fs: %.0f registrations/s (concurrency %d)\n",
-		ok, failed.Load(), elapsed.Seconds(), float64(ok)/elapsed.Seconds(), concurrency)
+	fmt.Printf("registered %d instances (%d failed) in %.2fs: %.0f registrations/s (concurrency %d, %d server(s))\n",
+		ok, failed.Load(), elapsed.Seconds(), float64(ok)/elapsed.Seconds(), concurrency, len(urls))
 	if firstErr != nil {
 		return fmt.Errorf("first failure: %v", firstErr)
 	}
