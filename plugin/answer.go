@@ -24,7 +24,8 @@ func (d *Discovery) serviceTTL(name string) uint32 {
 }
 
 // service answers <svc>.service and its tag and RFC 2782 forms.
-func (d *Discovery) service(m *dns.Msg, z *zone, q dns.Question, name, tag string) {
+func (d *Discovery) service(rep *reply, z *zone, q dns.Question, name, tag string) {
+	m := &rep.msg
 	e := d.lookup(z, name, tag)
 	if e == nil {
 		// No instance, or none healthy: Consul answers NXDOMAIN for both.
@@ -32,41 +33,61 @@ func (d *Discovery) service(m *dns.Msg, z *zone, q dns.Question, name, tag strin
 		return
 	}
 	switch q.Qtype {
-	case dns.TypeA, dns.TypeAAAA, dns.TypeANY:
-		d.serviceAddresses(m, q, e)
+	case dns.TypeA:
+		d.serviceAddresses(rep, q, e, e.a, nil)
+	case dns.TypeAAAA:
+		d.serviceAddresses(rep, q, e, nil, e.aaaa)
+	case dns.TypeANY:
+		d.serviceAddresses(rep, q, e, e.a, e.aaaa)
 	case dns.TypeSRV:
 		serviceSRV(m, q, e)
 	}
 	// Any other type: the name exists, so NODATA.
 }
 
-// serviceAddresses answers A, AAAA or ANY with the instances' addresses,
-// shuffled and capped at a_record_limit.
-func (d *Discovery) serviceAddresses(m *dns.Msg, q dns.Question, e *serviceEntry) {
-	var ips []netip.Addr
-	switch q.Qtype {
-	case dns.TypeA:
-		ips = e.addrs[:e.n4]
-	case dns.TypeAAAA:
-		ips = e.addrs[e.n4:]
-	default:
-		ips = e.addrs
-	}
-	if len(ips) == 0 {
+// serviceAddresses answers A, AAAA or ANY with copies of the entry's
+// records a and aaaa, shuffled and capped at a_record_limit.
+func (d *Discovery) serviceAddresses(rep *reply, q dns.Question, e *serviceEntry, a []dns.A, aaaa []dns.AAAA) {
+	m := &rep.msg
+	n := len(a) + len(aaaa)
+	if n == 0 {
 		if e.host != "" {
 			// Only hostnames: point at one, as Consul does.
 			m.Answer = []dns.RR{cname(q.Name, e.host, e.ttl)}
 		}
 		return // otherwise a family mismatch: NODATA
 	}
-	// Shuffle a copy: the entry is shared by concurrent queries.
-	var stack [32]netip.Addr
-	ips = append(stack[:0], ips...)
-	shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
-	if d.aLimit > 0 && len(ips) > d.aLimit {
-		ips = ips[:d.aLimit]
+	var (
+		rrs []dns.RR
+		as  []dns.A
+	)
+	if len(aaaa) == 0 && n <= inlineAnswers {
+		rrs, as = rep.rr[:n:n], rep.a[:n:n]
+	} else {
+		rrs, as = make([]dns.RR, n), make([]dns.A, len(a))
 	}
-	m.Answer = appendAddrRRs(make([]dns.RR, 0, len(ips)), q.Name, nil, ips, e.ttl)
+	copy(as, a)
+	for i := range as {
+		as[i].Hdr.Name = q.Name
+		rrs[i] = &as[i]
+	}
+	if len(aaaa) > 0 {
+		aaaas := make([]dns.AAAA, len(aaaa))
+		copy(aaaas, aaaa)
+		for i := range aaaas {
+			aaaas[i].Hdr.Name = q.Name
+			rrs[len(a)+i] = &aaaas[i]
+		}
+	}
+	// Fisher-Yates on math/rand/v2's per-thread source.
+	for i := n - 1; i > 0; i-- {
+		j := rand.IntN(i + 1)
+		rrs[i], rrs[j] = rrs[j], rrs[i]
+	}
+	if d.aLimit > 0 && n > d.aLimit {
+		rrs = rrs[:d.aLimit:d.aLimit]
+	}
+	m.Answer = rrs
 }
 
 // serviceSRV answers SRV: one record per instance, shuffled, the targets'

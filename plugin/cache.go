@@ -2,15 +2,17 @@ package discovery
 
 import (
 	"context"
+	"hash/maphash"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/beacon-dns/beacon/raftstore"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/miekg/dns"
 )
 
 // The service answer cache.
@@ -31,8 +33,9 @@ import (
 // instead, and so sees a write as soon as that goroutine runs, a few
 // microseconds after the commit.
 //
-// Nothing on the query path takes a lock shared by other queries: sync.Map's
-// lock-free read path, non-blocking channel receives, atomics.
+// Nothing on the query path takes a lock shared by other queries: a hash
+// table of immutable chains read with atomic loads (cacheTable),
+// non-blocking channel receives, atomics.
 //
 // Only names with healthy instances are cached, so random names cannot fill
 // the cache, and it is bounded all the same: past maxCacheEntries it starts
@@ -45,8 +48,7 @@ const (
 )
 
 type serviceCache struct {
-	entries atomic.Pointer[sync.Map] // cacheKey -> *serviceEntry
-	size    atomic.Int32
+	entries atomic.Pointer[cacheTable]
 	// abandon is the store's restore channel, kept so that a miss does
 	// not take the store's lock to get it; renewed once it fires.
 	abandon atomic.Pointer[<-chan struct{}]
@@ -58,13 +60,99 @@ type serviceCache struct {
 }
 
 func (c *serviceCache) init() {
-	c.entries.Store(new(sync.Map))
+	c.entries.Store(new(cacheTable))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 }
 
-type cacheKey struct {
+// cacheTable is a hash table of immutable chains, read without locks or
+// allocations: a lookup hashes the (lowercase) name and tag with
+// hash/maphash and walks one short chain. Writers, on a miss, replace a
+// bucket's chain with a compare-and-swap.
+type cacheTable struct {
+	buckets [cacheBuckets]atomic.Pointer[cacheNode]
+	size    atomic.Int32
+}
+
+const cacheBuckets = 1 << 13
+
+// cacheNode is one entry of a chain; it never changes once published.
+type cacheNode struct {
+	hash      uint64
+	zone      int    // the zone's index: SRV targets end with its suffix
 	name, tag string // lowercase
-	suffix    string // the zone's suffix, which SRV targets end with
+	entry     *serviceEntry
+	next      *cacheNode
+}
+
+var cacheSeed = maphash.MakeSeed()
+
+func cacheHash(zone int, name, tag string) uint64 {
+	h := maphash.String(cacheSeed, name)
+	if tag != "" {
+		h = (h ^ maphash.String(cacheSeed, tag)) * 0x9e3779b97f4a7c15
+	}
+	return h + uint64(zone)*0xbf58476d1ce4e5b9
+}
+
+func (t *cacheTable) bucket(h uint64) *atomic.Pointer[cacheNode] {
+	return &t.buckets[(h^h>>32)&(cacheBuckets-1)]
+}
+
+func (t *cacheTable) load(h uint64, zone int, name, tag string) *serviceEntry {
+	for n := t.bucket(h).Load(); n != nil; n = n.next {
+		if n.hash == h && n.zone == zone && n.name == name && n.tag == tag {
+			return n.entry
+		}
+	}
+	return nil
+}
+
+// store puts e (nil: nothing) under the key in place of old (nil: no
+// entry), and reports whether it did: not when another query replaced old
+// first.
+func (t *cacheTable) store(h uint64, zone int, name, tag string, old, e *serviceEntry) bool {
+	b := t.bucket(h)
+	for {
+		head := b.Load()
+		var cur *cacheNode
+		for n := head; n != nil; n = n.next {
+			if n.hash == h && n.zone == zone && n.name == name && n.tag == tag {
+				cur = n
+				break
+			}
+		}
+		if cur == nil && old != nil || cur != nil && cur.entry != old {
+			return false
+		}
+		chain := head // the chain without the key's node
+		if cur != nil {
+			chain = prependCopy(head, cur, cur.next)
+		}
+		if e != nil {
+			chain = &cacheNode{hash: h, zone: zone, name: name, tag: tag, entry: e, next: chain}
+		}
+		if !b.CompareAndSwap(head, chain) {
+			continue // another key of the bucket changed meanwhile
+		}
+		switch {
+		case cur == nil && e != nil:
+			t.size.Add(1)
+		case cur != nil && e == nil:
+			t.size.Add(-1)
+		}
+		return true
+	}
+}
+
+// prependCopy returns a copy of the nodes of chain before stop, linked to
+// rest.
+func prependCopy(chain, stop, rest *cacheNode) *cacheNode {
+	if chain == stop {
+		return rest
+	}
+	n := *chain
+	n.next = prependCopy(chain.next, stop, rest)
+	return &n
 }
 
 // serviceEntry is what the answers for one service and tag are built from.
@@ -72,6 +160,12 @@ type serviceEntry struct {
 	ttl   uint32
 	addrs []netip.Addr // A/AAAA answers: unique and sorted, IPv4 first
 	n4    int          // how many of addrs are IPv4
+	// The A and AAAA answers made from addrs, without their owner name:
+	// a query copies them (shared records could be changed by the plugins
+	// that see the response after us: cache sets TTLs in place) but not
+	// their address bytes, which nothing changes.
+	a    []dns.A
+	aaaa []dns.AAAA
 	// host is a hostname address to CNAME to, set only when no instance
 	// has an IP address.
 	host string
@@ -126,29 +220,29 @@ func (d *Discovery) abandonCh() <-chan struct{} {
 // or nil when it has no healthy instance.
 func (d *Discovery) lookup(z *zone, name, tag string) *serviceEntry {
 	c := &d.cache
-	m := c.entries.Load()
-	key := cacheKey{name: strings.ToLower(name), tag: strings.ToLower(tag), suffix: z.suffix}
-	v, found := m.Load(key)
-	if found {
-		if e := v.(*serviceEntry); e.valid() {
-			return e
-		}
+	t := c.entries.Load()
+	// No allocation unless the query has upper case letters.
+	name, tag = strings.ToLower(name), strings.ToLower(tag)
+	h := cacheHash(z.index, name, tag)
+	old := t.load(h, z.index, name, tag)
+	if old != nil && old.valid() {
+		return old
 	}
-	e, ws := d.readService(z, key.name, key.tag)
-	switch {
-	case e == nil || !c.keep(e, ws):
-		if found {
-			m.Delete(key) // not left to be found stale again
+	e, ws := d.readService(z, name, tag)
+	if e == nil || !c.keep(e, ws) {
+		if old != nil {
+			t.store(h, z.index, name, tag, old, nil) // not left to be found stale again
 		}
-	default:
-		if !found && c.size.Add(1) > maxCacheEntries {
-			// Full, likely of services long gone: start afresh.
-			m = new(sync.Map)
-			c.entries.Store(m)
-			c.size.Store(1)
-		}
-		m.Store(key, e)
+		return e
 	}
+	if old == nil && t.size.Load() >= maxCacheEntries {
+		// Full, likely of services long gone: start afresh.
+		t = new(cacheTable)
+		c.entries.Store(t)
+	}
+	// Losing a race to store is harmless: the other query's entry is as
+	// fresh as this one, and a stale one is replaced by the next query.
+	t.store(h, z.index, name, tag, old, e)
 	return e
 }
 
@@ -264,5 +358,26 @@ func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb
 			e.n4++
 		}
 	}
+	e.a, e.aaaa = addrTemplates(e.addrs, e.n4, e.ttl)
 	return e, ws
+}
+
+// addrTemplates makes the A and AAAA records of addrs, IPv4 first, the
+// first n4 of them, without owner names.
+func addrTemplates(addrs []netip.Addr, n4 int, ttl uint32) ([]dns.A, []dns.AAAA) {
+	raw := make([]byte, 4*n4+16*(len(addrs)-n4))
+	a := make([]dns.A, n4)
+	aaaa := make([]dns.AAAA, len(addrs)-n4)
+	for i, ip := range addrs {
+		if i < n4 {
+			b := ip.As4()
+			a[i] = dns.A{Hdr: dns.RR_Header{Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(raw[:4:4])}
+			raw = raw[copy(raw, b[:]):]
+			continue
+		}
+		b := ip.As16()
+		aaaa[i-n4] = dns.AAAA{Hdr: dns.RR_Header{Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(raw[:16:16])}
+		raw = raw[copy(raw, b[:]):]
+	}
+	return a, aaaa
 }

@@ -250,8 +250,9 @@ func TestCacheBigService(t *testing.T) {
 	if got := count(); got != n {
 		t.Fatalf("got %d addresses, want %d", got, n)
 	}
-	e, ok := d.cache.entries.Load().Load(cacheKey{name: "big", suffix: ".dc1.consul."})
-	if !ok || !e.(*serviceEntry).watched {
+	z, _, _ := d.match("consul.")
+	e := d.cache.entries.Load().load(cacheHash(z.index, "big", ""), z.index, "big", "")
+	if e == nil || !e.watched {
 		t.Fatalf("the entry of a %d-instance service is not cached with a watcher", n)
 	}
 	eventually := func(want int) {

@@ -255,24 +255,48 @@ func (d *Discovery) answer(r *dns.Msg, z *zone, rest string) (*dns.Msg, int) {
 		return nil, dns.RcodeRefused // no zone transfers: the catalog is not a zone file
 	}
 
-	m := new(dns.Msg)
-	m.SetReply(r)
+	// As m.SetReply(r), without allocating the question section apart.
+	rep := new(reply)
+	m := &rep.msg
+	m.Id = r.Id
+	m.Response = true
+	m.Opcode = r.Opcode
+	m.RecursionDesired = r.RecursionDesired
+	m.CheckingDisabled = r.CheckingDisabled
 	m.Authoritative = true
+	rep.q[0] = q
+	m.Question = rep.q[:1:1]
 	if z.kind == zoneReverse {
 		d.reverse(m, z, q, rest)
 	} else {
-		d.forward(m, z, q, rest)
+		d.forward(rep, z, q, rest)
 	}
 	if len(m.Answer) == 0 {
 		// NXDOMAIN or NODATA: the SOA tells resolvers how long to cache it.
-		soa := z.soa
-		m.Ns = []dns.RR{&soa}
+		soa := new(dns.SOA)
+		*soa = z.soa
+		rep.rr[0] = soa // unused by an empty answer section
+		m.Ns = rep.rr[:1:1]
 	}
 	return m, dns.RcodeSuccess
 }
 
+// reply is a response together with room for its usual answer, a
+// service's few A records, so that it takes one allocation. The sections
+// that use the arrays are sliced to their length as capacity: a plugin
+// appending to one gets a new array.
+type reply struct {
+	msg dns.Msg
+	q   [1]dns.Question
+	rr  [inlineAnswers]dns.RR
+	a   [inlineAnswers]dns.A
+}
+
+const inlineAnswers = 4
+
 // forward answers a name in a domain or datacenter zone.
-func (d *Discovery) forward(m *dns.Msg, z *zone, q dns.Question, rest string) {
+func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
+	m := &rep.msg
 	pq := d.parse(z, rest)
 	if pq.dc != "" && !strings.EqualFold(pq.dc, d.dc) {
 		// Other datacenters are not reachable yet.
@@ -285,7 +309,7 @@ func (d *Discovery) forward(m *dns.Msg, z *zone, q dns.Question, rest string) {
 	case kindNS:
 		d.nameServer(m, z, q)
 	case kindService:
-		d.service(m, z, q, pq.name, pq.tag)
+		d.service(rep, z, q, pq.name, pq.tag)
 	case kindNode:
 		d.nodeLookup(m, q, pq.name)
 	case kindAddr:

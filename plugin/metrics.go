@@ -76,8 +76,12 @@ func rcodeIndex(rcode int) int {
 // once. Looking them up by label values on every query would hash the
 // labels and take the vector's read lock, which every query shares.
 type metricsCache struct {
-	zones   []string
-	servers sync.Map // server address -> *serverMetrics
+	zones []string
+	// servers maps a *dnsserver.Server (a pointer: no allocation, a cheap
+	// hash) to its *serverMetrics; byAddr a server address to the same,
+	// for the servers a reload replaces.
+	servers sync.Map
+	byAddr  sync.Map
 }
 
 type serverMetrics struct {
@@ -95,11 +99,16 @@ func (c *metricsCache) init(zones []*zone) {
 
 // forServer returns the metrics of the server handling ctx's query.
 func (c *metricsCache) forServer(ctx context.Context) *serverMetrics {
+	s, _ := ctx.Value(dnsserver.Key{}).(*dnsserver.Server)
+	if m, ok := c.servers.Load(s); ok {
+		return m.(*serverMetrics)
+	}
 	addr := ""
-	if s, ok := ctx.Value(dnsserver.Key{}).(*dnsserver.Server); ok {
+	if s != nil {
 		addr = s.Addr
 	}
-	if m, ok := c.servers.Load(addr); ok {
+	if m, ok := c.byAddr.Load(addr); ok {
+		c.servers.Store(s, m)
 		return m.(*serverMetrics)
 	}
 	m := &serverMetrics{
@@ -118,7 +127,8 @@ func (c *metricsCache) forServer(ctx context.Context) *serverMetrics {
 	}
 	// A concurrent first query may have stored an equivalent set: the
 	// children are the same either way.
-	actual, _ := c.servers.LoadOrStore(addr, m)
+	actual, _ := c.byAddr.LoadOrStore(addr, m)
+	c.servers.Store(s, actual)
 	return actual.(*serverMetrics)
 }
 
