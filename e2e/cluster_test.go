@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,6 +169,17 @@ func TestClusterFiveServersQuorumLoss(t *testing.T) {
 		}
 	}
 	eventually(t, 20*time.Second, func() error { return register(up[0], "after-two-down") })
+	// Followers apply an entry once they learn it is committed: wait until
+	// every survivor answers it before taking the quorum away.
+	for _, a := range up {
+		eventually(t, 5*time.Second, func() error {
+			r := a.Query(t, "after-two-down.service.consul.", dns.TypeA)
+			if len(r.Answer) == 0 {
+				return fmt.Errorf("%s does not answer after-two-down yet: %s", a.Opts.Node, rcode(r))
+			}
+			return nil
+		})
+	}
 
 	// Three of five down: no quorum. A write fails with a clear error
 	// within the request timeout rather than hanging; DNS keeps answering
@@ -182,6 +194,9 @@ func TestClusterFiveServersQuorumLoss(t *testing.T) {
 	}
 	if took > 15*time.Second {
 		t.Errorf("the write without a quorum took %v to fail", took)
+	}
+	if !strings.Contains(err.Error(), "No cluster leader") {
+		t.Errorf("the write without a quorum failed with %q, want Consul's \"No cluster leader\"", err)
 	}
 	t.Logf("write without quorum failed after %v: %v", took.Round(time.Millisecond), err)
 	for _, a := range survivors {

@@ -188,6 +188,22 @@ type rpcConn struct {
 	lastUsed time.Time
 }
 
+// alive reports whether the server still holds the idle connection open. The
+// protocol never sends unsolicited data, so a read that does not time out at
+// once means the server closed it (it died or restarted): sending a request
+// there would fail in a way that cannot tell whether it was acted on.
+func (c *rpcConn) alive() bool {
+	_ = c.conn.SetReadDeadline(time.Now())
+	var b [1]byte
+	_, err := c.conn.Read(b[:])
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		_ = c.conn.SetReadDeadline(time.Time{})
+		return true
+	}
+	return false
+}
+
 // rpcPoolIdle is how long a pooled connection is reused: well under the
 // server's rpcIdleTimeout, so a pooled connection is not one the server is
 // closing.
@@ -202,7 +218,7 @@ func (p *rpcPool) get(addr string) (*rpcConn, error) {
 	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
 		c := conns[len(conns)-1]
 		p.idle[addr] = conns[:len(conns)-1]
-		if time.Since(c.lastUsed) < rpcPoolIdle {
+		if time.Since(c.lastUsed) < rpcPoolIdle && c.alive() {
 			p.mu.Unlock()
 			return c, nil
 		}
