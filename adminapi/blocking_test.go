@@ -267,6 +267,15 @@ func TestBlockingUnrelatedWrite(t *testing.T) {
 			t.Logf("REPORT: %s stayed blocked through an unrelated write", path)
 		}
 		cancel()
+		// Let the cancelled request leave the handler, so the next one's
+		// arrival is what startBlocking sees.
+		deadline := time.Now().Add(5 * time.Second)
+		for ta.inFlight() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the cancelled request is still in the handler", path)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		cur = indexOf(t, ta.get("/v1/catalog/services"))
 	}
 }
