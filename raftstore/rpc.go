@@ -189,20 +189,11 @@ type rpcConn struct {
 }
 
 // alive reports whether the server still holds the idle connection open. The
-// protocol never sends unsolicited data, so a read that does not time out at
-// once means the server closed it (it died or restarted): sending a request
-// there would fail in a way that cannot tell whether it was acted on.
-func (c *rpcConn) alive() bool {
-	_ = c.conn.SetReadDeadline(time.Now())
-	var b [1]byte
-	_, err := c.conn.Read(b[:])
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		_ = c.conn.SetReadDeadline(time.Time{})
-		return true
-	}
-	return false
-}
+// protocol never sends unsolicited data, so readable data or an EOF on an
+// idle connection means the server closed it (it died or restarted): sending
+// a request there would fail in a way that cannot tell whether it was acted
+// on, so such a connection is dropped before use.
+func (c *rpcConn) alive() bool { return connAlive(c.conn) }
 
 // rpcPoolIdle is how long a pooled connection is reused: well under the
 // server's rpcIdleTimeout, so a pooled connection is not one the server is
