@@ -157,15 +157,12 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
+		idx, instances, err := s.serviceInstances(ws, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
 		out := []catalogService{}
 		for _, sn := range instances {
-			if !hasTags(sn.Service, tags) || !meta.match(sn.Node) {
-				continue
-			}
 			n, svc := sn.Node, sn.Service
 			out = append(out, catalogService{
 				ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
@@ -178,6 +175,23 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 		}
 		return idx, out, nil
 	})
+}
+
+// serviceInstances reads the instances of service name that carry every
+// one of tags and whose node matches meta: the selection the catalog and
+// health service endpoints share.
+func (s *Server) serviceInstances(ws memdb.WatchSet, name string, tags []string, meta nodeMetaFilter) (uint64, []raftstore.ServiceNode, error) {
+	idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
+	if err != nil {
+		return 0, nil, err
+	}
+	out := instances[:0]
+	for _, sn := range instances {
+		if hasTags(sn.Service, tags) && meta.match(sn.Node) {
+			out = append(out, sn)
+		}
+	}
+	return idx, out, nil
 }
 
 // hasTags reports whether svc carries every one of tags (Consul ANDs

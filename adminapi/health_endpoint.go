@@ -22,15 +22,12 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
+		idx, instances, err := s.serviceInstances(ws, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
 		out := []serviceEntry{}
 		for _, sn := range instances {
-			if !hasTags(sn.Service, tags) || !meta.match(sn.Node) {
-				continue
-			}
 			if passing && !raftstore.Healthy(sn.Checks, true) {
 				continue
 			}
