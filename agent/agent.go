@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,12 @@ type Agent struct {
 	cancelJoin context.CancelFunc
 	// leadership wakes the cluster loop on a leadership change.
 	leadership chan struct{}
+	// staleness is how long ago this replica last heard from the leader,
+	// refreshed every stalenessInterval so that DNS reads it without
+	// taking raft's lock.
+	staleness atomic.Int64
+	started   time.Time
+
 	// bootstrapped is set once this server has (or joined) Raft state; only
 	// the cluster loop touches it.
 	bootstrapped bool
@@ -105,8 +112,10 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.server.Shutdown()
 		return nil, err
 	}
-	a.wg.Add(1)
+	a.started = time.Now()
+	a.wg.Add(2)
 	go a.syncLoop()
+	go a.stalenessLoop()
 	logger.Info("agent started", "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
 		"rpc", cfg.RPC, "http", cfg.HTTP)
 	return a, nil
@@ -187,6 +196,36 @@ func (a *Agent) NodeID() string { return a.nodeID }
 
 // Datacenter is the agent's datacenter.
 func (a *Agent) Datacenter() string { return a.cfg.Datacenter }
+
+// stalenessInterval is how often the replica's staleness is refreshed: the
+// resolution of max_stale.
+const stalenessInterval = 100 * time.Millisecond
+
+func (a *Agent) stalenessLoop() {
+	defer a.wg.Done()
+	t := time.NewTicker(stalenessInterval)
+	defer t.Stop()
+	for {
+		a.staleness.Store(int64(a.currentStaleness()))
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) currentStaleness() time.Duration {
+	lc := a.server.LastContact()
+	if lc < 0 { // never heard from a leader since start
+		return max(time.Since(a.started), time.Nanosecond)
+	}
+	return lc
+}
+
+// Staleness is how long ago this replica last heard from the leader: 0 on
+// the leader. Lock-free, for the DNS hot path.
+func (a *Agent) Staleness() time.Duration { return time.Duration(a.staleness.Load()) }
 
 // ConsistentRead readies the local replica for a default-mode or (verify)
 // linearizable read.

@@ -42,6 +42,10 @@ type Discovery struct {
 	Next plugin.Handler
 	// Readiness reports whether the agent serves reads; nil means ready.
 	Readiness func() bool
+	// Staleness is how long ago the local replica last heard from the
+	// leader (0 on the leader); nil means never stale. It must be cheap and
+	// lock-free: it is read on every query.
+	Staleness func() time.Duration
 
 	store Catalog
 	// zones, longest first so the most specific zone wins.
@@ -58,6 +62,8 @@ type Discovery struct {
 	svcTTL        map[string]uint32 // lowercase service name -> seconds
 	svcTTLDefault uint32
 	onlyPassing   bool
+	allowStale    bool
+	maxStale      time.Duration
 	aLimit        int
 	fall          fall.F
 
@@ -106,6 +112,8 @@ func New(store Catalog, dnsCfg corefile.DNSConfig, agentCfg corefile.AgentConfig
 		negTTL:        seconds(dnsCfg.NegativeTTL),
 		svcTTL:        make(map[string]uint32, len(dnsCfg.ServiceTTL)),
 		onlyPassing:   dnsCfg.OnlyPassing,
+		allowStale:    dnsCfg.AllowStale,
+		maxStale:      dnsCfg.MaxStale,
 		aLimit:        dnsCfg.ARecordLimit,
 		fall:          dnsCfg.Fall,
 		svcTTLDefault: seconds(dnsCfg.ServiceTTL["*"]),
@@ -220,6 +228,12 @@ func (d *Discovery) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	m := d.metrics.forServer(ctx)
 	m.request(z.index, r.Question[0].Qtype)
 
+	if d.tooStale() {
+		// The replica lags the leader by more than allowed: no answer
+		// rather than a stale one. The server writes the SERVFAIL.
+		m.response(z.index, dns.RcodeServerFailure, start)
+		return dns.RcodeServerFailure, nil
+	}
 	resp, rcode := d.answer(r, z, rest)
 	if resp == nil {
 		// Not written: the server sends the error (FORMERR, REFUSED...).
@@ -235,6 +249,19 @@ func (d *Discovery) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		return dns.RcodeServerFailure, plugin.Error(pluginName, err)
 	}
 	return dns.RcodeSuccess, nil
+}
+
+// tooStale reports whether the local replica may not answer: it lags the
+// leader by more than max_stale, or by anything at all without allow_stale.
+func (d *Discovery) tooStale() bool {
+	if d.Staleness == nil {
+		return false
+	}
+	stale := d.Staleness()
+	if !d.allowStale {
+		return stale != 0
+	}
+	return stale > d.maxStale
 }
 
 // Name implements plugin.Handler.

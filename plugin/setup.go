@@ -25,6 +25,7 @@ func setup(c *caddy.Controller) error {
 
 	d := New(a.Store(), cfg.DNS, a.Config())
 	d.Readiness = a.Ready
+	d.Staleness = a.Staleness
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)
