@@ -29,17 +29,10 @@ tmp=$(mktemp -d /tmp/beacon-cluster.XXXXXX)
 watchdog_pid=""
 declare -A pid=() # server name -> pid of its beacon process (empty when stopped)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
-clk_tck=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 # machine_ticks: "busy steal" over all cores, from /proc/stat.
 machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, $9; exit }' /proc/stat; }
-busy_cores() { # SECONDS
-	local m0 m1
-	m0=$(machine_ticks); sleep "$1"; m1=$(machine_ticks)
-	awk -v m0="$m0" -v m1="$m1" -v h="$clk_tck" -v s="$1" \
-		'BEGIN { split(m0, a, " "); split(m1, b, " "); printf "%.2f", (b[1] - a[1]) / h / s }'
-}
 # beacon_ticks: CPU ticks of the running beacon processes.
 beacon_ticks() {
 	local t=0 n
@@ -96,16 +89,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Watchdog, as in dns.sh: bounds the whole run; every blocking step below
-# has its own bound too, so the trap gets to run.
-(
-	sleep "$MAX_SECONDS" </dev/null >/dev/null 2>&1 &
-	trap 'kill $! 2>/dev/null; exit 0' TERM
-	wait $!
-	log "watchdog: run exceeded ${MAX_SECONDS}s, stopping"
-	kill -TERM $$
-) &
-watchdog_pid=$!
+start_watchdog
 
 # --- 1. binaries and ports ---------------------------------------------------------
 command -v curl >/dev/null || die "curl is needed"
@@ -117,13 +101,7 @@ timeout 600 go build -o "$tmp/clusterbench" ./bench/cmd/clusterbench || die "bui
 
 # 5 ports per server (DNS, HTTP, RPC, serf LAN, serf WAN), 4 servers
 # (s1–s3 of the cluster, solo for the 1-server run): the first free block of 20.
-port_free() { [[ -z $(ss -Htanu "( sport = :$1 )" 2>/dev/null) ]]; }
-for base in $(seq "$PORT_BASE" 20 $((PORT_BASE + 1000))); do
-	ok=1
-	for p in $(seq "$base" $((base + 19))); do port_free "$p" || { ok=0; break; }; done
-	[[ $ok == 1 ]] && break
-done
-[[ $ok == 1 ]] || die "no free block of 20 ports from $PORT_BASE"
+base=$(free_port_block 20)
 declare -A dnsp httpp rpcp lanp wanp
 i=0
 for n in s1 s2 s3 solo; do

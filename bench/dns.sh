@@ -39,18 +39,10 @@ results_dir="$repo/bench/results"
 tmp=$(mktemp -d /tmp/beacon-bench.XXXXXX)
 beacon_pid="" perf_pid="" watchdog_pid=""
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAIL: $*"; exit 1; }
-clk_tck=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 # machine_ticks: "busy total irq+softirq steal" over all cores, from /proc/stat.
 machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t, $7 + $8, $9; exit }' /proc/stat; }
-# busy_cores SECONDS: how many cores the machine kept busy over that time.
-busy_cores() {
-	local m0 m1
-	m0=$(machine_ticks); sleep "$1"; m1=$(machine_ticks)
-	awk -v m0="$m0" -v m1="$m1" -v h="$clk_tck" -v s="$1" \
-		'BEGIN { split(m0, a, " "); split(m1, b, " "); printf "%.2f", (b[1] - a[1]) / h / s }'
-}
 
 cleanup() {
 	local rc=$?
@@ -79,17 +71,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Watchdog: bounds the whole run. Every blocking step below has its own bound
-# too (timeout, dnsperf -l, polling deadlines), so the trap gets to run.
-# Its sleep must not hold the script's stdout open once the script is done.
-(
-	sleep "$MAX_SECONDS" </dev/null >/dev/null 2>&1 &
-	trap 'kill $! 2>/dev/null; exit 0' TERM
-	wait $!
-	log "watchdog: run exceeded ${MAX_SECONDS}s, stopping"
-	kill -TERM $$
-) &
-watchdog_pid=$!
+start_watchdog
 
 # --- 1. tools and binaries -------------------------------------------------
 command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf)
@@ -101,13 +83,7 @@ timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building be
 timeout 600 go build -o "$tmp/dnscheck" ./bench/cmd/dnscheck || die "building bench/cmd/dnscheck failed"
 
 # Ports: DNS, HTTP, RPC, serf LAN, serf WAN, pprof; the first free block.
-port_free() { [[ -z $(ss -Htanu "( sport = :$1 )" 2>/dev/null) ]]; }
-for base in $(seq "$PORT_BASE" 10 $((PORT_BASE + 500))); do
-	ok=1
-	for p in $(seq "$base" $((base + 5))); do port_free "$p" || { ok=0; break; }; done
-	[[ $ok == 1 ]] && break
-done
-[[ $ok == 1 ]] || die "no free block of 6 ports from $PORT_BASE"
+base=$(free_port_block 6)
 DNS_PORT=$base HTTP_PORT=$((base + 1)) RPC_PORT=$((base + 2))
 LAN_PORT=$((base + 3)) WAN_PORT=$((base + 4)) PPROF_PORT=$((base + 5))
 

@@ -1,0 +1,47 @@
+# Helpers shared by the benchmark scripts; sourced, not run.
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+clk_tck=$(getconf CLK_TCK)
+
+# busy_cores SECONDS: how many cores the machine kept busy over that time
+# (from /proc/stat: all time but idle and iowait).
+busy_cores() {
+	local m0 m1
+	m0=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6; exit }' /proc/stat)
+	sleep "$1"
+	m1=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6; exit }' /proc/stat)
+	awk -v a="$m0" -v b="$m1" -v h="$clk_tck" -v s="$1" 'BEGIN { printf "%.2f", (b - a) / h / s }'
+}
+
+port_free() { [[ -z $(ss -Htanu "( sport = :$1 )" 2>/dev/null) ]]; }
+
+# free_port_block SIZE: the first port from PORT_BASE that starts SIZE free
+# consecutive ports (blocks aligned on SIZE); fails when there is none
+# (it runs in a command substitution, where die would end only the subshell).
+free_port_block() {
+	local size=$1 base p ok
+	for base in $(seq "$PORT_BASE" "$size" $((PORT_BASE + 50 * size))); do
+		ok=1
+		for p in $(seq "$base" $((base + size - 1))); do port_free "$p" || { ok=0; break; }; done
+		[[ $ok == 1 ]] && { echo "$base"; return; }
+	done
+	log "FAIL: no free block of $size ports from $PORT_BASE"
+	return 1
+}
+
+# start_watchdog: bounds the whole run to MAX_SECONDS by sending the script
+# TERM (its trap cleans up); sets watchdog_pid, which the cleanup kills.
+# Every blocking step has its own bound too, so the trap gets to run. The
+# sleep must not hold the script's stdout open once the script is done.
+start_watchdog() {
+	(
+		sleep "$MAX_SECONDS" </dev/null >/dev/null 2>&1 &
+		trap 'kill $! 2>/dev/null; exit 0' TERM
+		wait $!
+		log "watchdog: run exceeded ${MAX_SECONDS}s, stopping"
+		kill -TERM $$
+	) &
+	watchdog_pid=$!
+}
