@@ -232,7 +232,7 @@ func (s *Server) agentSelf(w http.ResponseWriter, r *http.Request) {
 			"Tags":   map[string]string{"role": role, "dc": self.Datacenter, "id": self.NodeID},
 			"Status": 1,
 		},
-		"Stats": map[string]any{"raft": self.Raft},
+		"Stats": self.Stats,
 		"Meta":  map[string]string{},
 	})
 }

@@ -202,7 +202,7 @@ func (a *fakeAgent) LocalChecks() []*raftstore.HealthCheck {
 func (a *fakeAgent) Self() AgentSelf {
 	return AgentSelf{NodeName: testNode, NodeID: testNodeID, Datacenter: testDC, Domain: "consul.",
 		Version: "0.1.0", Server: true, AdvertiseAddr: testNodeAddr, SerfLANAddr: testNodeAddr, SerfLANPort: "8301",
-		RPCAddr: testLeader, DataDir: "/tmp/beacon", Raft: map[string]string{"state": "Leader"}}
+		RPCAddr: testLeader, DataDir: "/tmp/beacon", Stats: map[string]map[string]string{"raft": {"state": "Leader"}}}
 }
 
 func (a *fakeAgent) applyCount() int {

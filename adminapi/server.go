@@ -147,6 +147,8 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
 	case errors.As(err, &br):
 		httpError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, raftstore.ErrNoServers):
+		httpError(w, http.StatusInternalServerError, "No known servers")
 	case errors.Is(err, raftstore.ErrNoLeader):
 		httpError(w, http.StatusInternalServerError, "No cluster leader")
 	case errors.Is(err, raftstore.ErrNotLeader):

@@ -14,7 +14,10 @@ type AgentSelf struct {
 	AdvertiseAddr                        string
 	SerfLANAddr, SerfLANPort             string
 	RPCAddr, DataDir                     string
-	Raft                                 map[string]string
+	// Stats are grouped as Consul's: "consul" (role, leader, known
+	// servers; on a client, the server it follows) and, on a server,
+	// "raft".
+	Stats map[string]map[string]string
 }
 
 // catalogService is an instance in /v1/catalog/service/:name.

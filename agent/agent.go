@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,18 +35,34 @@ const applyTimeout = 10 * time.Second
 // replica to catch up.
 const readTimeout = 5 * time.Second
 
-// Agent is the running agent: the process's one Raft server (or, later, a
-// client of the servers), its local services, and its HTTP API.
+// backend is how the agent reaches the replicated state: as a Raft server
+// (*raftstore.Server) or as a client agent of the servers
+// (*raftstore.Client).
+type backend interface {
+	Apply(t raftstore.MessageType, msg any, timeout time.Duration) (uint64, error)
+	ConsistentRead(verify bool, timeout time.Duration) error
+	Leader() string
+	LastContact() time.Duration
+	RaftConfiguration() (raftstore.RaftConfigurationInfo, error)
+	RemovePeer(id, address string) error
+	Shutdown() error
+}
+
+// Agent is the running agent: the process's one Raft server or client of
+// the servers, its local services, and its HTTP API.
 type Agent struct {
 	cfg    corefile.AgentConfig
 	nodeID string
 	logger hclog.Logger
 
-	store  *raftstore.Store
-	server *raftstore.Server
-	local  *localState
-	http   *adminapi.Server
-	lan    *gossip.Pool
+	store *raftstore.Store
+	// backend is server or client, whichever this agent is.
+	backend backend
+	server  *raftstore.Server
+	client  *raftstore.Client
+	local   *localState
+	http    *adminapi.Server
+	lan     *gossip.Pool
 
 	// cancelJoin stops retrying join addresses.
 	cancelJoin context.CancelFunc
@@ -69,9 +86,6 @@ type Agent struct {
 
 // start brings up an agent from cfg. On error nothing is left running.
 func start(cfg corefile.AgentConfig) (*Agent, error) {
-	if !cfg.Server {
-		return nil, errors.New("client agents (a discovery block without `server`) are not supported yet: add `server`")
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
 	}
@@ -92,16 +106,27 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
 		syncNow: make(chan struct{}, 1), stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 	}
-	a.server, err = raftstore.NewServer(raftstore.ServerConfig{
-		NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
-		BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
-	}, a.store)
-	if err != nil {
-		return nil, err
+	a.started = time.Now()
+	if cfg.Server {
+		a.server, err = raftstore.NewServer(raftstore.ServerConfig{
+			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
+			BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
+		}, a.store)
+		if err != nil {
+			return nil, err
+		}
+		a.backend = a.server
 	}
 	if err := a.startGossip(); err != nil {
-		_ = a.server.Shutdown()
+		if a.server != nil {
+			_ = a.server.Shutdown()
+		}
 		return nil, err
+	}
+	if !cfg.Server {
+		// After gossip: the client finds its servers there.
+		a.client = raftstore.NewClient(raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client")}, a.store)
+		a.backend = a.client
 	}
 	a.http, err = adminapi.Listen(cfg.HTTP, a, logger.Named("http"))
 	if err != nil {
@@ -109,14 +134,20 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		a.cancelJoin()
 		a.wg.Wait()
 		_ = a.lan.Shutdown()
-		_ = a.server.Shutdown()
+		_ = a.backend.Shutdown()
 		return nil, err
 	}
-	a.started = time.Now()
-	a.wg.Add(2)
+	a.wg.Add(1)
 	go a.syncLoop()
-	go a.stalenessLoop()
-	logger.Info("agent started", "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
+	if a.server != nil {
+		a.wg.Add(1)
+		go a.stalenessLoop()
+	}
+	role := "client"
+	if cfg.Server {
+		role = "server"
+	}
+	logger.Info("agent started", "role", role, "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
 		"rpc", cfg.RPC, "http", cfg.HTTP)
 	return a, nil
 }
@@ -170,7 +201,7 @@ func (a *Agent) shutdown() error {
 		if err := a.lan.Shutdown(); err != nil {
 			errs = append(errs, err)
 		}
-		if err := a.server.Shutdown(); err != nil {
+		if err := a.backend.Shutdown(); err != nil {
 			errs = append(errs, err)
 		}
 	})
@@ -185,8 +216,14 @@ func (a *Agent) Store() *raftstore.Store { return a.store }
 // Config is the configuration the agent was started with.
 func (a *Agent) Config() corefile.AgentConfig { return a.cfg }
 
-// Ready reports whether a leader is known, so reads reflect the cluster.
-func (a *Agent) Ready() bool { return a.server.Leader() != "" }
+// Ready reports whether a leader is known, so reads reflect the cluster;
+// on a client, also that its replica holds the servers' state.
+func (a *Agent) Ready() bool {
+	if a.client != nil && !a.client.Replica().Synced() {
+		return false
+	}
+	return a.backend.Leader() != ""
+}
 
 // NodeName is the agent's node.
 func (a *Agent) NodeName() string { return a.cfg.Node }
@@ -206,7 +243,7 @@ func (a *Agent) stalenessLoop() {
 	t := time.NewTicker(stalenessInterval)
 	defer t.Stop()
 	for {
-		a.staleness.Store(int64(a.currentStaleness()))
+		a.staleness.Store(int64(a.server.Staleness()))
 		select {
 		case <-a.stop:
 			return
@@ -215,44 +252,44 @@ func (a *Agent) stalenessLoop() {
 	}
 }
 
-func (a *Agent) currentStaleness() time.Duration {
-	lc := a.server.LastContact()
-	if lc < 0 { // never heard from a leader since start
-		return max(time.Since(a.started), time.Nanosecond)
-	}
-	return lc
-}
-
 // Staleness is how long ago this replica last heard from the leader: 0 on
-// the leader. Lock-free, for the DNS hot path.
-func (a *Agent) Staleness() time.Duration { return time.Duration(a.staleness.Load()) }
+// the leader; on a client, through its server, and the largest duration
+// until it holds a state. Lock-free, for the DNS hot path.
+func (a *Agent) Staleness() time.Duration {
+	if a.client != nil {
+		return a.client.Replica().Staleness()
+	}
+	return time.Duration(a.staleness.Load())
+}
 
 // ConsistentRead readies the local replica for a default-mode or (verify)
 // linearizable read.
 func (a *Agent) ConsistentRead(verify bool) error {
-	return a.server.ConsistentRead(verify, readTimeout)
+	return a.backend.ConsistentRead(verify, readTimeout)
 }
 
 // Apply commits a command through Raft.
 func (a *Agent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
-	return a.server.Apply(t, msg, applyTimeout)
+	return a.backend.Apply(t, msg, applyTimeout)
 }
 
 // Leader is the leader's RPC address, "" when there is none.
-func (a *Agent) Leader() string { return a.server.Leader() }
+func (a *Agent) Leader() string { return a.backend.Leader() }
 
 // LastContact is how stale this replica may be.
-func (a *Agent) LastContact() time.Duration { return a.server.LastContact() }
+func (a *Agent) LastContact() time.Duration { return a.backend.LastContact() }
 
 // Peers are the RPC addresses of the Raft voters.
 func (a *Agent) Peers() ([]string, error) {
-	servers, err := a.server.Peers()
+	conf, err := a.backend.RaftConfiguration()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(servers))
-	for _, s := range servers {
-		out = append(out, string(s.Address))
+	out := make([]string, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		if s.Voter {
+			out = append(out, s.Address)
+		}
 	}
 	return out, nil
 }
@@ -261,19 +298,32 @@ func (a *Agent) Peers() ([]string, error) {
 // agent providing it.
 var _ adminapi.Operator = (*Agent)(nil)
 
+// errNotServer answers the operations only a server can do.
+var errNotServer = errors.New("this agent is a client: snapshots are saved and restored through a server's HTTP API")
+
 // SaveSnapshot writes a snapshot archive of the replicated state.
-func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) { return a.server.SaveSnapshot(w) }
+func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) {
+	if a.server == nil {
+		return 0, errNotServer
+	}
+	return a.server.SaveSnapshot(w)
+}
 
 // RestoreSnapshot replaces the replicated state with an archive's.
-func (a *Agent) RestoreSnapshot(r io.Reader) error { return a.server.RestoreSnapshot(r) }
+func (a *Agent) RestoreSnapshot(r io.Reader) error {
+	if a.server == nil {
+		return errNotServer
+	}
+	return a.server.RestoreSnapshot(r)
+}
 
 // RaftConfiguration describes the Raft servers.
 func (a *Agent) RaftConfiguration() (raftstore.RaftConfigurationInfo, error) {
-	return a.server.RaftConfiguration()
+	return a.backend.RaftConfiguration()
 }
 
 // RemovePeer removes a server from the Raft configuration.
-func (a *Agent) RemovePeer(id, address string) error { return a.server.RemovePeer(id, address) }
+func (a *Agent) RemovePeer(id, address string) error { return a.backend.RemovePeer(id, address) }
 
 // Self describes the agent for /v1/agent/self.
 func (a *Agent) Self() adminapi.AgentSelf {
@@ -283,6 +333,23 @@ func (a *Agent) Self() adminapi.AgentSelf {
 		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter,
 		Domain: a.cfg.Domain, Server: a.cfg.Server, AdvertiseAddr: a.cfg.Bind,
 		SerfLANAddr: host, SerfLANPort: port, RPCAddr: a.cfg.RPC, DataDir: a.cfg.DataDir,
-		Raft: a.server.Stats(),
+		Stats: a.stats(),
+	}
+}
+
+// stats are /v1/agent/self's Stats.
+func (a *Agent) stats() map[string]map[string]string {
+	if a.client != nil {
+		return map[string]map[string]string{"consul": a.client.Stats()}
+	}
+	return map[string]map[string]string{
+		"consul": {
+			"server":        "true",
+			"leader":        strconv.FormatBool(a.server.IsLeader()),
+			"leader_addr":   a.server.Leader(),
+			"known_servers": strconv.Itoa(len(a.dcServers())),
+			"bootstrap":     strconv.FormatBool(a.cfg.BootstrapExpect == 1),
+		},
+		"raft": a.server.Stats(),
 	}
 }

@@ -47,9 +47,22 @@ func (a *Agent) startGossip() error {
 			}
 		}()
 	}
-	a.wg.Add(1)
-	go a.clusterLoop()
+	if a.cfg.Server {
+		a.wg.Add(1)
+		go a.clusterLoop()
+	}
 	return nil
+}
+
+// serverAddrs are the RPC addresses of the datacenter's alive servers: where
+// a client agent sends its requests and follows the state from.
+func (a *Agent) serverAddrs() []string {
+	servers := a.dcServers()
+	out := make([]string, 0, len(servers))
+	for _, m := range servers {
+		out = append(out, m.RPCAddr)
+	}
+	return out
 }
 
 // clusterLoop reacts to member events and leadership changes.

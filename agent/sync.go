@@ -59,7 +59,7 @@ func (a *Agent) nodeRegistration() *raftstore.RegisterRequest {
 // fullSync makes the catalog's view of this node equal to the local state,
 // writing only what differs.
 func (a *Agent) fullSync() error {
-	if a.server.Leader() == "" {
+	if a.backend.Leader() == "" {
 		return raftstore.ErrNoLeader
 	}
 	_, node, catalogSvcs, err := a.store.NodeServices(nil, a.cfg.Node)

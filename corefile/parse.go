@@ -240,8 +240,8 @@ func (a *AgentConfig) validate() (string, error) {
 	}
 	seen := map[string]string{}
 	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"rpc", a.RPC}, {"serf_lan", a.SerfLAN}, {"serf_wan", a.SerfWAN}} {
-		if p.name == "serf_wan" && !a.Server {
-			continue // only servers join the WAN pool
+		if (p.name == "serf_wan" || p.name == "rpc") && !a.Server {
+			continue // a client listens on neither: only servers take RPC and join the WAN pool
 		}
 		if other, dup := seen[p.addr]; dup {
 			return p.name, fmt.Errorf("address %s is already used by %q", p.addr, other)

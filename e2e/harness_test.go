@@ -169,6 +169,9 @@ type Options struct {
 	Env []string
 	// BootstrapExpect defaults to 1: a single server that bootstraps alone.
 	BootstrapExpect int
+	// Client makes a client agent: no `server`, no bootstrap_expect; it
+	// needs Join to find the servers.
+	Client bool
 	// Join are LAN gossip addresses to join.
 	Join []string
 }
@@ -307,6 +310,18 @@ func StartCluster(t *testing.T, n int) []*Agent {
 	return agents
 }
 
+// StartClient starts a client agent named node that joins the servers'
+// LAN gossip, and waits until it is ready (it follows a server's state and
+// its own node is in the catalog).
+func StartClient(t *testing.T, node string, servers []*Agent) *Agent {
+	t.Helper()
+	var join []string
+	for _, s := range servers {
+		join = append(join, addr(s.Ports.SerfLAN))
+	}
+	return StartAgent(t, Options{Node: node, Client: true, Join: join})
+}
+
 func (a *Agent) setPorts(p Ports) {
 	a.Ports = p
 	a.DNSAddr = addr(p.DNS)
@@ -350,18 +365,22 @@ func (a *Agent) Corefile() string {
 	fmt.Fprintf(&b, "consul:%d %s:%d {\n", p.DNS, o.Datacenter, p.DNS)
 	b.WriteString("    bind 127.0.0.1\n")
 	b.WriteString("    discovery {\n")
-	for _, l := range []string{
+	lines := []string{
 		"datacenter " + o.Datacenter,
 		"node " + o.Node,
 		"data_dir " + a.dataDir(),
-		"server",
-		"bootstrap_expect " + strconv.Itoa(max(o.BootstrapExpect, 1)),
+	}
+	if !o.Client {
+		lines = append(lines, "server", "bootstrap_expect "+strconv.Itoa(max(o.BootstrapExpect, 1)))
+	}
+	lines = append(lines,
 		"bind 127.0.0.1",
-		"http " + addr(p.HTTP),
-		"rpc " + addr(p.RPC),
-		"serf_lan " + addr(p.SerfLAN),
-		"serf_wan " + addr(p.SerfWAN),
-	} {
+		"http "+addr(p.HTTP),
+		"rpc "+addr(p.RPC),
+		"serf_lan "+addr(p.SerfLAN),
+		"serf_wan "+addr(p.SerfWAN),
+	)
+	for _, l := range lines {
 		fmt.Fprintf(&b, "        %s\n", l)
 	}
 	if len(o.Join) > 0 {

@@ -21,6 +21,9 @@ type FSM struct {
 	// own AppliedIndex moves when entries are handed to the FSM, before
 	// they are applied, so reads that must see an index wait on this.
 	applied atomic.Uint64
+	// feed, on a server, keeps the latest commands for the client agents
+	// that follow this server's state; nil on a client's own replica.
+	feed *changeFeed
 }
 
 // AppliedIndex is the index of the last command the store reflects.
@@ -34,33 +37,49 @@ func NewFSM(store *Store, logger hclog.Logger) *FSM {
 // Apply applies one committed entry. It returns nil or the error that made
 // the command a no-op; Raft hands that back to whoever proposed it.
 func (f *FSM) Apply(l *raft.Log) any {
-	resp := f.apply(l)
-	f.applied.Store(l.Index)
-	return resp
-}
-
-func (f *FSM) apply(l *raft.Log) any {
-	t, decode, err := decodeHeader(l.Data)
+	if f.feed != nil {
+		// The store, the applied index and the feed move together, so a
+		// feed snapshot (taken under the same lock) is exactly the state
+		// at the index it names.
+		f.feed.mu.Lock()
+		defer f.feed.mu.Unlock()
+	}
+	resp, err := f.applyCommand(l.Index, l.Data)
 	if err != nil {
 		// An entry this binary cannot read must not be skipped silently: the
 		// replicas would diverge. Stop, as Consul does.
-		panic(fmt.Sprintf("raft log entry %d: %v", l.Index, err))
+		panic(err.Error())
+	}
+	f.applied.Store(l.Index)
+	if f.feed != nil {
+		f.feed.appendLocked(l.Index, l.Data)
+	}
+	return resp
+}
+
+// applyCommand applies one command at index idx. resp is what the command
+// answers its proposer (nil or the error that made it a no-op); err means
+// the entry cannot be read by this binary at all.
+func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
+	t, decode, err := decodeHeader(data)
+	if err != nil {
+		return nil, fmt.Errorf("raft log entry %d: %w", idx, err)
 	}
 	switch t {
 	case RegisterRequestType:
 		var req RegisterRequest
 		if err := decode(&req); err != nil {
-			return fmt.Errorf("decoding %s: %w", t, err)
+			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
-		return f.store.EnsureRegistration(l.Index, &req)
+		return f.store.EnsureRegistration(idx, &req), nil
 	case DeregisterRequestType:
 		var req DeregisterRequest
 		if err := decode(&req); err != nil {
-			return fmt.Errorf("decoding %s: %w", t, err)
+			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
-		return f.store.Deregister(l.Index, &req)
+		return f.store.Deregister(idx, &req), nil
 	}
-	panic(fmt.Sprintf("raft log entry %d: unknown %s (written by a newer beacon?)", l.Index, t))
+	return nil, fmt.Errorf("raft log entry %d: unknown %s (written by a newer beacon?)", idx, t)
 }
 
 // snapshotRecord is one line of a snapshot: a table name and a row.
@@ -83,6 +102,15 @@ var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableIndex
 // out later, off the FSM's goroutine, from the captured read transaction.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &fsmSnapshot{tx: f.store.ReadTxn()}, nil
+}
+
+// feedSnapshot returns a read transaction of the whole state, the index it
+// reflects and the feed generation it belongs to: what a client agent
+// starts (or starts over) from.
+func (f *FSM) feedSnapshot() (*memdb.Txn, uint64, uint64) {
+	f.feed.mu.Lock()
+	defer f.feed.mu.Unlock()
+	return f.store.ReadTxn(), f.applied.Load(), f.feed.gen
 }
 
 type fsmSnapshot struct{ tx *memdb.Txn }
@@ -146,8 +174,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	if f.feed != nil {
+		f.feed.mu.Lock()
+		defer f.feed.mu.Unlock()
+	}
 	f.store.replace(db)
 	f.applied.Store(f.store.LastIndex())
+	if f.feed != nil {
+		f.feed.resetLocked()
+	}
 	return nil
 }
 

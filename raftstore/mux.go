@@ -16,6 +16,8 @@ import (
 const (
 	protoRaft byte = 0x01
 	protoRPC  byte = 0x02
+	// protoStream is a client agent following this server's state.
+	protoStream byte = 0x03
 )
 
 // muxHandshakeTimeout bounds how long an accepted connection may take to say
@@ -28,9 +30,10 @@ type muxListener struct {
 	ln     net.Listener
 	logger hclog.Logger
 	raft   chan net.Conn
-	// rpc serves an agent-to-server connection; set before the first
-	// connection can arrive.
-	rpc func(net.Conn)
+	// rpc serves an agent-to-server connection, stream a client agent's
+	// state stream; set before the first connection can arrive.
+	rpc    func(net.Conn)
+	stream func(net.Conn)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -43,13 +46,13 @@ type muxListener struct {
 	open map[net.Conn]struct{}
 }
 
-func listenMux(addr string, logger hclog.Logger, rpc func(net.Conn)) (*muxListener, error) {
+func listenMux(addr string, logger hclog.Logger, rpc, stream func(net.Conn)) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
 	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{}),
-		open: map[net.Conn]struct{}{}, rpc: rpc}
+		open: map[net.Conn]struct{}{}, rpc: rpc, stream: stream}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -100,12 +103,16 @@ func (m *muxListener) route(conn net.Conn) {
 		case <-m.closed:
 			conn.Close()
 		}
-	case protoRPC:
-		if m.rpc == nil || !m.track(conn) {
+	case protoRPC, protoStream:
+		serve := m.rpc
+		if b[0] == protoStream {
+			serve = m.stream
+		}
+		if serve == nil || !m.track(conn) {
 			conn.Close()
 			return
 		}
-		m.rpc(conn)
+		serve(conn)
 		m.untrack(conn)
 	default:
 		m.logger.Warn("server port: unknown protocol", "byte", b[0], "remote", conn.RemoteAddr())

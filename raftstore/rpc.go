@@ -23,6 +23,10 @@ const (
 	// rpcMethodLastIndex answers a server's last Raft index: 0 means it has
 	// never been part of a cluster, so bootstrapping with it is safe.
 	rpcMethodLastIndex = "LastIndex"
+	// rpcMethodRaftConfiguration and rpcMethodRemovePeer are the operator
+	// calls a client agent forwards.
+	rpcMethodRaftConfiguration = "RaftConfiguration"
+	rpcMethodRemovePeer        = "RemovePeer"
 
 	// maxRPCFrame bounds one request or response.
 	maxRPCFrame = 4 << 20
@@ -39,6 +43,16 @@ type rpcRequest struct {
 	Entry []byte `json:",omitempty"`
 	// TimeoutMs bounds how long the server may take.
 	TimeoutMs int64
+	// Forward asks a follower to pass Apply or ReadIndex on to the leader
+	// (client agents talk to any server); without it only the leader
+	// answers them.
+	Forward bool `json:",omitempty"`
+	// Verify asks ReadIndex for a linearizable index, which a quorum
+	// confirms.
+	Verify bool `json:",omitempty"`
+	// PeerID and PeerAddress name the server RemovePeer removes.
+	PeerID      string `json:",omitempty"`
+	PeerAddress string `json:",omitempty"`
 }
 
 type rpcResponse struct {
@@ -46,6 +60,8 @@ type rpcResponse struct {
 	Error string `json:",omitempty"`
 	// Code classifies Error so the caller can rebuild a typed error.
 	Code string `json:",omitempty"`
+	// Configuration answers RaftConfiguration.
+	Configuration *RaftConfigurationInfo `json:",omitempty"`
 }
 
 // Error codes carried by rpcResponse.Code.
@@ -54,6 +70,7 @@ const (
 	codeNoLeader    = "no_leader"
 	codeInvalid     = "invalid"
 	codeMissingNode = "missing_node"
+	codePeerMissing = "peer_not_found"
 )
 
 func errorCode(err error) string {
@@ -66,6 +83,8 @@ func errorCode(err error) string {
 		return codeInvalid
 	case errors.Is(err, ErrMissingNode):
 		return codeMissingNode
+	case errors.Is(err, ErrPeerNotFound):
+		return codePeerMissing
 	}
 	return ""
 }
@@ -84,6 +103,8 @@ func remoteError(resp *rpcResponse) error {
 		return fmt.Errorf("%w: %s", ErrInvalidRegistration, resp.Error)
 	case codeMissingNode:
 		return fmt.Errorf("%w: %s", ErrMissingNode, resp.Error)
+	case codePeerMissing:
+		return fmt.Errorf("%w: %s", ErrPeerNotFound, resp.Error)
 	}
 	return errors.New(resp.Error)
 }
@@ -154,21 +175,41 @@ const maxApplyTimeout = 30 * time.Second
 func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse {
 	var idx uint64
 	var err error
+	var conf *RaftConfigurationInfo
 	switch req.Method {
 	case rpcMethodApply:
-		if !s.IsLeader() {
+		switch {
+		case s.IsLeader():
+			idx, err = s.applyLocal(req.Entry, timeout)
+		case req.Forward:
+			// Waits for a leader through an election, as local writes do.
+			idx, err = s.applyEncoded(req.Entry, timeout)
+		default:
 			err = ErrNotLeader
-			break
 		}
-		idx, err = s.applyLocal(req.Entry, timeout)
 	case rpcMethodReadIndex:
-		idx, err = s.readIndexLocal()
+		if req.Forward {
+			idx, err = s.readIndex(req.Verify, timeout)
+		} else {
+			idx, err = s.readIndexLocal(req.Verify)
+		}
 	case rpcMethodLastIndex:
 		idx = s.raft.LastIndex()
+	case rpcMethodRaftConfiguration:
+		var info RaftConfigurationInfo
+		if info, err = s.RaftConfiguration(); err == nil {
+			conf = &info
+		}
+	case rpcMethodRemovePeer:
+		if req.Forward {
+			err = s.RemovePeer(req.PeerID, req.PeerAddress)
+		} else {
+			err = s.removePeerLocal(req.PeerID, req.PeerAddress)
+		}
 	default:
 		err = fmt.Errorf("unknown rpc method %q", req.Method)
 	}
-	resp := &rpcResponse{Index: idx}
+	resp := &rpcResponse{Index: idx, Configuration: conf}
 	if err != nil {
 		resp.Error, resp.Code = err.Error(), errorCode(err)
 	}

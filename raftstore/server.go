@@ -50,6 +50,7 @@ type Server struct {
 	// linearizable read.
 	leaderReady atomic.Bool
 	notify      chan bool
+	started     time.Time
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	stopOnce    sync.Once
@@ -84,7 +85,8 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
-	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{})}
+	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{}),
+		started: time.Now()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -95,7 +97,10 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshot store: %w", err)
 	}
-	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), s.serveRPC)
+	// The FSM exists before the port opens: the stream handler reads its feed.
+	s.fsm = NewFSM(store, logger.Named("fsm"))
+	s.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
+	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), s.serveRPC, s.serveStream)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +127,6 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 			}
 		}
 	}
-	s.fsm = NewFSM(store, logger.Named("fsm"))
 	s.raft, err = raft.NewRaft(rc, s.fsm, logs, logs, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
@@ -185,6 +189,15 @@ func (s *Server) Apply(t MessageType, msg any, timeout time.Duration) (uint64, e
 	if err != nil {
 		return 0, err
 	}
+	return s.applyEncoded(buf, timeout)
+}
+
+// applyEncoded is Apply of an encoded command.
+func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, error) {
+	if len(buf) < 2 {
+		return 0, errShortEntry
+	}
+	t := MessageType(buf[0])
 	timeout = min(timeout, maxApplyTimeout)
 	deadline := time.Now().Add(timeout)
 	backoff := 10 * time.Millisecond
@@ -246,11 +259,13 @@ func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) 
 	return resp.Index, remoteError(resp)
 }
 
-// readIndexLocal returns the index a linearizable read must see, as the
-// leader: everything applied here, with leadership confirmed by a quorum
-// after the index was taken (hashicorp/raft#603: confirming first and
-// reading the index later lets a deposed leader hand out a stale index).
-func (s *Server) readIndexLocal() (uint64, error) {
+// readIndexLocal returns the index a read must see, as the leader:
+// everything applied here. With verify (a linearizable read) a quorum
+// confirms the leadership after the index was taken (hashicorp/raft#603:
+// confirming first and reading the index later lets a deposed leader hand
+// out a stale index); without it (Consul's default mode) the leader's word
+// is taken, as Consul takes it.
+func (s *Server) readIndexLocal(verify bool) (uint64, error) {
 	if !s.IsLeader() {
 		return 0, ErrNotLeader
 	}
@@ -260,10 +275,32 @@ func (s *Server) readIndexLocal() (uint64, error) {
 	// After the barrier every committed command is applied here, and every
 	// acknowledged write was applied before it was acknowledged.
 	idx := s.fsm.AppliedIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return 0, ErrNotLeader
+	if verify {
+		if err := s.raft.VerifyLeader().Error(); err != nil {
+			return 0, ErrNotLeader
+		}
 	}
 	return idx, nil
+}
+
+// readIndex returns the index a read must see from any server: the
+// leader's read index, asked of it over RPC from a follower.
+func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
+	if s.IsLeader() {
+		return s.readIndexLocal(verify)
+	}
+	leader := s.Leader()
+	if leader == "" {
+		return 0, ErrNoLeader
+	}
+	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify}, timeout)
+	if err != nil {
+		return 0, fmt.Errorf("asking the leader for its read index: %w", err)
+	}
+	if err := remoteError(resp); err != nil {
+		return 0, err
+	}
+	return resp.Index, nil
 }
 
 // ConsistentRead makes this replica safe for a read of the given mode:
@@ -271,28 +308,11 @@ func (s *Server) readIndexLocal() (uint64, error) {
 // applied when a quorum confirmed the leader; otherwise (Consul's default
 // mode) until it has applied what the leader has, without the quorum round.
 func (s *Server) ConsistentRead(verify bool, timeout time.Duration) error {
-	if s.IsLeader() {
-		if !verify {
-			if !s.leaderReady.Load() {
-				return ErrNoLeader
-			}
-			return nil
-		}
-		_, err := s.readIndexLocal() // everything it names is applied here
-		return err
-	}
-	leader := s.Leader()
-	if leader == "" {
-		return ErrNoLeader
-	}
-	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodReadIndex}, timeout)
+	idx, err := s.readIndex(verify, timeout)
 	if err != nil {
-		return fmt.Errorf("asking the leader for its read index: %w", err)
-	}
-	if err := remoteError(resp); err != nil {
 		return err
 	}
-	return s.waitApplied(resp.Index, timeout)
+	return s.waitApplied(idx, timeout) // at once on the leader
 }
 
 // waitApplied waits until this replica has applied index idx.
@@ -395,8 +415,19 @@ func (s *Server) Leader() string {
 	return string(addr)
 }
 
+// Staleness is how out of date this server's replica may be: 0 on the
+// leader, the time since it last heard from the leader on a follower, and
+// the time since it started when it never has.
+func (s *Server) Staleness() time.Duration {
+	lc := s.LastContact()
+	if lc < 0 {
+		return max(time.Since(s.started), time.Nanosecond)
+	}
+	return lc
+}
+
 // LastContact is the time since this server last heard from the leader;
-// zero on the leader itself.
+// zero on the leader itself, negative when it never has.
 func (s *Server) LastContact() time.Duration {
 	if s.IsLeader() {
 		return 0

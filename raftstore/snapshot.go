@@ -554,15 +554,41 @@ func (s *Server) configurationIndex() uint64 {
 }
 
 // RemovePeer removes a server from the Raft configuration, by ID or, when
-// id is empty, by address. It runs on the leader; elsewhere it returns
-// ErrNotLeader (or ErrNoLeader). A server not in the configuration is an
-// ErrPeerNotFound.
+// id is empty, by address. A follower passes the request on to the leader;
+// with no leader it returns ErrNoLeader. A server not in the configuration
+// is an ErrPeerNotFound.
 func (s *Server) RemovePeer(id, address string) error {
+	if err := checkPeerArgs(id, address); err != nil {
+		return err
+	}
+	if s.IsLeader() {
+		return s.removePeerLocal(id, address)
+	}
+	leader := s.Leader()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address}, configChangeTimeout)
+	if err != nil {
+		return fmt.Errorf("passing the peer removal on to the leader: %w", err)
+	}
+	return remoteError(resp)
+}
+
+func checkPeerArgs(id, address string) error {
 	switch {
 	case id == "" && address == "":
 		return errors.New("removing a raft peer needs its ID or its address")
 	case id != "" && address != "":
 		return errors.New("removing a raft peer takes its ID or its address, not both")
+	}
+	return nil
+}
+
+// removePeerLocal is RemovePeer on the leader.
+func (s *Server) removePeerLocal(id, address string) error {
+	if err := checkPeerArgs(id, address); err != nil {
+		return err
 	}
 	if !s.IsLeader() {
 		return s.notLeader()

@@ -439,13 +439,14 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 		}
 	}
 
-	// Only the leader restores and removes; a follower says so without
-	// reading the upload.
+	// Only the leader restores; a follower says so without reading the
+	// upload. A removal on a follower is passed on to the leader, whose
+	// answer (here: no such peer) comes back typed.
 	if err := follower.RestoreSnapshot(&failingReader{err: errors.New("read the body")}); !errors.Is(err, ErrNotLeader) {
 		t.Errorf("RestoreSnapshot on a follower = %v, want ErrNotLeader", err)
 	}
-	if err := follower.RemovePeer("server-2", ""); !errors.Is(err, ErrNotLeader) {
-		t.Errorf("RemovePeer on a follower = %v, want ErrNotLeader", err)
+	if err := follower.RemovePeer("nope", ""); !errors.Is(err, ErrPeerNotFound) {
+		t.Errorf("RemovePeer of an unknown peer on a follower = %v, want ErrPeerNotFound from the leader", err)
 	}
 
 	// A restore on the leader reaches the follower (by InstallSnapshot:

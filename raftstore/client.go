@@ -1,0 +1,205 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Client is a client agent's link to its datacenter's servers: it keeps a
+// Replica of the state for reads and passes writes and read-index requests
+// to a server, which hands them on to the leader. It holds no Raft state.
+type Client struct {
+	replica *Replica
+	servers func() []string
+	pool    rpcPool
+	logger  hclog.Logger
+}
+
+// ClientConfig is what a Client needs.
+type ClientConfig struct {
+	// Servers returns the RPC addresses of the datacenter's alive servers
+	// (from gossip); it is called whenever a server is needed.
+	Servers func() []string
+	Logger  hclog.Logger
+}
+
+// readYourWritesWait bounds how long a write through a client waits for its
+// own replica to show it before answering: the stream is usually there in
+// milliseconds, and a slow stream must not fail a committed write.
+const readYourWritesWait = time.Second
+
+// NewClient starts following the servers into store.
+func NewClient(cfg ClientConfig, store *Store) *Client {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Client{replica: NewReplica(store, cfg.Servers, logger.Named("replica")), servers: cfg.Servers, logger: logger}
+}
+
+// Replica is the client's copy of the state.
+func (c *Client) Replica() *Replica { return c.replica }
+
+// candidates are the servers to try, the one the replica follows first (it
+// is known to answer), the others in random order.
+func (c *Client) candidates() []string {
+	all := c.servers()
+	src := c.replica.Source()
+	out := make([]string, 0, len(all))
+	for _, s := range all {
+		if s == src {
+			out = append(out, s)
+		}
+	}
+	first := len(out)
+	for _, s := range all {
+		if s != src {
+			out = append(out, s)
+		}
+	}
+	rest := out[first:]
+	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	return out
+}
+
+// ErrNoServers is returned by a client agent that knows no alive server
+// (gossip has found none), as Consul's "No known Consul servers".
+var ErrNoServers = errors.New("no known servers")
+
+// call sends req to a server, moving on to the next only when the request
+// certainly never reached the one tried (errNotSent): a write that may have
+// been acted on is not sent twice.
+func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+	deadline := time.Now().Add(timeout)
+	var lastErr error = ErrNoServers
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		servers := c.candidates()
+		if len(servers) == 0 {
+			return nil, ErrNoServers
+		}
+		for _, addr := range servers {
+			remaining := time.Until(deadline)
+			if remaining <= 0 {
+				break
+			}
+			resp, err := c.pool.call(addr, req, remaining)
+			if err == nil {
+				return resp, nil
+			}
+			lastErr = err
+			if !errors.Is(err, errNotSent) {
+				return nil, err
+			}
+		}
+		// Every server refused the connection (all restarting?): wait a
+		// little for them or for gossip to tell of others.
+		select {
+		case <-c.replica.stop:
+			return nil, ErrNoLeader
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second, time.Until(deadline))):
+		}
+	}
+	if errors.Is(lastErr, errNotSent) {
+		return nil, fmt.Errorf("%w: no server reachable: %v", ErrNoLeader, lastErr)
+	}
+	return nil, lastErr
+}
+
+// Apply commits a command through a server and the leader, and returns its
+// index once committed and applied; it then waits (briefly) for the local
+// replica to show it, so this agent reads its own writes.
+func (c *Client) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
+	buf, err := Encode(t, msg)
+	if err != nil {
+		return 0, err
+	}
+	timeout = min(timeout, maxApplyTimeout)
+	resp, err := c.call(&rpcRequest{Method: rpcMethodApply, Entry: buf, Forward: true}, timeout)
+	if err != nil {
+		return 0, err
+	}
+	if err := remoteError(resp); err != nil {
+		return resp.Index, err
+	}
+	if err := c.replica.WaitApplied(resp.Index, readYourWritesWait); err != nil {
+		c.logger.Debug("committed write not yet in the local replica", "index", resp.Index, "error", err)
+	}
+	return resp.Index, nil
+}
+
+// ConsistentRead readies the local replica for a read: it learns the
+// leader's read index (confirmed by a quorum with verify) through a server
+// and waits for the replica to reach it.
+func (c *Client) ConsistentRead(verify bool, timeout time.Duration) error {
+	resp, err := c.call(&rpcRequest{Method: rpcMethodReadIndex, Forward: true, Verify: verify}, timeout)
+	if err != nil {
+		return err
+	}
+	if err := remoteError(resp); err != nil {
+		return err
+	}
+	return c.replica.WaitApplied(resp.Index, timeout)
+}
+
+// Leader is the leader's RPC address as the followed server reports it.
+func (c *Client) Leader() string { return c.replica.Leader() }
+
+// LastContact is how stale the replica may be; negative before it has a
+// state.
+func (c *Client) LastContact() time.Duration {
+	if !c.replica.Synced() {
+		return -1
+	}
+	return c.replica.Staleness()
+}
+
+// RaftConfiguration asks a server for the Raft configuration.
+func (c *Client) RaftConfiguration() (RaftConfigurationInfo, error) {
+	resp, err := c.call(&rpcRequest{Method: rpcMethodRaftConfiguration}, configChangeTimeout)
+	if err != nil {
+		return RaftConfigurationInfo{}, err
+	}
+	if err := remoteError(resp); err != nil {
+		return RaftConfigurationInfo{}, err
+	}
+	if resp.Configuration == nil {
+		return RaftConfigurationInfo{}, errors.New("server sent no raft configuration")
+	}
+	return *resp.Configuration, nil
+}
+
+// RemovePeer has the leader remove a server from the Raft configuration.
+func (c *Client) RemovePeer(id, address string) error {
+	if err := checkPeerArgs(id, address); err != nil {
+		return err
+	}
+	resp, err := c.call(&rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address, Forward: true}, configChangeTimeout)
+	if err != nil {
+		return err
+	}
+	return remoteError(resp)
+}
+
+// Stats describe the client's link, for /v1/agent/self.
+func (c *Client) Stats() map[string]string {
+	return map[string]string{
+		"server":        "false",
+		"known_servers": fmt.Sprint(len(c.servers())),
+		"source":        c.replica.Source(),
+		"synced":        fmt.Sprint(c.replica.Synced()),
+		"applied_index": fmt.Sprint(c.replica.AppliedIndex()),
+		"snapshots":     fmt.Sprint(c.replica.SnapshotsInstalled()),
+		"leader":        c.replica.Leader(),
+	}
+}
+
+// Shutdown stops following the servers and closes connections.
+func (c *Client) Shutdown() error {
+	c.replica.Close()
+	c.pool.close()
+	return nil
+}

@@ -1,0 +1,341 @@
+package raftstore
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"encoding/json"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Replica is a client agent's copy of the state: it follows one server's
+// state stream, applying every command with the FSM's code, and moves to
+// another server when that one fails. Reads (DNS, HTTP) take lock-free read
+// transactions on its store as they would on a server's.
+type Replica struct {
+	store   *Store
+	fsm     *FSM
+	servers func() []string
+	logger  hclog.Logger
+
+	synced atomic.Bool
+	// snapshots counts the full states installed: one at start, more
+	// only when the feed could not resume this replica.
+	snapshots atomic.Uint64
+	// lastFrame is when the last frame arrived (unix ns); staleness is
+	// the server's own staleness as of its last heartbeat (ns).
+	lastFrame atomic.Int64
+	staleness atomic.Int64
+	leader    atomic.Pointer[string]
+	source    atomic.Pointer[string]
+
+	// appliedMu guards appliedCh, closed (and replaced) when the applied
+	// index moves.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	connMu   sync.Mutex
+	conn     net.Conn
+}
+
+// Replica timing.
+const (
+	replicaDialTimeout = 5 * time.Second
+	// replicaRetryMin and replicaRetryMax bound the wait between attempts
+	// when no server can be followed.
+	replicaRetryMin = 50 * time.Millisecond
+	replicaRetryMax = 2 * time.Second
+)
+
+// NewReplica starts following the servers that servers returns (their RPC
+// addresses; it is called again whenever a new server is needed).
+func NewReplica(store *Store, servers func() []string, logger hclog.Logger) *Replica {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: servers, logger: logger,
+		appliedCh: make(chan struct{}), stop: make(chan struct{})}
+	empty := ""
+	r.leader.Store(&empty)
+	r.source.Store(&empty)
+	r.wg.Add(1)
+	go r.run()
+	return r
+}
+
+// Store is the replica's state store.
+func (r *Replica) Store() *Store { return r.store }
+
+// Synced reports whether the replica holds a full state.
+func (r *Replica) Synced() bool { return r.synced.Load() }
+
+// AppliedIndex is the index of the last command the replica reflects.
+func (r *Replica) AppliedIndex() uint64 { return r.fsm.AppliedIndex() }
+
+// SnapshotsInstalled counts the full states the replica has installed.
+func (r *Replica) SnapshotsInstalled() uint64 { return r.snapshots.Load() }
+
+// Source is the RPC address of the server followed, "" when none.
+func (r *Replica) Source() string { return *r.source.Load() }
+
+// connected reports whether a server was heard from recently.
+func (r *Replica) connected() bool {
+	last := r.lastFrame.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < streamReadTimeout
+}
+
+// Leader is the leader's RPC address as the followed server last reported
+// it; "" when it knows none or the replica lost its server.
+func (r *Replica) Leader() string {
+	if !r.connected() {
+		return ""
+	}
+	return *r.leader.Load()
+}
+
+// Staleness is how out of date the replica may be: the time since its
+// server was last heard from plus how stale that server was. It is the
+// largest duration before the first full state arrives. Lock-free.
+func (r *Replica) Staleness() time.Duration {
+	if !r.synced.Load() {
+		return math.MaxInt64
+	}
+	return time.Since(time.Unix(0, r.lastFrame.Load())) + time.Duration(r.staleness.Load())
+}
+
+// WaitApplied waits until the replica reflects index idx.
+func (r *Replica) WaitApplied(idx uint64, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.appliedMu.Lock()
+		ch := r.appliedCh
+		r.appliedMu.Unlock()
+		if r.synced.Load() && r.fsm.AppliedIndex() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return fmt.Errorf("local replica did not reach index %d within %s (at %d)", idx, timeout, r.fsm.AppliedIndex())
+		case <-r.stop:
+			return ErrNoLeader
+		}
+	}
+}
+
+func (r *Replica) wakeWaiters() {
+	r.appliedMu.Lock()
+	close(r.appliedCh)
+	r.appliedCh = make(chan struct{})
+	r.appliedMu.Unlock()
+}
+
+// Close stops following; the store keeps what it has.
+func (r *Replica) Close() {
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		r.connMu.Lock()
+		if r.conn != nil {
+			r.conn.Close()
+		}
+		r.connMu.Unlock()
+		r.wg.Wait()
+	})
+}
+
+func (r *Replica) run() {
+	defer r.wg.Done()
+	failed := ""
+	wait := replicaRetryMin
+	for {
+		addr := r.pick(failed)
+		if addr != "" {
+			start := time.Now()
+			err := r.follow(addr)
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			r.logger.Warn("state stream from server ended; moving to another", "server", addr, "error", err)
+			failed = addr
+			if time.Since(start) > streamReadTimeout {
+				wait = replicaRetryMin // it worked for a while: retry at once
+			}
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, replicaRetryMax)
+	}
+}
+
+// pick chooses a server to follow: any known one but the one that just
+// failed, unless it is the only one.
+func (r *Replica) pick(failed string) string {
+	servers := r.servers()
+	if len(servers) == 0 {
+		return ""
+	}
+	var others []string
+	for _, s := range servers {
+		if s != failed {
+			others = append(others, s)
+		}
+	}
+	if len(others) == 0 {
+		return servers[0]
+	}
+	return others[rand.N(len(others))]
+}
+
+// follow streams from the server at addr until the stream fails.
+func (r *Replica) follow(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, replicaDialTimeout)
+	if err != nil {
+		return fmt.Errorf("dialing %s: %w", addr, err)
+	}
+	r.connMu.Lock()
+	select {
+	case <-r.stop:
+		r.connMu.Unlock()
+		conn.Close()
+		return nil
+	default:
+	}
+	r.conn = conn
+	r.connMu.Unlock()
+	defer func() {
+		r.connMu.Lock()
+		r.conn = nil
+		r.connMu.Unlock()
+		conn.Close()
+		empty := ""
+		r.source.Store(&empty)
+	}()
+
+	_ = conn.SetWriteDeadline(time.Now().Add(replicaDialTimeout))
+	if _, err := conn.Write([]byte{protoStream}); err != nil {
+		return fmt.Errorf("stream handshake: %w", err)
+	}
+	req := streamRequest{Resume: r.synced.Load(), After: r.fsm.AppliedIndex()}
+	if err := writeFrame(conn, &req); err != nil {
+		return fmt.Errorf("stream request: %w", err)
+	}
+	r.source.Store(&addr)
+	br := bufio.NewReaderSize(conn, 64<<10)
+	buf := make([]byte, 0, 64<<10)
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+		kind, index, payload, err := readStreamFrame(br, buf)
+		if err != nil {
+			return err
+		}
+		r.lastFrame.Store(time.Now().UnixNano())
+		switch kind {
+		case frameEntry:
+			if !r.synced.Load() {
+				return errors.New("server sent a command before the state")
+			}
+			if index <= r.fsm.AppliedIndex() {
+				continue // already applied (cannot happen: the server resumes after our index)
+			}
+			if _, err := r.fsm.applyCommand(index, payload); err != nil {
+				return fmt.Errorf("applying streamed command: %w", err)
+			}
+			r.fsm.applied.Store(index)
+			if br.Buffered() < streamFrameHeader {
+				r.wakeWaiters() // the burst is over
+			}
+		case frameHeartbeat:
+			var hb streamHeartbeat
+			if err := json.Unmarshal(payload, &hb); err != nil {
+				return fmt.Errorf("decoding heartbeat: %w", err)
+			}
+			r.leader.Store(&hb.Leader)
+			r.staleness.Store(max(hb.StalenessMs, 0) * int64(time.Millisecond))
+			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
+		case frameSnapBegin:
+			if err := r.installSnapshot(conn, br, index); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unexpected stream frame kind %d", kind)
+		}
+	}
+}
+
+// installSnapshot reads the chunks of a snapshot at index and replaces the
+// store with it.
+func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64) error {
+	sr := &snapshotChunkReader{conn: conn, r: br}
+	db, err := readSnapshot(sr)
+	if err != nil {
+		return fmt.Errorf("reading streamed snapshot: %w", err)
+	}
+	// readSnapshot stops at the last record: read up to the end frame.
+	if _, err := io.Copy(io.Discard, sr); err != nil {
+		return fmt.Errorf("reading streamed snapshot: %w", err)
+	}
+	r.store.replace(db)
+	r.fsm.applied.Store(index)
+	r.synced.Store(true)
+	r.snapshots.Add(1)
+	r.lastFrame.Store(time.Now().UnixNano())
+	r.wakeWaiters()
+	r.logger.Debug("installed a snapshot from the server", "index", index)
+	return nil
+}
+
+// snapshotChunkReader reads the payload of frameSnapChunk frames up to the
+// frameSnapEnd frame.
+type snapshotChunkReader struct {
+	conn net.Conn
+	r    *bufio.Reader
+	rest []byte
+	done bool
+}
+
+func (s *snapshotChunkReader) Read(p []byte) (int, error) {
+	for len(s.rest) == 0 {
+		if s.done {
+			return 0, io.EOF
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+		kind, _, payload, err := readStreamFrame(s.r, nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		switch kind {
+		case frameSnapChunk:
+			s.rest = payload
+		case frameSnapEnd:
+			s.done = true
+		case frameHeartbeat:
+			// not sent inside a snapshot; tolerated
+		default:
+			return 0, fmt.Errorf("unexpected stream frame kind %d inside a snapshot", kind)
+		}
+	}
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}

@@ -1,0 +1,192 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serverList is a mutable list of server addresses for a replica to follow.
+type serverList struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (l *serverList) set(addrs ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addrs = addrs
+}
+
+func (l *serverList) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.addrs...)
+}
+
+func waitSameTables(t *testing.T, what string, want, got *Store) {
+	t.Helper()
+	waitFor(t, 10*time.Second, what, func() bool { return reflect.DeepEqual(dumpTables(t, got), dumpTables(t, want)) })
+}
+
+func TestReplicaFollowsServerThroughRestore(t *testing.T) {
+	leaderStore := NewStore()
+	addr := freeAddr(t)
+	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
+	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+
+	servers := &serverList{}
+	servers.set(addr)
+	replica := NewReplica(NewStore(), servers.get, testLogger(t))
+	t.Cleanup(replica.Close)
+	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
+	waitSameTables(t, "the replica to hold the leader's state", leaderStore, replica.Store())
+
+	// Commands stream in; WaitApplied sees them.
+	idx := mustApply(t, leader, RegisterRequestType, svcReq("n2", "10.0.0.2", "web-2", "web", 80, nil))
+	if err := replica.WaitApplied(idx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := getService(t, replica.Store(), "n2", "web-2"); got == nil {
+		t.Fatal("web-2 is not in the replica once WaitApplied returned")
+	}
+	if replica.Source() != addr || replica.Leader() != addr {
+		t.Errorf("source %q, leader %q; want both %q", replica.Source(), replica.Leader(), addr)
+	}
+	if s := replica.Staleness(); s < 0 || s > 5*time.Second {
+		t.Errorf("staleness of a following replica = %v", s)
+	}
+	if n := replica.SnapshotsInstalled(); n != 1 {
+		t.Errorf("snapshots installed = %d, want 1 (the initial state)", n)
+	}
+
+	// A restore replaces the state: the replica starts over from a snapshot.
+	archive, _ := saveSnapshot(t, leader)
+	mustApply(t, leader, RegisterRequestType, nodeReq("n3", "10.0.0.3"))
+	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	waitSameTables(t, "the replica to hold the restored state", leaderStore, replica.Store())
+	if getNode(t, replica.Store(), "n3") != nil {
+		t.Error("n3, written after the snapshot, survived the restore in the replica")
+	}
+	if n := replica.SnapshotsInstalled(); n != 2 {
+		t.Errorf("snapshots installed = %d, want 2", n)
+	}
+	// And it follows on from there.
+	idx = mustApply(t, leader, RegisterRequestType, nodeReq("n4", "10.0.0.4"))
+	if err := replica.WaitApplied(idx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitSameTables(t, "the replica to follow after the restore", leaderStore, replica.Store())
+}
+
+func TestReplicaResumesOnAnotherServer(t *testing.T) {
+	leaderStore := NewStore()
+	leaderAddr := freeAddr(t)
+	leader, _ := startServer(t, t.TempDir(), leaderAddr, leaderStore)
+	follower, followerAddr, _ := startFollower(t, leader, "server-2", NewStore())
+	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+
+	servers := &serverList{}
+	servers.set(followerAddr)
+	replica := NewReplica(NewStore(), servers.get, testLogger(t))
+	t.Cleanup(replica.Close)
+	waitSameTables(t, "the replica to hold the state", leaderStore, replica.Store())
+	if replica.Source() != followerAddr {
+		t.Fatalf("source = %q, want the follower %q", replica.Source(), followerAddr)
+	}
+
+	// The follower goes away; gossip now names both.
+	servers.set(followerAddr, leaderAddr)
+	if err := follower.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		mustApply(t, leader, RegisterRequestType, nodeReq("m"+string(rune('a'+i)), "10.0.1.1"))
+	}
+	waitSameTables(t, "the replica to catch up through the leader", leaderStore, replica.Store())
+	if replica.Source() != leaderAddr {
+		t.Errorf("source = %q, want the leader %q", replica.Source(), leaderAddr)
+	}
+	if n := replica.SnapshotsInstalled(); n != 1 {
+		t.Errorf("snapshots installed = %d, want 1: the leader's feed should resume the replica", n)
+	}
+}
+
+func TestReplicaWithoutServers(t *testing.T) {
+	replica := NewReplica(NewStore(), func() []string { return nil }, testLogger(t))
+	defer replica.Close()
+	if replica.Synced() || replica.Leader() != "" {
+		t.Error("a replica with no server claims a state or a leader")
+	}
+	if s := replica.Staleness(); s < 1e6*time.Hour {
+		t.Errorf("staleness without a state = %v, want the largest duration", s)
+	}
+	if err := replica.WaitApplied(1, 50*time.Millisecond); err == nil {
+		t.Error("WaitApplied succeeded without a state")
+	}
+}
+
+func TestClientForwardsToTheLeader(t *testing.T) {
+	leaderStore := NewStore()
+	leaderAddr := freeAddr(t)
+	leader, _ := startServer(t, t.TempDir(), leaderAddr, leaderStore)
+	_, followerAddr, _ := startFollower(t, leader, "server-2", NewStore())
+
+	servers := &serverList{}
+	servers.set(followerAddr)
+	store := NewStore()
+	client := NewClient(ClientConfig{Servers: servers.get, Logger: testLogger(t)}, store)
+	t.Cleanup(func() { client.Shutdown() })
+	waitFor(t, 10*time.Second, "the client to sync", client.Replica().Synced)
+
+	// A write through the follower reaches the leader, and the client reads
+	// it from its own replica as soon as Apply returns.
+	idx, err := client.Apply(RegisterRequestType, svcReq("c1", "10.0.0.9", "redis-1", "redis", 6379, nil), 5*time.Second)
+	if err != nil {
+		t.Fatalf("Apply through the client: %v", err)
+	}
+	if getService(t, store, "c1", "redis-1") == nil {
+		t.Error("the client's replica does not show its own acknowledged write")
+	}
+	if getService(t, leaderStore, "c1", "redis-1") == nil || leader.fsm.AppliedIndex() < idx {
+		t.Error("the leader does not have the write")
+	}
+	// Errors come back typed.
+	_, err = client.Apply(RegisterRequestType, &RegisterRequest{Node: "nope", SkipNodeUpdate: true,
+		Service: &Service{ID: "x", Service: "x"}}, 5*time.Second)
+	if err != nil && !errors.Is(err, ErrMissingNode) {
+		t.Errorf("Apply of a service on a missing node = %v, want ErrMissingNode", err)
+	}
+	for _, verify := range []bool{false, true} {
+		if err := client.ConsistentRead(verify, 5*time.Second); err != nil {
+			t.Errorf("ConsistentRead(verify=%v): %v", verify, err)
+		}
+	}
+	conf, err := client.RaftConfiguration()
+	if err != nil || len(conf.Servers) != 2 {
+		t.Errorf("RaftConfiguration through the client = %+v, %v; want 2 servers", conf, err)
+	}
+	if err := client.RemovePeer("nope", ""); !errors.Is(err, ErrPeerNotFound) {
+		t.Errorf("RemovePeer(nope) through the client = %v, want ErrPeerNotFound", err)
+	}
+
+	// No known server: an immediate, clear error.
+	servers.set()
+	start := time.Now()
+	if _, err := client.Apply(RegisterRequestType, nodeReq("z", "10.0.0.1"), 5*time.Second); !errors.Is(err, ErrNoServers) {
+		t.Errorf("Apply with no known server = %v, want ErrNoServers", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Apply with no known server took %v", d)
+	}
+	// Known but unreachable servers: tried until the timeout, then ErrNoLeader.
+	servers.set(freeAddr(t))
+	if _, err := client.Apply(RegisterRequestType, nodeReq("z", "10.0.0.1"), 300*time.Millisecond); !errors.Is(err, ErrNoLeader) {
+		t.Errorf("Apply with an unreachable server = %v, want ErrNoLeader", err)
+	}
+}
