@@ -93,7 +93,7 @@ func TestChangeFeedByteBound(t *testing.T) {
 	f := newChangeFeed(100, 10)
 	f.mu.Lock()
 	f.appendLocked(1, make([]byte, 6))
-	f.appendLocked(2, make([]byte, 6)) // 12 bytes: 1 goes
+	f.appendLocked(2, make([]byte, 6))  // 12 bytes: 1 goes
 	f.appendLocked(3, make([]byte, 50)) // alone over the bound: kept, 2 goes
 	f.mu.Unlock()
 	if got, ok, _ := f.since(nil, 2, 0, false, 10); !ok || fmt.Sprint(feedIndexes(got)) != "[3]" {
