@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,63 +80,111 @@ func TestClusterServiceAnsweredByEveryServer(t *testing.T) {
 func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
 	t.Parallel()
 	agents := StartCluster(t, 3)
+	client := StartClient(t, "c1", agents)
 	leader := leaderOf(t, agents)
 
-	var acked []string
-	register := func(a *Agent, name string) error {
-		_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
-			Node: "ext-" + name, Address: "10.1.0.1",
-			Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
-		return err
+	// One writer per agent (the three servers and the client agent) keeps
+	// registering unique services while the leader is killed. A write
+	// counts as acknowledged only on a 200; failed writes may or may not
+	// have committed and are not checked.
+	var (
+		mu        sync.Mutex
+		acked     []string
+		failures  int
+		killedAt  time.Time
+		firstPost time.Duration // first write sent after the kill and acknowledged
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w, a := range append([]*Agent{client}, agents...) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d-%d", w, i)
+				mu.Lock()
+				sentAfterKill := !killedAt.IsZero()
+				mu.Unlock()
+				_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
+					Node: "ext-" + name, Address: "10.1.0.1",
+					Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, name)
+					if sentAfterKill && firstPost == 0 {
+						firstPost = time.Since(killedAt)
+					}
+				} else {
+					failures++
+				}
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(20 * time.Millisecond) // the killed server refuses at once: do not spin
+				}
+			}
+		}()
 	}
-	for i := 0; i < 20; i++ {
-		name := fmt.Sprintf("before-%d", i)
-		if err := register(agents[i%3], name); err != nil {
-			t.Fatalf("write %s: %v", name, err)
+	countAcked := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if n := countAcked(); n < 40 {
+			return fmt.Errorf("%d writes acknowledged so far", n)
 		}
-		acked = append(acked, name)
-	}
-
+		return nil
+	})
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
 	leader.Kill(t)
-	killed := time.Now()
-	var survivor *Agent
-	for _, a := range agents {
-		if a != leader {
-			survivor = a
-			break
+	before := countAcked()
+	// Writes carry on through the survivors once a new leader is there.
+	eventually(t, 20*time.Second, func() error {
+		if n := countAcked(); n < before+40 {
+			return fmt.Errorf("%d writes acknowledged since the kill", n-before)
 		}
-	}
-	// The first write after the kill waits for the new leader.
-	var failover time.Duration
-	eventually(t, 15*time.Second, func() error {
-		if err := register(survivor, "after-kill"); err != nil {
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("leader %s killed under load: first write sent after the kill acknowledged %v later; %d writes acknowledged, %d failed",
+		leader.Opts.Node, firstPost.Round(time.Millisecond), len(acked), failures)
+
+	checkAll := func(a *Agent, opts *api.QueryOptions) error {
+		services, _, err := a.Client.Catalog().Services(opts)
+		if err != nil {
 			return err
 		}
-		failover = time.Since(killed)
+		var missing []string
+		for _, name := range acked {
+			if _, ok := services[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s misses %d acknowledged writes: %v", a.Opts.Node, len(missing), missing)
+		}
 		return nil
-	})
-	acked = append(acked, "after-kill")
-	t.Logf("failover: first write accepted %v after SIGKILL of the leader %s", failover.Round(time.Millisecond), leader.Opts.Node)
-
-	services, _, err := survivor.Client.Catalog().Services(&api.QueryOptions{RequireConsistent: true})
-	if err != nil {
-		t.Fatal(err)
 	}
-	for _, name := range acked {
-		if _, ok := services[name]; !ok {
-			t.Errorf("acknowledged write %s is missing after failover", name)
+	for _, a := range append([]*Agent{client}, agents...) {
+		if a == leader {
+			continue
+		}
+		if err := checkAll(a, &api.QueryOptions{RequireConsistent: true}); err != nil {
+			t.Errorf("after failover: %v", err)
 		}
 	}
 
-	// The killed server restarts and catches up.
+	// The killed server restarts and catches up on its own replica.
 	leader.Restart(t)
-	eventually(t, 15*time.Second, func() error {
-		svcs, _, err := leader.Client.Catalog().Service("after-kill", "", &api.QueryOptions{AllowStale: true})
-		if err != nil || len(svcs) != 1 {
-			return fmt.Errorf("restarted %s has %v, %v", leader.Opts.Node, svcs, err)
-		}
-		return nil
-	})
+	eventually(t, 15*time.Second, func() error { return checkAll(leader, &api.QueryOptions{AllowStale: true}) })
 }
 
 func TestClusterFiveServersQuorumLoss(t *testing.T) {
