@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Cluster benchmark of beacon: write throughput through a 3-server cluster
 # (and a 1-server one), consistent-read latency on a follower and on the
-# leader, and leader failover under write load. Loopback only.
+# leader, a client agent's DNS throughput against a server's and how fast a
+# write reaches it, and leader failover under write load. Loopback only.
 #
 #   bash bench/cluster.sh        # from the repository root (or anywhere)
 #
 # Knobs (environment): SERVICES (3334) × INSTANCES (3) registrations with
 # CONCURRENCY (16) clients; READS (2000 sequential GETs per mode and server);
 # ROUNDS (3 failovers); WRITERS (4 clients writing through the followers);
+# PROPAGATE (50 writes timed to the client agent's DNS); DNS_SECONDS (10 s
+# per dnsperf run) × DNS_ROUNDS (2) against the client agent and a server;
 # PORT_BASE (28700); KEEP_TMP (1 keeps the work directory);
 # MAX_SECONDS (hard bound on the whole run, 900).
 # See bench/README.md ("Cluster") for what is measured and how to read it.
@@ -22,6 +25,9 @@ WRITERS=${WRITERS:-4}
 PORT_BASE=${PORT_BASE:-28700}
 KEEP_TMP=${KEEP_TMP:-0}
 MAX_SECONDS=${MAX_SECONDS:-900}
+PROPAGATE=${PROPAGATE:-50}
+DNS_SECONDS=${DNS_SECONDS:-10}
+DNS_ROUNDS=${DNS_ROUNDS:-2}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 results_dir="$repo/bench/results"
@@ -93,18 +99,20 @@ start_watchdog
 
 # --- 1. binaries and ports ---------------------------------------------------------
 command -v curl >/dev/null || die "curl is needed"
+command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) >&2 || die "cannot install dnsperf"
 cd "$repo"
 log "building beacon (go build .) and the bench helpers"
 timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
 timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
 timeout 600 go build -o "$tmp/clusterbench" ./bench/cmd/clusterbench || die "building bench/cmd/clusterbench failed"
 
-# 5 ports per server (DNS, HTTP, RPC, serf LAN, serf WAN), 4 servers
-# (s1–s3 of the cluster, solo for the 1-server run): the first free block of 20.
-base=$(free_port_block 20)
+# 5 ports per agent (DNS, HTTP, RPC, serf LAN, serf WAN), 5 agents (s1–s3
+# of the cluster, solo for the 1-server run, c1 the client agent): the first
+# free block of 25.
+base=$(free_port_block 25)
 declare -A dnsp httpp rpcp lanp wanp
 i=0
-for n in s1 s2 s3 solo; do
+for n in s1 s2 s3 solo c1; do
 	b=$((base + 5 * i))
 	dnsp[$n]=$b httpp[$n]=$((b + 1)) rpcp[$n]=$((b + 2)) lanp[$n]=$((b + 3)) wanp[$n]=$((b + 4))
 	pid[$n]=""
@@ -112,10 +120,12 @@ for n in s1 s2 s3 solo; do
 done
 http() { echo "127.0.0.1:${httpp[$1]}"; }
 
-write_corefile() { # NAME EXPECT JOIN...
-	local n=$1 expect=$2 join=""
+write_corefile() { # NAME EXPECT JOIN... (EXPECT 0: a client agent)
+	local n=$1 expect=$2 join="" role="        server
+        bootstrap_expect $2"
 	shift 2
 	(($# > 0)) && join="        join $*"
+	((expect > 0)) || role=""
 	mkdir -p "$tmp/$n"
 	cat >"$tmp/$n/Corefile" <<EOF
 consul:${dnsp[$n]} dc1:${dnsp[$n]} {
@@ -124,8 +134,7 @@ consul:${dnsp[$n]} dc1:${dnsp[$n]} {
         datacenter dc1
         node $n
         data_dir $tmp/$n/data
-        server
-        bootstrap_expect $expect
+$role
         bind 127.0.0.1
         http 127.0.0.1:${httpp[$n]}
         rpc 127.0.0.1:${rpcp[$n]}
@@ -225,6 +234,44 @@ for role in follower leader; do
 done
 kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
 
+# --- 4b. a client agent: update propagation, DNS throughput against a server's -----
+write_corefile c1 0 "127.0.0.1:${lanp[s1]}" "127.0.0.1:${lanp[s2]}" "127.0.0.1:${lanp[s3]}"
+start_server c1
+wait_leader 60 c1 >/dev/null
+t0=$SECONDS
+until [[ $(curl -fsS --max-time 2 "http://$(http c1)/v1/catalog/service/svc0000?stale" 2>/dev/null) == *svc0000* ]]; do
+	((SECONDS - t0 < 60)) || die "c1: no replica of the catalog after 60s"
+	sleep 0.2
+done
+log "client agent c1 up, following $(curl -fsS "http://$(http c1)/v1/agent/self" | sed -n 's/.*"source":"\([^"]*\)".*/\1/p')"
+prop=$(timeout 300 "$tmp/clusterbench" propagate -http "$(http "$leader")" -dns "127.0.0.1:${dnsp[c1]}" -n "$PROPAGATE") ||
+	die "propagation measurement failed: $prop"
+log "write on the leader → client DNS: $prop"
+awk -v n="$SERVICES" 'BEGIN { srand(7); for (i = 0; i < 10000; i++) printf "svc%04d.service.consul A\n", int(rand() * n) }' >"$tmp/q.svc"
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+dns_rows=""
+declare -A dns_qps=() dns_cpu=()
+for r in $(seq "$DNS_ROUNDS"); do
+	for target in "$follower" c1; do
+		p=${pid[$target]}
+		c0=$(proc_ticks "$p")
+		timeout $((DNS_SECONDS + 60)) dnsperf -s 127.0.0.1 -p "${dnsp[$target]}" -d "$tmp/q.svc" -l "$DNS_SECONDS" \
+			-c 8 -T 1 -q 100 -Q 200000 -t 2 >"$tmp/perf.$target.$r" 2>&1 || { cat "$tmp/perf.$target.$r" >&2; die "dnsperf against $target failed"; }
+		c1t=$(proc_ticks "$p")
+		read -r qps done lost noerr < <(awk '/Queries per second:/ { q = $4 } /Queries completed:/ { d = $3 } /Queries lost:/ { l = $4; gsub(/[()%]/, "", l) }
+			/Response codes:/ { if (match($0, /NOERROR [0-9]+ \(([0-9.]+)%\)/)) { s = substr($0, RSTART, RLENGTH); sub(/.*\(/, "", s); sub(/%\)/, "", s); n = s } else n = 0 }
+			END { printf "%.0f %s %s %s\n", q, d, l, n }' "$tmp/perf.$target.$r")
+		us=$(awk -v t=$((c1t - c0)) -v h="$clk_tck" -v d="$done" 'BEGIN { printf "%.1f", (d > 0) ? t / h / d * 1e6 : 0 }')
+		role="server ($target)"
+		[[ $target == c1 ]] && role="client agent (c1)"
+		log "dnsperf round $r against $role: $qps q/s, $us µs CPU/query, lost $lost%, NOERROR $noerr%"
+		dns_rows+="| $r | $role | $qps | $us | $lost% | $noerr% |"$'\n'
+		dns_qps[$target]=$(awk -v a="${dns_qps[$target]:-0}" -v b="$qps" -v n="$DNS_ROUNDS" 'BEGIN { printf "%.0f", a + b / n }')
+		dns_cpu[$target]=$(awk -v a="${dns_cpu[$target]:-0}" -v b="$us" -v n="$DNS_ROUNDS" 'BEGIN { printf "%.2f", a + b / n }')
+	done
+done
+stop_server c1
+
 # --- 5. failover ---------------------------------------------------------------------
 fo_rows="" fo_max=0 lost_total=0 fo_ok=1
 for r in $(seq "$ROUNDS"); do
@@ -297,6 +344,27 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 			echo "| $role ($srv) | ${mode/default/default (no parameter)} | $(kv "$l" p50_ms) | $(kv "$l" p90_ms) | $(kv "$l" p99_ms) | $(kv "$l" max_ms) | $(kv "$l" mean_ms) | $(kv "$l" errors) | $(kv "$l" busy) / $(kv "$l" rest) |"
 		done
 	done
+	echo
+	echo "## Client agent (c1, following the servers' state stream)"
+	echo
+	echo "A write acknowledged by the leader's HTTP API → answered by the client agent's DNS (polled every 1 ms), $PROPAGATE writes:"
+	echo
+	echo "| from | p50 (ms) | p99 (ms) | max (ms) |"
+	echo "|---|---:|---:|---:|"
+	echo "| the write's acknowledgement | $(kv "$prop" ack_p50_ms) | $(kv "$prop" ack_p99_ms) | $(kv "$prop" ack_max_ms) |"
+	echo "| the write's sending | $(kv "$prop" send_p50_ms) | $(kv "$prop" send_p99_ms) | $(kv "$prop" send_max_ms) |"
+	echo
+	echo "update reaches the client within 1 s (max from sending): $(verdict "$(kv "$prop" send_max_ms)" 1000 '<=')"
+	echo
+	echo "DNS throughput, \`svcNNNN.service.consul A\` over the $SERVICES services registered above (10,000 random queries), dnsperf -l $DNS_SECONDS -c 8 -T 1 -q 100, UDP, rounds interleaved:"
+	echo
+	echo "| round | agent | QPS | agent CPU (µs/query) | lost | NOERROR |"
+	echo "|---:|---|---:|---:|---:|---:|"
+	printf '%s' "$dns_rows"
+	echo
+	ratio=$(awk -v c="${dns_qps[c1]}" -v s="${dns_qps[$follower]}" 'BEGIN { printf "%.2f", (s > 0) ? c / s : 0 }')
+	echo "mean QPS: server $follower ${dns_qps[$follower]}, client c1 ${dns_qps[c1]}; client / server = $ratio (≥ 0.50, within 2×: $(verdict "$ratio" 0.5 '>='))"
+	echo "mean CPU per query: server ${dns_cpu[$follower]} µs, client ${dns_cpu[c1]} µs"
 	echo
 	echo "## Failover ($WRITERS writers through the two followers, SIGKILL of the leader, $ROUNDS rounds)"
 	echo

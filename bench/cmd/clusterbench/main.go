@@ -12,6 +12,11 @@
 //	    acknowledged write is in the catalog, and appends their names to FILE.
 //	clusterbench verify   -http ADDR -acked FILE
 //	    the same check on one server (the restarted one, once caught up).
+//	clusterbench propagate -http ADDR -dns ADDR -n 50
+//	    registers a new service through the HTTP API at ADDR (a server) and
+//	    polls the DNS server at -dns (a client agent) every 1 ms until it
+//	    answers the service's A record; prints the latency percentiles from
+//	    the write's acknowledgement (and from its sending) to the answer.
 //
 // Results go to stdout as one line of key=value pairs, for the script.
 package main
@@ -33,11 +38,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fatalf("usage: clusterbench reads|failover|verify [flags]")
+		fatalf("usage: clusterbench reads|failover|verify|propagate [flags]")
 	}
 	switch os.Args[1] {
 	case "reads":
@@ -46,6 +53,8 @@ func main() {
 		failover(os.Args[2:])
 	case "verify":
 		verify(os.Args[2:])
+	case "propagate":
+		propagate(os.Args[2:])
 	default:
 		fatalf("unknown subcommand %q", os.Args[1])
 	}
@@ -411,4 +420,53 @@ func verify(args []string) {
 		fatalf("%v", err)
 	}
 	fmt.Printf("checked=%d lost=%d\n", len(names), n)
+}
+
+// ---- propagate -----------------------------------------------------------------
+
+func propagate(args []string) {
+	fs := flag.NewFlagSet("propagate", flag.ExitOnError)
+	httpAddr := fs.String("http", "", "HTTP address to write through")
+	dnsAddr := fs.String("dns", "", "DNS address to watch")
+	n := fs.Int("n", 50, "writes")
+	fs.Parse(args)
+	client := newClient(10*time.Second, 1)
+	dc := &dns.Client{Net: "udp", Timeout: time.Second}
+	fromAck := make([]time.Duration, 0, *n)
+	fromSend := make([]time.Duration, 0, *n)
+	stamp := time.Now().UnixNano()
+	for i := 0; i < *n; i++ {
+		name := fmt.Sprintf("prop-%d-%d", stamp, i)
+		body := fmt.Sprintf(`{"Node":"prop-node","Address":"10.9.0.1","Service":{"ID":%q,"Service":%q,"Address":"10.9.%d.%d","Port":80}}`,
+			name, name, (i/250)%250, i%250+1)
+		sent := time.Now()
+		if err := put(context.Background(), client, "http://"+*httpAddr+"/v1/catalog/register", []byte(body)); err != nil {
+			fatalf("propagate: register %s: %v", name, err)
+		}
+		acked := time.Now()
+		q := new(dns.Msg)
+		q.SetQuestion(name+".service.consul.", dns.TypeA)
+		deadline := acked.Add(10 * time.Second)
+		for {
+			r, _, err := dc.Exchange(q, *dnsAddr)
+			if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				fatalf("propagate: %s not answered by %s within 10 s", name, *dnsAddr)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		seen := time.Now()
+		fromAck = append(fromAck, seen.Sub(acked))
+		fromSend = append(fromSend, seen.Sub(sent))
+	}
+	pct := func(lat []time.Duration, p float64) float64 {
+		sorted := append([]time.Duration(nil), lat...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+		i := int(p*float64(len(sorted))+0.5) - 1
+		return ms(sorted[max(0, min(i, len(sorted)-1))])
+	}
+	fmt.Printf("n=%d ack_p50_ms=%.2f ack_p99_ms=%.2f ack_max_ms=%.2f send_p50_ms=%.2f send_p99_ms=%.2f send_max_ms=%.2f\n",
+		*n, pct(fromAck, 0.5), pct(fromAck, 0.99), pct(fromAck, 1), pct(fromSend, 0.5), pct(fromSend, 0.99), pct(fromSend, 1))
 }
