@@ -45,6 +45,8 @@ type backend interface {
 	LastContact() time.Duration
 	RaftConfiguration() (raftstore.RaftConfigurationInfo, error)
 	RemovePeer(id, address string) error
+	SaveSnapshot(w io.Writer) (uint64, error)
+	RestoreSnapshot(r io.Reader) error
 	Shutdown() error
 }
 
@@ -298,24 +300,13 @@ func (a *Agent) Peers() ([]string, error) {
 // agent providing it.
 var _ adminapi.Operator = (*Agent)(nil)
 
-// errNotServer answers the operations only a server can do.
-var errNotServer = errors.New("this agent is a client: snapshots are saved and restored through a server's HTTP API")
+// SaveSnapshot writes a snapshot archive of the replicated state: this
+// server's, or on a client the leader's.
+func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) { return a.backend.SaveSnapshot(w) }
 
-// SaveSnapshot writes a snapshot archive of the replicated state.
-func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) {
-	if a.server == nil {
-		return 0, errNotServer
-	}
-	return a.server.SaveSnapshot(w)
-}
-
-// RestoreSnapshot replaces the replicated state with an archive's.
-func (a *Agent) RestoreSnapshot(r io.Reader) error {
-	if a.server == nil {
-		return errNotServer
-	}
-	return a.server.RestoreSnapshot(r)
-}
+// RestoreSnapshot replaces the replicated state with an archive's, through
+// the leader.
+func (a *Agent) RestoreSnapshot(r io.Reader) error { return a.backend.RestoreSnapshot(r) }
 
 // RaftConfiguration describes the Raft servers.
 func (a *Agent) RaftConfiguration() (raftstore.RaftConfigurationInfo, error) {

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 
@@ -182,6 +183,25 @@ func (c *Client) RemovePeer(id, address string) error {
 		return err
 	}
 	return remoteError(resp)
+}
+
+// SaveSnapshot has the leader save a snapshot archive into w, as a save
+// through a server does; it returns the snapshot's index.
+func (c *Client) SaveSnapshot(w io.Writer) (uint64, error) {
+	leader := c.Leader()
+	if leader == "" {
+		return 0, ErrNoLeader
+	}
+	return forwardSave(leader, w)
+}
+
+// RestoreSnapshot sends an archive to the leader to restore.
+func (c *Client) RestoreSnapshot(r io.Reader) error {
+	leader := c.Leader()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	return forwardRestore(leader, r)
 }
 
 // Stats describe the client's link, for /v1/agent/self.

@@ -18,6 +18,8 @@ const (
 	protoRPC  byte = 0x02
 	// protoStream is a client agent following this server's state.
 	protoStream byte = 0x03
+	// protoSnapshot is a snapshot save or restore passed on to this server.
+	protoSnapshot byte = 0x04
 )
 
 // muxHandshakeTimeout bounds how long an accepted connection may take to say
@@ -30,10 +32,9 @@ type muxListener struct {
 	ln     net.Listener
 	logger hclog.Logger
 	raft   chan net.Conn
-	// rpc serves an agent-to-server connection, stream a client agent's
-	// state stream; set before the first connection can arrive.
-	rpc    func(net.Conn)
-	stream func(net.Conn)
+	// serve holds the handlers of the protocols other than Raft's, by
+	// first byte; set before the first connection can arrive.
+	serve map[byte]func(net.Conn)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -46,13 +47,13 @@ type muxListener struct {
 	open map[net.Conn]struct{}
 }
 
-func listenMux(addr string, logger hclog.Logger, rpc, stream func(net.Conn)) (*muxListener, error) {
+func listenMux(addr string, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
 	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{}),
-		open: map[net.Conn]struct{}{}, rpc: rpc, stream: stream}
+		open: map[net.Conn]struct{}{}, serve: serve}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -96,28 +97,26 @@ func (m *muxListener) route(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	switch b[0] {
-	case protoRaft:
+	if b[0] == protoRaft {
 		select {
 		case m.raft <- conn:
 		case <-m.closed:
 			conn.Close()
 		}
-	case protoRPC, protoStream:
-		serve := m.rpc
-		if b[0] == protoStream {
-			serve = m.stream
-		}
-		if serve == nil || !m.track(conn) {
-			conn.Close()
-			return
-		}
-		serve(conn)
-		m.untrack(conn)
-	default:
+		return
+	}
+	serve := m.serve[b[0]]
+	if serve == nil {
 		m.logger.Warn("server port: unknown protocol", "byte", b[0], "remote", conn.RemoteAddr())
 		conn.Close()
+		return
 	}
+	if !m.track(conn) {
+		conn.Close()
+		return
+	}
+	serve(conn)
+	m.untrack(conn)
 }
 
 // track records conn as served by the listener; false once it is closed.

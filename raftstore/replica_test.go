@@ -175,6 +175,27 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 		t.Errorf("RemovePeer(nope) through the client = %v, want ErrPeerNotFound", err)
 	}
 
+	// Snapshots through the client are the leader's.
+	var archive bytes.Buffer
+	snapIdx, err := client.SaveSnapshot(&archive)
+	if err != nil || snapIdx < idx {
+		t.Fatalf("SaveSnapshot through the client = %d, %v; want an index ≥ %d", snapIdx, err, idx)
+	}
+	if _, err := InspectSnapshot(bytes.NewReader(archive.Bytes())); err != nil {
+		t.Fatalf("the archive saved through the client does not inspect: %v", err)
+	}
+	saved := dumpTables(t, leaderStore)
+	mustApply(t, leader, RegisterRequestType, nodeReq("later", "10.0.0.7"))
+	if err := client.RestoreSnapshot(bytes.NewReader(archive.Bytes())); err != nil {
+		t.Fatalf("RestoreSnapshot through the client: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the restored state on the leader and in the client's replica", func() bool {
+		return reflect.DeepEqual(dumpTables(t, leaderStore), saved) && reflect.DeepEqual(dumpTables(t, store), saved)
+	})
+	if err := client.RestoreSnapshot(bytes.NewReader([]byte("garbage"))); !errors.Is(err, ErrInvalidSnapshot) {
+		t.Errorf("RestoreSnapshot of garbage through the client = %v, want ErrInvalidSnapshot", err)
+	}
+
 	// No known server: an immediate, clear error.
 	servers.set()
 	start := time.Now()

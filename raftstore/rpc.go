@@ -71,6 +71,7 @@ const (
 	codeInvalid     = "invalid"
 	codeMissingNode = "missing_node"
 	codePeerMissing = "peer_not_found"
+	codeBadSnapshot = "invalid_snapshot"
 )
 
 func errorCode(err error) string {
@@ -85,6 +86,8 @@ func errorCode(err error) string {
 		return codeMissingNode
 	case errors.Is(err, ErrPeerNotFound):
 		return codePeerMissing
+	case errors.Is(err, ErrInvalidSnapshot):
+		return codeBadSnapshot
 	}
 	return ""
 }
@@ -105,6 +108,8 @@ func remoteError(resp *rpcResponse) error {
 		return fmt.Errorf("%w: %s", ErrMissingNode, resp.Error)
 	case codePeerMissing:
 		return fmt.Errorf("%w: %s", ErrPeerNotFound, resp.Error)
+	case codeBadSnapshot:
+		return fmt.Errorf("%w: %s", ErrInvalidSnapshot, resp.Error)
 	}
 	return errors.New(resp.Error)
 }

@@ -100,7 +100,8 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	// The FSM exists before the port opens: the stream handler reads its feed.
 	s.fsm = NewFSM(store, logger.Named("fsm"))
 	s.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
-	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), s.serveRPC, s.serveStream)
+	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), map[byte]func(net.Conn){
+		protoRPC: s.serveRPC, protoStream: s.serveStream, protoSnapshot: s.serveSnapshotRPC})
 	if err != nil {
 		return nil, err
 	}

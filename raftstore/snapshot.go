@@ -407,10 +407,23 @@ func checkSum(sums map[string][]byte, name string, got []byte) error {
 // RestoreSnapshot replaces the whole replicated state with an archive's. It
 // verifies the archive first (checksums, metadata, and that the state
 // decodes); a bad archive is an ErrInvalidSnapshot and restores nothing.
-// It runs on the leader, which installs the state and sends it to the
-// followers; elsewhere it returns ErrNotLeader (or ErrNoLeader) without
-// reading r. The cluster's membership is kept, not taken from the archive.
+// The leader installs the state and sends it to the followers; a follower
+// passes the archive on to the leader; with no leader it returns
+// ErrNoLeader without reading r. The cluster's membership is kept, not
+// taken from the archive.
 func (s *Server) RestoreSnapshot(r io.Reader) error {
+	if s.IsLeader() {
+		return s.restoreLocal(r)
+	}
+	leader := s.Leader()
+	if leader == "" {
+		return ErrNoLeader
+	}
+	return forwardRestore(leader, r)
+}
+
+// restoreLocal is RestoreSnapshot on the leader.
+func (s *Server) restoreLocal(r io.Reader) error {
 	if !s.IsLeader() {
 		return s.notLeader()
 	}

@@ -439,28 +439,35 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 		}
 	}
 
-	// Only the leader restores; a follower says so without reading the
-	// upload. A removal on a follower is passed on to the leader, whose
-	// answer (here: no such peer) comes back typed.
-	if err := follower.RestoreSnapshot(&failingReader{err: errors.New("read the body")}); !errors.Is(err, ErrNotLeader) {
-		t.Errorf("RestoreSnapshot on a follower = %v, want ErrNotLeader", err)
+	// A follower passes restores and removals on to the leader, whose
+	// answers come back typed; an upload that fails on the way restores
+	// nothing.
+	before := dumpTables(t, leaderStore)
+	if err := follower.RestoreSnapshot(&failingReader{err: errors.New("read the body")}); err == nil || !strings.Contains(err.Error(), "read the body") {
+		t.Errorf("RestoreSnapshot on a follower of a failing upload = %v, want the read error", err)
+	}
+	if err := follower.RestoreSnapshot(strings.NewReader("not an archive")); !errors.Is(err, ErrInvalidSnapshot) {
+		t.Errorf("RestoreSnapshot on a follower of garbage = %v, want ErrInvalidSnapshot from the leader", err)
+	}
+	if !reflect.DeepEqual(dumpTables(t, leaderStore), before) {
+		t.Error("a failed restore through the follower changed the leader's state")
 	}
 	if err := follower.RemovePeer("nope", ""); !errors.Is(err, ErrPeerNotFound) {
 		t.Errorf("RemovePeer of an unknown peer on a follower = %v, want ErrPeerNotFound from the leader", err)
 	}
 
-	// A restore on the leader reaches the follower (by InstallSnapshot:
-	// the restore leaves a hole in the log).
+	// A restore sent to the follower is done by the leader and reaches the
+	// follower by InstallSnapshot (the restore leaves a hole in the log).
 	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
 	archive, _ := saveSnapshot(t, leader)
 	saved := dumpTables(t, leaderStore)
 	mustApply(t, leader, RegisterRequestType, nodeReq("n2", "10.0.0.2"))
 	waitFor(t, 10*time.Second, "the follower to apply n2", func() bool { return getNode(t, followerStore, "n2") != nil })
-	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
-		t.Fatalf("RestoreSnapshot: %v", err)
+	if err := follower.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
+		t.Fatalf("RestoreSnapshot through the follower: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the follower to install the restored state", func() bool {
-		return reflect.DeepEqual(dumpTables(t, followerStore), saved)
+	waitFor(t, 10*time.Second, "both servers to install the restored state", func() bool {
+		return reflect.DeepEqual(dumpTables(t, followerStore), saved) && reflect.DeepEqual(dumpTables(t, leaderStore), saved)
 	})
 	// A follower can save a snapshot of its replica.
 	if _, err := follower.SaveSnapshot(io.Discard); err != nil {
