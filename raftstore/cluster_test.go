@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // startCluster starts n servers in this process on real TCP ports, bootstraps
@@ -109,5 +111,51 @@ func TestClusterWriteDuringElectionWaitsForLeader(t *testing.T) {
 	}
 	if idx == 0 {
 		t.Fatal("Apply returned index 0")
+	}
+}
+
+func TestClusterEarlyElectionWhenTheLeaderDies(t *testing.T) {
+	servers, _ := startCluster(t, 3)
+	var leader *Server
+	var rest []*Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			leader = s
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	mustApply(t, leader, RegisterRequestType, nodeReq("n1", "10.0.0.1"))
+	// The leader's process ends: its port closes, its connections with it.
+	killed := time.Now()
+	if err := leader.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "a new leader", func() bool {
+		for _, s := range rest {
+			if s.IsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("new leader %v after the old one shut down", time.Since(killed).Round(time.Millisecond))
+	early := rest[0].earlyElections.Load() + rest[1].earlyElections.Load()
+	if early == 0 {
+		t.Error("no follower noticed the leader's closed port: the election waited for the full heartbeat timeout")
+	}
+	// Once a leader is there the followers go back to raft's timeouts.
+	waitFor(t, 5*time.Second, "the normal timeouts back", func() bool {
+		for _, s := range rest {
+			if s.raft.ReloadableConfig().HeartbeatTimeout != raft.DefaultConfig().HeartbeatTimeout {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range rest {
+		if _, err := s.Apply(RegisterRequestType, nodeReq("n2", "10.0.0.2"), 10*time.Second); err != nil {
+			t.Fatalf("write after the failover: %v", err)
+		}
 	}
 }

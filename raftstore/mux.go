@@ -156,11 +156,17 @@ func (m *muxListener) Close() error {
 type raftLayer struct {
 	mux       *muxListener
 	advertise net.Addr
+	// ended, when set, is called when a peer's Raft connection ends other
+	// than by a timeout: the peer may be gone (failover.go).
+	ended func()
 }
 
 func (l *raftLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.mux.raft:
+		if l.ended != nil {
+			return &watchedConn{Conn: c, ended: l.ended}, nil
+		}
 		return c, nil
 	case <-l.mux.closed:
 		return nil, errors.New("raft layer closed")

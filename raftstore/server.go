@@ -51,6 +51,10 @@ type Server struct {
 	leaderReady atomic.Bool
 	notify      chan bool
 	started     time.Time
+	// suspect wakes the failover loop (failover.go); earlyElections
+	// counts the times it shortened the timeouts.
+	suspect        chan struct{}
+	earlyElections atomic.Uint64
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	stopOnce    sync.Once
@@ -86,7 +90,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
 	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{}),
-		started: time.Now()}
+		started: time.Now(), suspect: make(chan struct{}, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -105,7 +109,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.trans = raft.NewNetworkTransportWithLogger(&raftLayer{mux: s.mux, advertise: advertise},
+	s.trans = raft.NewNetworkTransportWithLogger(&raftLayer{mux: s.mux, advertise: advertise, ended: s.suspectLeader},
 		raftPool, raftIOTimeout, logger.Named("transport"))
 
 	rc := raft.DefaultConfig()
@@ -133,8 +137,9 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	ok = true
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.leaderLoop(cfg.LeadershipChanged)
+	go s.failoverLoop(s.raft.ReloadableConfig())
 	return s, nil
 }
 
@@ -255,6 +260,9 @@ func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, error) {
 func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, error) {
 	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: buf}, timeout)
 	if err != nil {
+		if errors.Is(err, errNotSent) {
+			s.suspectLeader()
+		}
 		return 0, err
 	}
 	return resp.Index, remoteError(resp)
