@@ -55,10 +55,10 @@ type Server struct {
 	// counts the times it shortened the timeouts.
 	suspect        chan struct{}
 	earlyElections atomic.Uint64
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	stopOnce    sync.Once
-	stopErr     error
+	stop           chan struct{}
+	wg             sync.WaitGroup
+	stopOnce       sync.Once
+	stopErr        error
 }
 
 // Timeouts on the server port.
