@@ -243,7 +243,10 @@ until [[ $(curl -fsS --max-time 2 "http://$(http c1)/v1/catalog/service/svc0000?
 	((SECONDS - t0 < 60)) || die "c1: no replica of the catalog after 60s"
 	sleep 0.2
 done
-log "client agent c1 up, following $(curl -fsS "http://$(http c1)/v1/agent/self" | sed -n 's/.*"source":"\([^"]*\)".*/\1/p')"
+c1_source=$(name_of_rpc "$(curl -fsS "http://$(http c1)/v1/agent/self" | sed -n 's/.*"source":"\([^"]*\)".*/\1/p')")
+c1_source_role=follower
+[[ $c1_source == "$leader" ]] && c1_source_role=leader
+log "client agent c1 up, following $c1_source (the $c1_source_role)"
 prop=$(timeout 300 "$tmp/clusterbench" propagate -http "$(http "$leader")" -dns "127.0.0.1:${dnsp[c1]}" -n "$PROPAGATE") ||
 	die "propagation measurement failed: $prop"
 log "write on the leader → client DNS: $prop"
@@ -347,7 +350,9 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo
 	echo "## Client agent (c1, following the servers' state stream)"
 	echo
-	echo "A write acknowledged by the leader's HTTP API → answered by the client agent's DNS (polled every 1 ms), $PROPAGATE writes:"
+	echo "c1 followed $c1_source, the $c1_source_role. A follower applies a write once it hears it is committed: with no further writes, on raft's next AppendEntries, 50–100 ms (CommitTimeout) later; the leader has it when it acknowledges."
+	echo
+	echo "A write acknowledged by the leader's HTTP API → answered by the client agent's DNS (polled every 1 ms), $PROPAGATE writes one after another:"
 	echo
 	echo "| from | p50 (ms) | p99 (ms) | max (ms) |"
 	echo "|---|---:|---:|---:|"
