@@ -85,9 +85,15 @@ type CheckDefinition struct {
 	TTL                            string              `json:"TTL,omitempty"`
 	ScriptArgs                     []string            `json:"ScriptArgs,omitempty"`
 	GRPC                           string              `json:"GRPC,omitempty"`
+	GRPCUseTLS                     bool                `json:"GRPCUseTLS,omitempty"`
 	Interval                       string              `json:"Interval,omitempty"`
 	Timeout                        string              `json:"Timeout,omitempty"`
 	DeregisterCriticalServiceAfter string              `json:"DeregisterCriticalServiceAfter,omitempty"`
+	// SuccessBeforePassing and FailuresBeforeCritical are how many
+	// consecutive results it takes to turn the check passing, or critical
+	// (Consul's agent check fields; 0 means at once).
+	SuccessBeforePassing   int `json:"SuccessBeforePassing,omitempty"`
+	FailuresBeforeCritical int `json:"FailuresBeforeCritical,omitempty"`
 }
 
 // HealthCheck is a check on a node, or on one service of the node when
