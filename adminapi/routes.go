@@ -34,5 +34,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	if op, ok := s.agent.(Operator); ok {
 		s.operatorRoutes(mux, op)
 	}
+	if g, ok := s.agent.(Gossip); ok {
+		s.gossipRoutes(mux, g)
+	}
 
 }

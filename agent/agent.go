@@ -79,6 +79,12 @@ type Agent struct {
 	// bootstrapped is set once this server has (or joined) Raft state; only
 	// the cluster loop touches it.
 	bootstrapped bool
+	// failedSince is when each failed member was first seen failed, for
+	// reaping; only the cluster loop touches it.
+	failedSince map[string]time.Time
+
+	// left is set once the agent left the pool gracefully.
+	left atomic.Bool
 
 	syncNow  chan struct{}
 	stop     chan struct{}
@@ -107,6 +113,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
 		syncNow: make(chan struct{}, 1), stop: make(chan struct{}), leadership: make(chan struct{}, 1),
+		failedSince: map[string]time.Time{},
 	}
 	a.started = time.Now()
 	if cfg.Server {
@@ -200,6 +207,14 @@ func (a *Agent) shutdown() error {
 		}
 		a.cancelJoin()
 		a.wg.Wait()
+		if a.client != nil {
+			// A client leaves on terminate (Consul's leave_on_terminate
+			// default): its services go at once, not after failure
+			// detection. A server does not: it is likely to come back.
+			if err := a.leave(); err != nil {
+				a.logger.Warn("graceful leave on shutdown", "error", err)
+			}
+		}
 		if err := a.lan.Shutdown(); err != nil {
 			errs = append(errs, err)
 		}

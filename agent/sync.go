@@ -50,9 +50,7 @@ func (a *Agent) nodeRegistration() *raftstore.RegisterRequest {
 		Datacenter: a.cfg.Datacenter, ID: a.nodeID, Node: a.cfg.Node, Address: a.cfg.Bind,
 		TaggedAddresses: map[string]string{"lan": a.cfg.Bind, "lan_ipv4": a.cfg.Bind, "wan": a.cfg.Bind, "wan_ipv4": a.cfg.Bind},
 		NodeMeta:        map[string]string{},
-		// Until gossip drives it, the agent vouches for its own liveness.
-		Check: &raftstore.HealthCheck{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName,
-			Status: raftstore.HealthPassing, Output: "Agent alive and reachable"},
+		// No serfHealth: the leader keeps it, from gossip (members.go).
 	}
 }
 
@@ -71,7 +69,7 @@ func (a *Agent) fullSync() error {
 		return err
 	}
 	reg := a.nodeRegistration()
-	if node == nil || node.ID != reg.ID || node.Address != reg.Address || !hasCheck(catalogChecks, reg.Check) {
+	if node == nil || node.ID != reg.ID || node.Address != reg.Address {
 		if _, err := a.Apply(raftstore.RegisterRequestType, reg); err != nil {
 			return fmt.Errorf("registering node: %w", err)
 		}
@@ -94,6 +92,9 @@ func (a *Agent) fullSync() error {
 		}
 	}
 	for _, s := range catalogSvcs {
+		if s.ID == consulService && a.cfg.Server {
+			continue // the leader's, from gossip
+		}
 		if !want[s.ID] {
 			if _, err := a.Apply(raftstore.DeregisterRequestType,
 				&raftstore.DeregisterRequest{Node: a.cfg.Node, ServiceID: s.ID}); err != nil {

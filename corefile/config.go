@@ -36,6 +36,14 @@ type AgentConfig struct {
 	SerfLAN         string   `property:"serf_lan"`
 	SerfWAN         string   `property:"serf_wan"`
 	Join            []string `property:"join"`
+	// Encrypt is the base64 gossip key (16, 24 or 32 bytes) a new
+	// keyring starts from; the keyring in data_dir wins once it exists.
+	Encrypt string `property:"encrypt"`
+	// ReconnectTimeout is how long a failed member is kept before it is
+	// reaped from gossip and the catalog.
+	ReconnectTimeout time.Duration `property:"reconnect_timeout"`
+	// EnableScriptChecks lets script (ScriptArgs) checks run.
+	EnableScriptChecks bool `property:"enable_script_checks"`
 }
 
 // DNSConfig is how one server block answers. It may change on reload.
@@ -70,6 +78,9 @@ const (
 	DefaultLANPort    = 8301
 	DefaultWANPort    = 8302
 	DefaultMaxStale   = 87600 * time.Hour
+	// DefaultReconnectTimeout and MinReconnectTimeout are Consul's.
+	DefaultReconnectTimeout = 72 * time.Hour
+	MinReconnectTimeout     = 8 * time.Hour
 )
 
 // Default returns a Config with every default filled in.
@@ -85,6 +96,8 @@ func Default() *Config {
 			Node:       host,
 			Bind:       DefaultBind,
 			HTTP:       DefaultHTTP,
+
+			ReconnectTimeout: DefaultReconnectTimeout,
 		},
 		DNS: DNSConfig{
 			ServiceTTL: map[string]time.Duration{},

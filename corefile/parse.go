@@ -1,6 +1,7 @@
 package corefile
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -120,6 +121,18 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 		}
 		a.Join = append(a.Join, args...)
 		return nil
+	case "encrypt":
+		return one(&a.Encrypt, checkGossipKey)
+	case "reconnect_timeout":
+		if err := duration(&a.ReconnectTimeout); err != nil {
+			return err
+		}
+		if a.ReconnectTimeout < MinReconnectTimeout {
+			return fmt.Errorf("%s is below the minimum of %s", a.ReconnectTimeout, MinReconnectTimeout)
+		}
+		return nil
+	case "enable_script_checks":
+		return none(&a.EnableScriptChecks)
 
 	case "node_ttl":
 		return duration(&d.NodeTTL)
@@ -204,6 +217,19 @@ func checkDomain(s string) error {
 		}
 	}
 	return nil
+}
+
+// checkGossipKey accepts a base64 AES key of 16, 24 or 32 bytes.
+func checkGossipKey(s string) error {
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("the key is not base64: %v", err)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("the key is %d bytes; it must be 16, 24 or 32 (beacon keygen makes one)", len(key))
 }
 
 func checkBindIP(s string) error {

@@ -27,6 +27,9 @@ func TestParseDefaults(t *testing.T) {
 	if a.RPC != "127.0.0.1:8300" || a.SerfLAN != "127.0.0.1:8301" || a.SerfWAN != "127.0.0.1:8302" {
 		t.Errorf("derived addresses: rpc %s lan %s wan %s", a.RPC, a.SerfLAN, a.SerfWAN)
 	}
+	if a.ReconnectTimeout != 72*time.Hour || a.Encrypt != "" || a.EnableScriptChecks {
+		t.Errorf("gossip and check defaults: %+v", a)
+	}
 	if a.Node == "" || !strings.HasSuffix(a.DataDir, a.Node) {
 		t.Errorf("node %q, data_dir %q: want data_dir under data/<node>", a.Node, a.DataDir)
 	}
@@ -56,6 +59,9 @@ func TestParseFull(t *testing.T) {
 		serf_wan 10.0.0.1:9302
 		join 10.0.0.2:9301 10.0.0.3:9301
 		join 10.0.0.4:9301
+		encrypt pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=
+		reconnect_timeout 24h
+		enable_script_checks
 		node_ttl 10s
 		service_ttl * 5
 		service_ttl redis 1m
@@ -73,7 +79,9 @@ func TestParseFull(t *testing.T) {
 		Datacenter: "east", Domain: "example.", Node: "n1", DataDir: "/var/lib/beacon", Server: true,
 		BootstrapExpect: 3, Bind: "10.0.0.1", HTTP: "127.0.0.1:9500", RPC: "10.0.0.1:9300",
 		SerfLAN: "10.0.0.1:9301", SerfWAN: "10.0.0.1:9302",
-		Join: []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
+		Join:    []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
+		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", ReconnectTimeout: 24 * time.Hour,
+		EnableScriptChecks: true,
 	}
 	if d := want.Diff(cfg.Agent); d != "" {
 		t.Errorf("agent config differs: %s", d)
@@ -114,6 +122,10 @@ func TestParseErrors(t *testing.T) {
 		{"allow_stale value", "discovery {\n allow_stale maybe\n}", `property "allow_stale": want true or false`},
 		{"join empty", "discovery {\n join\n}", `property "join": missing value`},
 		{"a_record_limit", "discovery {\n a_record_limit -1\n}", `property "a_record_limit": want a whole number`},
+		{"encrypt not base64", "discovery {\n encrypt %%%\n}", `:2 - Error during parsing: discovery: property "encrypt": the key is not base64`},
+		{"encrypt short key", "discovery {\n encrypt c2hvcnQ=\n}", `property "encrypt": the key is 5 bytes; it must be 16, 24 or 32`},
+		{"reconnect_timeout too short", "discovery {\n reconnect_timeout 1h\n}", `property "reconnect_timeout": 1h0m0s is below the minimum of 8h0m0s`},
+		{"enable_script_checks value", "discovery {\n enable_script_checks yes\n}", `property "enable_script_checks": takes no value`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

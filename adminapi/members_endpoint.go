@@ -1,0 +1,78 @@
+package adminapi
+
+import "net/http"
+
+// Gossip is what the membership endpoints (/v1/agent/members, join, leave,
+// force-leave) need of the running agent.
+type Gossip interface {
+	// Members are the LAN members this agent knows, in Consul's shape.
+	Members() []AgentMember
+	// Join joins the LAN pool through addr and reports how many members
+	// it reached.
+	Join(addr string) (int, error)
+	// Leave leaves the pool gracefully; the agent then shuts down.
+	Leave() error
+	// ForceLeave marks a failed member left everywhere, forgetting it with
+	// prune.
+	ForceLeave(node string, prune bool) error
+}
+
+// AgentMember is one member as /v1/agent/members reports it (Consul's
+// serf member shape).
+type AgentMember struct {
+	Name        string
+	Addr        string
+	Port        uint16
+	Tags        map[string]string
+	Status      int
+	ProtocolMin uint8
+	ProtocolMax uint8
+	ProtocolCur uint8
+	DelegateMin uint8
+	DelegateMax uint8
+	DelegateCur uint8
+}
+
+func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
+	mux.HandleFunc("GET /v1/agent/members", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if v := q.Get("wan"); v != "" && v != "0" && v != "false" {
+			// No WAN pool yet: Consul answers a client's ?wan with an
+			// empty list; a server without federation has only itself.
+			writeJSON(w, []AgentMember{})
+			return
+		}
+		if seg := q.Get("segment"); seg != "" {
+			s.writeErr(w, badRequest("Network segments are not supported"))
+			return
+		}
+		members := g.Members()
+		if members == nil {
+			members = []AgentMember{}
+		}
+		writeJSON(w, members)
+	})
+	mux.HandleFunc("PUT /v1/agent/join/{address}", func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("wan"); v != "" && v != "0" && v != "false" {
+			s.writeErr(w, badRequest("WAN join is not supported: there is no WAN pool yet"))
+			return
+		}
+		if _, err := g.Join(r.PathValue("address")); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+	})
+	mux.HandleFunc("PUT /v1/agent/leave", func(w http.ResponseWriter, r *http.Request) {
+		if err := g.Leave(); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+	})
+	mux.HandleFunc("PUT /v1/agent/force-leave/{node}", func(w http.ResponseWriter, r *http.Request) {
+		_, prune := r.URL.Query()["prune"]
+		if err := g.ForceLeave(r.PathValue("node"), prune); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+	})
+}

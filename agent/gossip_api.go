@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/beacon-dns/beacon/adminapi"
+	"github.com/beacon-dns/beacon/gossip"
+)
+
+// The membership endpoints' backend (adminapi.Gossip).
+var _ adminapi.Gossip = (*Agent)(nil)
+
+// Members lists the LAN members in Consul's shape, with the tags Consul's
+// tools read (role "consul" for servers, "node" for clients; dc, id, port,
+// build, expect).
+func (a *Agent) Members() []adminapi.AgentMember {
+	members := a.lan.Members()
+	out := make([]adminapi.AgentMember, 0, len(members))
+	for _, m := range members {
+		out = append(out, consulMember(m))
+	}
+	return out
+}
+
+func consulMember(m gossip.Member) adminapi.AgentMember {
+	tags := map[string]string{
+		"dc": m.Datacenter, "id": m.ID, "build": Version, "vsn": "2", "vsn_min": "2", "vsn_max": "3", "segment": "",
+		"role": "node",
+	}
+	if m.IsServer() {
+		tags["role"] = "consul"
+		tags["raft_vsn"] = "3"
+		if _, port, err := net.SplitHostPort(m.RPCAddr); err == nil {
+			tags["port"] = port
+		}
+		if m.BootstrapExpect > 0 {
+			tags["expect"] = strconv.Itoa(m.BootstrapExpect)
+		}
+	}
+	return adminapi.AgentMember{
+		Name: m.Name, Addr: m.Addr, Port: m.Port, Tags: tags, Status: int(m.Status),
+		// memberlist's protocol range and serf's delegate versions, as
+		// Consul reports them.
+		ProtocolMin: 1, ProtocolMax: 5, ProtocolCur: 2, DelegateMin: 2, DelegateMax: 5, DelegateCur: 4,
+	}
+}
+
+// Join joins the LAN pool through addr.
+func (a *Agent) Join(addr string) (int, error) {
+	n, err := a.lan.Join([]string{addr})
+	if err != nil {
+		return n, fmt.Errorf("joining %s: %w", addr, err)
+	}
+	return n, nil
+}
+
+// Leave leaves the LAN pool gracefully, so the others mark this agent left
+// and the leader deregisters it at once, then shuts the process down, as
+// Consul's agent does.
+func (a *Agent) Leave() error {
+	if err := a.leave(); err != nil {
+		return err
+	}
+	// CoreDNS's handler stops every server; OnFinalShutdown then stops the
+	// agent, whose HTTP shutdown lets this request's answer go out first.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Signal(syscall.SIGTERM)
+	}
+	return nil
+}
+
+// leave leaves the pool once.
+func (a *Agent) leave() error {
+	if a.left.Swap(true) {
+		return nil
+	}
+	a.logger.Info("leaving the cluster gracefully")
+	return a.lan.Leave(0)
+}
+
+// ForceLeave marks a failed member left. TEMPORARY until gossip.ForceLeave lands.
+func (a *Agent) ForceLeave(node string, prune bool) error {
+	return fmt.Errorf("force-leave of %s: not wired yet", node)
+}

@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/beacon-dns/beacon/gossip"
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Membership in the catalog, as Consul's leader keeps it (serfHealth): the
+// leader makes every LAN member's node and its serfHealth check follow
+// gossip. An alive member's node is registered with serfHealth passing; a
+// failed one's check turns critical, which takes every service of the node
+// out of DNS; a member that left is deregistered with its services; and a
+// node with a serfHealth check that gossip no longer knows (reaped, or
+// forgotten) is deregistered too. Each member event is handled as it comes;
+// the whole membership is reconciled on every leadership change and every
+// reconcileInterval, so nothing missed (an event during an election) stays
+// missed.
+
+const (
+	reconcileInterval = 60 * time.Second
+	// Consul's serfHealth outputs.
+	serfAliveOutput  = "Agent alive and reachable"
+	serfFailedOutput = "Agent not live or unreachable"
+	// consulService is the service every server node carries, as in
+	// Consul: consul.service.consul answers the servers.
+	consulService = "consul"
+)
+
+// reconcileMember makes the catalog agree with what gossip says of m. It
+// runs on the leader only.
+func (a *Agent) reconcileMember(m gossip.Member) {
+	if m.Datacenter != "" && m.Datacenter != a.cfg.Datacenter {
+		return
+	}
+	var err error
+	switch m.Status {
+	case gossip.StatusAlive, gossip.StatusLeaving:
+		err = a.memberAlive(m)
+	case gossip.StatusFailed:
+		err = a.memberFailed(m)
+	case gossip.StatusLeft:
+		err = a.memberLeft(m.Name)
+	}
+	if err != nil {
+		a.logger.Warn("reconciling member into the catalog", "member", m.Name, "status", m.Status, "error", err)
+	}
+}
+
+// reconcileAllMembers reconciles every member, then reaps catalog nodes
+// that gossip does not know.
+func (a *Agent) reconcileAllMembers() {
+	known := map[string]bool{}
+	for _, m := range a.lan.Members() {
+		known[m.Name] = true
+		a.reconcileMember(m)
+	}
+	_, checks, err := a.store.ChecksInState(nil, raftstore.HealthAny)
+	if err != nil {
+		return
+	}
+	for _, c := range checks {
+		if c.CheckID != raftstore.SerfCheckID || known[c.Node] || c.Node == a.cfg.Node {
+			continue
+		}
+		a.logger.Info("reaping a node gossip no longer knows", "node", c.Node)
+		if err := a.memberLeft(c.Node); err != nil {
+			a.logger.Warn("reaping node", "node", c.Node, "error", err)
+		}
+	}
+}
+
+func serfCheck(status, output string) *raftstore.HealthCheck {
+	return &raftstore.HealthCheck{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName,
+		Status: status, Output: output, Type: ""}
+}
+
+// memberAlive registers the member's node with serfHealth passing, unless
+// the catalog already says so. The node's metadata and tagged addresses,
+// which its own agent keeps, are preserved.
+func (a *Agent) memberAlive(m gossip.Member) error {
+	_, node, services, err := a.store.NodeServices(nil, m.Name)
+	if err != nil {
+		return err
+	}
+	svc := consulServiceOf(m)
+	if node != nil && node.Address == m.Addr && (m.ID == "" || node.ID == m.ID) &&
+		a.serfStatus(m.Name) == raftstore.HealthPassing && hasConsulService(services, svc) {
+		return nil
+	}
+	req := &raftstore.RegisterRequest{Datacenter: a.cfg.Datacenter, ID: m.ID, Node: m.Name, Address: m.Addr,
+		Service: svc, Check: serfCheck(raftstore.HealthPassing, serfAliveOutput)}
+	if node != nil {
+		req.TaggedAddresses, req.NodeMeta = node.TaggedAddresses, node.Meta
+		if req.ID == "" {
+			req.ID = node.ID
+		}
+	}
+	_, err = a.Apply(raftstore.RegisterRequestType, req)
+	return err
+}
+
+// memberFailed turns the node's serfHealth critical. A node the catalog does
+// not have is left alone: there is nothing of it to take out of DNS.
+func (a *Agent) memberFailed(m gossip.Member) error {
+	_, node, err := a.store.GetNode(nil, m.Name)
+	if err != nil || node == nil {
+		return err
+	}
+	if a.serfStatus(m.Name) == raftstore.HealthCritical {
+		return nil
+	}
+	_, err = a.Apply(raftstore.RegisterRequestType, &raftstore.RegisterRequest{
+		Datacenter: a.cfg.Datacenter, Node: m.Name, SkipNodeUpdate: true,
+		Check: serfCheck(raftstore.HealthCritical, serfFailedOutput)})
+	return err
+}
+
+// memberLeft deregisters the node and everything on it. The leader never
+// deregisters itself: it is leaving, and the next leader will.
+func (a *Agent) memberLeft(name string) error {
+	if name == a.cfg.Node {
+		return nil
+	}
+	_, node, err := a.store.GetNode(nil, name)
+	if err != nil || node == nil {
+		return err
+	}
+	_, err = a.Apply(raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Datacenter: a.cfg.Datacenter, Node: name})
+	return err
+}
+
+// serfStatus is the status of the node's serfHealth check, "" without one.
+func (a *Agent) serfStatus(node string) string {
+	_, checks, err := a.store.NodeChecks(nil, node)
+	if err != nil {
+		return ""
+	}
+	for _, c := range checks {
+		if c.CheckID == raftstore.SerfCheckID && c.ServiceID == "" {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// consulServiceOf is the consul service of a server member, nil for a
+// client.
+func consulServiceOf(m gossip.Member) *raftstore.Service {
+	if !m.IsServer() {
+		return nil
+	}
+	port := 0
+	if _, p, err := net.SplitHostPort(m.RPCAddr); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	return &raftstore.Service{ID: consulService, Service: consulService, Port: port,
+		Tags: []string{}, Meta: map[string]string{}, Weights: raftstore.Weights{Passing: 1, Warning: 1}}
+}
+
+func hasConsulService(services []*raftstore.Service, want *raftstore.Service) bool {
+	if want == nil {
+		return true
+	}
+	for _, s := range services {
+		if s.ID == want.ID {
+			w := *want
+			w.Node = s.Node
+			return raftstore.ServiceEqual(s, &w)
+		}
+	}
+	return false
+}
+
+// reapFailed forgets members that have been failed for longer than
+// reconnect_timeout, on every agent (each keeps its own member table, as
+// serf's reaper does); the leader then deregisters their nodes.
+func (a *Agent) reapFailed(now time.Time) {
+	for _, m := range a.lan.Members() {
+		if m.Status != gossip.StatusFailed {
+			delete(a.failedSince, m.Name)
+			continue
+		}
+		since, ok := a.failedSince[m.Name]
+		if !ok {
+			a.failedSince[m.Name] = now
+			continue
+		}
+		if now.Sub(since) < a.cfg.ReconnectTimeout {
+			continue
+		}
+		if err := a.lan.Forget(m.Name); err != nil {
+			a.logger.Warn("reaping failed member", "member", m.Name, "error", err)
+			continue
+		}
+		delete(a.failedSince, m.Name)
+		a.logger.Info("reaped member failed for longer than reconnect_timeout", "member", m.Name,
+			"reconnect_timeout", a.cfg.ReconnectTimeout)
+	}
+}
