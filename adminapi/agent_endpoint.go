@@ -86,6 +86,23 @@ func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthC
 
 // toCheck builds a service's check, named as Consul names them.
 func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore.HealthCheck, error) {
+	id := cd.CheckID
+	if id == "" {
+		id = "service:" + svc.ID
+		if n > 1 {
+			id += ":" + strconv.Itoa(i+1)
+		}
+	}
+	name := cd.Name
+	if name == "" {
+		name = "Service '" + svc.Service + "' check"
+	}
+	return cd.build(id, name, svc)
+}
+
+// build validates the definition and builds the check id, named name, of
+// svc (nil for a node check).
+func (cd *checkDefinition) build(id, name string, svc *raftstore.Service) (*raftstore.HealthCheck, error) {
 	kinds := 0
 	typ := ""
 	for _, k := range []struct {
@@ -118,6 +135,9 @@ func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore
 	if typ != "ttl" && cd.Interval == "" {
 		return nil, badRequest("Check is not valid: %s checks need an Interval", typ)
 	}
+	if cd.SuccessBeforePassing < 0 || cd.FailuresBeforeCritical < 0 {
+		return nil, badRequest("Check is not valid: SuccessBeforePassing and FailuresBeforeCritical must not be negative")
+	}
 	status := cd.Status
 	switch status {
 	case "":
@@ -126,26 +146,19 @@ func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore
 	default:
 		return nil, badRequest("Check is not valid: Status %q is not passing, warning or critical", status)
 	}
-	id := cd.CheckID
-	if id == "" {
-		id = "service:" + svc.ID
-		if n > 1 {
-			id += ":" + strconv.Itoa(i+1)
-		}
-	}
-	name := cd.Name
-	if name == "" {
-		name = "Service '" + svc.Service + "' check"
-	}
-	return &raftstore.HealthCheck{
-		CheckID: id, Name: name, Status: status, Notes: cd.Notes, ServiceID: svc.ID,
-		ServiceName: svc.Service, ServiceTags: svc.Tags, Type: typ,
+	c := &raftstore.HealthCheck{
+		CheckID: id, Name: name, Status: status, Notes: cd.Notes, Type: typ,
 		Definition: raftstore.CheckDefinition{
 			HTTP: cd.HTTP, Method: cd.Method, Header: cd.Header, Body: cd.Body, TLSSkipVerify: cd.TLSSkipVerify,
-			TCP: cd.TCP, GRPC: cd.GRPC, TTL: cd.TTL, ScriptArgs: cd.ScriptArgs,
+			TCP: cd.TCP, GRPC: cd.GRPC, GRPCUseTLS: cd.GRPCUseTLS, TTL: cd.TTL, ScriptArgs: cd.ScriptArgs,
 			Interval: cd.Interval, Timeout: cd.Timeout, DeregisterCriticalServiceAfter: cd.DeregisterCriticalServiceAfter,
+			SuccessBeforePassing: cd.SuccessBeforePassing, FailuresBeforeCritical: cd.FailuresBeforeCritical,
 		},
-	}, nil
+	}
+	if svc != nil {
+		c.ServiceID, c.ServiceName, c.ServiceTags = svc.ID, svc.Service, svc.Tags
+	}
+	return c, nil
 }
 
 func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) {

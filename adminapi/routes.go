@@ -37,5 +37,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	if g, ok := s.agent.(Gossip); ok {
 		s.gossipRoutes(mux, g)
 	}
+	if c, ok := s.agent.(Checks); ok {
+		s.checkRoutes(mux, c)
+	}
 
 }

@@ -155,7 +155,8 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusInternalServerError, "Not the cluster leader; retry")
 	case errors.Is(err, errNoPathToDC):
 		httpError(w, http.StatusInternalServerError, "No path to datacenter")
-	case errors.Is(err, raftstore.ErrMissingNode), errors.Is(err, raftstore.ErrInvalidRegistration):
+	case errors.Is(err, raftstore.ErrMissingNode), errors.Is(err, raftstore.ErrInvalidRegistration),
+		errors.Is(err, ErrUnknownService):
 		httpError(w, http.StatusBadRequest, err.Error())
 	default:
 		s.logger.Error("request failed", "error", err)

@@ -93,10 +93,13 @@ type checkDefinition struct {
 	Body                           string
 	TCP                            string
 	GRPC                           string
+	GRPCUseTLS                     bool
 	Status                         string
 	Notes                          string
 	TLSSkipVerify                  bool
 	DeregisterCriticalServiceAfter string
+	SuccessBeforePassing           int
+	FailuresBeforeCritical         int
 }
 
 // nonNil turns a nil slice into an empty one: Consul answers [] not null.

@@ -63,6 +63,7 @@ type Agent struct {
 	server  *raftstore.Server
 	client  *raftstore.Client
 	local   *localState
+	checks  checkRunner
 	http    *adminapi.Server
 	lan     *gossip.Pool
 
@@ -146,8 +147,11 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.backend.Shutdown()
 		return nil, err
 	}
-	a.wg.Add(1)
+	a.checks = newCheckRunner(a)
+	a.startChecks()
+	a.wg.Add(2)
 	go a.syncLoop()
+	go a.reapLoop()
 	if a.server != nil {
 		a.wg.Add(1)
 		go a.stalenessLoop()
@@ -207,6 +211,7 @@ func (a *Agent) shutdown() error {
 		}
 		a.cancelJoin()
 		a.wg.Wait()
+		a.checks.Stop()
 		if a.client != nil {
 			// A client leaves on terminate (Consul's leave_on_terminate
 			// default): its services go at once, not after failure

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
+	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/raftstore"
 )
 
@@ -21,6 +23,9 @@ type localState struct {
 	mu       sync.Mutex
 	services map[string]*raftstore.Service
 	checks   map[string]*raftstore.HealthCheck
+	// criticalSince is when each critical check turned critical (in this
+	// run), for deregister_critical_service_after.
+	criticalSince map[string]time.Time
 }
 
 type localFile struct {
@@ -29,7 +34,8 @@ type localFile struct {
 }
 
 func loadLocalState(path string) (*localState, error) {
-	l := &localState{path: path, services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{}}
+	l := &localState{path: path, services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{},
+		criticalSince: map[string]time.Time{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return l, nil
@@ -44,8 +50,12 @@ func loadLocalState(path string) (*localState, error) {
 	for _, s := range f.Services {
 		l.services[s.ID] = s
 	}
+	now := time.Now()
 	for _, c := range f.Checks {
 		l.checks[c.CheckID] = c
+		if c.Status == raftstore.HealthCritical {
+			l.criticalSince[c.CheckID] = now
+		}
 	}
 	return l, nil
 }
@@ -68,14 +78,27 @@ func (l *localState) persistLocked() error {
 	return writeFileSync(l.path, b)
 }
 
-// addService adds or replaces a service and its checks, and persists.
-func (l *localState) addService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {
+// addService adds or replaces a service and its checks, and persists. The
+// service's earlier checks that checks does not name are dropped (but for a
+// maintenance check, which outlives re-registration); their IDs are
+// returned so their runners can stop.
+func (l *localState) addService(svc *raftstore.Service, checks []*raftstore.HealthCheck) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prevSvc := l.services[svc.ID]
 	prevChecks := map[string]*raftstore.HealthCheck{}
+	keep := map[string]bool{serviceMaintenanceID(svc.ID): true}
 	for _, c := range checks {
 		prevChecks[c.CheckID] = l.checks[c.CheckID]
+		keep[c.CheckID] = true
+	}
+	var dropped []string
+	for id, c := range l.checks {
+		if c.ServiceID == svc.ID && !keep[id] {
+			prevChecks[id] = c
+			dropped = append(dropped, id)
+			delete(l.checks, id)
+		}
 	}
 	l.services[svc.ID] = svc
 	for _, c := range checks {
@@ -95,18 +118,142 @@ func (l *localState) addService(svc *raftstore.Service, checks []*raftstore.Heal
 				l.checks[id] = c
 			}
 		}
+		return nil, err
+	}
+	for _, c := range checks {
+		l.noteStatusLocked(c.CheckID, c.Status)
+	}
+	return dropped, nil
+}
+
+// noteStatusLocked keeps criticalSince for check id now at status.
+func (l *localState) noteStatusLocked(id, status string) {
+	if status != raftstore.HealthCritical {
+		delete(l.criticalSince, id)
+	} else if _, ok := l.criticalSince[id]; !ok {
+		l.criticalSince[id] = time.Now()
+	}
+}
+
+// addCheck adds or replaces a check, and persists.
+func (l *localState) addCheck(c *raftstore.HealthCheck) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.ServiceID != "" {
+		if _, ok := l.services[c.ServiceID]; !ok {
+			return fmt.Errorf("check %q: %w %q", c.CheckID, adminapi.ErrUnknownService, c.ServiceID)
+		}
+	}
+	prev := l.checks[c.CheckID]
+	l.checks[c.CheckID] = c
+	if err := l.persistLocked(); err != nil {
+		if prev == nil {
+			delete(l.checks, c.CheckID)
+		} else {
+			l.checks[c.CheckID] = prev
+		}
 		return err
 	}
+	l.noteStatusLocked(c.CheckID, c.Status)
 	return nil
 }
 
-// removeService removes a service and its checks; false if it was not there.
-func (l *localState) removeService(id string) (bool, error) {
+// removeCheck removes a check; false if it was not there.
+func (l *localState) removeCheck(id string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.checks[id]
+	if !ok {
+		return false, nil
+	}
+	delete(l.checks, id)
+	if err := l.persistLocked(); err != nil {
+		l.checks[id] = c
+		return false, err
+	}
+	delete(l.criticalSince, id)
+	return true, nil
+}
+
+// check returns a copy of check id.
+func (l *localState) check(id string) (raftstore.HealthCheck, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.checks[id]
+	if !ok {
+		return raftstore.HealthCheck{}, false
+	}
+	return *c, true
+}
+
+// hasService reports whether service id is registered locally.
+func (l *localState) hasService(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.services[id]
+	return ok
+}
+
+// setResult records a check's new status and output. A status change is
+// persisted (so a restart resumes from it rather than from critical);
+// output alone is not, being cheap to recompute and frequent. changed
+// reports a status change; found is false for an unknown check.
+func (l *localState) setResult(id, status, output string) (found, changed bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.checks[id]
+	if !ok {
+		return false, false, nil
+	}
+	if c.Status == status && c.Output == output {
+		return true, false, nil
+	}
+	nc := *c
+	nc.Status, nc.Output = status, output
+	l.checks[id] = &nc
+	l.noteStatusLocked(id, status)
+	if c.Status == status {
+		return true, false, nil
+	}
+	if err := l.persistLocked(); err != nil {
+		return true, true, err // kept in memory: the check did change
+	}
+	return true, true, nil
+}
+
+// expiredCritical returns the services that have a check critical for
+// longer than its DeregisterCriticalServiceAfter.
+func (l *localState) expiredCritical(now time.Time) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for id, since := range l.criticalSince {
+		c := l.checks[id]
+		if c == nil || c.ServiceID == "" || seen[c.ServiceID] || c.Definition.DeregisterCriticalServiceAfter == "" {
+			continue
+		}
+		after, err := time.ParseDuration(c.Definition.DeregisterCriticalServiceAfter)
+		if err != nil || after <= 0 {
+			continue
+		}
+		if now.Sub(since) >= after {
+			seen[c.ServiceID] = true
+			out = append(out, c.ServiceID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// removeService removes a service and its checks, whose IDs it returns;
+// false if it was not there.
+func (l *localState) removeService(id string) (bool, []string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	svc, ok := l.services[id]
 	if !ok {
-		return false, nil
+		return false, nil, nil
 	}
 	delete(l.services, id)
 	removed := map[string]*raftstore.HealthCheck{}
@@ -121,9 +268,21 @@ func (l *localState) removeService(id string) (bool, error) {
 		for cid, c := range removed {
 			l.checks[cid] = c
 		}
-		return false, err
+		return false, nil, err
 	}
-	return true, nil
+	ids := make([]string, 0, len(removed))
+	for cid := range removed {
+		ids = append(ids, cid)
+		delete(l.criticalSince, cid)
+	}
+	sort.Strings(ids)
+	return true, ids, nil
+}
+
+// snapshotServices returns copies of the services.
+func (l *localState) snapshotServices() []*raftstore.Service {
+	svcs, _ := l.snapshot()
+	return svcs
 }
 
 // snapshot returns copies of the services and checks.

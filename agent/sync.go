@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"time"
 
 	"github.com/beacon-dns/beacon/raftstore"
@@ -76,6 +77,21 @@ func (a *Agent) fullSync() error {
 	}
 	svcs, checks := a.local.snapshot()
 	want := map[string]bool{}
+	wantCheck := map[string]bool{raftstore.SerfCheckID: true} // serfHealth is the leader's
+	var nodeChecks []*raftstore.HealthCheck
+	for _, c := range checks {
+		wantCheck[c.CheckID] = true
+		if c.ServiceID == "" {
+			nodeChecks = append(nodeChecks, c)
+		}
+	}
+	if !checksInSync(catalogChecks, nodeChecks) {
+		req := a.nodeRegistration()
+		req.SkipNodeUpdate, req.Checks = true, nodeChecks
+		if _, err := a.Apply(raftstore.RegisterRequestType, req); err != nil {
+			return fmt.Errorf("registering node checks: %w", err)
+		}
+	}
 	for _, svc := range svcs {
 		want[svc.ID] = true
 		var own []*raftstore.HealthCheck
@@ -99,6 +115,14 @@ func (a *Agent) fullSync() error {
 			if _, err := a.Apply(raftstore.DeregisterRequestType,
 				&raftstore.DeregisterRequest{Node: a.cfg.Node, ServiceID: s.ID}); err != nil {
 				return fmt.Errorf("deregistering service %q: %w", s.ID, err)
+			}
+		}
+	}
+	for _, c := range catalogChecks {
+		if !wantCheck[c.CheckID] && (c.ServiceID == "" || want[c.ServiceID]) {
+			if _, err := a.Apply(raftstore.DeregisterRequestType,
+				&raftstore.DeregisterRequest{Node: a.cfg.Node, CheckID: c.CheckID}); err != nil {
+				return fmt.Errorf("deregistering check %q: %w", c.CheckID, err)
 			}
 		}
 	}
@@ -131,7 +155,9 @@ func serviceInSync(catalog []*raftstore.Service, want *raftstore.Service) bool {
 func hasCheck(catalog []*raftstore.HealthCheck, want *raftstore.HealthCheck) bool {
 	for _, c := range catalog {
 		if c.CheckID == want.CheckID {
-			return c.Status == want.Status && c.Name == want.Name && c.ServiceID == want.ServiceID && c.Output == want.Output
+			return c.Status == want.Status && c.Name == want.Name && c.ServiceID == want.ServiceID &&
+				c.Output == want.Output && c.Notes == want.Notes && c.Type == want.Type &&
+				reflect.DeepEqual(c.Definition, want.Definition)
 		}
 	}
 	return false
@@ -152,8 +178,23 @@ func checksInSync(catalog, want []*raftstore.HealthCheck) bool {
 // persisted locally first, then pushed to the catalog. A failed push is left
 // to anti-entropy, as in Consul: the local state is the truth.
 func (a *Agent) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {
-	if err := a.local.addService(svc, checks); err != nil {
+	if err := a.startRunners(checks); err != nil {
 		return err
+	}
+	dropped, err := a.local.addService(svc, checks)
+	if err != nil {
+		for _, c := range checks {
+			if runs(c) {
+				a.checks.Remove(c.CheckID)
+			}
+		}
+		return err
+	}
+	for _, id := range dropped {
+		a.checks.Remove(id)
+	}
+	if len(dropped) > 0 {
+		defer a.triggerSync() // their catalog entries go with the next sync
 	}
 	if err := a.pushService(svc, checks); err != nil {
 		a.logger.Warn("service registered locally; catalog sync will retry", "service", svc.ID, "error", err)
@@ -164,9 +205,12 @@ func (a *Agent) AddService(svc *raftstore.Service, checks []*raftstore.HealthChe
 
 // RemoveService deregisters a local service; false if there was none.
 func (a *Agent) RemoveService(id string) (bool, error) {
-	ok, err := a.local.removeService(id)
+	ok, checkIDs, err := a.local.removeService(id)
 	if err != nil || !ok {
 		return ok, err
+	}
+	for _, cid := range checkIDs {
+		a.checks.Remove(cid)
 	}
 	if _, err := a.Apply(raftstore.DeregisterRequestType,
 		&raftstore.DeregisterRequest{Node: a.cfg.Node, ServiceID: id}); err != nil {

@@ -1,0 +1,184 @@
+package adminapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// Checks is what the agent's check and maintenance endpoints need of the
+// running agent.
+type Checks interface {
+	// AddCheck registers (or replaces) a check of this agent: a node check,
+	// or one of a local service when ServiceID is set.
+	AddCheck(c *raftstore.HealthCheck) error
+	// RemoveCheck removes a local check; false if there was none.
+	RemoveCheck(id string) (bool, error)
+	// UpdateTTL sets a TTL check's status and output. Errors wrap
+	// ErrUnknownCheck or ErrNotTTL.
+	UpdateTTL(id, status, output string) error
+	// NodeMaintenance puts the node in maintenance (a critical check) or
+	// takes it out.
+	NodeMaintenance(enable bool, reason string) error
+	// ServiceMaintenance does the same for one local service; false if
+	// there is no such service.
+	ServiceMaintenance(serviceID string, enable bool, reason string) (bool, error)
+}
+
+// Errors of the check operations, mapped to Consul's answers.
+var (
+	ErrUnknownCheck = errors.New("unknown check")
+	ErrNotTTL       = errors.New("not a TTL check")
+	// ErrUnknownService is returned for a check of a service this agent
+	// does not have.
+	ErrUnknownService = errors.New("unknown service")
+)
+
+// checkRegistration is /v1/agent/check/register's body (Consul's
+// AgentCheckRegistration: an AgentServiceCheck with ID and ServiceID).
+type checkRegistration struct {
+	ID        string
+	ServiceID string
+	checkDefinition
+}
+
+func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
+	mux.HandleFunc("PUT /v1/agent/check/register", func(w http.ResponseWriter, r *http.Request) {
+		s.checkRegister(w, r, c)
+	})
+	mux.HandleFunc("PUT /v1/agent/check/deregister/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		ok, err := c.RemoveCheck(id)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		if !ok {
+			httpError(w, http.StatusNotFound, "Unknown check ID \""+id+"\". Ensure that the check ID is passed, not the check name.")
+		}
+	})
+	for _, op := range []struct{ path, status string }{
+		{"pass", raftstore.HealthPassing}, {"warn", raftstore.HealthWarning}, {"fail", raftstore.HealthCritical},
+	} {
+		mux.HandleFunc("PUT /v1/agent/check/"+op.path+"/{id...}", func(w http.ResponseWriter, r *http.Request) {
+			s.checkTTL(w, c, r.PathValue("id"), op.status, r.URL.Query().Get("note"))
+		})
+	}
+	mux.HandleFunc("PUT /v1/agent/check/update/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Status, Output string }
+		if err := decodeBody(r, &body); err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		switch body.Status {
+		case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+		default:
+			s.writeErr(w, badRequest("Invalid check status: '%s'", body.Status))
+			return
+		}
+		s.checkTTL(w, c, r.PathValue("id"), body.Status, body.Output)
+	})
+	mux.HandleFunc("PUT /v1/agent/maintenance", func(w http.ResponseWriter, r *http.Request) {
+		enable, reason, err := maintenanceParams(r)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		if err := c.NodeMaintenance(enable, reason); err != nil {
+			s.writeErr(w, err)
+		}
+	})
+	mux.HandleFunc("PUT /v1/agent/service/maintenance/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		enable, reason, err := maintenanceParams(r)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		id := r.PathValue("id")
+		ok, err := c.ServiceMaintenance(id, enable, reason)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		if !ok {
+			httpError(w, http.StatusNotFound, "Unknown service ID \""+id+"\". Ensure that the service ID is passed, not the service name.")
+		}
+	})
+}
+
+func (s *Server) checkRegister(w http.ResponseWriter, r *http.Request, c Checks) {
+	var reg checkRegistration
+	if err := decodeBody(r, &reg); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if strings.TrimSpace(reg.Name) == "" {
+		s.writeErr(w, badRequest("Missing check name"))
+		return
+	}
+	id := reg.ID
+	if id == "" {
+		id = reg.CheckID
+	}
+	if id == "" {
+		id = reg.Name
+	}
+	var svc *raftstore.Service
+	if reg.ServiceID != "" {
+		for _, ls := range s.agent.LocalServices() {
+			if ls.ID == reg.ServiceID {
+				svc = ls
+				break
+			}
+		}
+		if svc == nil {
+			s.writeErr(w, badRequest("ServiceID %q does not exist", reg.ServiceID))
+			return
+		}
+	}
+	check, err := reg.build(id, reg.Name, svc)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if err := c.AddCheck(check); err != nil {
+		s.writeErr(w, err)
+	}
+}
+
+// maxCheckOutput is Consul's default limit on a check's output.
+const maxCheckOutput = 4096
+
+func (s *Server) checkTTL(w http.ResponseWriter, c Checks, id, status, output string) {
+	if len(output) > maxCheckOutput {
+		output = output[:maxCheckOutput] + "\n... (captured " + strconv.Itoa(maxCheckOutput) + " of " +
+			strconv.Itoa(len(output)) + " bytes)"
+	}
+	err := c.UpdateTTL(id, status, output)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrUnknownCheck):
+		httpError(w, http.StatusNotFound, "Unknown check ID \""+id+"\". Ensure that the check ID is passed, not the check name.")
+	case errors.Is(err, ErrNotTTL):
+		httpError(w, http.StatusInternalServerError, "CheckID \""+id+"\" does not have associated TTL")
+	default:
+		s.writeErr(w, err)
+	}
+}
+
+// maintenanceParams reads ?enable= and ?reason=, as Consul requires them.
+func maintenanceParams(r *http.Request) (bool, string, error) {
+	q := r.URL.Query()
+	v, ok := q["enable"]
+	if !ok || len(v) == 0 || v[0] == "" {
+		return false, "", badRequest("Missing value for enable")
+	}
+	enable, err := strconv.ParseBool(v[0])
+	if err != nil {
+		return false, "", badRequest("Invalid value for enable: %q", v[0])
+	}
+	return enable, q.Get("reason"), nil
+}
