@@ -42,7 +42,9 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 			writeJSON(w, []AgentMember{})
 			return
 		}
-		if seg := q.Get("segment"); seg != "" {
+		// consul members sends ?segment=_all: every segment, which is the
+		// only one there is.
+		if seg := q.Get("segment"); seg != "" && seg != "_all" {
 			s.writeErr(w, badRequest("Network segments are not supported"))
 			return
 		}

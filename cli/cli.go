@@ -64,7 +64,11 @@ type command struct {
 	http bool
 }
 
-var commands = []*command{operatorCommand, snapshotCommand}
+// commands are the top-level commands, in the order the usage lists them.
+var commands = []*command{
+	forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, leaveCommand, maintCommand, membersCommand,
+	operatorCommand, snapshotCommand,
+}
 
 // Has reports whether name is a command Run handles.
 func Has(name string) bool {
@@ -204,4 +208,23 @@ func usageErr(e *env, format string, args ...any) int {
 func fail(e *env, what string, err error) int {
 	fmt.Fprintf(e.stderr, "Error %s: %v\n", what, err)
 	return exitError
+}
+
+// flagString, flagBool and flagInt read a leaf's flag by name.
+func flagString(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
+
+func flagBool(fs *flag.FlagSet, name string) bool {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(bool)
+}
+
+func flagInt(fs *flag.FlagSet, name string) int {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
+}
+
+// noArgs is the check of a leaf that takes only options.
+func noArgs(e *env, args []string) int {
+	if len(args) > 0 {
+		return usageErr(e, "unexpected argument %q", args[0])
+	}
+	return exitOK
 }

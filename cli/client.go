@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,9 +166,10 @@ func explain(err error, base *url.URL) error {
 	return err
 }
 
-// getJSON decodes the response to a GET into out.
-func (c *client) getJSON(path string, out any) error {
-	resp, cancel, err := c.do(request{method: http.MethodGet, path: path})
+// getJSON decodes the response to a GET of path (with query, which may be
+// nil) into out.
+func (c *client) getJSON(path string, query url.Values, out any) error {
+	resp, cancel, err := c.do(request{method: http.MethodGet, path: path, query: query})
 	if err != nil {
 		return err
 	}
@@ -176,5 +178,29 @@ func (c *client) getJSON(path string, out any) error {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("decoding the agent's answer to %s: %w", path, err)
 	}
+	return nil
+}
+
+// send makes a call whose answer is only its status: a 200 is success,
+// anything else an error with the agent's message. in, unless nil, goes as
+// the JSON body (the keyring's {"Key": ...}).
+func (c *client) send(method, path string, query url.Values, in any) error {
+	req := request{method: method, path: path, query: query}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		req.body, req.length, req.contentType = bytes.NewReader(b), int64(len(b)), "application/json"
+	}
+	resp, cancel, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	// The call succeeded with the 200; the body is read only so the
+	// connection can carry the next call (join takes several).
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	return nil
 }

@@ -48,7 +48,7 @@ var listPeersCommand = &command{
 			return usageErr(e, "%v", err)
 		}
 		var conf raftConfiguration
-		if err := c.getJSON("/v1/operator/raft/configuration", &conf); err != nil {
+		if err := c.getJSON("/v1/operator/raft/configuration", nil, &conf); err != nil {
 			return fail(e, "getting peers", err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
