@@ -20,6 +20,7 @@ import (
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/gossip"
+	"github.com/beacon-dns/beacon/healthcheck"
 	"github.com/beacon-dns/beacon/raftstore"
 )
 
@@ -62,7 +63,8 @@ type Agent struct {
 	backend backend
 	server  *raftstore.Server
 	client  *raftstore.Client
-	local   *localState
+	local   *healthcheck.Local
+	sync    *healthcheck.Syncer
 	checks  checkRunner
 	http    *adminapi.Server
 	lan     *gossip.Pool
@@ -87,7 +89,6 @@ type Agent struct {
 	// left is set once the agent left the pool gracefully.
 	left atomic.Bool
 
-	syncNow  chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -107,13 +108,13 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	local, err := loadLocalState(filepath.Join(cfg.DataDir, "local.json"))
+	local, err := healthcheck.LoadLocal(filepath.Join(cfg.DataDir, "local.json"))
 	if err != nil {
 		return nil, err
 	}
 	a := &Agent{
 		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
-		syncNow: make(chan struct{}, 1), stop: make(chan struct{}), leadership: make(chan struct{}, 1),
+		stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 		failedSince: map[string]time.Time{},
 	}
 	a.started = time.Now()
@@ -147,10 +148,16 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.backend.Shutdown()
 		return nil, err
 	}
+	a.sync = healthcheck.NewSyncer(healthcheck.SyncConfig{Local: a.local, Store: a.store, Catalog: a,
+		Node: a.nodeRegistration, Logger: logger.Named("sync"),
+		Keep: func(id string) bool { return cfg.Server && id == consulService }}) // the leader's, from gossip
 	a.checks = newCheckRunner(a)
 	a.startChecks()
 	a.wg.Add(2)
-	go a.syncLoop()
+	go func() {
+		defer a.wg.Done()
+		a.sync.Run(a.stop)
+	}()
 	go a.reapLoop()
 	if a.server != nil {
 		a.wg.Add(1)
@@ -193,7 +200,7 @@ func loadOrCreateNodeID(dataDir string) (string, error) {
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
 	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+	if err := healthcheck.WriteFileSync(path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("writing node ID: %w", err)
 	}
 	return id, nil

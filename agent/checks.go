@@ -28,8 +28,7 @@ type checkRunner interface {
 var _ adminapi.Checks = (*Agent)(nil)
 
 const (
-	nodeMaintenanceID     = "_node_maintenance"
-	serviceMaintenancePfx = "_service_maintenance:"
+	nodeMaintenanceID = "_node_maintenance"
 	// Consul's reason when none is given.
 	defaultNodeMaintenanceReason    = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message."
 	defaultServiceMaintenanceReason = "Maintenance mode is enabled for this service, but no reason was provided. This is a default message."
@@ -37,8 +36,6 @@ const (
 	// DeregisterCriticalServiceAfter are looked for.
 	reapInterval = 10 * time.Second
 )
-
-func serviceMaintenanceID(serviceID string) string { return serviceMaintenancePfx + serviceID }
 
 // runs reports whether a check has something to run (maintenance checks and
 // checks registered with a status only do not).
@@ -60,7 +57,7 @@ func newCheckRunner(a *Agent) checkRunner {
 
 // startChecks starts the runners of the checks restored from data_dir.
 func (a *Agent) startChecks() {
-	_, checks := a.local.snapshot()
+	_, checks := a.local.Snapshot()
 	for _, c := range checks {
 		if !runs(c) {
 			continue
@@ -103,7 +100,7 @@ func badCheck(id string, err error) error {
 
 // onCheckResult is the monitor's report of a check's new status or output.
 func (a *Agent) onCheckResult(id, status, output string) {
-	found, changed, err := a.local.setResult(id, status, output)
+	found, changed, err := a.local.SetResult(id, status, output)
 	if err != nil {
 		a.logger.Warn("persisting a check's status", "check", id, "error", err)
 	}
@@ -115,13 +112,16 @@ func (a *Agent) onCheckResult(id, status, output string) {
 
 // AddCheck registers a check of this agent and pushes it to the catalog.
 func (a *Agent) AddCheck(c *raftstore.HealthCheck) error {
-	if c.ServiceID != "" && !a.local.hasService(c.ServiceID) {
+	if c.ServiceID != "" && !a.local.HasService(c.ServiceID) {
 		return fmt.Errorf("check %q: %w %q", c.CheckID, adminapi.ErrUnknownService, c.ServiceID)
 	}
 	if err := a.startRunners([]*raftstore.HealthCheck{c}); err != nil {
 		return err
 	}
-	if err := a.local.addCheck(c); err != nil {
+	if err := a.local.AddCheck(c); err != nil {
+		if errors.Is(err, healthcheck.ErrUnknownService) {
+			err = fmt.Errorf("%w: %w", adminapi.ErrUnknownService, err)
+		}
 		if runs(c) {
 			a.checks.Remove(c.CheckID)
 		}
@@ -133,13 +133,12 @@ func (a *Agent) AddCheck(c *raftstore.HealthCheck) error {
 
 // RemoveCheck removes a local check and its catalog entry.
 func (a *Agent) RemoveCheck(id string) (bool, error) {
-	ok, err := a.local.removeCheck(id)
+	ok, err := a.local.RemoveCheck(id)
 	if err != nil || !ok {
 		return ok, err
 	}
 	a.checks.Remove(id)
-	if _, err := a.Apply(raftstore.DeregisterRequestType,
-		&raftstore.DeregisterRequest{Node: a.cfg.Node, CheckID: id}); err != nil {
+	if err := a.sync.DeregisterCheck(id); err != nil {
 		a.logger.Warn("check removed locally; catalog sync will retry", "check", id, "error", err)
 		a.triggerSync()
 	}
@@ -148,7 +147,7 @@ func (a *Agent) RemoveCheck(id string) (bool, error) {
 
 // UpdateTTL sets a TTL check's status and output.
 func (a *Agent) UpdateTTL(id, status, output string) error {
-	c, ok := a.local.check(id)
+	c, ok := a.local.Check(id)
 	if !ok {
 		return fmt.Errorf("check %q: %w", id, adminapi.ErrUnknownCheck)
 	}
@@ -179,23 +178,23 @@ func (a *Agent) NodeMaintenance(enable bool, reason string) error {
 
 // ServiceMaintenance does the same for one local service.
 func (a *Agent) ServiceMaintenance(serviceID string, enable bool, reason string) (bool, error) {
-	if !a.local.hasService(serviceID) {
+	if !a.local.HasService(serviceID) {
 		return false, nil
 	}
 	if !enable {
-		_, err := a.RemoveCheck(serviceMaintenanceID(serviceID))
+		_, err := a.RemoveCheck(healthcheck.ServiceMaintenanceID(serviceID))
 		return true, err
 	}
 	if reason == "" {
 		reason = defaultServiceMaintenanceReason
 	}
 	var svc *raftstore.Service
-	for _, s := range a.local.snapshotServices() {
+	for _, s := range a.local.Services() {
 		if s.ID == serviceID {
 			svc = s
 		}
 	}
-	c := &raftstore.HealthCheck{CheckID: serviceMaintenanceID(serviceID), Name: "Service Maintenance Mode",
+	c := &raftstore.HealthCheck{CheckID: healthcheck.ServiceMaintenanceID(serviceID), Name: "Service Maintenance Mode",
 		Notes: reason, Status: raftstore.HealthCritical, Type: "maintenance", ServiceID: serviceID}
 	if svc != nil {
 		c.ServiceName, c.ServiceTags = svc.Service, svc.Tags
@@ -214,7 +213,7 @@ func (a *Agent) reapLoop() {
 		case <-a.stop:
 			return
 		case now := <-t.C:
-			for _, id := range a.local.expiredCritical(now) {
+			for _, id := range a.local.ExpiredCritical(now) {
 				a.logger.Info("deregistering a service critical for longer than its DeregisterCriticalServiceAfter", "service", id)
 				if _, err := a.RemoveService(id); err != nil {
 					a.logger.Warn("deregistering critical service", "service", id, "error", err)

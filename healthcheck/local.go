@@ -1,4 +1,4 @@
-package agent
+package healthcheck
 
 import (
 	"encoding/json"
@@ -10,14 +10,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/raftstore"
 )
 
-// localState is what this agent registered for its own node: the truth that
-// anti-entropy makes the catalog agree with. It is kept in data_dir so the
-// registrations survive a restart.
-type localState struct {
+// ErrUnknownService is returned for a check of a service the agent does not
+// have.
+var ErrUnknownService = errors.New("unknown service")
+
+// Local is what this agent registered for its own node, its services and
+// checks with their latest results: the truth that anti-entropy (Syncer)
+// makes the catalog agree with. It is kept in data_dir so the registrations
+// survive a restart.
+type Local struct {
 	path string
 
 	mu       sync.Mutex
@@ -33,8 +37,9 @@ type localFile struct {
 	Checks   []*raftstore.HealthCheck `json:"Checks"`
 }
 
-func loadLocalState(path string) (*localState, error) {
-	l := &localState{path: path, services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{},
+// LoadLocal reads the local state kept at path (none yet is an empty state).
+func LoadLocal(path string) (*Local, error) {
+	l := &Local{path: path, services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{},
 		criticalSince: map[string]time.Time{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -61,7 +66,7 @@ func loadLocalState(path string) (*localState, error) {
 }
 
 // persistLocked writes the state out; the caller holds mu.
-func (l *localState) persistLocked() error {
+func (l *Local) persistLocked() error {
 	var f localFile
 	for _, s := range l.services {
 		f.Services = append(f.Services, s)
@@ -75,19 +80,19 @@ func (l *localState) persistLocked() error {
 	if err != nil {
 		return fmt.Errorf("encoding local services: %w", err)
 	}
-	return writeFileSync(l.path, b)
+	return WriteFileSync(l.path, b)
 }
 
-// addService adds or replaces a service and its checks, and persists. The
+// AddService adds or replaces a service and its checks, and persists. The
 // service's earlier checks that checks does not name are dropped (but for a
 // maintenance check, which outlives re-registration); their IDs are
 // returned so their runners can stop.
-func (l *localState) addService(svc *raftstore.Service, checks []*raftstore.HealthCheck) ([]string, error) {
+func (l *Local) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prevSvc := l.services[svc.ID]
 	prevChecks := map[string]*raftstore.HealthCheck{}
-	keep := map[string]bool{serviceMaintenanceID(svc.ID): true}
+	keep := map[string]bool{ServiceMaintenanceID(svc.ID): true}
 	for _, c := range checks {
 		prevChecks[c.CheckID] = l.checks[c.CheckID]
 		keep[c.CheckID] = true
@@ -127,7 +132,7 @@ func (l *localState) addService(svc *raftstore.Service, checks []*raftstore.Heal
 }
 
 // noteStatusLocked keeps criticalSince for check id now at status.
-func (l *localState) noteStatusLocked(id, status string) {
+func (l *Local) noteStatusLocked(id, status string) {
 	if status != raftstore.HealthCritical {
 		delete(l.criticalSince, id)
 	} else if _, ok := l.criticalSince[id]; !ok {
@@ -135,13 +140,13 @@ func (l *localState) noteStatusLocked(id, status string) {
 	}
 }
 
-// addCheck adds or replaces a check, and persists.
-func (l *localState) addCheck(c *raftstore.HealthCheck) error {
+// AddCheck adds or replaces a check, and persists.
+func (l *Local) AddCheck(c *raftstore.HealthCheck) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c.ServiceID != "" {
 		if _, ok := l.services[c.ServiceID]; !ok {
-			return fmt.Errorf("check %q: %w %q", c.CheckID, adminapi.ErrUnknownService, c.ServiceID)
+			return fmt.Errorf("check %q: %w %q", c.CheckID, ErrUnknownService, c.ServiceID)
 		}
 	}
 	prev := l.checks[c.CheckID]
@@ -158,8 +163,8 @@ func (l *localState) addCheck(c *raftstore.HealthCheck) error {
 	return nil
 }
 
-// removeCheck removes a check; false if it was not there.
-func (l *localState) removeCheck(id string) (bool, error) {
+// RemoveCheck removes a check; false if it was not there.
+func (l *Local) RemoveCheck(id string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.checks[id]
@@ -175,8 +180,8 @@ func (l *localState) removeCheck(id string) (bool, error) {
 	return true, nil
 }
 
-// check returns a copy of check id.
-func (l *localState) check(id string) (raftstore.HealthCheck, bool) {
+// Check returns a copy of check id.
+func (l *Local) Check(id string) (raftstore.HealthCheck, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.checks[id]
@@ -186,19 +191,19 @@ func (l *localState) check(id string) (raftstore.HealthCheck, bool) {
 	return *c, true
 }
 
-// hasService reports whether service id is registered locally.
-func (l *localState) hasService(id string) bool {
+// HasService reports whether service id is registered locally.
+func (l *Local) HasService(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, ok := l.services[id]
 	return ok
 }
 
-// setResult records a check's new status and output. A status change is
+// SetResult records a check's new status and output. A status change is
 // persisted (so a restart resumes from it rather than from critical);
 // output alone is not, being cheap to recompute and frequent. changed
 // reports a status change; found is false for an unknown check.
-func (l *localState) setResult(id, status, output string) (found, changed bool, err error) {
+func (l *Local) SetResult(id, status, output string) (found, changed bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.checks[id]
@@ -221,9 +226,9 @@ func (l *localState) setResult(id, status, output string) (found, changed bool, 
 	return true, true, nil
 }
 
-// expiredCritical returns the services that have a check critical for
+// ExpiredCritical returns the services that have a check critical for
 // longer than its DeregisterCriticalServiceAfter.
-func (l *localState) expiredCritical(now time.Time) []string {
+func (l *Local) ExpiredCritical(now time.Time) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seen := map[string]bool{}
@@ -246,9 +251,9 @@ func (l *localState) expiredCritical(now time.Time) []string {
 	return out
 }
 
-// removeService removes a service and its checks, whose IDs it returns;
+// RemoveService removes a service and its checks, whose IDs it returns;
 // false if it was not there.
-func (l *localState) removeService(id string) (bool, []string, error) {
+func (l *Local) RemoveService(id string) (bool, []string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	svc, ok := l.services[id]
@@ -279,14 +284,14 @@ func (l *localState) removeService(id string) (bool, []string, error) {
 	return true, ids, nil
 }
 
-// snapshotServices returns copies of the services.
-func (l *localState) snapshotServices() []*raftstore.Service {
-	svcs, _ := l.snapshot()
+// Services returns copies of the services.
+func (l *Local) Services() []*raftstore.Service {
+	svcs, _ := l.Snapshot()
 	return svcs
 }
 
-// snapshot returns copies of the services and checks.
-func (l *localState) snapshot() ([]*raftstore.Service, []*raftstore.HealthCheck) {
+// Snapshot returns copies of the services and checks.
+func (l *Local) Snapshot() ([]*raftstore.Service, []*raftstore.HealthCheck) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	svcs := make([]*raftstore.Service, 0, len(l.services))
@@ -304,9 +309,13 @@ func (l *localState) snapshot() ([]*raftstore.Service, []*raftstore.HealthCheck)
 	return svcs, checks
 }
 
-// writeFileSync replaces path atomically and durably: write a temporary file,
+// ServiceMaintenanceID is the ID of a service's maintenance check, as
+// Consul names it.
+func ServiceMaintenanceID(serviceID string) string { return "_service_maintenance:" + serviceID }
+
+// WriteFileSync replaces path atomically and durably: write a temporary file,
 // fsync it, rename it over path, fsync the directory.
-func writeFileSync(path string, data []byte) error {
+func WriteFileSync(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
