@@ -44,6 +44,16 @@ type Config struct {
 	LeavePropagateDelay time.Duration
 	// EventBuffer is the capacity of the Events channel (128).
 	EventBuffer int
+
+	// EncryptKey (the `encrypt` property) is a base64 AES key of 16, 24 or
+	// 32 bytes that encrypts gossip. It starts the keyring when there is no
+	// keyring file yet; once there is one, the file wins (see keyring.go).
+	EncryptKey string
+	// KeyringFile is where the keyring is kept (Consul's
+	// data_dir/serf/local.keyring): loaded at start when it exists, created
+	// from EncryptKey otherwise, rewritten by every keyring change. Empty
+	// keeps the keyring in memory only.
+	KeyringFile string
 }
 
 // Defaults that memberlist does not provide.
@@ -105,7 +115,7 @@ func (cfg *Config) validate() (netip.Addr, uint16, error) {
 
 // memberlistConfig builds the LAN memberlist configuration: DefaultLANConfig
 // with our addresses, delegates and logger, and any tuning cfg sets.
-func (cfg *Config) memberlistConfig(ip netip.Addr, port uint16, logger hclog.Logger, d *delegate) *memberlist.Config {
+func (cfg *Config) memberlistConfig(ip netip.Addr, port uint16, logger hclog.Logger, d *delegate, keyring *memberlist.Keyring) *memberlist.Config {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	mc.BindAddr = ip.String()
@@ -139,13 +149,19 @@ func (cfg *Config) memberlistConfig(ip netip.Addr, port uint16, logger hclog.Log
 		mc.TCPTimeout = cfg.TCPTimeout
 	}
 
-	// Encryption (the `encrypt` property, later): set mc.Keyring to a
-	// memberlist.Keyring built from the configured keys (memberlist.NewKeyring
-	// with the primary key; SecretKey is only a shorthand for that) and keep
-	// GossipVerifyIncoming/GossipVerifyOutgoing true, so that a pool with a
-	// key neither accepts nor sends plaintext. The keyring must outlive the
-	// pool and be shared with `beacon keyring` (install/use/remove). Until
-	// then gossip is plaintext and memberlist warns when bound to a public IP.
+	// Encryption: with a keyring, memberlist encrypts everything it sends
+	// with the primary key and, verifying both ways, neither accepts nor
+	// sends plaintext, so an agent without a key in the keyring cannot
+	// take part. (Consul's encrypt_verify_incoming/outgoing turn them off
+	// to upshift a running plaintext cluster; beacon does not offer that.) The
+	// keyring object is shared with the keyring operations, which change
+	// it in place. Without one, gossip is plaintext and memberlist warns
+	// when bound to a public IP.
+	if keyring != nil {
+		mc.Keyring = keyring
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
 
 	return mc
 }

@@ -6,8 +6,15 @@
 // join, retry-join, graceful leave and shutdown. Failure detection is
 // memberlist's SWIM with Lifeguard; this package only configures it.
 //
-// Later: the gossip keyring (the `encrypt` property) and reaping of failed
-// members after reconnect_timeout (Forget is the hook for it).
+// It also owns gossip encryption and its keyring (the `encrypt` property;
+// the keyring file in data_dir, as Consul's serf/local.keyring), the
+// cluster-wide keyring operations (list, install, use, remove, as `consul
+// keyring`) and force-leave. Those run as requests that the origin sends to
+// every alive member over memberlist's reliable user messages, each member
+// answering the origin (messages.go), in place of serf's internal queries.
+//
+// Later: the WAN pool, and reaping of failed members after
+// reconnect_timeout (Forget is the hook for it).
 //
 // It must not import raftstore, adminapi, agent or the CoreDNS plugin: the
 // agent wires member events to the Raft leader, never the other way round.

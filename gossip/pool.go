@@ -46,11 +46,24 @@ type Pool struct {
 
 	events *eventQueue
 
+	// keyring is memberlist's (nil: plaintext gossip). keyMu serialises
+	// its changes and their writes to the keyring file.
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
+
+	// Cluster-wide requests (messages.go): the calls waiting for answers
+	// by request ID, and the received messages waiting for the handler.
+	callMu   sync.Mutex
+	calls    map[string]chan wireResponse
+	inbox    chan []byte
+	replySem chan struct{}
+
 	// lifecycle serialises Leave and Shutdown: memberlist panics on a
 	// Leave after Shutdown.
 	lifecycle    sync.Mutex
 	closed       atomic.Bool
 	stop         chan struct{}
+	spawnMu      sync.Mutex // orders spawn's wg.Add before Shutdown's wg.Wait
 	wg           sync.WaitGroup
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -82,15 +95,24 @@ func NewLAN(cfg Config) (*Pool, error) {
 	if buffer == 0 {
 		buffer = DefaultEventBuffer
 	}
+	keyring, err := setupKeyring(&cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pool{
 		cfg: cfg, logger: logger, meta: meta, metaLeave: metaLeave, localIP: ip, checkDC: true,
-		members: make(map[string]Member),
-		events:  newEventQueue(buffer),
-		stop:    make(chan struct{}),
+		members:  make(map[string]Member),
+		events:   newEventQueue(buffer),
+		keyring:  keyring,
+		calls:    make(map[string]chan wireResponse),
+		inbox:    make(chan []byte, inboxSize),
+		replySem: make(chan struct{}, replySenders),
+		stop:     make(chan struct{}),
 	}
 	// memberlist.Create calls back (NotifyJoin for ourselves) before it
-	// returns; the delegate only touches p.members and p.events, both ready.
-	ml, err := memberlist.Create(cfg.memberlistConfig(ip, port, logger, &delegate{p}))
+	// returns; the delegate only touches p.members, p.events and p.inbox,
+	// all ready.
+	ml, err := memberlist.Create(cfg.memberlistConfig(ip, port, logger, &delegate{p}, keyring))
 	if err != nil {
 		// Create tears down what it started, except after a failure to
 		// compute the advertise address, which an explicit IP rules out.
@@ -98,13 +120,18 @@ func NewLAN(cfg Config) (*Pool, error) {
 	}
 	p.ml = ml
 	p.localPort = ml.LocalNode().Port
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
 		p.events.run(p.stop)
 	}()
+	go func() {
+		defer p.wg.Done()
+		p.handleMessages()
+	}()
 	logger.Info("LAN gossip pool started", "node", cfg.NodeName, "role", cfg.Role,
-		"datacenter", cfg.Datacenter, "addr", net.JoinHostPort(ip.String(), strconv.Itoa(int(p.localPort))))
+		"datacenter", cfg.Datacenter, "addr", net.JoinHostPort(ip.String(), strconv.Itoa(int(p.localPort))),
+		"encrypted", keyring != nil)
 	return p, nil
 }
 
@@ -320,12 +347,15 @@ func (p *Pool) Leave(timeout time.Duration) error {
 
 // Shutdown stops the pool without announcing anything: the others detect
 // it as failed unless Leave came first. It stops memberlist's listeners and
-// timers and this package's goroutines, and closes the Events channel. It
-// is safe to call more than once.
+// timers and this package's goroutines, and closes the Events channel. A
+// request or answer being sent to a member is let finish (at most
+// TCPTimeout). It is safe to call more than once.
 func (p *Pool) Shutdown() error {
 	p.shutdownOnce.Do(func() {
 		p.lifecycle.Lock()
+		p.spawnMu.Lock()
 		p.closed.Store(true)
+		p.spawnMu.Unlock()
 		p.shutdownErr = p.ml.Shutdown()
 		p.lifecycle.Unlock()
 		close(p.stop)
@@ -468,8 +498,10 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return meta
 }
 
-// User messages and state exchange are not used (yet).
-func (d *delegate) NotifyMsg([]byte)                           {}
+// NotifyMsg takes the cluster-wide requests and their answers (messages.go).
+func (d *delegate) NotifyMsg(b []byte) { d.p.receive(b) }
+
+// Broadcasts and state exchange are not used.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -1,0 +1,396 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// The gossip keyring, as Consul keeps it: memberlist encrypts every message
+// with the primary key (AES-GCM) and tries every installed key on what it
+// receives, so a key is rotated without a partition by installing the new
+// key everywhere, then using it everywhere, then removing the old one. The
+// keyring is kept in Config.KeyringFile (Consul's data_dir/serf/local.keyring:
+// a JSON array of base64 keys, primary first), which wins over the
+// configured `encrypt` key once it exists.
+
+// ErrNoKeyring is returned by the keyring operations of a pool that gossips
+// in plaintext (no `encrypt` key and no keyring file). Its text is serf's.
+var ErrNoKeyring = errors.New("gossip: keyring is empty (encryption not enabled)")
+
+// Limits of the keyring.
+const (
+	// MaxKeyringKeys bounds the installed keys. Every key is tried on every
+	// message that the primary does not decrypt, so a long keyring is slow
+	// as well as a sign of a rotation never finished.
+	MaxKeyringKeys = 16
+	// maxKeyringFileSize bounds what is read of a keyring file: MaxKeyringKeys
+	// keys of 44 base64 characters with JSON's punctuation need far less.
+	maxKeyringFileSize = 64 << 10
+)
+
+// KeyringResponse is the outcome of a cluster-wide keyring operation, in the
+// shape of Consul's (serf's) KeyResponse.
+type KeyringResponse struct {
+	NumNodes    int               // members asked (the alive members, this one included)
+	Keys        map[string]int    // key → how many members hold it
+	PrimaryKeys map[string]int    // key → how many members encrypt with it
+	Messages    map[string]string // member name → the error it reported, if any
+}
+
+// GenerateKey returns a new gossip encryption key: 32 random bytes (AES-256),
+// base64-encoded, as `consul keygen` prints them.
+func GenerateKey() (string, error) {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		return "", fmt.Errorf("gossip: reading random data for a key: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(key), nil
+}
+
+// decodeKey decodes a base64 key and checks it is an AES key.
+func decodeKey(s string) ([]byte, error) {
+	if s == "" {
+		return nil, errors.New("empty key")
+	}
+	if len(s) > 64 { // 32 bytes are 44 characters
+		return nil, fmt.Errorf("key of %d characters is too long: a key is 16, 24 or 32 bytes, base64-encoded", len(s))
+	}
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("key is not valid base64: %v", err)
+	}
+	if err := memberlist.ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("key is %d bytes: it must be 16, 24 or 32 (AES-128, AES-192, AES-256)", len(key))
+	}
+	return key, nil
+}
+
+func encodeKey(key []byte) string { return base64.StdEncoding.EncodeToString(key) }
+
+// setupKeyring builds the pool's keyring as Consul's agent does at start-up
+// (agent/keyring.go, setupBaseKeyrings):
+//   - a configured encrypt key must be valid, even when the keyring file
+//     exists and it is not used;
+//   - an existing keyring file is loaded and wins; when it does not hold the
+//     encrypt key, that is logged as a warning (and nothing else);
+//   - otherwise the encrypt key starts a keyring, written to the file;
+//   - with neither, the pool gossips in plaintext (nil keyring).
+func setupKeyring(cfg *Config, logger hclog.Logger) (*memberlist.Keyring, error) {
+	var encKey []byte
+	if cfg.EncryptKey != "" {
+		k, err := decodeKey(cfg.EncryptKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: encrypt key: %w", err)
+		}
+		encKey = k
+	}
+	if cfg.KeyringFile == "" {
+		if encKey == nil {
+			return nil, nil
+		}
+		ring, err := memberlist.NewKeyring(nil, encKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: encrypt key: %w", err)
+		}
+		logger.Warn("no keyring file: keyring changes will not survive a restart")
+		return ring, nil
+	}
+
+	keys, err := readKeyringFile(cfg.KeyringFile)
+	switch {
+	case err == nil:
+		ring, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring file %s: %w", cfg.KeyringFile, err)
+		}
+		if encKey != nil && !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, encKey) }) {
+			logger.Warn("keyring file does not include the configured encrypt key; using the keyring file",
+				"file", cfg.KeyringFile)
+		}
+		logger.Info("gossip encryption enabled from the keyring file", "file", cfg.KeyringFile, "keys", len(keys))
+		return ring, nil
+	case errors.Is(err, fs.ErrNotExist):
+		if encKey == nil {
+			return nil, nil
+		}
+		if err := writeKeyringFile(cfg.KeyringFile, [][]byte{encKey}); err != nil {
+			return nil, fmt.Errorf("gossip: creating the keyring file: %w", err)
+		}
+		ring, err := memberlist.NewKeyring(nil, encKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: encrypt key: %w", err)
+		}
+		logger.Info("gossip encryption enabled; keyring file created from the encrypt key", "file", cfg.KeyringFile)
+		return ring, nil
+	default:
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+}
+
+// readKeyringFile reads a keyring file. A missing file gives an error that
+// matches fs.ErrNotExist; anything else that is not a non-empty JSON array
+// of valid keys is an error naming the file.
+func readKeyringFile(path string) ([][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *fs.PathError names the file
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyringFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading keyring file %s: %w", path, err)
+	}
+	if len(data) > maxKeyringFileSize {
+		return nil, fmt.Errorf("keyring file %s is over %d bytes", path, maxKeyringFileSize)
+	}
+	var encoded []string
+	if err := json.Unmarshal(data, &encoded); err != nil {
+		return nil, fmt.Errorf("keyring file %s is not a JSON array of base64 keys: %w", path, err)
+	}
+	if len(encoded) == 0 {
+		return nil, fmt.Errorf("no keys present in keyring file %s", path)
+	}
+	if len(encoded) > MaxKeyringKeys {
+		return nil, fmt.Errorf("keyring file %s holds %d keys, over the limit of %d", path, len(encoded), MaxKeyringKeys)
+	}
+	keys := make([][]byte, 0, len(encoded))
+	for i, s := range encoded {
+		k, err := decodeKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("keyring file %s, key %d: %w", path, i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// writeKeyringFile replaces the keyring file atomically and durably: a
+// temporary file in the same directory, written and fsynced, renamed over
+// the old one, then the directory fsynced so the rename survives a crash.
+// Mode 0600: the file holds the keys. The directory is created (0700) when
+// missing, as Consul does.
+func writeKeyringFile(path string, keys [][]byte) (err error) {
+	encoded := make([]string, len(keys))
+	for i, k := range keys {
+		encoded[i] = encodeKey(k)
+	}
+	data, err := json.MarshalIndent(encoded, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the keyring: %w", err)
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the keyring directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing keyring file %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("writing keyring file %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("writing keyring file %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("writing keyring file %s: fsync: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing keyring file %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing keyring file %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("writing keyring file %s: opening its directory to fsync: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("writing keyring file %s: fsync of its directory: %w", path, err)
+	}
+	return nil
+}
+
+// Encrypted reports whether the pool encrypts its gossip (it has a keyring).
+func (p *Pool) Encrypted() bool { return p.keyring != nil }
+
+// KeyringList asks every alive member which keys it holds and which one is
+// its primary (Consul's `consul keyring -list`, GET /v1/operator/keyring).
+// The error is non-nil when a member failed or did not answer before ctx
+// ended (without a deadline, 2×TCPTimeout+1s); the response is filled in as
+// far as members answered, and Messages says what each failing one reported.
+//
+// KeyringInstall, KeyringUse and KeyringRemove work the same way; the
+// answers of every operation carry each member's keyring as it is after it,
+// so Keys and PrimaryKeys count those (serf fills them for a list only).
+func (p *Pool) KeyringList(ctx context.Context) (KeyringResponse, error) {
+	return p.keyringOp(ctx, opKeyringList, "")
+}
+
+// KeyringLocal is KeyringList of this member alone (Consul's -local-only).
+func (p *Pool) KeyringLocal() (KeyringResponse, error) {
+	if p.closed.Load() {
+		return KeyringResponse{}, ErrShutdown
+	}
+	if p.keyring == nil {
+		return KeyringResponse{}, ErrNoKeyring
+	}
+	return p.keyringResponse(opKeyringList, map[string]wireResponse{p.cfg.NodeName: p.serveKeyring(opKeyringList, nil)})
+}
+
+// KeyringInstall installs key (base64) on every alive member, which may then
+// decrypt with it; it is not used to encrypt until KeyringUse. An invalid
+// key is refused before anything is sent; installing a key a member already
+// holds is no error there.
+func (p *Pool) KeyringInstall(ctx context.Context, key string) (KeyringResponse, error) {
+	return p.keyringOp(ctx, opKeyringInstall, key)
+}
+
+// KeyringUse makes key the primary key of every alive member: the one they
+// encrypt with. Each member refuses a key it does not hold, so install it
+// first, everywhere.
+func (p *Pool) KeyringUse(ctx context.Context, key string) (KeyringResponse, error) {
+	return p.keyringOp(ctx, opKeyringUse, key)
+}
+
+// KeyringRemove removes key from every alive member. Each refuses to remove
+// its primary key; a member that does not hold the key has nothing to do
+// (as serf).
+func (p *Pool) KeyringRemove(ctx context.Context, key string) (KeyringResponse, error) {
+	return p.keyringOp(ctx, opKeyringRemove, key)
+}
+
+// keyringOp runs a keyring operation on every alive member and aggregates
+// their answers.
+func (p *Pool) keyringOp(ctx context.Context, op, key string) (KeyringResponse, error) {
+	if p.closed.Load() {
+		return KeyringResponse{}, ErrShutdown
+	}
+	if p.keyring == nil {
+		return KeyringResponse{}, ErrNoKeyring
+	}
+	var raw []byte
+	if op != opKeyringList {
+		k, err := decodeKey(key)
+		if err != nil {
+			return KeyringResponse{}, fmt.Errorf("gossip: %s: %w", opNames[op], err)
+		}
+		raw = k
+	}
+	answers, err := p.call(ctx, wireRequest{Op: op, Key: key}, func() wireResponse { return p.serveKeyring(op, raw) })
+	if err != nil {
+		return KeyringResponse{}, fmt.Errorf("gossip: %s: %w", opNames[op], err)
+	}
+	return p.keyringResponse(op, answers)
+}
+
+// keyringResponse aggregates the members' answers (keyed by member name) as
+// serf's KeyManager does, and turns the failures into an error.
+func (p *Pool) keyringResponse(op string, answers map[string]wireResponse) (KeyringResponse, error) {
+	resp := KeyringResponse{
+		NumNodes:    len(answers),
+		Keys:        make(map[string]int),
+		PrimaryKeys: make(map[string]int),
+		Messages:    make(map[string]string),
+	}
+	for name, a := range answers {
+		for _, k := range a.Keys {
+			resp.Keys[k]++
+		}
+		if a.Primary != "" {
+			resp.PrimaryKeys[a.Primary]++
+		}
+		if !a.OK {
+			resp.Messages[name] = a.Message
+		}
+	}
+	if err := membersFailed(opNames[op], answers); err != nil {
+		return resp, err
+	}
+	return resp, nil
+}
+
+// serveKeyring applies a keyring operation to this member's keyring and
+// persists it, serialised with every other one by keyMu. The answer carries
+// the keyring as it is afterwards, whether the operation succeeded or not.
+// Messages for a pool without encryption are serf's.
+func (p *Pool) serveKeyring(op string, key []byte) wireResponse {
+	resp := wireResponse{From: p.cfg.NodeName}
+	if p.keyring == nil {
+		resp.Message = "No keyring to modify (encryption not enabled)"
+		if op == opKeyringList {
+			resp.Message = "Keyring is empty (encryption not enabled)"
+		}
+		return resp
+	}
+	p.keyMu.Lock()
+	defer p.keyMu.Unlock()
+	var err error
+	switch op {
+	case opKeyringList:
+	case opKeyringInstall:
+		if n := len(p.keyring.GetKeys()); n >= MaxKeyringKeys && !p.holdsKeyLocked(key) {
+			err = fmt.Errorf("the keyring already holds %d keys, the limit; remove unused ones first", n)
+			break
+		}
+		err = p.keyring.AddKey(key)
+	case opKeyringUse:
+		err = p.keyring.UseKey(key)
+	case opKeyringRemove:
+		// memberlist refuses the primary key. (Its RemoveKey shifts the
+		// later keys in place in the slice that GetKeys handed out; after
+		// an install, use, remove rotation the removed key is the last
+		// one, so nothing is shifted.)
+		err = p.keyring.RemoveKey(key)
+	default:
+		err = fmt.Errorf("unknown keyring operation %q", op)
+	}
+	if err == nil && op != opKeyringList && p.cfg.KeyringFile != "" {
+		if werr := writeKeyringFile(p.cfg.KeyringFile, p.keyring.GetKeys()); werr != nil {
+			err = fmt.Errorf("keyring changed in memory but not saved: %w", werr)
+		}
+	}
+	// GetKeys returns memberlist's own slice: encode it while keyMu keeps
+	// every other change out.
+	for _, k := range p.keyring.GetKeys() {
+		resp.Keys = append(resp.Keys, encodeKey(k))
+	}
+	if len(resp.Keys) > 0 {
+		resp.Primary = resp.Keys[0]
+	}
+	if err != nil {
+		resp.Message = err.Error()
+		p.logger.Error("keyring operation failed", "operation", opNames[op], "error", err)
+		return resp
+	}
+	resp.OK = true
+	if op != opKeyringList {
+		p.logger.Info("keyring changed", "operation", opNames[op], "keys", len(resp.Keys))
+	}
+	return resp
+}
+
+func (p *Pool) holdsKeyLocked(key []byte) bool {
+	return slices.ContainsFunc(p.keyring.GetKeys(), func(k []byte) bool { return bytes.Equal(k, key) })
+}
