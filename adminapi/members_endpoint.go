@@ -78,3 +78,56 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 		}
 	})
 }
+
+// Keyring is what /v1/operator/keyring needs of the running agent.
+type Keyring interface {
+	// KeyringList gathers the keys of every LAN member (of this agent
+	// only with localOnly).
+	KeyringList(localOnly bool) (KeyringInfo, error)
+	KeyringInstall(key string) error
+	KeyringUse(key string) error
+	KeyringRemove(key string) error
+}
+
+// KeyringInfo is one pool's keys, in Consul's KeyringResponse shape.
+type KeyringInfo struct {
+	WAN         bool
+	Datacenter  string
+	Segment     string
+	Keys        map[string]int
+	PrimaryKeys map[string]int
+	NumNodes    int
+	Messages    map[string]string
+}
+
+func (s *Server) keyringRoutes(mux *http.ServeMux, k Keyring) {
+	mux.HandleFunc("GET /v1/operator/keyring", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		local := q.Get("local-only") == "true" || q.Get("local-only") == "1"
+		info, err := k.KeyringList(local)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		writeJSON(w, []KeyringInfo{info})
+	})
+	op := func(f func(string) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var body struct{ Key string }
+			if err := decodeBody(r, &body); err != nil {
+				s.writeErr(w, err)
+				return
+			}
+			if body.Key == "" {
+				s.writeErr(w, badRequest("Missing Key"))
+				return
+			}
+			if err := f(body.Key); err != nil {
+				s.writeErr(w, err)
+			}
+		}
+	}
+	mux.HandleFunc("POST /v1/operator/keyring", op(k.KeyringInstall))
+	mux.HandleFunc("PUT /v1/operator/keyring", op(k.KeyringUse))
+	mux.HandleFunc("DELETE /v1/operator/keyring", op(k.KeyringRemove))
+}

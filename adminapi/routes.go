@@ -37,6 +37,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	if g, ok := s.agent.(Gossip); ok {
 		s.gossipRoutes(mux, g)
 	}
+	if k, ok := s.agent.(Keyring); ok {
+		s.keyringRoutes(mux, k)
+	}
 	if c, ok := s.agent.(Checks); ok {
 		s.checkRoutes(mux, c)
 	}

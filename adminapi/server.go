@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -131,6 +132,19 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
+// ErrNotFound and ErrInvalid mark an agent's errors that the API answers with
+// 404 and 400: wrap them as fmt.Errorf("%w: message", ErrNotFound), and the
+// message is the answer.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid request")
+)
+
+// wrappedMessage is err's message without the sentinel's prefix.
+func wrappedMessage(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
+
 // errBadRequest marks errors caused by the request, answered with 400.
 type errBadRequest struct{ msg string }
 
@@ -147,6 +161,10 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
 	case errors.As(err, &br):
 		httpError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, ErrNotFound):
+		httpError(w, http.StatusNotFound, wrappedMessage(err, ErrNotFound))
+	case errors.Is(err, ErrInvalid):
+		httpError(w, http.StatusBadRequest, wrappedMessage(err, ErrInvalid))
 	case errors.Is(err, raftstore.ErrNoServers):
 		httpError(w, http.StatusInternalServerError, "No known servers")
 	case errors.Is(err, raftstore.ErrNoLeader):

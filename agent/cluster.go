@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -41,6 +42,7 @@ func (a *Agent) startGossip() error {
 		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter, Role: role,
 		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect,
 		Logger: a.logger.Named("gossip"), ProbeInterval: lanProbeInterval, ProbeTimeout: lanProbeTimeout,
+		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "local.keyring"),
 	})
 	if err != nil {
 		return err

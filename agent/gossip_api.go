@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 	"net"
 	"os"
 	"strconv"
@@ -82,7 +85,72 @@ func (a *Agent) leave() error {
 	return a.lan.Leave(0)
 }
 
-// ForceLeave marks a failed member left. TEMPORARY until gossip.ForceLeave lands.
+// gossipOpTimeout bounds the cluster-wide gossip operations.
+const gossipOpTimeout = 15 * time.Second
+
+// ForceLeave marks a failed member left on every member (the leader then
+// deregisters it), forgetting it with prune. Forcing out an alive member is
+// accepted and does nothing, as in Consul (the member would undo it).
 func (a *Agent) ForceLeave(node string, prune bool) error {
-	return fmt.Errorf("force-leave of %s: not wired yet", node)
+	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
+	defer cancel()
+	err := a.lan.ForceLeave(ctx, node, prune)
+	switch {
+	case errors.Is(err, gossip.ErrMemberAlive):
+		return nil
+	case errors.Is(err, gossip.ErrNoMember):
+		return fmt.Errorf("%w: No node found with name '%s'", adminapi.ErrNotFound, node)
+	}
+	return err
+}
+
+// The keyring endpoint's backend.
+var _ adminapi.Keyring = (*Agent)(nil)
+
+func (a *Agent) keyringInfo(r gossip.KeyringResponse) adminapi.KeyringInfo {
+	return adminapi.KeyringInfo{Datacenter: a.cfg.Datacenter, Keys: nonNilMap(r.Keys), PrimaryKeys: nonNilMap(r.PrimaryKeys),
+		NumNodes: r.NumNodes, Messages: nonNilMap(r.Messages)}
+}
+
+func nonNilMap[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return map[string]V{}
+	}
+	return m
+}
+
+// KeyringList gathers every member's keys, or this agent's with localOnly.
+func (a *Agent) KeyringList(localOnly bool) (adminapi.KeyringInfo, error) {
+	if localOnly {
+		r, err := a.lan.KeyringLocal()
+		return a.keyringInfo(r), keyringErr(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
+	defer cancel()
+	r, err := a.lan.KeyringList(ctx)
+	return a.keyringInfo(r), keyringErr(err)
+}
+
+func (a *Agent) keyringOp(op func(context.Context, string) (gossip.KeyringResponse, error), key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
+	defer cancel()
+	_, err := op(ctx, key)
+	return keyringErr(err)
+}
+
+// KeyringInstall installs key on every member.
+func (a *Agent) KeyringInstall(key string) error { return a.keyringOp(a.lan.KeyringInstall, key) }
+
+// KeyringUse makes key every member's primary key.
+func (a *Agent) KeyringUse(key string) error { return a.keyringOp(a.lan.KeyringUse, key) }
+
+// KeyringRemove removes key from every member.
+func (a *Agent) KeyringRemove(key string) error { return a.keyringOp(a.lan.KeyringRemove, key) }
+
+// keyringErr makes a keyring refusal the caller's bad request where it is.
+func keyringErr(err error) error {
+	if errors.Is(err, gossip.ErrNoKeyring) {
+		return fmt.Errorf("%w: %v", adminapi.ErrInvalid, err)
+	}
+	return err
 }
