@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 	"net"
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/gossip"
