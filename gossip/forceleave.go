@@ -104,3 +104,19 @@ func (p *Pool) serveForceLeave(node string, prune bool) wireResponse {
 	resp.OK = true
 	return resp
 }
+
+// serveLeaveIntent records that origin announced its leave: it is leaving
+// (no event until the leave itself, which then reads as left, not failed).
+func (p *Pool) serveLeaveIntent(origin string) wireResponse {
+	p.mu.Lock()
+	m, ok := p.members[origin]
+	if ok && m.Status == StatusAlive {
+		m.Status = StatusLeaving
+		p.members[origin] = m
+	}
+	p.mu.Unlock()
+	if ok && m.Status == StatusLeaving {
+		p.logger.Info("member is leaving", "member", origin)
+	}
+	return wireResponse{From: p.cfg.NodeName, OK: true}
+}

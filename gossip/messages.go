@@ -62,6 +62,8 @@ const (
 	opKeyringUse     = "keyring-use"
 	opKeyringRemove  = "keyring-remove"
 	opForceLeave     = "force-leave"
+	// opLeaveIntent: the origin is about to leave (Leave).
+	opLeaveIntent = "leave-intent"
 )
 
 // opNames are the operations as errors and logs name them.
@@ -71,6 +73,7 @@ var opNames = map[string]string{
 	opKeyringUse:     "keyring use",
 	opKeyringRemove:  "keyring remove",
 	opForceLeave:     "force-leave",
+	opLeaveIntent:    "leave intent",
 }
 
 // noResponse is what a member that did not answer in time reports.
@@ -178,6 +181,10 @@ func (r *wireRequest) check() error {
 		}
 		if r.Node != "" || r.Prune {
 			return fmt.Errorf("%s takes only a key", opNames[r.Op])
+		}
+	case opLeaveIntent:
+		if r.Key != "" || r.Node != "" || r.Prune {
+			return errors.New("a leave intent takes no arguments")
 		}
 	case opForceLeave:
 		if err := checkName("node to force out", r.Node); err != nil {
@@ -428,6 +435,8 @@ func (p *Pool) handleMessage(b []byte) {
 	switch req.Op {
 	case opForceLeave:
 		answer = p.serveForceLeave(req.Node, req.Prune)
+	case opLeaveIntent:
+		answer = p.serveLeaveIntent(req.Origin)
 	default:
 		var key []byte
 		if req.Op != opKeyringList {

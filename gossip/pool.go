@@ -321,6 +321,17 @@ func (p *Pool) Leave(timeout time.Duration) error {
 		if err := p.ml.UpdateNode(timeout); err != nil {
 			errs = append(errs, fmt.Errorf("broadcasting the leave intent: %w", err))
 		}
+		// Gossip does not keep order: a member the intent's broadcast
+		// missed would take the leave that follows for a failure. Tell
+		// every member directly too, within half the time left; those
+		// that do not answer still have the broadcast.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline)/2)
+		if _, err := p.call(ctx, wireRequest{Op: opLeaveIntent}, func() wireResponse {
+			return wireResponse{From: p.cfg.NodeName, OK: true}
+		}); err != nil {
+			p.logger.Debug("telling members of the leave directly", "error", err)
+		}
+		cancel()
 	}
 	// memberlist.Leave waits forever when given no timeout.
 	if err := p.ml.Leave(max(time.Until(deadline), time.Millisecond)); err != nil {
