@@ -76,7 +76,7 @@ report="$results_dir/health-$stamp.md"
 	row kill_members_failed "client agent SIGKILLed → failed in /v1/agent/members" ""
 	row tcp_check_dns "TCP check (interval 1s): its port closes" ""
 	row http_check_dns "HTTP check (interval 1s): 200 → 500" ""
-	row leave_dns "PUT /v1/agent/leave on a client (from the request)" ""
+	row leave_dns "PUT /v1/agent/leave on a client (from sending the request)" ""
 	echo
 	s=$(grep '^stress ' <<<"$out")
 	echo "CPU stress: busy loops on $(sed -n 's/.*cores=\([0-9]*\).*/\1/p' <<<"$s") cores for $STRESS_SECONDS s, sampled every 100 ms ($(sed -n 's/.*samples=\([0-9]*\).*/\1/p' <<<"$s") samples):"
