@@ -107,14 +107,12 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 		// After a restore, indexes may have gone backwards: answer at once
 		// so the client starts over from the restored index, as Consul does.
 		if opts.minIndex == 0 || idx > opts.minIndex || restored {
-			s.setMeta(w, idx)
-			writeJSON(w, result)
+			s.writeResult(w, idx, result)
 			return
 		}
 		if err := ws.WatchCtx(ctx); err != nil {
 			// Timed out (or the client went away): answer with what is there.
-			s.setMeta(w, idx)
-			writeJSON(w, result)
+			s.writeResult(w, idx, result)
 			return
 		}
 		select {
@@ -133,4 +131,27 @@ func (s *Server) consistency(o queryOptions) error {
 		return nil
 	}
 	return s.agent.ConsistentRead(o.consistent)
+}
+
+// notFound is a read's result when what it looked for is not there: a 404
+// with the query metadata, so that a client can block on its appearance.
+type notFound struct{}
+
+// rawBody is a read's result sent as is (?raw), not as JSON.
+type rawBody []byte
+
+// writeResult answers a read with its result and the query metadata.
+func (s *Server) writeResult(w http.ResponseWriter, idx uint64, result any) {
+	s.setMeta(w, idx)
+	switch v := result.(type) {
+	case notFound:
+		w.WriteHeader(http.StatusNotFound)
+	case rawBody:
+		// Consul sends raw values as text, never sniffed as anything else.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Write(v)
+	default:
+		writeJSON(w, result)
+	}
 }

@@ -86,22 +86,29 @@ func (a *fakeAgent) NodeID() string     { return testNodeID }
 func (a *fakeAgent) Datacenter() string { return testDC }
 
 func (a *fakeAgent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
+	idx, _, err := a.Exec(t, msg)
+	return idx, err
+}
+
+func (a *fakeAgent) Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.applyErr != nil {
-		return 0, a.applyErr
+		return 0, nil, a.applyErr
 	}
 	buf, err := raftstore.Encode(t, msg)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	a.index++
 	a.applies++
-	resp := a.fsm.Apply(&raft.Log{Index: a.index, Term: 1, Type: raft.LogCommand, Data: buf})
-	if err, ok := resp.(error); ok && err != nil {
-		return a.index, err
+	switch resp := a.fsm.Apply(&raft.Log{Index: a.index, Term: 1, Type: raft.LogCommand, Data: buf}).(type) {
+	case error:
+		return a.index, nil, resp
+	case *raftstore.CommandResult:
+		return a.index, resp, nil
 	}
-	return a.index, nil
+	return a.index, nil, nil
 }
 
 func (a *fakeAgent) setLeader(l string) {

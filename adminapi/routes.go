@@ -26,6 +26,11 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/health/checks/{name}", s.healthChecks)
 	mux.HandleFunc("GET /v1/health/state/{state}", s.healthState)
 
+	// kv, sessions, transactions
+	s.kvRoutes(mux)
+	s.sessionRoutes(mux)
+	s.txnRoutes(mux)
+
 	// status
 	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.statusPeers)

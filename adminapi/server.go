@@ -25,6 +25,9 @@ type Agent interface {
 	Datacenter() string
 	// Apply commits a command through Raft and returns its index.
 	Apply(t raftstore.MessageType, msg any) (uint64, error)
+	// Exec is Apply for commands with a result (conditional KV writes,
+	// transactions).
+	Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error)
 	Leader() string
 	// LastContact is the time since the leader was last heard from: 0 on
 	// the leader, negative when never.
@@ -161,6 +164,10 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
 	case errors.As(err, &br):
 		httpError(w, http.StatusBadRequest, br.msg)
+	case errors.Is(err, errValueTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, wrappedMessage(err, errValueTooLarge))
+	case errors.Is(err, raftstore.ErrInvalidSession), errors.Is(err, raftstore.ErrSessionNotFound):
+		httpError(w, http.StatusInternalServerError, err.Error())
 	case errors.Is(err, ErrNotFound):
 		httpError(w, http.StatusNotFound, wrappedMessage(err, ErrNotFound))
 	case errors.Is(err, ErrInvalid):

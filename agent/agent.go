@@ -41,6 +41,7 @@ const readTimeout = 5 * time.Second
 // (*raftstore.Client).
 type backend interface {
 	Apply(t raftstore.MessageType, msg any, timeout time.Duration) (uint64, error)
+	Exec(t raftstore.MessageType, msg any, timeout time.Duration) (uint64, *raftstore.CommandResult, error)
 	ConsistentRead(verify bool, timeout time.Duration) error
 	Leader() string
 	LastContact() time.Duration
@@ -86,6 +87,9 @@ type Agent struct {
 	// reaping; only the cluster loop touches it.
 	failedSince map[string]time.Time
 
+	// sessions are the leader's session TTL timers.
+	sessions *sessionTimers
+
 	// left is set once the agent left the pool gracefully.
 	left atomic.Bool
 
@@ -118,10 +122,12 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		failedSince: map[string]time.Time{},
 	}
 	a.started = time.Now()
+	a.sessions = newSessionTimers(a.expireSession)
 	if cfg.Server {
 		a.server, err = raftstore.NewServer(raftstore.ServerConfig{
 			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
 			BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
+			SessionTouched: a.sessions.touch,
 		}, a.store)
 		if err != nil {
 			return nil, err
@@ -217,6 +223,7 @@ func (a *Agent) shutdown() error {
 			errs = append(errs, err)
 		}
 		a.cancelJoin()
+		a.sessions.lead(nil)
 		a.wg.Wait()
 		a.checks.Stop()
 		if a.client != nil {
@@ -300,6 +307,11 @@ func (a *Agent) ConsistentRead(verify bool) error {
 // Apply commits a command through Raft.
 func (a *Agent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
 	return a.backend.Apply(t, msg, applyTimeout)
+}
+
+// Exec commits a command through Raft and returns its result.
+func (a *Agent) Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error) {
+	return a.backend.Exec(t, msg, applyTimeout)
 }
 
 // Leader is the leader's RPC address, "" when there is none.

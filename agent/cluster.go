@@ -115,6 +115,9 @@ func (a *Agent) clusterLoop() {
 		switch {
 		case full:
 			a.reconcileAllMembers()
+			if _, all, err := a.store.Sessions(nil, ""); err == nil {
+				a.sessions.ensure(all)
+			}
 			lastFull = time.Now()
 		case changed != nil:
 			a.reconcileMember(*changed)
@@ -125,6 +128,7 @@ func (a *Agent) clusterLoop() {
 // onLeadership is called by raftstore when this server becomes a ready
 // leader or stops leading.
 func (a *Agent) onLeadership(leader bool) {
+	a.sessionsLeadership(leader)
 	if leader {
 		a.logger.Info("cluster leadership acquired")
 	} else {

@@ -114,22 +114,28 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 // index once committed and applied; it then waits (briefly) for the local
 // replica to show it, so this agent reads its own writes.
 func (c *Client) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
+	idx, _, err := c.Exec(t, msg, timeout)
+	return idx, err
+}
+
+// Exec is Apply returning the command's result too.
+func (c *Client) Exec(t MessageType, msg any, timeout time.Duration) (uint64, *CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	timeout = min(timeout, maxApplyTimeout)
 	resp, err := c.call(&rpcRequest{Method: rpcMethodApply, Entry: buf, Forward: true}, timeout)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := remoteError(resp); err != nil {
-		return resp.Index, err
+		return resp.Index, nil, err
 	}
 	if err := c.replica.WaitApplied(resp.Index, readYourWritesWait); err != nil {
 		c.logger.Debug("committed write not yet in the local replica", "index", resp.Index, "error", err)
 	}
-	return resp.Index, nil
+	return resp.Index, resp.Result, nil
 }
 
 // ConsistentRead readies the local replica for a read: it learns the

@@ -14,6 +14,9 @@ type MessageType uint8
 const (
 	RegisterRequestType   MessageType = 1
 	DeregisterRequestType MessageType = 2
+	KVSRequestType        MessageType = 3
+	SessionRequestType    MessageType = 4
+	TxnRequestType        MessageType = 5
 )
 
 func (t MessageType) String() string {
@@ -22,6 +25,12 @@ func (t MessageType) String() string {
 		return "register"
 	case DeregisterRequestType:
 		return "deregister"
+	case KVSRequestType:
+		return "kv"
+	case SessionRequestType:
+		return "session"
+	case TxnRequestType:
+		return "txn"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

@@ -24,6 +24,9 @@ type FSM struct {
 	// feed, on a server, keeps the latest commands for the client agents
 	// that follow this server's state; nil on a client's own replica.
 	feed *changeFeed
+	// sessionTouched, when set, is told of every session created or
+	// renewed, with its TTL: the leader's TTL timers follow it.
+	sessionTouched func(id, ttl string)
 }
 
 // AppliedIndex is the index of the last command the store reflects.
@@ -78,6 +81,40 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
 		return f.store.Deregister(idx, &req), nil
+	case KVSRequestType:
+		var req KVSRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		ok, err := f.store.KVSApply(idx, &req)
+		if err != nil {
+			return err, nil
+		}
+		return &CommandResult{OK: ok}, nil
+	case SessionRequestType:
+		var req SessionRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		if err := f.store.SessionApply(idx, &req); err != nil {
+			return err, nil
+		}
+		if f.sessionTouched != nil && (req.Op == SessionCreate || req.Op == SessionRenew) {
+			ttl := req.Session.TTL
+			if req.Op == SessionRenew {
+				if _, s, err := f.store.GetSession(nil, req.Session.ID); err == nil && s != nil {
+					ttl = s.TTL
+				}
+			}
+			f.sessionTouched(req.Session.ID, ttl)
+		}
+		return nil, nil
+	case TxnRequestType:
+		var req TxnRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		return &CommandResult{Txn: f.store.TxnApply(idx, &req)}, nil
 	}
 	return nil, fmt.Errorf("raft log entry %d: unknown %s (written by a newer beacon?)", idx, t)
 }
@@ -96,7 +133,7 @@ const snapshotVersion = 1
 
 // snapshotTables are written in this order; restore inserts in the same
 // order, so nodes exist before the services that refer to them.
-var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableIndex}
+var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs, tableIndex}
 
 // Snapshot captures the state at this point of the log; Persist writes it
 // out later, off the FSM's goroutine, from the captured read transaction.
@@ -237,6 +274,10 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		return &v.Service, nil
 	case tableChecks:
 		row = new(HealthCheck)
+	case tableSessions:
+		row = new(Session)
+	case tableKVs:
+		row = new(DirEntry)
 	case tableIndex:
 		row = new(indexEntry)
 	default:

@@ -209,6 +209,20 @@ func fillStore(t *testing.T, f *FSM) {
 	if resp := applyCmd(t, f, 14, DeregisterRequestType, &DeregisterRequest{Node: "node-b", ServiceID: "db"}); resp != nil {
 		t.Fatal(resp)
 	}
+	// KV and sessions: a plain key and one locked by a session.
+	if resp := applyCmd(t, f, 15, SessionRequestType, &SessionRequest{Op: SessionCreate, Session: Session{
+		ID: "11111111-0000-4000-8000-000000000001", Name: "s", Node: "Node-A", LockDelay: 15 * time.Second,
+		Behavior: SessionRelease, TTL: "30s", NodeChecks: []string{SerfCheckID}}}); resp != nil {
+		t.Fatal(resp)
+	}
+	for i, req := range []*KVSRequest{
+		{Op: KVSet, DirEnt: DirEntry{Key: "cfg/a", Value: []byte{0, 1, 2}, Flags: 7}},
+		{Op: KVLock, DirEnt: DirEntry{Key: "cfg/lock", Value: []byte("me"), Session: "11111111-0000-4000-8000-000000000001"}},
+	} {
+		if resp := applyCmd(t, f, uint64(16+i), KVSRequestType, req); resp.(*CommandResult) == nil || !resp.(*CommandResult).OK {
+			t.Fatal(resp)
+		}
+	}
 }
 
 func snapshotTo(t *testing.T, f *FSM) *memSink {

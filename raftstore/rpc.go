@@ -62,6 +62,8 @@ type rpcResponse struct {
 	Code string `json:",omitempty"`
 	// Configuration answers RaftConfiguration.
 	Configuration *RaftConfigurationInfo `json:",omitempty"`
+	// Result is an applied command's result, when it has one.
+	Result *CommandResult `json:",omitempty"`
 }
 
 // Error codes carried by rpcResponse.Code.
@@ -72,6 +74,8 @@ const (
 	codeMissingNode = "missing_node"
 	codePeerMissing = "peer_not_found"
 	codeBadSnapshot = "invalid_snapshot"
+	codeBadSession  = "invalid_session"
+	codeNoSession   = "session_not_found"
 )
 
 func errorCode(err error) string {
@@ -88,6 +92,10 @@ func errorCode(err error) string {
 		return codePeerMissing
 	case errors.Is(err, ErrInvalidSnapshot):
 		return codeBadSnapshot
+	case errors.Is(err, ErrInvalidSession):
+		return codeBadSession
+	case errors.Is(err, ErrSessionNotFound):
+		return codeNoSession
 	}
 	return ""
 }
@@ -110,6 +118,10 @@ func remoteError(resp *rpcResponse) error {
 		return fmt.Errorf("%w: %s", ErrPeerNotFound, resp.Error)
 	case codeBadSnapshot:
 		return fmt.Errorf("%w: %s", ErrInvalidSnapshot, resp.Error)
+	case codeBadSession:
+		return fmt.Errorf("%w: %s", ErrInvalidSession, resp.Error)
+	case codeNoSession:
+		return fmt.Errorf("%w: %s", ErrSessionNotFound, resp.Error)
 	}
 	return errors.New(resp.Error)
 }
@@ -181,14 +193,15 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 	var idx uint64
 	var err error
 	var conf *RaftConfigurationInfo
+	var res *CommandResult
 	switch req.Method {
 	case rpcMethodApply:
 		switch {
 		case s.IsLeader():
-			idx, err = s.applyLocal(req.Entry, timeout)
+			idx, res, err = s.applyLocal(req.Entry, timeout)
 		case req.Forward:
 			// Waits for a leader through an election, as local writes do.
-			idx, err = s.applyEncoded(req.Entry, timeout)
+			idx, res, err = s.applyEncoded(req.Entry, timeout)
 		default:
 			err = ErrNotLeader
 		}
@@ -214,7 +227,7 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 	default:
 		err = fmt.Errorf("unknown rpc method %q", req.Method)
 	}
-	resp := &rpcResponse{Index: idx, Configuration: conf}
+	resp := &rpcResponse{Index: idx, Configuration: conf, Result: res}
 	if err != nil {
 		resp.Error, resp.Code = err.Error(), errorCode(err)
 	}

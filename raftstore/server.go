@@ -28,6 +28,9 @@ type ServerConfig struct {
 	// election. A server with 1 bootstraps itself.
 	BootstrapExpect int
 	Logger          hclog.Logger
+	// SessionTouched, when set, is called by the FSM (it must not block)
+	// for every session created or renewed, with its TTL.
+	SessionTouched func(id, ttl string)
 	// LeadershipChanged, when set, is called from one goroutine, in order,
 	// when this server becomes a ready leader (after its barrier: every
 	// earlier entry is applied) and when it stops being leader.
@@ -104,6 +107,7 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	// The FSM exists before the port opens: the stream handler reads its feed.
 	s.fsm = NewFSM(store, logger.Named("fsm"))
 	s.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
+	s.fsm.sessionTouched = cfg.SessionTouched
 	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), map[byte]func(net.Conn){
 		protoRPC: s.serveRPC, protoStream: s.serveStream, protoSnapshot: s.serveSnapshotRPC})
 	if err != nil {
@@ -191,17 +195,25 @@ var ErrNotLeader = errors.New("not the cluster leader")
 // to the leader; while there is no leader (an election) it waits for one,
 // up to timeout. It returns the entry's Raft index.
 func (s *Server) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
+	idx, _, err := s.Exec(t, msg, timeout)
+	return idx, err
+}
+
+// Exec is Apply for commands that answer more than an error (conditional
+// KV writes, transactions): it also returns the command's result, nil for
+// commands that have none.
+func (s *Server) Exec(t MessageType, msg any, timeout time.Duration) (uint64, *CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	return s.applyEncoded(buf, timeout)
 }
 
-// applyEncoded is Apply of an encoded command.
-func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, error) {
+// applyEncoded is Exec of an encoded command.
+func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
 	if len(buf) < 2 {
-		return 0, errShortEntry
+		return 0, nil, errShortEntry
 	}
 	t := MessageType(buf[0])
 	timeout = min(timeout, maxApplyTimeout)
@@ -211,27 +223,28 @@ func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, error)
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			if s.Leader() == "" {
-				return 0, ErrNoLeader
+				return 0, nil, ErrNoLeader
 			}
-			return 0, fmt.Errorf("%s: no leader accepted the write within %s", t, timeout)
+			return 0, nil, fmt.Errorf("%s: no leader accepted the write within %s", t, timeout)
 		}
 		var idx uint64
+		var res *CommandResult
 		var err error
 		if s.IsLeader() {
-			idx, err = s.applyLocal(buf, remaining)
+			idx, res, err = s.applyLocal(buf, remaining)
 		} else if leader := s.Leader(); leader != "" {
-			idx, err = s.forwardApply(leader, buf, remaining)
+			idx, res, err = s.forwardApply(leader, buf, remaining)
 		} else {
 			err = ErrNoLeader
 		}
 		// Only outcomes that prove the write was not applied are retried:
 		// no leader yet, a deposed leader, or a request that never left.
 		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errNotSent) {
-			return idx, err
+			return idx, res, err
 		}
 		select {
 		case <-s.stop:
-			return 0, ErrNoLeader
+			return 0, nil, ErrNoLeader
 		case <-time.After(min(backoff, time.Until(deadline))):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
@@ -239,33 +252,57 @@ func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, error)
 }
 
 // applyLocal applies an encoded entry on this server, which must lead.
-func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, error) {
+func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
 	if len(buf) < 2 {
-		return 0, errShortEntry
+		return 0, nil, errShortEntry
+	}
+	if s.lockDelayed(buf) {
+		// Consul's lock-delay: a lock on a key whose holder's session was
+		// just invalidated fails without being proposed.
+		return s.fsm.AppliedIndex(), &CommandResult{}, nil
 	}
 	f := s.raft.Apply(buf, timeout)
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return 0, ErrNotLeader
+			return 0, nil, ErrNotLeader
 		}
-		return 0, fmt.Errorf("raft apply of %s: %w", MessageType(buf[0]), err)
+		return 0, nil, fmt.Errorf("raft apply of %s: %w", MessageType(buf[0]), err)
 	}
-	if resp, isErr := f.Response().(error); isErr && resp != nil {
-		return f.Index(), resp
+	switch resp := f.Response().(type) {
+	case error:
+		return f.Index(), nil, resp
+	case *CommandResult:
+		return f.Index(), resp, nil
 	}
-	return f.Index(), nil
+	return f.Index(), nil, nil
 }
 
-func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, error) {
+// lockDelayed reports whether buf is a KV lock on a key under a lock delay.
+func (s *Server) lockDelayed(buf []byte) bool {
+	if MessageType(buf[0]) != KVSRequestType {
+		return false
+	}
+	_, decode, err := decodeHeader(buf)
+	if err != nil {
+		return false
+	}
+	var req KVSRequest
+	if decode(&req) != nil || req.Op != KVLock {
+		return false
+	}
+	return s.store.KVLockDelayed(req.DirEnt.Key)
+}
+
+func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
 	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: buf}, timeout)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
 			s.suspectLeader()
 		}
-		return 0, err
+		return 0, nil, err
 	}
-	return resp.Index, remoteError(resp)
+	return resp.Index, resp.Result, remoteError(resp)
 }
 
 // readIndexLocal returns the index a read must see, as the leader:

@@ -51,6 +51,14 @@ func stateSchema() *memdb.DBSchema {
 			"status":       {Name: "status", Indexer: str("Status")},
 			"service":      {Name: "service", AllowMissing: true, Indexer: str("ServiceName")},
 		}},
+		tableKVs: {Name: tableKVs, Indexes: map[string]*memdb.IndexSchema{
+			"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"session": {Name: "session", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Session"}},
+		}},
+		tableSessions: {Name: tableSessions, Indexes: map[string]*memdb.IndexSchema{
+			"id":   {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			"node": {Name: "node", Indexer: str("Node")},
+		}},
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
@@ -100,6 +108,8 @@ func nodeServiceKey(node, serviceID string) []byte {
 // writes and everyone else reads. Reads never block writes or each other.
 type Store struct {
 	db atomic.Pointer[memdb.MemDB]
+	// delays are the KV lock delays, in memory only (kv.go).
+	delays lockDelays
 
 	// abandonCh is closed when a restore replaces the database, so blocking
 	// queries watching the old one wake up and read again.
@@ -188,14 +198,14 @@ var ErrInvalidRegistration = errors.New("invalid registration")
 func (s *Store) EnsureRegistration(idx uint64, req *RegisterRequest) error {
 	tx := s.db.Load().Txn(true)
 	defer tx.Abort()
-	if err := ensureRegistrationTxn(tx, idx, req); err != nil {
+	if err := ensureRegistrationTxn(tx, idx, req, &s.delays); err != nil {
 		return err
 	}
 	tx.Commit()
 	return nil
 }
 
-func ensureRegistrationTxn(tx *memdb.Txn, idx uint64, req *RegisterRequest) error {
+func ensureRegistrationTxn(tx *memdb.Txn, idx uint64, req *RegisterRequest, delays *lockDelays) error {
 	if !req.SkipNodeUpdate || !nodeExists(tx, req.Node) {
 		n := &Node{ID: req.ID, Node: req.Node, Address: req.Address, Datacenter: req.Datacenter,
 			TaggedAddresses: req.TaggedAddresses, Meta: req.NodeMeta}
@@ -217,7 +227,7 @@ func ensureRegistrationTxn(tx *memdb.Txn, idx uint64, req *RegisterRequest) erro
 	for _, c := range checks {
 		hc := *c
 		hc.Node = req.Node
-		if err := ensureCheckTxn(tx, idx, &hc); err != nil {
+		if err := ensureCheckTxn(tx, idx, &hc, delays); err != nil {
 			return err
 		}
 	}
@@ -357,7 +367,7 @@ func stringsEqual(a, b []string) bool {
 	return true
 }
 
-func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck) error {
+func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck, delays *lockDelays) error {
 	if !nodeExists(tx, c.Node) {
 		return fmt.Errorf("registering check %q: %w: %q", c.CheckID, ErrMissingNode, c.Node)
 	}
@@ -390,7 +400,14 @@ func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck) error {
 	if err := tx.Insert(tableChecks, c); err != nil {
 		return fmt.Errorf("inserting check: %w", err)
 	}
-	return setIndex(tx, idx, tableChecks)
+	if err := setIndex(tx, idx, tableChecks); err != nil {
+		return err
+	}
+	if c.Status == HealthCritical {
+		// The sessions bound to a failing check are invalidated.
+		return invalidateNodeSessionsTxn(tx, idx, c.Node, c.CheckID, delays)
+	}
+	return nil
 }
 
 func checkEqual(a, b *HealthCheck) bool {
@@ -403,25 +420,25 @@ func checkEqual(a, b *HealthCheck) bool {
 func (s *Store) Deregister(idx uint64, req *DeregisterRequest) error {
 	tx := s.db.Load().Txn(true)
 	defer tx.Abort()
-	if err := deregisterTxn(tx, idx, req); err != nil {
+	if err := deregisterTxn(tx, idx, req, &s.delays); err != nil {
 		return err
 	}
 	tx.Commit()
 	return nil
 }
 
-func deregisterTxn(tx *memdb.Txn, idx uint64, req *DeregisterRequest) error {
+func deregisterTxn(tx *memdb.Txn, idx uint64, req *DeregisterRequest, delays *lockDelays) error {
 	switch {
 	case req.ServiceID != "":
-		return deleteServiceTxn(tx, idx, req.Node, req.ServiceID)
+		return deleteServiceTxn(tx, idx, req.Node, req.ServiceID, delays)
 	case req.CheckID != "":
-		return deleteCheckTxn(tx, idx, req.Node, req.CheckID)
+		return deleteCheckTxn(tx, idx, req.Node, req.CheckID, delays)
 	default:
-		return deleteNodeTxn(tx, idx, req.Node)
+		return deleteNodeTxn(tx, idx, req.Node, delays)
 	}
 }
 
-func deleteServiceTxn(tx *memdb.Txn, idx uint64, node, id string) error {
+func deleteServiceTxn(tx *memdb.Txn, idx uint64, node, id string, delays *lockDelays) error {
 	raw, err := tx.First(tableServices, "id", node, id)
 	if err != nil {
 		return fmt.Errorf("service lookup: %w", err)
@@ -446,11 +463,14 @@ func deleteServiceTxn(tx *memdb.Txn, idx uint64, node, id string) error {
 		if err := tx.Delete(tableChecks, c); err != nil {
 			return fmt.Errorf("deleting check: %w", err)
 		}
+		if err := invalidateNodeSessionsTxn(tx, idx, node, c.(*HealthCheck).CheckID, delays); err != nil {
+			return err
+		}
 	}
 	return setIndex(tx, idx, tableServices, tableChecks)
 }
 
-func deleteCheckTxn(tx *memdb.Txn, idx uint64, node, id string) error {
+func deleteCheckTxn(tx *memdb.Txn, idx uint64, node, id string, delays *lockDelays) error {
 	raw, err := tx.First(tableChecks, "id", node, id)
 	if err != nil {
 		return fmt.Errorf("check lookup: %w", err)
@@ -461,16 +481,22 @@ func deleteCheckTxn(tx *memdb.Txn, idx uint64, node, id string) error {
 	if err := tx.Delete(tableChecks, raw); err != nil {
 		return fmt.Errorf("deleting check: %w", err)
 	}
+	if err := invalidateNodeSessionsTxn(tx, idx, node, id, delays); err != nil {
+		return err
+	}
 	return setIndex(tx, idx, tableChecks)
 }
 
-func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string) error {
+func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string, delays *lockDelays) error {
 	raw, err := tx.First(tableNodes, "id", node)
 	if err != nil {
 		return fmt.Errorf("node lookup: %w", err)
 	}
 	if raw == nil {
 		return nil
+	}
+	if err := invalidateNodeSessionsTxn(tx, idx, node, "", delays); err != nil {
+		return err
 	}
 	if _, err := tx.DeleteAll(tableServices, "node", node); err != nil {
 		return fmt.Errorf("deleting services of node: %w", err)

@@ -432,7 +432,7 @@ func TestEnsureServiceMissingNode(t *testing.T) {
 			return ensureServiceTxn(tx, 2, &Service{Node: "ghost", ID: "s", Service: "s"})
 		},
 		"check": func(tx *memdb.Txn) error {
-			return ensureCheckTxn(tx, 2, &HealthCheck{Node: "ghost", CheckID: "c", Name: "c"})
+			return ensureCheckTxn(tx, 2, &HealthCheck{Node: "ghost", CheckID: "c", Name: "c"}, nil)
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

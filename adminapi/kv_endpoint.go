@@ -1,0 +1,184 @@
+package adminapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// /v1/kv/:key, Consul's KV endpoint.
+
+func (s *Server) kvRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/kv/{key...}", s.kvGet)
+	mux.HandleFunc("PUT /v1/kv/{key...}", s.kvPut)
+	mux.HandleFunc("DELETE /v1/kv/{key...}", s.kvDelete)
+}
+
+func (s *Server) kvGet(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	q := r.URL.Query()
+	_, recurse := q["recurse"]
+	_, keys := q["keys"]
+	_, raw := q["raw"]
+	sep := q.Get("separator")
+	store := s.agent.Store()
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		switch {
+		case keys:
+			idx, list, err := store.KVKeys(ws, key, sep)
+			if err != nil || len(list) == 0 {
+				return idx, notFound{}, err
+			}
+			return idx, list, nil
+		case recurse:
+			idx, entries, err := store.KVList(ws, key)
+			if err != nil || len(entries) == 0 {
+				return idx, notFound{}, err
+			}
+			return idx, entries, nil
+		}
+		idx, e, err := store.KVGet(ws, key)
+		if err != nil || e == nil {
+			return idx, notFound{}, err
+		}
+		if raw {
+			return idx, rawBody(e.Value), nil
+		}
+		return idx, []*raftstore.DirEntry{e}, nil
+	})
+}
+
+// uintParam reads an unsigned query parameter; ok is false when absent.
+func uintParam(r *http.Request, name string) (v uint64, ok bool, err error) {
+	q := r.URL.Query()
+	vals, ok := q[name]
+	if !ok {
+		return 0, false, nil
+	}
+	if len(vals) == 0 || vals[0] == "" {
+		return 0, true, badRequest("Missing value for %s", name)
+	}
+	v, err = strconv.ParseUint(vals[0], 10, 64)
+	if err != nil {
+		return 0, true, badRequest("Invalid %s: %q is not a whole number", name, vals[0])
+	}
+	return v, true, nil
+}
+
+func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	key := r.PathValue("key")
+	if key == "" {
+		s.writeErr(w, badRequest("Missing key name"))
+		return
+	}
+	req := raftstore.KVSRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.KVSet, DirEnt: raftstore.DirEntry{Key: key}}
+	flags, _, err := uintParam(r, "flags")
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	req.DirEnt.Flags = flags
+	cas, hasCAS, err := uintParam(r, "cas")
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	q := r.URL.Query()
+	acquire, hasAcquire := q["acquire"]
+	release, hasRelease := q["release"]
+	switch {
+	case hasAcquire && hasRelease, (hasAcquire || hasRelease) && hasCAS:
+		s.writeErr(w, badRequest("Conflicting flags: only one of cas, acquire and release may be given"))
+		return
+	case hasCAS:
+		req.Op, req.DirEnt.ModifyIndex = raftstore.KVCAS, cas
+	case hasAcquire:
+		req.Op, req.DirEnt.Session = raftstore.KVLock, first(acquire)
+	case hasRelease:
+		req.Op, req.DirEnt.Session = raftstore.KVUnlock, first(release)
+	}
+	if (hasAcquire || hasRelease) && req.DirEnt.Session == "" {
+		s.writeErr(w, badRequest("Missing session: acquire and release need a session ID"))
+		return
+	}
+	value, err := readKVValue(w, r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	req.DirEnt.Value = value
+	_, res, err := s.agent.Exec(raftstore.KVSRequestType, &req)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, res != nil && res.OK)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// errValueTooLarge is a KV value over the limit: 413, nothing stored.
+var errValueTooLarge = errors.New("value too large")
+
+// readKVValue reads a KV value of at most raftstore.MaxKVValueBytes.
+func readKVValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > raftstore.MaxKVValueBytes {
+		return nil, fmt.Errorf("%w: Request body(%d bytes) too large, max size: %d bytes", errValueTooLarge, r.ContentLength, raftstore.MaxKVValueBytes)
+	}
+	value, err := io.ReadAll(io.LimitReader(r.Body, raftstore.MaxKVValueBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(value) > raftstore.MaxKVValueBytes {
+		return nil, fmt.Errorf("%w: Request body too large, max size: %d bytes", errValueTooLarge, raftstore.MaxKVValueBytes)
+	}
+	return value, nil
+}
+
+func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	key := r.PathValue("key")
+	_, recurse := r.URL.Query()["recurse"]
+	req := raftstore.KVSRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.KVDelete, DirEnt: raftstore.DirEntry{Key: key}}
+	cas, hasCAS, err := uintParam(r, "cas")
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	switch {
+	case recurse && hasCAS:
+		s.writeErr(w, badRequest("Conflicting flags: cas cannot be used with recurse"))
+		return
+	case recurse:
+		req.Op = raftstore.KVDeleteTree
+	case key == "":
+		s.writeErr(w, badRequest("Missing key name"))
+		return
+	case hasCAS:
+		req.Op, req.DirEnt.ModifyIndex = raftstore.KVDeleteCAS, cas
+	}
+	_, res, err := s.agent.Exec(raftstore.KVSRequestType, &req)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, res != nil && res.OK)
+}

@@ -1,0 +1,295 @@
+package adminapi
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/beacon-dns/beacon/raftstore"
+)
+
+// /v1/session/..., Consul's session endpoints.
+
+func (s *Server) sessionRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /v1/session/create", s.sessionCreate)
+	mux.HandleFunc("PUT /v1/session/destroy/{id}", s.sessionDestroy)
+	mux.HandleFunc("PUT /v1/session/renew/{id}", s.sessionRenew)
+	mux.HandleFunc("GET /v1/session/info/{id}", s.sessionInfo)
+	mux.HandleFunc("GET /v1/session/node/{node}", s.sessionNode)
+	mux.HandleFunc("GET /v1/session/list", s.sessionList)
+}
+
+// lockDelay accepts Consul's forms: a duration string, or a number of
+// nanoseconds, or, below 1000, of seconds (Consul's backwards compatible
+// reading).
+type lockDelay struct {
+	d   time.Duration
+	set bool
+}
+
+func (l *lockDelay) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("LockDelay %q is not a duration", s)
+		}
+		l.d, l.set = d, true
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("LockDelay must be a duration or a number: %v", err)
+	}
+	if n < 1000 {
+		l.d = time.Duration(n) * time.Second
+	} else {
+		l.d = time.Duration(n)
+	}
+	l.set = true
+	return nil
+}
+
+// sessionBody is the create request's body.
+type sessionBody struct {
+	Name          string
+	Node          string
+	LockDelay     lockDelay
+	Behavior      string
+	TTL           string
+	NodeChecks    []string
+	ServiceChecks []raftstore.ServiceCheck
+	// Checks is the older name of NodeChecks.
+	Checks []string
+}
+
+func newUUID() (string, error) {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", fmt.Errorf("generating a session ID: %w", err)
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
+}
+
+func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	var body sessionBody
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &body); err != nil {
+			// An empty body (no Content-Length) is a session with defaults.
+			if !isEmptyBody(err) {
+				s.writeErr(w, err)
+				return
+			}
+		}
+	}
+	sess := raftstore.Session{Name: body.Name, Node: body.Node, Behavior: body.Behavior, TTL: body.TTL,
+		NodeChecks: body.NodeChecks, ServiceChecks: body.ServiceChecks, LockDelay: raftstore.DefaultLockDelay}
+	if sess.Node == "" {
+		sess.Node = s.agent.NodeName()
+	}
+	if body.LockDelay.set {
+		sess.LockDelay = body.LockDelay.d
+	}
+	if sess.LockDelay < 0 || sess.LockDelay > raftstore.MaxLockDelay {
+		s.writeErr(w, badRequest("Invalid LockDelay %v: must be from 0 to %v", sess.LockDelay, raftstore.MaxLockDelay))
+		return
+	}
+	if sess.NodeChecks == nil {
+		sess.NodeChecks = body.Checks
+	}
+	if sess.NodeChecks == nil && sess.ServiceChecks == nil {
+		sess.NodeChecks = []string{raftstore.SerfCheckID}
+	}
+	switch sess.Behavior {
+	case "":
+		sess.Behavior = raftstore.SessionRelease
+	case raftstore.SessionRelease, raftstore.SessionDelete:
+	default:
+		s.writeErr(w, badRequest("Invalid Behavior setting '%s'", sess.Behavior))
+		return
+	}
+	if _, err := raftstore.ParseSessionTTL(sess.TTL); err != nil {
+		s.writeErr(w, badRequest("%v", err))
+		return
+	}
+	if len(sess.Name) > 1024 {
+		s.writeErr(w, badRequest("Session Name must be at most 1024 bytes"))
+		return
+	}
+	id, err := newUUID()
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	sess.ID = id
+	if _, err := s.agent.Apply(raftstore.SessionRequestType,
+		&raftstore.SessionRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.SessionCreate, Session: sess}); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, map[string]string{"ID": id})
+}
+
+func isEmptyBody(err error) bool {
+	var br errBadRequest
+	return errors.As(err, &br) && br.msg == "Request decode failed: EOF"
+}
+
+func (s *Server) sessionDestroy(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if _, err := s.agent.Apply(raftstore.SessionRequestType, &raftstore.SessionRequest{Datacenter: s.agent.Datacenter(),
+		Op: raftstore.SessionDestroy, Session: raftstore.Session{ID: r.PathValue("id")}}); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, true)
+}
+
+func (s *Server) sessionRenew(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	idx, err := s.agent.Apply(raftstore.SessionRequestType, &raftstore.SessionRequest{Datacenter: s.agent.Datacenter(),
+		Op: raftstore.SessionRenew, Session: raftstore.Session{ID: id}})
+	if errors.Is(err, raftstore.ErrSessionNotFound) {
+		httpError(w, http.StatusNotFound, "Session id '"+id+"' not found")
+		return
+	}
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	_, sess, err := s.agent.Store().GetSession(nil, id)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if sess == nil { // invalidated since the renewal committed
+		httpError(w, http.StatusNotFound, "Session id '"+id+"' not found")
+		return
+	}
+	s.setMeta(w, idx)
+	writeJSON(w, []*raftstore.Session{sess})
+}
+
+func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, sess, err := s.agent.Store().GetSession(ws, id)
+		if err != nil || sess == nil {
+			return idx, []*raftstore.Session{}, err
+		}
+		return idx, []*raftstore.Session{sess}, nil
+	})
+}
+
+func (s *Server) sessionNode(w http.ResponseWriter, r *http.Request) {
+	node := r.PathValue("node")
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, list, err := s.agent.Store().Sessions(ws, node)
+		return idx, nonNil(list), err
+	})
+}
+
+func (s *Server) sessionList(w http.ResponseWriter, r *http.Request) {
+	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, list, err := s.agent.Store().Sessions(ws, "")
+		return idx, nonNil(list), err
+	})
+}
+
+// ---- /v1/txn ----
+
+// txnOpBody is one operation of a /v1/txn body.
+type txnOpBody struct {
+	KV *raftstore.TxnKVOp
+}
+
+func (s *Server) txnRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /v1/txn", s.txn)
+}
+
+func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkDC(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	var ops []txnOpBody
+	if err := decodeBody(r, &ops); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if len(ops) > raftstore.MaxTxnOps {
+		httpError(w, http.StatusRequestEntityTooLarge,
+			"Transaction contains too many operations ("+strconv.Itoa(len(ops))+" > "+strconv.Itoa(raftstore.MaxTxnOps)+")")
+		return
+	}
+	req := raftstore.TxnRequest{Datacenter: s.agent.Datacenter()}
+	for i, op := range ops {
+		if op.KV == nil {
+			s.writeErr(w, badRequest("Operation %d: only KV operations are supported", i))
+			return
+		}
+		if len(op.KV.Value) > raftstore.MaxKVValueBytes {
+			httpError(w, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("Operation %d: value of %d bytes exceeds the %d byte limit", i, len(op.KV.Value), raftstore.MaxKVValueBytes))
+			return
+		}
+		req.Ops = append(req.Ops, raftstore.TxnOp{KV: op.KV})
+	}
+	var res *raftstore.TxnResult
+	var idx uint64
+	if req.ReadOnly() {
+		opts, err := parseQueryOptions(r)
+		if err == nil {
+			err = s.consistency(opts)
+		}
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		idx, res = s.agent.Store().TxnRead(&req)
+		s.setMeta(w, idx)
+	} else {
+		_, cr, err := s.agent.Exec(raftstore.TxnRequestType, &req)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		if cr == nil || cr.Txn == nil {
+			s.writeErr(w, fmt.Errorf("transaction applied without a result"))
+			return
+		}
+		res = cr.Txn
+	}
+	if len(res.Errors) > 0 {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		b, _ := json.Marshal(res)
+		w.Write(b)
+		return
+	}
+	writeJSON(w, res)
+}
