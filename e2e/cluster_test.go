@@ -84,9 +84,9 @@ func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
 	leader := leaderOf(t, agents)
 
 	// One writer per agent (the three servers and the client agent) keeps
-	// registering unique services while the leader is killed. A write
-	// counts as acknowledged only on a 200; failed writes may or may not
-	// have committed and are not checked.
+	// registering unique services and writing unique KV keys, in turn,
+	// while the leader is killed. A write counts as acknowledged only on a
+	// 200; failed writes may or may not have committed and are not checked.
 	var (
 		mu        sync.Mutex
 		acked     []string
@@ -110,9 +110,15 @@ func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
 				mu.Lock()
 				sentAfterKill := !killedAt.IsZero()
 				mu.Unlock()
-				_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
-					Node: "ext-" + name, Address: "10.1.0.1",
-					Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
+				var err error
+				if i%2 == 0 {
+					_, err = a.Client.Catalog().Register(&api.CatalogRegistration{
+						Node: "ext-" + name, Address: "10.1.0.1",
+						Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil)
+				} else {
+					name = "kv/" + name
+					_, err = a.Client.KV().Put(&api.KVPair{Key: name, Value: []byte(name)}, nil)
+				}
 				mu.Lock()
 				if err == nil {
 					acked = append(acked, name)
@@ -162,9 +168,17 @@ func TestClusterLeaderKilledNothingAcknowledgedLost(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		keys, _, err := a.Client.KV().Keys("kv/", "", opts)
+		if err != nil {
+			return err
+		}
 		var missing []string
 		for _, name := range acked {
-			if _, ok := services[name]; !ok {
+			if strings.HasPrefix(name, "kv/") {
+				if !slices.Contains(keys, name) {
+					missing = append(missing, name)
+				}
+			} else if _, ok := services[name]; !ok {
 				missing = append(missing, name)
 			}
 		}
