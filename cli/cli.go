@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -37,15 +38,36 @@ type timeouts struct {
 	// direction. Snapshot transfers have no overall bound (a large state
 	// takes as long as it takes) but a stalled one fails.
 	idle time.Duration
+	// maxWait is the longest the agent holds a blocking query (the
+	// contract's limit, which also bounds the agent's default wait): a
+	// blocking query may take that, a 16th of it as jitter, and the
+	// request timeout, whatever the idle timeout.
+	maxWait time.Duration
 }
 
-var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute}
+var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute,
+	maxWait: 10 * time.Minute}
 
 // env is what a command runs with.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	timeouts       timeouts
+	// shutdown, when set, is closed to stop a long-running command (lock,
+	// watch) as SIGINT or SIGTERM do; when nil those commands listen for
+	// the signals themselves.
+	shutdown <-chan struct{}
+	// pace is the timing of lock and watch; zero fields are Consul's.
+	pace pacing
+}
+
+// stdinReader is the command's standard input (none when unset).
+func (e *env) stdinReader() io.Reader {
+	if e.stdin == nil {
+		return strings.NewReader("")
+	}
+	return e.stdin
 }
 
 // command is a node of the command tree: a group of subcommands or a leaf
@@ -66,8 +88,8 @@ type command struct {
 
 // commands are the top-level commands, in the order the usage lists them.
 var commands = []*command{
-	forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, leaveCommand, maintCommand, membersCommand,
-	operatorCommand, snapshotCommand,
+	forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
+	membersCommand, operatorCommand, snapshotCommand, watchCommand,
 }
 
 // Has reports whether name is a command Run handles.
@@ -93,7 +115,7 @@ func Summary() string {
 // args[0] is the command) and returns the process's exit code: 0 on
 // success, 1 on any error.
 func Run(args []string, stdout, stderr io.Writer) int {
-	return run(&env{stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts}, args)
+	return run(&env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts}, args)
 }
 
 func run(e *env, args []string) int {
@@ -220,6 +242,57 @@ func flagBool(fs *flag.FlagSet, name string) bool {
 func flagInt(fs *flag.FlagSet, name string) int {
 	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
 }
+
+func flagUint64(fs *flag.FlagSet, name string) uint64 {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(uint64)
+}
+
+func flagDuration(fs *flag.FlagSet, name string) time.Duration {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration)
+}
+
+// serverFlags adds Consul's -datacenter, and -stale to the commands that
+// read.
+func serverFlags(fs *flag.FlagSet, stale bool) {
+	fs.String("datacenter", "", "Name of the datacenter to query. If unspecified, the agent's own datacenter.")
+	if stale {
+		fs.Bool("stale", false, "Let any server answer, not only the leader: faster and scales reads, "+
+			"but the data may be arbitrarily stale.")
+	}
+}
+
+// readOptsOf are the options serverFlags set.
+func readOptsOf(fs *flag.FlagSet) readOpts {
+	o := readOpts{dc: flagString(fs, "datacenter")}
+	if fs.Lookup("stale") != nil {
+		o.stale = flagBool(fs, "stale")
+	}
+	return o
+}
+
+// writeQuery is the query of a write: the datacenter, if set.
+func writeQuery(fs *flag.FlagSet) url.Values {
+	q := url.Values{}
+	if dc := flagString(fs, "datacenter"); dc != "" {
+		q.Set("dc", dc)
+	}
+	return q
+}
+
+// consulUI writes as Consul's commands write: a message and a newline,
+// information to stdout, errors to stderr.
+type consulUI struct{ stdout, stderr io.Writer }
+
+func (u consulUI) info(format string, args ...any) {
+	fmt.Fprintf(u.stdout, format+"\n", args...)
+}
+
+func (u consulUI) error(format string, args ...any) int {
+	fmt.Fprintf(u.stderr, format+"\n", args...)
+	return exitError
+}
+
+func uiOf(e *env) consulUI { return consulUI{e.stdout, e.stderr} }
 
 // noArgs is the check of a leaf that takes only options.
 func noArgs(e *env, args []string) int {
