@@ -195,3 +195,57 @@ func TestBodyLimit(t *testing.T) {
 		t.Errorf("body of exactly the limit: %d %q", r.code, r.body)
 	}
 }
+
+func TestSessionCreateBadInput(t *testing.T) {
+	runBadCases(t, "/v1/session/create", []badCase{
+		{"malformed", `{"TTL":`, 400, "Request decode failed", false},
+		{"wrong type", `{"TTL":10}`, 400, "Request decode failed", false},
+		{"TTL too short", `{"TTL":"1s"}`, 400, "Invalid Session TTL", false},
+		{"TTL too long", `{"TTL":"25h"}`, 400, "Invalid Session TTL", false},
+		{"TTL not a duration", `{"TTL":"soon"}`, 400, "Invalid Session TTL", false},
+		{"bad behavior", `{"Behavior":"explode"}`, 400, "Invalid Behavior", false},
+		{"lock delay too long", `{"LockDelay":"2m"}`, 400, "Invalid LockDelay", false},
+		{"lock delay not a duration", `{"LockDelay":"soon"}`, 400, "Request decode failed", false},
+		{"unknown node", `{"Node":"ghost"}`, 400, "failed to find node", true},
+		{"unknown check", `{"NodeChecks":["nope"]}`, 400, "missing check", true},
+	})
+}
+
+func TestKVBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"missing key", "PUT", "/v1/kv/", "v", 400},
+		{"bad cas", "PUT", "/v1/kv/k?cas=x", "v", 400},
+		{"bad flags", "PUT", "/v1/kv/k?flags=-1", "v", 400},
+		{"acquire and release", "PUT", "/v1/kv/k?acquire=a&release=a", "v", 400},
+		{"acquire without session", "PUT", "/v1/kv/k?acquire", "v", 400},
+		{"oversized value", "PUT", "/v1/kv/k", strings.Repeat("x", raftstore.MaxKVValueBytes+1), 413},
+		{"delete without key", "DELETE", "/v1/kv/", "", 400},
+		{"delete recurse with cas", "DELETE", "/v1/kv/k?recurse&cas=1", "", 400},
+		{"txn malformed", "PUT", "/v1/txn", `[{"KV":`, 400},
+		{"txn not KV", "PUT", "/v1/txn", `[{"Node":{}}]`, 400},
+		{"txn too many", "PUT", "/v1/txn", "[" + strings.TrimSuffix(strings.Repeat(`{"KV":{"Verb":"set","Key":"k"}},`, raftstore.MaxTxnOps+1), ",") + "]", 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := newTestAPI(t)
+			seed(t, ta)
+			before, applies := ta.state(), ta.agent.applyCount()
+			req, err := http.NewRequest(tc.method, ta.ts.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ta.ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || len(bytes.TrimSpace(msg)) == 0 {
+				t.Errorf("HTTP %d %q, want %d with a message", resp.StatusCode, msg, tc.want)
+			}
+			ta.assertUnchanged(before, applies)
+		})
+	}
+}
