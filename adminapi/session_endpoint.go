@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -126,7 +127,8 @@ func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := raftstore.ParseSessionTTL(sess.TTL); err != nil {
-		s.writeErr(w, badRequest("%v", err))
+		msg := err.Error() // Consul's message, capitalised as it answers it
+		s.writeErr(w, badRequest("%s%s", strings.ToUpper(msg[:1]), msg[1:]))
 		return
 	}
 	if len(sess.Name) > 1024 {

@@ -94,13 +94,6 @@ func (t *sessionTimers) ensure(sessions []*raftstore.Session) {
 	}
 }
 
-// count is how many timers run.
-func (t *sessionTimers) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.timers)
-}
-
 // expireSession destroys a session whose TTL lapsed.
 func (a *Agent) expireSession(id string) {
 	_, s, err := a.store.GetSession(nil, id)

@@ -89,10 +89,10 @@ func ParseSessionTTL(ttl string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(ttl)
 	if err != nil {
-		return 0, fmt.Errorf("Invalid Session TTL %q: %v", ttl, err)
+		return 0, fmt.Errorf("invalid Session TTL %q: %v", ttl, err)
 	}
 	if d != 0 && (d < SessionTTLMin || d > SessionTTLMax) {
-		return 0, fmt.Errorf("Invalid Session TTL '%s', must be between [%v=%v]", ttl, SessionTTLMin, SessionTTLMax)
+		return 0, fmt.Errorf("invalid Session TTL '%s', must be between [%v=%v]", ttl, SessionTTLMin, SessionTTLMax)
 	}
 	return d, nil
 }
