@@ -301,3 +301,11 @@ func noArgs(e *env, args []string) int {
 	}
 	return exitOK
 }
+
+// consulError is an error in Consul's words, shown to users as Consul shows
+// it (capitalized, as its commands and client word them).
+type consulError string
+
+func (e consulError) Error() string { return string(e) }
+
+func consulErrorf(format string, args ...any) error { return consulError(fmt.Sprintf(format, args...)) }

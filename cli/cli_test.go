@@ -378,6 +378,8 @@ func TestSnapshotInspect(t *testing.T) {
 		"nodes     3\n" +
 		"services  2\n" +
 		"checks    1\n" +
+		"sessions  0\n" + // tables the archive predates are listed empty
+		"kvs       0\n" +
 		"index     3\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("inspect: %v\nwant:\n%s", r, want)

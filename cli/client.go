@@ -367,7 +367,7 @@ func (c *client) query(path string, q url.Values, o readOpts, out any) (queryMet
 	var meta queryMeta
 	if s := resp.Header.Get("X-Consul-Index"); s != "" {
 		if meta.index, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return queryMeta{}, fmt.Errorf("Failed to parse X-Consul-Index: %v", err)
+			return queryMeta{}, consulErrorf("Failed to parse X-Consul-Index: %v", err)
 		}
 	}
 	if resp.StatusCode == http.StatusNotFound {
@@ -407,7 +407,7 @@ func (c *client) write(ctx context.Context, method, path string, q url.Values, b
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxWriteAnswer))
 	if err != nil {
-		return nil, fmt.Errorf("Failed to read response: %v", err)
+		return nil, consulErrorf("Failed to read response: %v", err)
 	}
 	return answer, nil
 }
