@@ -116,7 +116,9 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	req.DirEnt.Value = value
+	if len(value) > 0 { // an empty value is null, as Consul answers it
+		req.DirEnt.Value = value
+	}
 	_, res, err := s.agent.Exec(raftstore.KVSRequestType, &req)
 	if err != nil {
 		s.writeErr(w, err)
