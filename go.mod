@@ -3,6 +3,7 @@ module github.com/beacon-dns/beacon
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/coredns/caddy v1.1.4
 	github.com/coredns/coredns v1.15.0
 	github.com/hashicorp/consul/api v1.34.5
