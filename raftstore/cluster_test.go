@@ -2,6 +2,8 @@ package raftstore
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +160,78 @@ func TestClusterEarlyElectionWhenTheLeaderDies(t *testing.T) {
 			t.Fatalf("write after the failover: %v", err)
 		}
 	}
+}
+
+// TestClusterForwardsConcurrentWritesInBatches sends many concurrent
+// create-only writes through a follower: they go to the leader in batches,
+// and each still gets its own answer — one winner per key, typed errors.
+func TestClusterForwardsConcurrentWritesInBatches(t *testing.T) {
+	servers, stores := startCluster(t, 3)
+	var follower *Server
+	for _, s := range servers {
+		if !s.IsLeader() {
+			follower = s
+			break
+		}
+	}
+	const writers, keys = 200, 40
+	type outcome struct {
+		key string
+		ok  bool
+		idx uint64
+		err error
+	}
+	out := make(chan outcome, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := DirEntry{Key: fmt.Sprintf("k/%d", i%keys), Value: []byte(fmt.Sprint(i))}
+			if i%keys == 7 {
+				e.Value = make([]byte, MaxKVValueBytes+1) // refused by the FSM
+			}
+			idx, res, err := follower.Exec(KVSRequestType, &KVSRequest{Op: KVCAS, DirEnt: e}, 10*time.Second)
+			out <- outcome{e.Key, err == nil && res != nil && res.OK, idx, err}
+		}()
+	}
+	wg.Wait()
+	close(out)
+	winners := map[string]int{}
+	for o := range out {
+		switch {
+		case o.key == "k/7":
+			if !errors.Is(o.err, ErrInvalidRegistration) {
+				t.Errorf("oversized write: %v, want ErrInvalidRegistration", o.err)
+			}
+		case o.err != nil:
+			t.Errorf("write of %s: %v", o.key, o.err)
+		case o.ok:
+			winners[o.key]++
+			if o.idx == 0 {
+				t.Errorf("write of %s acknowledged without an index", o.key)
+			}
+		}
+	}
+	for i := range keys {
+		k := fmt.Sprintf("k/%d", i)
+		if want := map[bool]int{true: 0, false: 1}[k == "k/7"]; winners[k] != want {
+			t.Errorf("%s: %d create-only writes won, want %d", k, winners[k], want)
+		}
+	}
+	if n := follower.forwarder.batched.Load(); n == 0 {
+		t.Error("no forwarded write went in a batch")
+	} else {
+		t.Logf("%d of %d forwarded writes went in batches", n, writers)
+	}
+	waitFor(t, 10*time.Second, "every replica holds every key", func() bool {
+		for _, st := range stores {
+			for i := range keys {
+				if _, e, err := st.KVGet(nil, fmt.Sprintf("k/%d", i)); err != nil || (e == nil) != (i == 7) {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }

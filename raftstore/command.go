@@ -42,6 +42,9 @@ const encodingV1 = 1
 
 // Encode serializes a command for the Raft log.
 func Encode(t MessageType, msg any) ([]byte, error) {
+	if req, ok := msg.(*KVSRequest); ok && t == KVSRequestType {
+		return encodeKVS(req), nil
+	}
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", t, err)
@@ -62,6 +65,17 @@ func decodeHeader(buf []byte) (MessageType, func(any) error, error) {
 	switch version {
 	case encodingV1:
 		return t, func(v any) error { return json.Unmarshal(body, v) }, nil
+	case encodingBinaryKV:
+		if t != KVSRequestType {
+			return t, nil, fmt.Errorf("%s: binary KV encoding on another command", t)
+		}
+		return t, func(v any) error {
+			req, ok := v.(*KVSRequest)
+			if !ok {
+				return fmt.Errorf("binary KV body decoded into %T", v)
+			}
+			return decodeKVS(body, req)
+		}, nil
 	}
 	return t, nil, fmt.Errorf("%s: unknown encoding version %d (written by a newer beacon?)", t, version)
 }

@@ -29,6 +29,8 @@ type FSM struct {
 	sessionTouched func(id, ttl string)
 }
 
+var _ raft.BatchingFSM = (*FSM)(nil)
+
 // AppliedIndex is the index of the last command the store reflects.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
@@ -58,6 +60,70 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.feed.appendLocked(l.Index, l.Data)
 	}
 	return resp
+}
+
+// ApplyBatch applies entries committed together (raft.BatchingFSM), in
+// order. Consecutive KV writes share one state store transaction, so a busy
+// KV store pays for one commit and one round of watch notifications per
+// batch rather than per write; every write keeps its own index. A KV write
+// whose condition fails or that is refused changes nothing before it
+// fails, so sharing the transaction cannot leak half a write. Other
+// commands are applied one by one, as Apply does.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	if f.feed != nil {
+		f.feed.mu.Lock()
+		defer f.feed.mu.Unlock()
+	}
+	resps := make([]any, len(logs))
+	var tx *memdb.Txn
+	var inTx []*raft.Log // applied to tx, not yet visible
+	publish := func(l *raft.Log) {
+		f.applied.Store(l.Index)
+		if f.feed != nil {
+			f.feed.appendLocked(l.Index, l.Data)
+		}
+	}
+	flush := func() {
+		if tx != nil {
+			tx.Commit()
+			tx = nil
+		}
+		for _, l := range inTx {
+			publish(l)
+		}
+		inTx = inTx[:0]
+	}
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue // configuration changes reach the FSM only to be skipped
+		}
+		if t, decode, err := decodeHeader(l.Data); err == nil && t == KVSRequestType {
+			var req KVSRequest
+			if err := decode(&req); err != nil {
+				resps[i] = fmt.Errorf("decoding %s: %w", KVSRequestType, err)
+			} else {
+				if tx == nil {
+					tx = f.store.db.Load().Txn(true)
+				}
+				if ok, err := kvsApplyTxn(tx, l.Index, &req); err != nil {
+					resps[i] = err
+				} else {
+					resps[i] = &CommandResult{OK: ok}
+				}
+			}
+			inTx = append(inTx, l)
+			continue
+		}
+		flush()
+		resp, err := f.applyCommand(l.Index, l.Data)
+		if err != nil {
+			panic(err.Error()) // as in Apply
+		}
+		resps[i] = resp
+		publish(l)
+	}
+	flush()
+	return resps
 }
 
 // applyCommand applies one command at index idx. resp is what the command

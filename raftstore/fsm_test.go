@@ -129,7 +129,8 @@ func TestFSMApplyUnreadableEntryPanics(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"unknown encoding version", append([]byte{byte(RegisterRequestType), 2}, body...), "unknown encoding version 2"},
+		{"unknown encoding version", append([]byte{byte(RegisterRequestType), 9}, body...), "unknown encoding version 9"},
+		{"binary KV encoding on a registration", append([]byte{byte(RegisterRequestType), encodingBinaryKV}, body...), "binary KV encoding on another command"},
 		{"unknown message type", append([]byte{200, encodingV1}, body...), "unknown message type 200"},
 		{"empty entry", nil, "shorter than its header"},
 		{"one byte", []byte{byte(RegisterRequestType)}, "shorter than its header"},

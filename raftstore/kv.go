@@ -311,6 +311,20 @@ func (d *lockDelays) set(key string, until time.Time) {
 	}
 }
 
+// none reports whether no key is (or was lately) under a lock delay: the
+// common case, which spares a write its decoding.
+func (d *lockDelays) none() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for key, until := range d.until {
+		if !now.Before(until) {
+			delete(d.until, key)
+		}
+	}
+	return len(d.until) == 0
+}
+
 // delayed reports whether key is under a lock delay at now.
 func (d *lockDelays) delayed(key string, now time.Time) bool {
 	d.mu.Lock()

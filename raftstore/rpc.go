@@ -20,6 +20,8 @@ import (
 const (
 	rpcMethodApply     = "Apply"
 	rpcMethodReadIndex = "ReadIndex"
+	// rpcMethodApplyBatch is Apply of several entries (forward.go).
+	rpcMethodApplyBatch = "ApplyBatch"
 	// rpcMethodLastIndex answers a server's last Raft index: 0 means it has
 	// never been part of a cluster, so bootstrapping with it is safe.
 	rpcMethodLastIndex = "LastIndex"
@@ -33,14 +35,19 @@ const (
 	// rpcIdleTimeout closes a server-side connection nobody uses.
 	rpcIdleTimeout = 2 * time.Minute
 	rpcDialTimeout = 5 * time.Second
-	// rpcMaxIdle is how many idle connections the pool keeps per server.
-	rpcMaxIdle = 4
+	// rpcMaxIdle is how many idle connections the pool keeps per server:
+	// one connection carries one call at a time, so it is sized for the
+	// concurrent writes a server forwards; fewer means a dial and a close
+	// per call under load.
+	rpcMaxIdle = 128
 )
 
 type rpcRequest struct {
 	Method string
 	// Entry is an encoded command (Encode's output) for Apply.
 	Entry []byte `json:",omitempty"`
+	// Entries are the encoded commands of ApplyBatch.
+	Entries [][]byte `json:",omitempty"`
 	// TimeoutMs bounds how long the server may take.
 	TimeoutMs int64
 	// Forward asks a follower to pass Apply or ReadIndex on to the leader
@@ -64,6 +71,8 @@ type rpcResponse struct {
 	Configuration *RaftConfigurationInfo `json:",omitempty"`
 	// Result is an applied command's result, when it has one.
 	Result *CommandResult `json:",omitempty"`
+	// Batch answers ApplyBatch, an answer per entry, in order.
+	Batch []rpcResponse `json:",omitempty"`
 }
 
 // Error codes carried by rpcResponse.Code.
@@ -205,6 +214,17 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 		default:
 			err = ErrNotLeader
 		}
+	case rpcMethodApplyBatch:
+		if !s.IsLeader() {
+			err = ErrNotLeader
+			break
+		}
+		if len(req.Entries) > forwardMaxBatch {
+			err = fmt.Errorf("%w: %d entries in one batch, at most %d", ErrInvalidRegistration, len(req.Entries), forwardMaxBatch)
+			break
+		}
+		batch := s.applyBatchLocal(req.Entries, timeout)
+		return &rpcResponse{Batch: batch}
 	case rpcMethodReadIndex:
 		if req.Forward {
 			idx, err = s.readIndex(req.Verify, timeout)

@@ -39,14 +39,16 @@ type ServerConfig struct {
 
 // Server is a Raft voter holding the replicated state.
 type Server struct {
-	raft   *raft.Raft
-	fsm    *FSM
-	store  *Store
-	logs   *raftboltdb.BoltStore
-	mux    *muxListener
-	trans  *raft.NetworkTransport
-	pool   rpcPool
-	logger hclog.Logger
+	raft  *raft.Raft
+	fsm   *FSM
+	store *Store
+	logs  *raftboltdb.BoltStore
+	mux   *muxListener
+	trans *raft.NetworkTransport
+	pool  rpcPool
+	// forwarder batches the writes this follower forwards to the leader.
+	forwarder applyForwarder
+	logger    hclog.Logger
 
 	// leaderReady is set once this server, as leader, has applied every
 	// entry of earlier terms (its barrier); until then it serves no
@@ -68,6 +70,8 @@ type Server struct {
 const (
 	raftIOTimeout = 10 * time.Second
 	raftPool      = 3
+	// raftLogCache is how many recent entries the log cache holds.
+	raftLogCache = 512
 )
 
 // NewServer opens (or creates) the Raft state under cfg.DataDir, starts the
@@ -122,6 +126,16 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 	rc.SnapshotThreshold = 16384
 	rc.TrailingLogs = 10240
 	rc.NotifyCh = s.notify
+	// Writes queue for the leader's loop instead of handing over one at a
+	// time, so concurrent writes go to disk, to the followers and to the FSM
+	// (ApplyBatch) together.
+	rc.BatchApplyCh = true
+	// A follower learns that an entry committed from the leader's next
+	// AppendEntries; when no write follows, that is CommitTimeout (to twice
+	// that) later. 20 ms instead of raft's 50 keeps a blocking query on a
+	// follower within 100 ms of the write that wakes it, for about 2% of a
+	// core across an idle 3-server cluster (5 ms cost 8%).
+	rc.CommitTimeout = 20 * time.Millisecond
 
 	if cfg.BootstrapExpect == 1 {
 		existing, err := raft.HasExistingState(logs, logs, snaps)
@@ -136,7 +150,13 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 			}
 		}
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, logs, logs, snaps, s.trans)
+	// The leader reads back every entry it sends a follower: the cache
+	// serves the latest from memory instead of decoding them from bolt.
+	cached, err := raft.NewLogCache(raftLogCache, logs)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, cached, logs, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
@@ -253,18 +273,32 @@ func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *Comma
 
 // applyLocal applies an encoded entry on this server, which must lead.
 func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
+	return s.startApply(buf, timeout)()
+}
+
+// startApply proposes an encoded entry on this server, which must lead, and
+// returns the wait for its outcome.
+func (s *Server) startApply(buf []byte, timeout time.Duration) func() (uint64, *CommandResult, error) {
 	if len(buf) < 2 {
-		return 0, nil, errShortEntry
+		return func() (uint64, *CommandResult, error) { return 0, nil, errShortEntry }
 	}
 	if s.lockDelayed(buf) {
 		// Consul's lock-delay: a lock on a key whose holder's session was
 		// just invalidated fails without being proposed.
-		return s.fsm.AppliedIndex(), &CommandResult{}, nil
+		idx := s.fsm.AppliedIndex()
+		return func() (uint64, *CommandResult, error) { return idx, &CommandResult{}, nil }
 	}
 	f := s.raft.Apply(buf, timeout)
+	return func() (uint64, *CommandResult, error) { return applyOutcome(buf, f) }
+}
+
+func applyOutcome(buf []byte, f raft.ApplyFuture) (uint64, *CommandResult, error) {
 	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		// ErrNotLeader: the entry was never appended, another leader may
+		// take it. ErrLeadershipLost is not that: the entry was appended
+		// and the next leader may still commit it, so the outcome is
+		// unknown and the write must not be sent again.
+		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, ErrNotLeader
 		}
 		return 0, nil, fmt.Errorf("raft apply of %s: %w", MessageType(buf[0]), err)
@@ -280,7 +314,7 @@ func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *Command
 
 // lockDelayed reports whether buf is a KV lock on a key under a lock delay.
 func (s *Server) lockDelayed(buf []byte) bool {
-	if MessageType(buf[0]) != KVSRequestType {
+	if MessageType(buf[0]) != KVSRequestType || s.store.delays.none() {
 		return false
 	}
 	_, decode, err := decodeHeader(buf)
@@ -295,7 +329,7 @@ func (s *Server) lockDelayed(buf []byte) bool {
 }
 
 func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
-	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: buf}, timeout)
+	resp, err := s.forwarder.apply(&s.pool, leader, buf, timeout)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
 			s.suspectLeader()
