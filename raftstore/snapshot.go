@@ -87,7 +87,7 @@ func (s *Server) SaveSnapshot(w io.Writer) (uint64, error) {
 		// applied no command yet, and lets a snapshot follow a
 		// configuration change (raft refuses a snapshot below the latest
 		// committed configuration entry).
-		if err := s.raft.Barrier(snapshotBarrierTimeout).Error(); err != nil {
+		if err := s.waitQueued(s.raft.Barrier(snapshotBarrierTimeout)); err != nil {
 			return 0, s.leaderErr(fmt.Errorf("raft barrier before snapshot: %w", err))
 		}
 	}
