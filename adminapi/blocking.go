@@ -96,9 +96,14 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 	store := s.agent.Store()
 	restored := false
 	for {
-		ws := memdb.NewWatchSet()
+		// Only a blocking read collects what to watch: the store skips
+		// the watch channels when ws is nil.
+		var ws memdb.WatchSet
 		abandon := store.AbandonCh()
-		ws.Add(abandon)
+		if opts.minIndex > 0 {
+			ws = memdb.NewWatchSet()
+			ws.Add(abandon)
+		}
 		idx, result, err := read(ws)
 		if err != nil {
 			s.writeErr(w, err)

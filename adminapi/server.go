@@ -213,12 +213,15 @@ func decodeBody(r *http.Request, v any) error {
 
 // writeJSON writes v with the query metadata headers.
 func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	b, err := json.Marshal(v)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
 		return
 	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	// A known length spares net/http the chunked encoding.
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
 }
 

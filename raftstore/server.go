@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // ServerConfig is what a Raft server needs to start.
@@ -72,6 +73,9 @@ const (
 	raftPool      = 3
 	// raftLogCache is how many recent entries the log cache holds.
 	raftLogCache = 512
+	// boltOpenTimeout bounds the wait for raft.db's file lock, which
+	// another process using the same data_dir holds.
+	boltOpenTimeout = 5 * time.Second
 )
 
 // NewServer opens (or creates) the Raft state under cfg.DataDir, starts the
@@ -92,7 +96,8 @@ func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
 
 	// One bolt file is both the log and the stable store; bbolt fsyncs every
 	// commit (NoSync stays false), so an acknowledged entry is on disk.
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: boltOpenTimeout}})
 	if err != nil {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
