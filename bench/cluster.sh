@@ -60,37 +60,6 @@ phase_end() {
 		printf "%.2f %.2f %.2f\n", busy, bc, busy - bc }'
 }
 
-stop_server() { # NAME [SIGNAL]
-	local n=$1 sig=${2:-TERM} p=${pid[$1]:-}
-	[[ -n $p ]] || return 0
-	if kill -0 "$p" 2>/dev/null; then
-		kill "-$sig" "$p" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-	fi
-	wait "$p" 2>/dev/null || true
-	pid[$n]=""
-}
-
-cleanup() {
-	local rc=$? n
-	trap - EXIT INT TERM
-	for n in "${!pid[@]}"; do stop_server "$n"; done
-	[[ -n $watchdog_pid ]] && kill "$watchdog_pid" 2>/dev/null || true
-	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]]; then
-		for f in "$tmp"/*/beacon.log; do
-			[[ -f $f ]] || continue
-			log "$f (last 15 lines):"
-			tail -n 15 "$f" >&2 || true
-		done
-	fi
-	if [[ $KEEP_TMP == 1 || ($rc -ne 0 && $rc -ne 130 && $rc -ne 143) ]]; then
-		log "work files kept in $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$rc"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -150,7 +149,7 @@ func (f *applyForwarder) call(pool *rpcPool, leader string, batch []*forwardedAp
 	case resp.Error != "":
 		fail(remoteError(resp))
 	case len(resp.Batch) != len(batch):
-		fail(errors.New("rpc ApplyBatch: " + fmt.Sprintf("%d answers for %d writes", len(resp.Batch), len(batch))))
+		fail(fmt.Errorf("rpc %s: %d answers for %d writes", rpcMethodApplyBatch, len(resp.Batch), len(batch)))
 	default:
 		for i, w := range batch {
 			w.done <- &resp.Batch[i]
