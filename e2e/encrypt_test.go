@@ -102,7 +102,7 @@ func TestGossipEncryptionKeyringAndForceLeave(t *testing.T) {
 	// speaks k2 (its Corefile still says k1), and an agent that has only
 	// k2 joins.
 	server.Restart(t)
-	startEncryptedClient(t, "c2", k2, server)
+	c2 := startEncryptedClient(t, "c2", k2, server)
 	eventually(t, 20*time.Second, func() error {
 		if st := memberStatus(t, server, "c2"); st != 1 {
 			return fmt.Errorf("c2 has status %d on the server", st)
@@ -114,11 +114,14 @@ func TestGossipEncryptionKeyringAndForceLeave(t *testing.T) {
 	})
 
 	// Force-leave: a killed client is failed until forced out, then left
-	// and gone from the catalog.
+	// and gone from the catalog. Every member asked must see it failed
+	// (force-leave refuses to evict a member some agent sees alive).
 	c1.Kill(t)
 	eventually(t, 20*time.Second, func() error {
-		if st := memberStatus(t, server, "c1"); st != 4 {
-			return fmt.Errorf("c1 has status %d, want failed", st)
+		for _, a := range []*Agent{server, c2} {
+			if st := memberStatus(t, a, "c1"); st != 4 {
+				return fmt.Errorf("c1 has status %d on %s, want failed", st, a.Opts.Node)
+			}
 		}
 		return nil
 	})
