@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func (s *Server) agentServiceRegister(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +33,7 @@ func (s *Server) agentServiceRegister(w http.ResponseWriter, r *http.Request) {
 
 // validate turns a service definition into the service and checks to
 // register, or says what is wrong with it.
-func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthCheck, error) {
+func (d *serviceDefinition) validate() (*state.Service, []*state.HealthCheck, error) {
 	if strings.TrimSpace(d.Name) == "" {
 		return nil, nil, badRequest("Invalid Service Meta: missing service name")
 	}
@@ -46,10 +45,10 @@ func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthC
 			return nil, nil, badRequest("Invalid Service Meta: key %q must be 1 to 128 characters", k)
 		}
 	}
-	svc := &raftstore.Service{
+	svc := &state.Service{
 		Kind: d.Kind, ID: d.ID, Service: d.Name, Tags: d.Tags, Address: d.Address,
 		TaggedAddresses: d.TaggedAddresses, Meta: d.Meta, Port: d.Port,
-		Weights: raftstore.Weights{Passing: 1, Warning: 1}, EnableTagOverride: d.EnableTagOverride,
+		Weights: state.Weights{Passing: 1, Warning: 1}, EnableTagOverride: d.EnableTagOverride,
 	}
 	if svc.ID == "" {
 		svc.ID = svc.Service
@@ -70,7 +69,7 @@ func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthC
 	if d.Check != nil {
 		defs = append([]*checkDefinition{d.Check}, defs...)
 	}
-	var checks []*raftstore.HealthCheck
+	var checks []*state.HealthCheck
 	for i, cd := range defs {
 		if cd == nil {
 			continue
@@ -85,7 +84,7 @@ func (d *serviceDefinition) validate() (*raftstore.Service, []*raftstore.HealthC
 }
 
 // toCheck builds a service's check, named as Consul names them.
-func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore.HealthCheck, error) {
+func (cd *checkDefinition) toCheck(svc *state.Service, i, n int) (*state.HealthCheck, error) {
 	id := cd.CheckID
 	if id == "" {
 		id = "service:" + svc.ID
@@ -102,7 +101,7 @@ func (cd *checkDefinition) toCheck(svc *raftstore.Service, i, n int) (*raftstore
 
 // build validates the definition and builds the check id, named name, of
 // svc (nil for a node check).
-func (cd *checkDefinition) build(id, name string, svc *raftstore.Service) (*raftstore.HealthCheck, error) {
+func (cd *checkDefinition) build(id, name string, svc *state.Service) (*state.HealthCheck, error) {
 	kinds := 0
 	typ := ""
 	for _, k := range []struct {
@@ -141,14 +140,14 @@ func (cd *checkDefinition) build(id, name string, svc *raftstore.Service) (*raft
 	status := cd.Status
 	switch status {
 	case "":
-		status = raftstore.HealthCritical
-	case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+		status = state.HealthCritical
+	case state.HealthPassing, state.HealthWarning, state.HealthCritical:
 	default:
 		return nil, badRequest("Check is not valid: Status %q is not passing, warning or critical", status)
 	}
-	c := &raftstore.HealthCheck{
+	c := &state.HealthCheck{
 		CheckID: id, Name: name, Status: status, Notes: cd.Notes, Type: typ,
-		Definition: raftstore.CheckDefinition{
+		Definition: state.CheckDefinition{
 			HTTP: cd.HTTP, Method: cd.Method, Header: cd.Header, Body: cd.Body, TLSSkipVerify: cd.TLSSkipVerify,
 			TCP: cd.TCP, GRPC: cd.GRPC, GRPCUseTLS: cd.GRPCUseTLS, TTL: cd.TTL, ScriptArgs: cd.ScriptArgs,
 			Interval: cd.Interval, Timeout: cd.Timeout, DeregisterCriticalServiceAfter: cd.DeregisterCriticalServiceAfter,
@@ -175,7 +174,7 @@ func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) 
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) toAgentService(svc *raftstore.Service) *agentService {
+func (s *Server) toAgentService(svc *state.Service) *agentService {
 	return &agentService{Service: *svc, Datacenter: s.agent.Datacenter()}
 }
 
@@ -219,7 +218,7 @@ func (s *Server) agentService(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) agentChecks(w http.ResponseWriter, r *http.Request) {
-	out := map[string]*raftstore.HealthCheck{}
+	out := map[string]*state.HealthCheck{}
 	for _, c := range s.agent.LocalChecks() {
 		c.Node = s.agent.NodeName()
 		out[c.CheckID] = c

@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/consul/api"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func TestAgentServiceLifecycleWithOfficialClient(t *testing.T) {
@@ -121,11 +120,11 @@ func TestAgentServiceRegisterDefaults(t *testing.T) {
 		t.Fatalf("local services = %+v", svcs)
 	}
 	s := svcs[0]
-	if s.ID != "web" || s.Tags == nil || s.Meta == nil || s.Weights != (raftstore.Weights{Passing: 1, Warning: 1}) {
+	if s.ID != "web" || s.Tags == nil || s.Meta == nil || s.Weights != (state.Weights{Passing: 1, Warning: 1}) {
 		t.Errorf("defaults: %+v", s)
 	}
 	checks := ta.agent.LocalChecks()
-	if len(checks) != 1 || checks[0].CheckID != "service:web" || checks[0].Status != raftstore.HealthCritical ||
+	if len(checks) != 1 || checks[0].CheckID != "service:web" || checks[0].Status != state.HealthCritical ||
 		checks[0].Type != "http" {
 		t.Errorf("default check = %+v", checks)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // chunked hides a body's length so the client sends it chunked, without
@@ -18,9 +18,9 @@ type chunked struct{ io.Reader }
 func seed(t *testing.T, ta *testAPI) {
 	t.Helper()
 	ta.agent.registerSelf(t)
-	ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Service: &raftstore.Service{ID: "web", Service: "web", Port: 80, Tags: []string{}, Meta: map[string]string{}},
-		Check:   &raftstore.HealthCheck{CheckID: "web", Name: "web", ServiceID: "web", Status: raftstore.HealthPassing}})
+	ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Service: &state.Service{ID: "web", Service: "web", Port: 80, Tags: []string{}, Meta: map[string]string{}},
+		Check:   &state.HealthCheck{CheckID: "web", Name: "web", ServiceID: "web", Status: state.HealthPassing}})
 }
 
 type badCase struct {
@@ -221,12 +221,12 @@ func TestKVBadInput(t *testing.T) {
 		{"bad flags", "PUT", "/v1/kv/k?flags=-1", "v", 400},
 		{"acquire and release", "PUT", "/v1/kv/k?acquire=a&release=a", "v", 400},
 		{"acquire without session", "PUT", "/v1/kv/k?acquire", "v", 400},
-		{"oversized value", "PUT", "/v1/kv/k", strings.Repeat("x", raftstore.MaxKVValueBytes+1), 413},
+		{"oversized value", "PUT", "/v1/kv/k", strings.Repeat("x", state.MaxKVValueBytes+1), 413},
 		{"delete without key", "DELETE", "/v1/kv/", "", 400},
 		{"delete recurse with cas", "DELETE", "/v1/kv/k?recurse&cas=1", "", 400},
 		{"txn malformed", "PUT", "/v1/txn", `[{"KV":`, 400},
 		{"txn not KV", "PUT", "/v1/txn", `[{"Node":{}}]`, 400},
-		{"txn too many", "PUT", "/v1/txn", "[" + strings.TrimSuffix(strings.Repeat(`{"KV":{"Verb":"set","Key":"k"}},`, raftstore.MaxTxnOps+1), ",") + "]", 413},
+		{"txn too many", "PUT", "/v1/txn", "[" + strings.TrimSuffix(strings.Repeat(`{"KV":{"Verb":"set","Key":"k"}},`, state.MaxTxnOps+1), ",") + "]", 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ta := newTestAPI(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // startBlocking sends GET path in the background and waits until the
@@ -72,13 +73,13 @@ func awaitResponse(t *testing.T, ch <-chan response, within time.Duration) respo
 func blockingSeed(t *testing.T, ta *testAPI) uint64 {
 	t.Helper()
 	ta.agent.registerSelf(t)
-	ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 80},
-		Check:   &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthPassing}})
+	ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Service: &state.Service{ID: "web-1", Service: "web", Port: 80},
+		Check:   &state.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: state.HealthPassing}})
 	// An unrelated service on another node, written last so that every
 	// table's index is at most the current one.
-	return ta.register(&raftstore.RegisterRequest{Node: "n2", Address: "10.0.0.2",
-		Service: &raftstore.Service{ID: "db", Service: "db", Port: 5432}})
+	return ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+		Service: &state.Service{ID: "db", Service: "db", Port: 5432}})
 }
 
 func TestBlockingReturnsAtOnceWhenIndexIsOlder(t *testing.T) {
@@ -109,12 +110,12 @@ func sep(path string) string {
 
 func TestBlockingWakesOnRelevantWrite(t *testing.T) {
 	updateWeb := func(ta *testAPI) {
-		ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-			Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 81}})
+		ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Service: &state.Service{ID: "web-1", Service: "web", Port: 81}})
 	}
 	failWebCheck := func(ta *testAPI) {
-		ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-			Check: &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthCritical}})
+		ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+			Check: &state.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: state.HealthCritical}})
 	}
 	tests := []struct {
 		path  string
@@ -128,24 +129,24 @@ func TestBlockingWakesOnRelevantWrite(t *testing.T) {
 		{"/v1/health/state/critical", failWebCheck, `"CheckID":"web-1"`},
 		{"/v1/health/node/n1", failWebCheck, `"Status":"critical"`},
 		{"/v1/catalog/nodes", func(ta *testAPI) {
-			ta.register(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3"})
+			ta.register(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3"})
 		}, `"Node":"n3"`},
 		{"/v1/catalog/services", func(ta *testAPI) {
-			ta.register(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3",
-				Service: &raftstore.Service{ID: "cache", Service: "cache"}})
+			ta.register(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3",
+				Service: &state.Service{ID: "cache", Service: "cache"}})
 		}, `"cache"`},
 		{"/v1/catalog/node/n1", updateWeb, `"Port":81`},
 		{"/v1/catalog/service/web?tag=new", func(ta *testAPI) {
-			ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-				Service: &raftstore.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{"new"}}})
+			ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Service: &state.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{"new"}}})
 		}, `"ServiceTags":["new"]`},
 		{"/v1/agent/services", func(ta *testAPI) {
-			if err := ta.agent.AddService(&raftstore.Service{ID: "api", Service: "api", Port: 9000}, nil); err != nil {
+			if err := ta.agent.AddService(&state.Service{ID: "api", Service: "api", Port: 9000}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, `"api"`},
 		{"/v1/catalog/service/web", func(ta *testAPI) {
-			ta.agent.Apply(raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Node: "n1"})
+			ta.agent.Apply(state.DeregisterRequestType, &state.DeregisterRequest{Node: "n1"})
 		}, `[]`},
 	}
 	for _, tc := range tests {
@@ -198,8 +199,8 @@ func TestBlockingWithOfficialClient(t *testing.T) {
 		done <- result{e, m, err}
 	}()
 	waitInFlight(t, ta, before+1)
-	ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Check: &raftstore.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: raftstore.HealthCritical}})
+	ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &state.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: state.HealthCritical}})
 	select {
 	case r := <-done:
 		if r.err != nil || len(r.entries) != 0 || r.meta.LastIndex <= meta.LastIndex {
@@ -258,8 +259,8 @@ func TestBlockingUnrelatedWrite(t *testing.T) {
 	cur := blockingSeed(t, ta)
 	for _, path := range []string{"/v1/health/service/web", "/v1/catalog/service/web"} {
 		ch, cancel := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=1m", cur))
-		ta.register(&raftstore.RegisterRequest{Node: "n2", Address: "10.0.0.2",
-			Service: &raftstore.Service{ID: "db", Service: "db", Port: 5433}})
+		ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+			Service: &state.Service{ID: "db", Service: "db", Port: 5433}})
 		select {
 		case r := <-ch:
 			t.Logf("REPORT: %s woke for a write to another service (index %s)", path, r.header.Get("X-Consul-Index"))
@@ -285,10 +286,10 @@ func TestBlockingWakesOnRestore(t *testing.T) {
 	cur := blockingSeed(t, ta)
 
 	// A snapshot of a different state: web on another port.
-	other := raftstore.NewStore()
+	other := state.NewStore()
 	fsm := raftstore.NewFSM(other, nil)
-	buf, _ := raftstore.Encode(raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: "n9", Address: "10.0.0.9",
-		Service: &raftstore.Service{ID: "web-9", Service: "web", Port: 99}})
+	buf, _ := raftstore.Encode(state.RegisterRequestType, &state.RegisterRequest{Node: "n9", Address: "10.0.0.9",
+		Service: &state.Service{ID: "web-9", Service: "web", Port: 99}})
 	if resp := fsm.Apply(&raft.Log{Index: cur + 10, Data: buf}); resp != nil {
 		t.Fatal(resp)
 	}
@@ -347,7 +348,7 @@ func TestQueryOptionErrors(t *testing.T) {
 		{"no leader, blocking", "index=1", func(a *fakeAgent) { a.setLeader("") }, 500, "No cluster leader"},
 		{"consistent, not leader", "consistent", func(a *fakeAgent) {
 			a.mu.Lock()
-			a.verifyErr = raftstore.ErrNotLeader
+			a.verifyErr = state.ErrNotLeader
 			a.mu.Unlock()
 		}, 500, "Not the cluster leader"},
 		// These succeed.

@@ -4,13 +4,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
-	var req raftstore.RegisterRequest
+	var req state.RegisterRequest
 	if err := decodeBody(r, &req); err != nil {
 		s.writeErr(w, err)
 		return
@@ -19,7 +18,7 @@ func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if _, err := s.agent.Apply(raftstore.RegisterRequestType, &req); err != nil {
+	if _, err := s.agent.Apply(state.RegisterRequestType, &req); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -27,7 +26,7 @@ func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // validateRegister checks a catalog registration and fills Consul's defaults.
-func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
+func (s *Server) validateRegister(req *state.RegisterRequest) error {
 	if req.Datacenter == "" {
 		req.Datacenter = s.agent.Datacenter()
 	} else if req.Datacenter != s.agent.Datacenter() {
@@ -50,7 +49,7 @@ func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
 			return badRequest("Invalid service port %d: must be from 0 to 65535", svc.Port)
 		}
 		if svc.Weights.Passing == 0 && svc.Weights.Warning == 0 {
-			svc.Weights = raftstore.Weights{Passing: 1, Warning: 1}
+			svc.Weights = state.Weights{Passing: 1, Warning: 1}
 		}
 		if svc.Tags == nil {
 			svc.Tags = []string{}
@@ -61,7 +60,7 @@ func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
 	}
 	checks := req.Checks
 	if req.Check != nil {
-		checks = append([]*raftstore.HealthCheck{req.Check}, checks...)
+		checks = append([]*state.HealthCheck{req.Check}, checks...)
 	}
 	for _, c := range checks {
 		if c == nil {
@@ -78,8 +77,8 @@ func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
 		}
 		switch c.Status {
 		case "":
-			c.Status = raftstore.HealthCritical
-		case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+			c.Status = state.HealthCritical
+		case state.HealthPassing, state.HealthWarning, state.HealthCritical:
 		default:
 			return badRequest("Check is not valid: Status %q is not passing, warning or critical", c.Status)
 		}
@@ -93,7 +92,7 @@ func (s *Server) validateRegister(req *raftstore.RegisterRequest) error {
 }
 
 func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
-	var req raftstore.DeregisterRequest
+	var req state.DeregisterRequest
 	if err := decodeBody(r, &req); err != nil {
 		s.writeErr(w, err)
 		return
@@ -110,7 +109,7 @@ func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Must supply either ServiceID or CheckID, not both"))
 		return
 	}
-	if _, err := s.agent.Apply(raftstore.DeregisterRequestType, &req); err != nil {
+	if _, err := s.agent.Apply(state.DeregisterRequestType, &req); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -132,7 +131,7 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		out := []*raftstore.Node{}
+		out := []*state.Node{}
 		for _, n := range nodes {
 			if meta.match(n) {
 				out = append(out, n)
@@ -180,7 +179,7 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 // serviceInstances reads the instances of service name that carry every
 // one of tags and whose node matches meta: the selection the catalog and
 // health service endpoints share.
-func (s *Server) serviceInstances(ws memdb.WatchSet, name string, tags []string, meta nodeMetaFilter) (uint64, []raftstore.ServiceNode, error) {
+func (s *Server) serviceInstances(ws memdb.WatchSet, name string, tags []string, meta nodeMetaFilter) (uint64, []state.ServiceNode, error) {
 	idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
 	if err != nil {
 		return 0, nil, err
@@ -196,7 +195,7 @@ func (s *Server) serviceInstances(ws memdb.WatchSet, name string, tags []string,
 
 // hasTags reports whether svc carries every one of tags (Consul ANDs
 // repeated ?tag= parameters).
-func hasTags(svc *raftstore.Service, tags []string) bool {
+func hasTags(svc *state.Service, tags []string) bool {
 	for _, t := range tags {
 		if !svc.HasTag(t) {
 			return false
@@ -235,7 +234,7 @@ func parseNodeMeta(r *http.Request) (nodeMetaFilter, error) {
 	return f, nil
 }
 
-func (f nodeMetaFilter) match(n *raftstore.Node) bool {
+func (f nodeMetaFilter) match(n *state.Node) bool {
 	for k, v := range f {
 		if n.Meta[k] != v {
 			return false

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/consul/api"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // populate registers, through the official client and the catalog API:
@@ -31,7 +30,7 @@ func populate(t *testing.T, ta *testAPI) {
 			Checks: api.HealthChecks{
 				{CheckID: "web-1-http", Name: "web http", Status: api.HealthPassing, ServiceID: "web-1", Type: "http",
 					Definition: api.HealthCheckDefinition{HTTP: "http://10.0.0.1/health"}},
-				{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName, Status: api.HealthPassing, Node: "web-1"},
+				{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: api.HealthPassing, Node: "web-1"},
 			},
 		},
 		{
@@ -194,7 +193,7 @@ func TestCatalogServiceFilters(t *testing.T) {
 		}
 	}
 	// A value may contain colons.
-	ta.register(&raftstore.RegisterRequest{Node: "ipv6", Address: "::1", NodeMeta: map[string]string{"addr": "fe80::1"}})
+	ta.register(&state.RegisterRequest{Node: "ipv6", Address: "::1", NodeMeta: map[string]string{"addr": "fe80::1"}})
 	r = ta.get("/v1/catalog/nodes?node-meta=addr:fe80::1")
 	var ns []*api.Node
 	mustOK(t, r, &ns)
@@ -212,7 +211,7 @@ func TestCatalogDeregister(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks, _, _ := ta.client.Health().Node("web-1", nil)
-	if len(checks) != 1 || checks[0].CheckID != raftstore.SerfCheckID {
+	if len(checks) != 1 || checks[0].CheckID != state.SerfCheckID {
 		t.Errorf("checks of web-1 after deregistering web-1-http = %+v", checks)
 	}
 
@@ -254,7 +253,7 @@ func TestCatalogRegisterReturnsTrue(t *testing.T) {
 		t.Fatalf("instances = %d", len(sns))
 	}
 	svc := sns[0].Service
-	if svc.ID != "web" || svc.Weights != (raftstore.Weights{Passing: 1, Warning: 1}) || svc.Tags == nil || svc.Meta == nil ||
+	if svc.ID != "web" || svc.Weights != (state.Weights{Passing: 1, Warning: 1}) || svc.Tags == nil || svc.Meta == nil ||
 		sns[0].Node.Datacenter != testDC {
 		t.Errorf("stored service = %+v (node dc %q)", svc, sns[0].Node.Datacenter)
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Checks is what the agent's check and maintenance endpoints need of the
@@ -14,7 +14,7 @@ import (
 type Checks interface {
 	// AddCheck registers (or replaces) a check of this agent: a node check,
 	// or one of a local service when ServiceID is set.
-	AddCheck(c *raftstore.HealthCheck) error
+	AddCheck(c *state.HealthCheck) error
 	// RemoveCheck removes a local check; false if there was none.
 	RemoveCheck(id string) (bool, error)
 	// UpdateTTL sets a TTL check's status and output. Errors wrap
@@ -61,7 +61,7 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 		}
 	})
 	for _, op := range []struct{ path, status string }{
-		{"pass", raftstore.HealthPassing}, {"warn", raftstore.HealthWarning}, {"fail", raftstore.HealthCritical},
+		{"pass", state.HealthPassing}, {"warn", state.HealthWarning}, {"fail", state.HealthCritical},
 	} {
 		mux.HandleFunc("PUT /v1/agent/check/"+op.path+"/{id...}", func(w http.ResponseWriter, r *http.Request) {
 			s.checkTTL(w, c, r.PathValue("id"), op.status, r.URL.Query().Get("note"))
@@ -74,7 +74,7 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 			return
 		}
 		switch body.Status {
-		case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+		case state.HealthPassing, state.HealthWarning, state.HealthCritical:
 		default:
 			s.writeErr(w, badRequest("Invalid check status: '%s'", body.Status))
 			return
@@ -126,7 +126,7 @@ func (s *Server) checkRegister(w http.ResponseWriter, r *http.Request, c Checks)
 	if id == "" {
 		id = reg.Name
 	}
-	var svc *raftstore.Service
+	var svc *state.Service
 	if reg.ServiceID != "" {
 		for _, ls := range s.agent.LocalServices() {
 			if ls.ID == reg.ServiceID {

@@ -3,9 +3,8 @@ package adminapi
 import (
 	"net/http"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +27,7 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 		}
 		out := []serviceEntry{}
 		for _, sn := range instances {
-			if passing && !raftstore.Healthy(sn.Checks, true) {
+			if passing && !state.Healthy(sn.Checks, true) {
 				continue
 			}
 			out = append(out, serviceEntry{Node: sn.Node, Service: s.toAgentService(sn.Service),
@@ -55,15 +54,15 @@ func (s *Server) healthChecks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) healthState(w http.ResponseWriter, r *http.Request) {
-	state := r.PathValue("state")
-	switch state {
-	case raftstore.HealthAny, raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+	status := r.PathValue("state")
+	switch status {
+	case state.HealthAny, state.HealthPassing, state.HealthWarning, state.HealthCritical:
 	default:
 		httpError(w, http.StatusBadRequest, "Bad state: must be any, passing, warning or critical")
 		return
 	}
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, checks, err := s.agent.Store().ChecksInState(ws, state)
+		idx, checks, err := s.agent.Store().ChecksInState(ws, status)
 		return idx, nonNil(checks), err
 	})
 }

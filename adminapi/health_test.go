@@ -5,9 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/consul/api"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func TestHealthServiceWithOfficialClient(t *testing.T) {
@@ -38,7 +37,7 @@ func TestHealthServiceWithOfficialClient(t *testing.T) {
 		ids[c.CheckID] = c
 	}
 	hc := ids["web-1-http"]
-	if len(e.Checks) != 2 || ids[raftstore.SerfCheckID] == nil || hc == nil {
+	if len(e.Checks) != 2 || ids[state.SerfCheckID] == nil || hc == nil {
 		t.Fatalf("entry checks = %+v", e.Checks)
 	}
 	if hc.Node != "web-1" || hc.Status != api.HealthPassing || hc.ServiceID != "web-1" || hc.ServiceName != "web" ||
@@ -67,8 +66,8 @@ func TestHealthServiceFilters(t *testing.T) {
 	ta := newTestAPI(t)
 	populate(t, ta)
 	// web-3 has no checks at all: its Checks must be [] and it is passing.
-	ta.register(&raftstore.RegisterRequest{Node: "web-3", Address: "10.0.0.4",
-		Service: &raftstore.Service{ID: "web-3", Service: "web", Tags: []string{"eu"}}})
+	ta.register(&state.RegisterRequest{Node: "web-3", Address: "10.0.0.4",
+		Service: &state.Service{ID: "web-3", Service: "web", Tags: []string{"eu"}}})
 
 	tests := []struct {
 		query string
@@ -117,7 +116,7 @@ func TestHealthNodeChecksState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := healthIDs(node); !reflect.DeepEqual(got, []string{"web-1/" + raftstore.SerfCheckID, "web-1/web-1-http"}) {
+	if got := healthIDs(node); !reflect.DeepEqual(got, []string{"web-1/" + state.SerfCheckID, "web-1/web-1-http"}) {
 		t.Errorf("Health().Node(web-1) = %v", got)
 	}
 
@@ -133,8 +132,8 @@ func TestHealthNodeChecksState(t *testing.T) {
 		state string
 		want  []string
 	}{
-		{api.HealthAny, []string{"db-1/db-1", "web-1/" + raftstore.SerfCheckID, "web-1/web-1-http", "web-2/web-2-http"}},
-		{api.HealthPassing, []string{"web-1/" + raftstore.SerfCheckID, "web-1/web-1-http"}},
+		{api.HealthAny, []string{"db-1/db-1", "web-1/" + state.SerfCheckID, "web-1/web-1-http", "web-2/web-2-http"}},
+		{api.HealthPassing, []string{"web-1/" + state.SerfCheckID, "web-1/web-1-http"}},
 		{api.HealthWarning, []string{"web-2/web-2-http"}},
 		{api.HealthCritical, []string{"db-1/db-1"}},
 	}

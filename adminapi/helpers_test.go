@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 const (
@@ -33,7 +34,7 @@ const (
 // raftstore.Encode and applied by a real FSM at increasing indexes, as Raft
 // would apply them on a single server.
 type fakeAgent struct {
-	store *raftstore.Store
+	store *state.Store
 	fsm   *raftstore.FSM
 
 	storeCalls atomic.Int64 // how often the API asked for the store
@@ -46,19 +47,19 @@ type fakeAgent struct {
 	verifyErr   error
 	applyErr    error
 	peers       []string
-	services    map[string]*raftstore.Service
-	checks      map[string]*raftstore.HealthCheck
+	services    map[string]*state.Service
+	checks      map[string]*state.HealthCheck
 }
 
 var _ Agent = (*fakeAgent)(nil)
 
 func newFakeAgent(t *testing.T) *fakeAgent {
 	t.Helper()
-	store := raftstore.NewStore()
+	store := state.NewStore()
 	a := &fakeAgent{
 		store: store, fsm: raftstore.NewFSM(store, nil), leader: testLeader,
 		peers:    []string{testLeader},
-		services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{},
+		services: map[string]*state.Service{}, checks: map[string]*state.HealthCheck{},
 	}
 	return a
 }
@@ -66,18 +67,18 @@ func newFakeAgent(t *testing.T) *fakeAgent {
 // registerSelf puts the agent's own node in the catalog, as anti-entropy does.
 func (a *fakeAgent) registerSelf(t *testing.T) {
 	t.Helper()
-	if _, err := a.Apply(raftstore.RegisterRequestType, a.nodeRegistration()); err != nil {
+	if _, err := a.Apply(state.RegisterRequestType, a.nodeRegistration()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (a *fakeAgent) nodeRegistration() *raftstore.RegisterRequest {
-	return &raftstore.RegisterRequest{Datacenter: testDC, ID: testNodeID, Node: testNode, Address: testNodeAddr,
-		Check: &raftstore.HealthCheck{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName,
-			Status: raftstore.HealthPassing}}
+func (a *fakeAgent) nodeRegistration() *state.RegisterRequest {
+	return &state.RegisterRequest{Datacenter: testDC, ID: testNodeID, Node: testNode, Address: testNodeAddr,
+		Check: &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName,
+			Status: state.HealthPassing}}
 }
 
-func (a *fakeAgent) Store() *raftstore.Store {
+func (a *fakeAgent) Store() *state.Store {
 	a.storeCalls.Add(1)
 	return a.store
 }
@@ -85,12 +86,12 @@ func (a *fakeAgent) NodeName() string   { return testNode }
 func (a *fakeAgent) NodeID() string     { return testNodeID }
 func (a *fakeAgent) Datacenter() string { return testDC }
 
-func (a *fakeAgent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
+func (a *fakeAgent) Apply(t state.MessageType, msg any) (uint64, error) {
 	idx, _, err := a.Exec(t, msg)
 	return idx, err
 }
 
-func (a *fakeAgent) Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error) {
+func (a *fakeAgent) Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.applyErr != nil {
@@ -105,7 +106,7 @@ func (a *fakeAgent) Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.C
 	switch resp := a.fsm.Apply(&raft.Log{Index: a.index, Term: 1, Type: raft.LogCommand, Data: buf}).(type) {
 	case error:
 		return a.index, nil, resp
-	case *raftstore.CommandResult:
+	case *state.CommandResult:
 		return a.index, resp, nil
 	}
 	return a.index, nil, nil
@@ -141,7 +142,7 @@ func (a *fakeAgent) ConsistentRead(verify bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.leader == "" {
-		return raftstore.ErrNoLeader
+		return state.ErrNoLeader
 	}
 	if verify {
 		return a.verifyErr
@@ -149,7 +150,7 @@ func (a *fakeAgent) ConsistentRead(verify bool) error {
 	return nil
 }
 
-func (a *fakeAgent) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {
+func (a *fakeAgent) AddService(svc *state.Service, checks []*state.HealthCheck) error {
 	a.mu.Lock()
 	a.services[svc.ID] = svc
 	for _, c := range checks {
@@ -161,7 +162,7 @@ func (a *fakeAgent) AddService(svc *raftstore.Service, checks []*raftstore.Healt
 	req.Check = nil
 	req.Service = svc
 	req.Checks = checks
-	_, err := a.Apply(raftstore.RegisterRequestType, req)
+	_, err := a.Apply(state.RegisterRequestType, req)
 	return err
 }
 
@@ -178,14 +179,14 @@ func (a *fakeAgent) RemoveService(id string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	_, err := a.Apply(raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Node: testNode, ServiceID: id})
+	_, err := a.Apply(state.DeregisterRequestType, &state.DeregisterRequest{Node: testNode, ServiceID: id})
 	return true, err
 }
 
-func (a *fakeAgent) LocalServices() []*raftstore.Service {
+func (a *fakeAgent) LocalServices() []*state.Service {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []*raftstore.Service
+	var out []*state.Service
 	for _, s := range a.services {
 		c := *s
 		out = append(out, &c)
@@ -194,10 +195,10 @@ func (a *fakeAgent) LocalServices() []*raftstore.Service {
 	return out
 }
 
-func (a *fakeAgent) LocalChecks() []*raftstore.HealthCheck {
+func (a *fakeAgent) LocalChecks() []*state.HealthCheck {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []*raftstore.HealthCheck
+	var out []*state.HealthCheck
 	for _, c := range a.checks {
 		cc := *c
 		out = append(out, &cc)
@@ -344,12 +345,12 @@ func mustOK(t *testing.T, r response, out any) {
 
 // register applies a catalog registration through the fake agent (the FSM
 // path), failing the test on error.
-func (ta *testAPI) register(req *raftstore.RegisterRequest) uint64 {
+func (ta *testAPI) register(req *state.RegisterRequest) uint64 {
 	ta.t.Helper()
 	if req.Datacenter == "" {
 		req.Datacenter = testDC
 	}
-	idx, err := ta.agent.Apply(raftstore.RegisterRequestType, req)
+	idx, err := ta.agent.Apply(state.RegisterRequestType, req)
 	if err != nil {
 		ta.t.Fatalf("register %s: %v", req.Node, err)
 	}
@@ -359,10 +360,10 @@ func (ta *testAPI) register(req *raftstore.RegisterRequest) uint64 {
 // storeState is everything observable in the store, for "nothing changed"
 // assertions.
 type storeState struct {
-	Nodes    []*raftstore.Node
+	Nodes    []*state.Node
 	Services map[string][]string
-	Checks   []*raftstore.HealthCheck
-	NodeSvcs map[string][]*raftstore.Service
+	Checks   []*state.HealthCheck
+	NodeSvcs map[string][]*state.Service
 	Index    uint64
 }
 
@@ -379,9 +380,9 @@ func (ta *testAPI) state() storeState {
 	st.Index = max(st.Index, idx)
 	idx, st.Services, _ = s.Services(nil)
 	st.Index = max(st.Index, idx)
-	idx, st.Checks, _ = s.ChecksInState(nil, raftstore.HealthAny)
+	idx, st.Checks, _ = s.ChecksInState(nil, state.HealthAny)
 	st.Index = max(st.Index, idx)
-	st.NodeSvcs = map[string][]*raftstore.Service{}
+	st.NodeSvcs = map[string][]*state.Service{}
 	for _, n := range st.Nodes {
 		_, _, svcs, _ := s.NodeServices(nil, n.Node)
 		st.NodeSvcs[n.Node] = svcs

@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // /v1/kv/:key, Consul's KV endpoint.
@@ -50,7 +49,7 @@ func (s *Server) kvGet(w http.ResponseWriter, r *http.Request) {
 		if raw {
 			return idx, rawBody(e.Value), nil
 		}
-		return idx, []*raftstore.DirEntry{e}, nil
+		return idx, []*state.DirEntry{e}, nil
 	})
 }
 
@@ -81,7 +80,7 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Missing key name"))
 		return
 	}
-	req := raftstore.KVSRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.KVSet, DirEnt: raftstore.DirEntry{Key: key}}
+	req := state.KVSRequest{Datacenter: s.agent.Datacenter(), Op: state.KVSet, DirEnt: state.DirEntry{Key: key}}
 	flags, _, err := uintParam(r, "flags")
 	if err != nil {
 		s.writeErr(w, err)
@@ -101,11 +100,11 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Conflicting flags: only one of cas, acquire and release may be given"))
 		return
 	case hasCAS:
-		req.Op, req.DirEnt.ModifyIndex = raftstore.KVCAS, cas
+		req.Op, req.DirEnt.ModifyIndex = state.KVCAS, cas
 	case hasAcquire:
-		req.Op, req.DirEnt.Session = raftstore.KVLock, first(acquire)
+		req.Op, req.DirEnt.Session = state.KVLock, first(acquire)
 	case hasRelease:
-		req.Op, req.DirEnt.Session = raftstore.KVUnlock, first(release)
+		req.Op, req.DirEnt.Session = state.KVUnlock, first(release)
 	}
 	if (hasAcquire || hasRelease) && req.DirEnt.Session == "" {
 		s.writeErr(w, badRequest("Missing session: acquire and release need a session ID"))
@@ -119,7 +118,7 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 	if len(value) > 0 { // an empty value is null, as Consul answers it
 		req.DirEnt.Value = value
 	}
-	_, res, err := s.agent.Exec(raftstore.KVSRequestType, &req)
+	_, res, err := s.agent.Exec(state.KVSRequestType, &req)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -137,17 +136,17 @@ func first(v []string) string {
 // errValueTooLarge is a KV value over the limit: 413, nothing stored.
 var errValueTooLarge = errors.New("value too large")
 
-// readKVValue reads a KV value of at most raftstore.MaxKVValueBytes.
+// readKVValue reads a KV value of at most state.MaxKVValueBytes.
 func readKVValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > raftstore.MaxKVValueBytes {
-		return nil, fmt.Errorf("%w: Request body(%d bytes) too large, max size: %d bytes", errValueTooLarge, r.ContentLength, raftstore.MaxKVValueBytes)
+	if r.ContentLength > state.MaxKVValueBytes {
+		return nil, fmt.Errorf("%w: Request body(%d bytes) too large, max size: %d bytes", errValueTooLarge, r.ContentLength, state.MaxKVValueBytes)
 	}
-	value, err := io.ReadAll(io.LimitReader(r.Body, raftstore.MaxKVValueBytes+1))
+	value, err := io.ReadAll(io.LimitReader(r.Body, state.MaxKVValueBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(value) > raftstore.MaxKVValueBytes {
-		return nil, fmt.Errorf("%w: Request body too large, max size: %d bytes", errValueTooLarge, raftstore.MaxKVValueBytes)
+	if len(value) > state.MaxKVValueBytes {
+		return nil, fmt.Errorf("%w: Request body too large, max size: %d bytes", errValueTooLarge, state.MaxKVValueBytes)
 	}
 	return value, nil
 }
@@ -159,7 +158,7 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.PathValue("key")
 	_, recurse := r.URL.Query()["recurse"]
-	req := raftstore.KVSRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.KVDelete, DirEnt: raftstore.DirEntry{Key: key}}
+	req := state.KVSRequest{Datacenter: s.agent.Datacenter(), Op: state.KVDelete, DirEnt: state.DirEntry{Key: key}}
 	cas, hasCAS, err := uintParam(r, "cas")
 	if err != nil {
 		s.writeErr(w, err)
@@ -170,14 +169,14 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Conflicting flags: cas cannot be used with recurse"))
 		return
 	case recurse:
-		req.Op = raftstore.KVDeleteTree
+		req.Op = state.KVDeleteTree
 	case key == "":
 		s.writeErr(w, badRequest("Missing key name"))
 		return
 	case hasCAS:
-		req.Op, req.DirEnt.ModifyIndex = raftstore.KVDeleteCAS, cas
+		req.Op, req.DirEnt.ModifyIndex = state.KVDeleteCAS, cas
 	}
-	_, res, err := s.agent.Exec(raftstore.KVSRequestType, &req)
+	_, res, err := s.agent.Exec(state.KVSRequestType, &req)
 	if err != nil {
 		s.writeErr(w, err)
 		return

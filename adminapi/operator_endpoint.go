@@ -8,7 +8,8 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/snapshot"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Operator is what the operator endpoints (/v1/operator/raft/..., /v1/snapshot)
@@ -18,9 +19,9 @@ type Operator interface {
 	// index it reflects.
 	SaveSnapshot(w io.Writer) (uint64, error)
 	// RestoreSnapshot replaces the state with an archive's. An archive it
-	// rejects is a raftstore.ErrInvalidSnapshot.
+	// rejects is a snapshot.ErrInvalid.
 	RestoreSnapshot(r io.Reader) error
-	RaftConfiguration() (raftstore.RaftConfigurationInfo, error)
+	RaftConfiguration() (state.RaftConfigurationInfo, error)
 	// RemovePeer removes a Raft server by ID, or by address when id is "".
 	RemovePeer(id, address string) error
 }
@@ -69,7 +70,7 @@ func (s *Server) operatorRaftConfiguration(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	if conf.Servers == nil {
-		conf.Servers = []raftstore.RaftServerInfo{}
+		conf.Servers = []state.RaftServerInfo{}
 	}
 	for i := range conf.Servers {
 		srv := &conf.Servers[i]
@@ -99,7 +100,7 @@ func (s *Server) operatorRaftPeer(w http.ResponseWriter, r *http.Request, op Ope
 		return
 	}
 	if err := op.RemovePeer(id, address); err != nil {
-		if errors.Is(err, raftstore.ErrPeerNotFound) {
+		if errors.Is(err, state.ErrPeerNotFound) {
 			// Consul answers 500 with the message, so does beacon; no
 			// need to log an operator's typo as a server error.
 			httpError(w, http.StatusInternalServerError, err.Error())
@@ -170,7 +171,7 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, op Oper
 	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("Request body too large: the snapshot limit is %d bytes", tooLarge.Limit))
-	case errors.Is(err, raftstore.ErrInvalidSnapshot):
+	case errors.Is(err, snapshot.ErrInvalid):
 		httpError(w, http.StatusBadRequest, err.Error())
 	default:
 		s.writeErr(w, err)

@@ -19,14 +19,15 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/snapshot"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // fakeOperator records what the handlers ask of it.
 type fakeOperator struct {
 	mu sync.Mutex
 
-	conf    raftstore.RaftConfigurationInfo
+	conf    state.RaftConfigurationInfo
 	confErr error
 
 	removed   []string // "id=…" or "address=…"
@@ -66,7 +67,7 @@ func (o *fakeOperator) RestoreSnapshot(r io.Reader) error {
 	return o.restoreErr
 }
 
-func (o *fakeOperator) RaftConfiguration() (raftstore.RaftConfigurationInfo, error) {
+func (o *fakeOperator) RaftConfiguration() (state.RaftConfigurationInfo, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.conf, o.confErr
@@ -142,7 +143,7 @@ func wantStatus(t *testing.T, r response, code int, msg string) {
 func TestOperatorRaftConfiguration(t *testing.T) {
 	oa := newOperatorAPI(t)
 	oa.op.set(func(o *fakeOperator) {
-		o.conf = raftstore.RaftConfigurationInfo{Index: 42, Servers: []raftstore.RaftServerInfo{
+		o.conf = state.RaftConfigurationInfo{Index: 42, Servers: []state.RaftServerInfo{
 			{ID: testNodeID, Address: "127.0.0.1:8300", Leader: true, ProtocolVersion: "3", Voter: true},
 			{ID: "id-2", Node: "named-by-the-agent", Address: "127.0.0.2:8300", ProtocolVersion: "3", Voter: true},
 			{ID: "id-3", Address: "127.0.0.3:8300", ProtocolVersion: "3"},
@@ -189,13 +190,13 @@ func TestOperatorRaftConfiguration(t *testing.T) {
 	}
 
 	// No servers is an empty list, not null.
-	oa.op.set(func(o *fakeOperator) { o.conf = raftstore.RaftConfigurationInfo{} })
+	oa.op.set(func(o *fakeOperator) { o.conf = state.RaftConfigurationInfo{} })
 	r = oa.do(http.MethodGet, "/v1/operator/raft/configuration", nil)
 	if r.code != http.StatusOK || !strings.Contains(r.String(), `"Servers":[]`) {
 		t.Errorf("empty configuration: %d %s", r.code, r.body)
 	}
 
-	oa.op.set(func(o *fakeOperator) { o.confErr = fmt.Errorf("reading raft configuration: %w", raftstore.ErrNoLeader) })
+	oa.op.set(func(o *fakeOperator) { o.confErr = fmt.Errorf("reading raft configuration: %w", state.ErrNoLeader) })
 	wantStatus(t, oa.do(http.MethodGet, "/v1/operator/raft/configuration", nil), 500, "No cluster leader")
 	wantStatus(t, oa.do(http.MethodGet, "/v1/operator/raft/configuration?dc=elsewhere", nil), 500, "No path to datacenter")
 }
@@ -223,10 +224,10 @@ func TestOperatorRaftRemovePeer(t *testing.T) {
 		t.Errorf("bad requests reached the operator: %v", oa.op.removed)
 	}
 
-	oa.op.set(func(o *fakeOperator) { o.removeErr = raftstore.ErrNotLeader })
+	oa.op.set(func(o *fakeOperator) { o.removeErr = state.ErrNotLeader })
 	wantStatus(t, oa.do(http.MethodDelete, "/v1/operator/raft/peer?id=x", nil), 500, "Not the cluster leader")
 	oa.op.set(func(o *fakeOperator) {
-		o.removeErr = fmt.Errorf("id %q was %w", "x", raftstore.ErrPeerNotFound)
+		o.removeErr = fmt.Errorf("id %q was %w", "x", state.ErrPeerNotFound)
 	})
 	wantStatus(t, oa.do(http.MethodDelete, "/v1/operator/raft/peer?id=x", nil), 500, `id "x" was not found in the Raft configuration`)
 	oa.op.set(func(o *fakeOperator) { o.removeErr = errors.New("need at least one voter in configuration") })
@@ -275,7 +276,7 @@ func TestSnapshotSaveEndpoint(t *testing.T) {
 	if bytes.Contains(r.body, []byte("archive!")) {
 		t.Error("the error response carries part of the archive")
 	}
-	oa.op.set(func(o *fakeOperator) { o.saveErr = raftstore.ErrNoLeader })
+	oa.op.set(func(o *fakeOperator) { o.saveErr = state.ErrNoLeader })
 	wantStatus(t, oa.do(http.MethodGet, "/v1/snapshot", nil), 500, "No cluster leader")
 	wantStatus(t, oa.do(http.MethodGet, "/v1/snapshot?dc=elsewhere", nil), 500, "No path to datacenter")
 }
@@ -295,15 +296,15 @@ func TestSnapshotRestoreEndpoint(t *testing.T) {
 	}
 
 	oa.op.set(func(o *fakeOperator) {
-		o.restoreErr = fmt.Errorf("%w: checksum mismatch for state.bin", raftstore.ErrInvalidSnapshot)
+		o.restoreErr = fmt.Errorf("%w: checksum mismatch for state.bin", snapshot.ErrInvalid)
 	})
 	err := oa.client.Snapshot().Restore(nil, strings.NewReader("corrupt"))
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Errorf("Restore of a corrupt archive: %v, want a 400 naming the problem", err)
 	}
-	oa.op.set(func(o *fakeOperator) { o.restoreErr = raftstore.ErrNotLeader })
+	oa.op.set(func(o *fakeOperator) { o.restoreErr = state.ErrNotLeader })
 	wantStatus(t, oa.do(http.MethodPut, "/v1/snapshot", strings.NewReader("x")), 500, "Not the cluster leader")
-	oa.op.set(func(o *fakeOperator) { o.restoreErr = raftstore.ErrNoLeader })
+	oa.op.set(func(o *fakeOperator) { o.restoreErr = state.ErrNoLeader })
 	wantStatus(t, oa.do(http.MethodPut, "/v1/snapshot", strings.NewReader("x")), 500, "No cluster leader")
 	wantStatus(t, oa.do(http.MethodPut, "/v1/snapshot?dc=elsewhere", strings.NewReader("x")), 500, "No path to datacenter")
 

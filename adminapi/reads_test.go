@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/consul/api"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // readEndpoints are the read endpoints that support blocking queries and
@@ -58,9 +57,9 @@ func TestEmptyStoreAnswers(t *testing.T) {
 
 func TestQueryMetaHeaders(t *testing.T) {
 	ta := newTestAPI(t)
-	idx := ta.register(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Service: &raftstore.Service{ID: "web", Service: "web"},
-		Check:   &raftstore.HealthCheck{CheckID: "c", Name: "c", ServiceID: "web", Status: raftstore.HealthPassing}})
+	idx := ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Service: &state.Service{ID: "web", Service: "web"},
+		Check:   &state.HealthCheck{CheckID: "c", Name: "c", ServiceID: "web", Status: state.HealthPassing}})
 	for _, path := range readEndpoints {
 		t.Run(path, func(t *testing.T) {
 			r := ta.get(path)

@@ -12,22 +12,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // Agent is what the API needs of the running agent.
 type Agent interface {
-	Store() *raftstore.Store
+	Store() *state.Store
 	NodeName() string
 	NodeID() string
 	Datacenter() string
 	// Apply commits a command through Raft and returns its index.
-	Apply(t raftstore.MessageType, msg any) (uint64, error)
+	Apply(t state.MessageType, msg any) (uint64, error)
 	// Exec is Apply for commands with a result (conditional KV writes,
 	// transactions).
-	Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error)
+	Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error)
 	Leader() string
 	// LastContact is the time since the leader was last heard from: 0 on
 	// the leader, negative when never.
@@ -37,10 +36,10 @@ type Agent interface {
 	// mode (caught up with the leader) or, with verify, a linearizable one
 	// (caught up with a leader a quorum confirmed after the read began).
 	ConsistentRead(verify bool) error
-	AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error
+	AddService(svc *state.Service, checks []*state.HealthCheck) error
 	RemoveService(id string) (bool, error)
-	LocalServices() []*raftstore.Service
-	LocalChecks() []*raftstore.HealthCheck
+	LocalServices() []*state.Service
+	LocalChecks() []*state.HealthCheck
 	Self() AgentSelf
 }
 
@@ -166,21 +165,21 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusBadRequest, br.msg)
 	case errors.Is(err, errValueTooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge, wrappedMessage(err, errValueTooLarge))
-	case errors.Is(err, raftstore.ErrInvalidSession), errors.Is(err, raftstore.ErrSessionNotFound):
+	case errors.Is(err, state.ErrInvalidSession), errors.Is(err, state.ErrSessionNotFound):
 		httpError(w, http.StatusInternalServerError, err.Error())
 	case errors.Is(err, ErrNotFound):
 		httpError(w, http.StatusNotFound, wrappedMessage(err, ErrNotFound))
 	case errors.Is(err, ErrInvalid):
 		httpError(w, http.StatusBadRequest, wrappedMessage(err, ErrInvalid))
-	case errors.Is(err, raftstore.ErrNoServers):
+	case errors.Is(err, state.ErrNoServers):
 		httpError(w, http.StatusInternalServerError, "No known servers")
-	case errors.Is(err, raftstore.ErrNoLeader):
+	case errors.Is(err, state.ErrNoLeader):
 		httpError(w, http.StatusInternalServerError, "No cluster leader")
-	case errors.Is(err, raftstore.ErrNotLeader):
+	case errors.Is(err, state.ErrNotLeader):
 		httpError(w, http.StatusInternalServerError, "Not the cluster leader; retry")
 	case errors.Is(err, errNoPathToDC):
 		httpError(w, http.StatusInternalServerError, "No path to datacenter")
-	case errors.Is(err, raftstore.ErrMissingNode), errors.Is(err, raftstore.ErrInvalidRegistration),
+	case errors.Is(err, state.ErrMissingNode), errors.Is(err, state.ErrInvalidRegistration),
 		errors.Is(err, ErrUnknownService):
 		httpError(w, http.StatusBadRequest, err.Error())
 	default:

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // /v1/session/..., Consul's session endpoints.
@@ -70,7 +69,7 @@ type sessionBody struct {
 	Behavior      string
 	TTL           string
 	NodeChecks    []string
-	ServiceChecks []raftstore.ServiceCheck
+	ServiceChecks []state.ServiceCheck
 	// Checks is the older name of NodeChecks.
 	Checks []string
 }
@@ -100,33 +99,33 @@ func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	sess := raftstore.Session{Name: body.Name, Node: body.Node, Behavior: body.Behavior, TTL: body.TTL,
-		NodeChecks: body.NodeChecks, ServiceChecks: body.ServiceChecks, LockDelay: raftstore.DefaultLockDelay}
+	sess := state.Session{Name: body.Name, Node: body.Node, Behavior: body.Behavior, TTL: body.TTL,
+		NodeChecks: body.NodeChecks, ServiceChecks: body.ServiceChecks, LockDelay: state.DefaultLockDelay}
 	if sess.Node == "" {
 		sess.Node = s.agent.NodeName()
 	}
 	if body.LockDelay.set {
 		sess.LockDelay = body.LockDelay.d
 	}
-	if sess.LockDelay < 0 || sess.LockDelay > raftstore.MaxLockDelay {
-		s.writeErr(w, badRequest("Invalid LockDelay %v: must be from 0 to %v", sess.LockDelay, raftstore.MaxLockDelay))
+	if sess.LockDelay < 0 || sess.LockDelay > state.MaxLockDelay {
+		s.writeErr(w, badRequest("Invalid LockDelay %v: must be from 0 to %v", sess.LockDelay, state.MaxLockDelay))
 		return
 	}
 	if sess.NodeChecks == nil {
 		sess.NodeChecks = body.Checks
 	}
 	if sess.NodeChecks == nil && sess.ServiceChecks == nil {
-		sess.NodeChecks = []string{raftstore.SerfCheckID}
+		sess.NodeChecks = []string{state.SerfCheckID}
 	}
 	switch sess.Behavior {
 	case "":
-		sess.Behavior = raftstore.SessionRelease
-	case raftstore.SessionRelease, raftstore.SessionDelete:
+		sess.Behavior = state.SessionRelease
+	case state.SessionRelease, state.SessionDelete:
 	default:
 		s.writeErr(w, badRequest("Invalid Behavior setting '%s'", sess.Behavior))
 		return
 	}
-	if _, err := raftstore.ParseSessionTTL(sess.TTL); err != nil {
+	if _, err := state.ParseSessionTTL(sess.TTL); err != nil {
 		msg := err.Error() // Consul's message, capitalised as it answers it
 		s.writeErr(w, badRequest("%s%s", strings.ToUpper(msg[:1]), msg[1:]))
 		return
@@ -141,8 +140,8 @@ func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.ID = id
-	if _, err := s.agent.Apply(raftstore.SessionRequestType,
-		&raftstore.SessionRequest{Datacenter: s.agent.Datacenter(), Op: raftstore.SessionCreate, Session: sess}); err != nil {
+	if _, err := s.agent.Apply(state.SessionRequestType,
+		&state.SessionRequest{Datacenter: s.agent.Datacenter(), Op: state.SessionCreate, Session: sess}); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -159,8 +158,8 @@ func (s *Server) sessionDestroy(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if _, err := s.agent.Apply(raftstore.SessionRequestType, &raftstore.SessionRequest{Datacenter: s.agent.Datacenter(),
-		Op: raftstore.SessionDestroy, Session: raftstore.Session{ID: r.PathValue("id")}}); err != nil {
+	if _, err := s.agent.Apply(state.SessionRequestType, &state.SessionRequest{Datacenter: s.agent.Datacenter(),
+		Op: state.SessionDestroy, Session: state.Session{ID: r.PathValue("id")}}); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -173,9 +172,9 @@ func (s *Server) sessionRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	idx, err := s.agent.Apply(raftstore.SessionRequestType, &raftstore.SessionRequest{Datacenter: s.agent.Datacenter(),
-		Op: raftstore.SessionRenew, Session: raftstore.Session{ID: id}})
-	if errors.Is(err, raftstore.ErrSessionNotFound) {
+	idx, err := s.agent.Apply(state.SessionRequestType, &state.SessionRequest{Datacenter: s.agent.Datacenter(),
+		Op: state.SessionRenew, Session: state.Session{ID: id}})
+	if errors.Is(err, state.ErrSessionNotFound) {
 		httpError(w, http.StatusNotFound, "Session id '"+id+"' not found")
 		return
 	}
@@ -193,7 +192,7 @@ func (s *Server) sessionRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.setMeta(w, idx)
-	writeJSON(w, []*raftstore.Session{sess})
+	writeJSON(w, []*state.Session{sess})
 }
 
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
@@ -201,9 +200,9 @@ func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, sess, err := s.agent.Store().GetSession(ws, id)
 		if err != nil || sess == nil {
-			return idx, []*raftstore.Session{}, err
+			return idx, []*state.Session{}, err
 		}
-		return idx, []*raftstore.Session{sess}, nil
+		return idx, []*state.Session{sess}, nil
 	})
 }
 
@@ -226,7 +225,7 @@ func (s *Server) sessionList(w http.ResponseWriter, r *http.Request) {
 
 // txnOpBody is one operation of a /v1/txn body.
 type txnOpBody struct {
-	KV *raftstore.TxnKVOp
+	KV *state.TxnKVOp
 }
 
 func (s *Server) txnRoutes(mux *http.ServeMux) {
@@ -243,25 +242,25 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if len(ops) > raftstore.MaxTxnOps {
+	if len(ops) > state.MaxTxnOps {
 		httpError(w, http.StatusRequestEntityTooLarge,
-			"Transaction contains too many operations ("+strconv.Itoa(len(ops))+" > "+strconv.Itoa(raftstore.MaxTxnOps)+")")
+			"Transaction contains too many operations ("+strconv.Itoa(len(ops))+" > "+strconv.Itoa(state.MaxTxnOps)+")")
 		return
 	}
-	req := raftstore.TxnRequest{Datacenter: s.agent.Datacenter()}
+	req := state.TxnRequest{Datacenter: s.agent.Datacenter()}
 	for i, op := range ops {
 		if op.KV == nil {
 			s.writeErr(w, badRequest("Operation %d: only KV operations are supported", i))
 			return
 		}
-		if len(op.KV.Value) > raftstore.MaxKVValueBytes {
+		if len(op.KV.Value) > state.MaxKVValueBytes {
 			httpError(w, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("Operation %d: value of %d bytes exceeds the %d byte limit", i, len(op.KV.Value), raftstore.MaxKVValueBytes))
+				fmt.Sprintf("Operation %d: value of %d bytes exceeds the %d byte limit", i, len(op.KV.Value), state.MaxKVValueBytes))
 			return
 		}
-		req.Ops = append(req.Ops, raftstore.TxnOp{KV: op.KV})
+		req.Ops = append(req.Ops, state.TxnOp{KV: op.KV})
 	}
-	var res *raftstore.TxnResult
+	var res *state.TxnResult
 	var idx uint64
 	if req.ReadOnly() {
 		opts, err := parseQueryOptions(r)
@@ -275,7 +274,7 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 		idx, res = s.agent.Store().TxnRead(&req)
 		s.setMeta(w, idx)
 	} else {
-		_, cr, err := s.agent.Exec(raftstore.TxnRequestType, &req)
+		_, cr, err := s.agent.Exec(state.TxnRequestType, &req)
 		if err != nil {
 			s.writeErr(w, err)
 			return

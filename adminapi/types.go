@@ -1,8 +1,6 @@
 package adminapi
 
-import (
-	"github.com/beacon-dns/beacon/raftstore"
-)
+import "github.com/beacon-dns/beacon/state"
 
 // The JSON shapes of Consul's API where they differ from the state store's.
 
@@ -32,11 +30,11 @@ type catalogService struct {
 	ServiceID                string
 	ServiceName              string
 	ServiceAddress           string
-	ServiceTaggedAddresses   map[string]raftstore.ServiceAddress `json:",omitempty"`
+	ServiceTaggedAddresses   map[string]state.ServiceAddress `json:",omitempty"`
 	ServiceTags              []string
 	ServiceMeta              map[string]string
 	ServicePort              int
-	ServiceWeights           raftstore.Weights
+	ServiceWeights           state.Weights
 	ServiceEnableTagOverride bool
 	CreateIndex              uint64
 	ModifyIndex              uint64
@@ -44,21 +42,21 @@ type catalogService struct {
 
 // serviceEntry is an instance in /v1/health/service/:name.
 type serviceEntry struct {
-	Node    *raftstore.Node
+	Node    *state.Node
 	Service *agentService
-	Checks  []*raftstore.HealthCheck
+	Checks  []*state.HealthCheck
 }
 
 // agentService is Consul's AgentService: a service without its node.
 type agentService struct {
-	raftstore.Service
+	state.Service
 	Datacenter  string `json:",omitempty"`
 	ContentHash string `json:",omitempty"`
 }
 
 // catalogNode is /v1/catalog/node/:node.
 type catalogNode struct {
-	Node     *raftstore.Node
+	Node     *state.Node
 	Services map[string]*agentService
 }
 
@@ -69,10 +67,10 @@ type serviceDefinition struct {
 	Name              string
 	Tags              []string
 	Address           string
-	TaggedAddresses   map[string]raftstore.ServiceAddress
+	TaggedAddresses   map[string]state.ServiceAddress
 	Meta              map[string]string
 	Port              int
-	Weights           *raftstore.Weights
+	Weights           *state.Weights
 	EnableTagOverride bool
 	Check             *checkDefinition
 	Checks            []*checkDefinition

@@ -22,6 +22,7 @@ import (
 	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/healthcheck"
 	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Version is the beacon release, set at build time with
@@ -40,12 +41,12 @@ const readTimeout = 5 * time.Second
 // (*raftstore.Server) or as a client agent of the servers
 // (*raftstore.Client).
 type backend interface {
-	Apply(t raftstore.MessageType, msg any, timeout time.Duration) (uint64, error)
-	Exec(t raftstore.MessageType, msg any, timeout time.Duration) (uint64, *raftstore.CommandResult, error)
+	Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error)
+	Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error)
 	ConsistentRead(verify bool, timeout time.Duration) error
 	Leader() string
 	LastContact() time.Duration
-	RaftConfiguration() (raftstore.RaftConfigurationInfo, error)
+	RaftConfiguration() (state.RaftConfigurationInfo, error)
 	RemovePeer(id, address string) error
 	SaveSnapshot(w io.Writer) (uint64, error)
 	RestoreSnapshot(r io.Reader) error
@@ -59,7 +60,7 @@ type Agent struct {
 	nodeID string
 	logger hclog.Logger
 
-	store *raftstore.Store
+	store *state.Store
 	// backend is server or client, whichever this agent is.
 	backend backend
 	server  *raftstore.Server
@@ -117,7 +118,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg, nodeID: nodeID, logger: logger, store: raftstore.NewStore(), local: local,
+		cfg: cfg, nodeID: nodeID, logger: logger, store: state.NewStore(), local: local,
 		stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 		failedSince: map[string]time.Time{},
 	}
@@ -247,7 +248,7 @@ func (a *Agent) shutdown() error {
 // ---- what the DNS plugin and the HTTP API read ----
 
 // Store is the local replica of the catalog.
-func (a *Agent) Store() *raftstore.Store { return a.store }
+func (a *Agent) Store() *state.Store { return a.store }
 
 // Config is the configuration the agent was started with.
 func (a *Agent) Config() corefile.AgentConfig { return a.cfg }
@@ -305,12 +306,12 @@ func (a *Agent) ConsistentRead(verify bool) error {
 }
 
 // Apply commits a command through Raft.
-func (a *Agent) Apply(t raftstore.MessageType, msg any) (uint64, error) {
+func (a *Agent) Apply(t state.MessageType, msg any) (uint64, error) {
 	return a.backend.Apply(t, msg, applyTimeout)
 }
 
 // Exec commits a command through Raft and returns its result.
-func (a *Agent) Exec(t raftstore.MessageType, msg any) (uint64, *raftstore.CommandResult, error) {
+func (a *Agent) Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
 	return a.backend.Exec(t, msg, applyTimeout)
 }
 
@@ -348,7 +349,7 @@ func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) { return a.backend.Sav
 func (a *Agent) RestoreSnapshot(r io.Reader) error { return a.backend.RestoreSnapshot(r) }
 
 // RaftConfiguration describes the Raft servers.
-func (a *Agent) RaftConfiguration() (raftstore.RaftConfigurationInfo, error) {
+func (a *Agent) RaftConfiguration() (state.RaftConfigurationInfo, error) {
 	return a.backend.RaftConfiguration()
 }
 

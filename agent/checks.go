@@ -7,7 +7,7 @@ import (
 
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/healthcheck"
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // The agent's checks: each local check with a definition runs in the
@@ -18,7 +18,7 @@ import (
 
 // checkRunner runs the agent's checks (*healthcheck.Monitor).
 type checkRunner interface {
-	Add(checkID, typ string, def raftstore.CheckDefinition, initial string) error
+	Add(checkID, typ string, def state.CheckDefinition, initial string) error
 	Remove(checkID string)
 	UpdateTTL(checkID, status, output string) error
 	Stop()
@@ -39,7 +39,7 @@ const (
 
 // runs reports whether a check has something to run (maintenance checks and
 // checks registered with a status only do not).
-func runs(c *raftstore.HealthCheck) bool {
+func runs(c *state.HealthCheck) bool {
 	switch c.Type {
 	case "http", "tcp", "ttl", "grpc", "script":
 		return true
@@ -71,7 +71,7 @@ func (a *Agent) startChecks() {
 // startRunners starts checks' runners, or none when one cannot run (a bad
 // definition, a script check without enable_script_checks): that is the
 // caller's bad input.
-func (a *Agent) startRunners(checks []*raftstore.HealthCheck) error {
+func (a *Agent) startRunners(checks []*state.HealthCheck) error {
 	var started []string
 	for _, c := range checks {
 		if !runs(c) {
@@ -95,7 +95,7 @@ func (e errBadCheck) Error() string { return e.err.Error() }
 func (e errBadCheck) Unwrap() error { return e.err }
 
 func badCheck(id string, err error) error {
-	return errBadCheck{fmt.Errorf("%w: check %q: %v", raftstore.ErrInvalidRegistration, id, err)}
+	return errBadCheck{fmt.Errorf("%w: check %q: %v", state.ErrInvalidRegistration, id, err)}
 }
 
 // onCheckResult is the monitor's report of a check's new status or output.
@@ -111,11 +111,11 @@ func (a *Agent) onCheckResult(id, status, output string) {
 }
 
 // AddCheck registers a check of this agent and pushes it to the catalog.
-func (a *Agent) AddCheck(c *raftstore.HealthCheck) error {
+func (a *Agent) AddCheck(c *state.HealthCheck) error {
 	if c.ServiceID != "" && !a.local.HasService(c.ServiceID) {
 		return fmt.Errorf("check %q: %w %q", c.CheckID, adminapi.ErrUnknownService, c.ServiceID)
 	}
-	if err := a.startRunners([]*raftstore.HealthCheck{c}); err != nil {
+	if err := a.startRunners([]*state.HealthCheck{c}); err != nil {
 		return err
 	}
 	if err := a.local.AddCheck(c); err != nil {
@@ -172,8 +172,8 @@ func (a *Agent) NodeMaintenance(enable bool, reason string) error {
 	if reason == "" {
 		reason = defaultNodeMaintenanceReason
 	}
-	return a.AddCheck(&raftstore.HealthCheck{CheckID: nodeMaintenanceID, Name: "Node Maintenance Mode",
-		Notes: reason, Status: raftstore.HealthCritical, Type: "maintenance"})
+	return a.AddCheck(&state.HealthCheck{CheckID: nodeMaintenanceID, Name: "Node Maintenance Mode",
+		Notes: reason, Status: state.HealthCritical, Type: "maintenance"})
 }
 
 // ServiceMaintenance does the same for one local service.
@@ -188,14 +188,14 @@ func (a *Agent) ServiceMaintenance(serviceID string, enable bool, reason string)
 	if reason == "" {
 		reason = defaultServiceMaintenanceReason
 	}
-	var svc *raftstore.Service
+	var svc *state.Service
 	for _, s := range a.local.Services() {
 		if s.ID == serviceID {
 			svc = s
 		}
 	}
-	c := &raftstore.HealthCheck{CheckID: healthcheck.ServiceMaintenanceID(serviceID), Name: "Service Maintenance Mode",
-		Notes: reason, Status: raftstore.HealthCritical, Type: "maintenance", ServiceID: serviceID}
+	c := &state.HealthCheck{CheckID: healthcheck.ServiceMaintenanceID(serviceID), Name: "Service Maintenance Mode",
+		Notes: reason, Status: state.HealthCritical, Type: "maintenance", ServiceID: serviceID}
 	if svc != nil {
 		c.ServiceName, c.ServiceTags = svc.Service, svc.Tags
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/beacon-dns/beacon/gossip"
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Membership in the catalog, as Consul's leader keeps it (serfHealth): the
@@ -58,12 +58,12 @@ func (a *Agent) reconcileAllMembers() {
 		known[m.Name] = true
 		a.reconcileMember(m)
 	}
-	_, checks, err := a.store.ChecksInState(nil, raftstore.HealthAny)
+	_, checks, err := a.store.ChecksInState(nil, state.HealthAny)
 	if err != nil {
 		return
 	}
 	for _, c := range checks {
-		if c.CheckID != raftstore.SerfCheckID || known[c.Node] || c.Node == a.cfg.Node {
+		if c.CheckID != state.SerfCheckID || known[c.Node] || c.Node == a.cfg.Node {
 			continue
 		}
 		a.logger.Info("reaping a node gossip no longer knows", "node", c.Node)
@@ -73,8 +73,8 @@ func (a *Agent) reconcileAllMembers() {
 	}
 }
 
-func serfCheck(status, output string) *raftstore.HealthCheck {
-	return &raftstore.HealthCheck{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName,
+func serfCheck(status, output string) *state.HealthCheck {
+	return &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName,
 		Status: status, Output: output, Type: ""}
 }
 
@@ -88,18 +88,18 @@ func (a *Agent) memberAlive(m gossip.Member) error {
 	}
 	svc := consulServiceOf(m)
 	if node != nil && node.Address == m.Addr && (m.ID == "" || node.ID == m.ID) &&
-		a.serfStatus(m.Name) == raftstore.HealthPassing && hasConsulService(services, svc) {
+		a.serfStatus(m.Name) == state.HealthPassing && hasConsulService(services, svc) {
 		return nil
 	}
-	req := &raftstore.RegisterRequest{Datacenter: a.cfg.Datacenter, ID: m.ID, Node: m.Name, Address: m.Addr,
-		Service: svc, Check: serfCheck(raftstore.HealthPassing, serfAliveOutput)}
+	req := &state.RegisterRequest{Datacenter: a.cfg.Datacenter, ID: m.ID, Node: m.Name, Address: m.Addr,
+		Service: svc, Check: serfCheck(state.HealthPassing, serfAliveOutput)}
 	if node != nil {
 		req.TaggedAddresses, req.NodeMeta = node.TaggedAddresses, node.Meta
 		if req.ID == "" {
 			req.ID = node.ID
 		}
 	}
-	_, err = a.Apply(raftstore.RegisterRequestType, req)
+	_, err = a.Apply(state.RegisterRequestType, req)
 	return err
 }
 
@@ -110,12 +110,12 @@ func (a *Agent) memberFailed(m gossip.Member) error {
 	if err != nil || node == nil {
 		return err
 	}
-	if a.serfStatus(m.Name) == raftstore.HealthCritical {
+	if a.serfStatus(m.Name) == state.HealthCritical {
 		return nil
 	}
-	_, err = a.Apply(raftstore.RegisterRequestType, &raftstore.RegisterRequest{
+	_, err = a.Apply(state.RegisterRequestType, &state.RegisterRequest{
 		Datacenter: a.cfg.Datacenter, Node: m.Name, SkipNodeUpdate: true,
-		Check: serfCheck(raftstore.HealthCritical, serfFailedOutput)})
+		Check: serfCheck(state.HealthCritical, serfFailedOutput)})
 	return err
 }
 
@@ -129,7 +129,7 @@ func (a *Agent) memberLeft(name string) error {
 	if err != nil || node == nil {
 		return err
 	}
-	_, err = a.Apply(raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Datacenter: a.cfg.Datacenter, Node: name})
+	_, err = a.Apply(state.DeregisterRequestType, &state.DeregisterRequest{Datacenter: a.cfg.Datacenter, Node: name})
 	return err
 }
 
@@ -140,7 +140,7 @@ func (a *Agent) serfStatus(node string) string {
 		return ""
 	}
 	for _, c := range checks {
-		if c.CheckID == raftstore.SerfCheckID && c.ServiceID == "" {
+		if c.CheckID == state.SerfCheckID && c.ServiceID == "" {
 			return c.Status
 		}
 	}
@@ -149,7 +149,7 @@ func (a *Agent) serfStatus(node string) string {
 
 // consulServiceOf is the consul service of a server member, nil for a
 // client.
-func consulServiceOf(m gossip.Member) *raftstore.Service {
+func consulServiceOf(m gossip.Member) *state.Service {
 	if !m.IsServer() {
 		return nil
 	}
@@ -157,11 +157,11 @@ func consulServiceOf(m gossip.Member) *raftstore.Service {
 	if _, p, err := net.SplitHostPort(m.RPCAddr); err == nil {
 		port, _ = strconv.Atoi(p)
 	}
-	return &raftstore.Service{ID: consulService, Service: consulService, Port: port,
-		Tags: []string{}, Meta: map[string]string{}, Weights: raftstore.Weights{Passing: 1, Warning: 1}}
+	return &state.Service{ID: consulService, Service: consulService, Port: port,
+		Tags: []string{}, Meta: map[string]string{}, Weights: state.Weights{Passing: 1, Warning: 1}}
 }
 
-func hasConsulService(services []*raftstore.Service, want *raftstore.Service) bool {
+func hasConsulService(services []*state.Service, want *state.Service) bool {
 	if want == nil {
 		return true
 	}
@@ -169,7 +169,7 @@ func hasConsulService(services []*raftstore.Service, want *raftstore.Service) bo
 		if s.ID == want.ID {
 			w := *want
 			w.Node = s.Node
-			return raftstore.ServiceEqual(s, &w)
+			return state.ServiceEqual(s, &w)
 		}
 	}
 	return false

@@ -1,8 +1,6 @@
 package agent
 
-import (
-	"github.com/beacon-dns/beacon/raftstore"
-)
+import "github.com/beacon-dns/beacon/state"
 
 // The agent endpoints' service operations: the local state first (the
 // truth), the check runners, then the catalog. A failed push is left to
@@ -10,8 +8,8 @@ import (
 
 // nodeRegistration is this agent's node as it registers it; its serfHealth
 // is the leader's, from gossip (members.go).
-func (a *Agent) nodeRegistration() *raftstore.RegisterRequest {
-	return &raftstore.RegisterRequest{
+func (a *Agent) nodeRegistration() *state.RegisterRequest {
+	return &state.RegisterRequest{
 		Datacenter: a.cfg.Datacenter, ID: a.nodeID, Node: a.cfg.Node, Address: a.cfg.Bind,
 		TaggedAddresses: map[string]string{"lan": a.cfg.Bind, "lan_ipv4": a.cfg.Bind, "wan": a.cfg.Bind, "wan_ipv4": a.cfg.Bind},
 		NodeMeta:        map[string]string{},
@@ -22,7 +20,7 @@ func (a *Agent) nodeRegistration() *raftstore.RegisterRequest {
 func (a *Agent) triggerSync() { a.sync.Trigger() }
 
 // AddService registers a service (and its checks) on this agent's node.
-func (a *Agent) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {
+func (a *Agent) AddService(svc *state.Service, checks []*state.HealthCheck) error {
 	if err := a.startRunners(checks); err != nil {
 		return err
 	}
@@ -65,10 +63,10 @@ func (a *Agent) RemoveService(id string) (bool, error) {
 }
 
 // LocalServices are the services registered with this agent.
-func (a *Agent) LocalServices() []*raftstore.Service { return a.local.Services() }
+func (a *Agent) LocalServices() []*state.Service { return a.local.Services() }
 
 // LocalChecks are the checks registered with this agent.
-func (a *Agent) LocalChecks() []*raftstore.HealthCheck {
+func (a *Agent) LocalChecks() []*state.HealthCheck {
 	_, checks := a.local.Snapshot()
 	return checks
 }

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Session TTL timers live on the leader, as in Consul: every session with a
@@ -32,7 +32,7 @@ func newSessionTimers(expire func(id string)) *sessionTimers {
 // touch (re)starts the timer of a session created or renewed, on the
 // leader. It is called from the FSM: it must not block.
 func (t *sessionTimers) touch(id, ttl string) {
-	d, err := raftstore.ParseSessionTTL(ttl)
+	d, err := state.ParseSessionTTL(ttl)
 	if err != nil || d == 0 {
 		return
 	}
@@ -61,7 +61,7 @@ func (t *sessionTimers) startLocked(id string, ttl time.Duration) {
 
 // lead starts a timer for each of sessions (leadership gained) or, with
 // nil, stops them all (lost).
-func (t *sessionTimers) lead(sessions []*raftstore.Session) {
+func (t *sessionTimers) lead(sessions []*state.Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for id, timer := range t.timers {
@@ -70,7 +70,7 @@ func (t *sessionTimers) lead(sessions []*raftstore.Session) {
 	}
 	t.leading = sessions != nil
 	for _, s := range sessions {
-		if d, err := raftstore.ParseSessionTTL(s.TTL); err == nil && d > 0 {
+		if d, err := state.ParseSessionTTL(s.TTL); err == nil && d > 0 {
 			t.startLocked(s.ID, d)
 		}
 	}
@@ -78,7 +78,7 @@ func (t *sessionTimers) lead(sessions []*raftstore.Session) {
 
 // ensure starts a timer for each session of sessions that has none (after
 // a snapshot restore, which brings sessions no renewal touched).
-func (t *sessionTimers) ensure(sessions []*raftstore.Session) {
+func (t *sessionTimers) ensure(sessions []*state.Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.leading {
@@ -88,7 +88,7 @@ func (t *sessionTimers) ensure(sessions []*raftstore.Session) {
 		if _, ok := t.timers[s.ID]; ok {
 			continue
 		}
-		if d, err := raftstore.ParseSessionTTL(s.TTL); err == nil && d > 0 {
+		if d, err := state.ParseSessionTTL(s.TTL); err == nil && d > 0 {
 			t.startLocked(s.ID, d)
 		}
 	}
@@ -102,8 +102,8 @@ func (a *Agent) expireSession(id string) {
 	}
 	a.logger.Info("session TTL expired; invalidating it", "session", id, "ttl", s.TTL)
 	// On the timer's own goroutine: a shutdown meanwhile fails the write.
-	if _, err := a.Apply(raftstore.SessionRequestType, &raftstore.SessionRequest{
-		Datacenter: a.cfg.Datacenter, Op: raftstore.SessionDestroy, Session: raftstore.Session{ID: id}}); err != nil {
+	if _, err := a.Apply(state.SessionRequestType, &state.SessionRequest{
+		Datacenter: a.cfg.Datacenter, Op: state.SessionDestroy, Session: state.Session{ID: id}}); err != nil {
 		a.logger.Warn("invalidating an expired session", "session", id, "error", err)
 	}
 }
@@ -120,7 +120,7 @@ func (a *Agent) sessionsLeadership(leader bool) {
 		all = nil
 	}
 	if all == nil {
-		all = []*raftstore.Session{}
+		all = []*state.Session{}
 	}
 	a.sessions.lead(all)
 }

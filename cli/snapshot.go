@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/snapshot"
 )
 
 var snapshotCommand = &command{
@@ -61,10 +61,10 @@ var snapshotSaveCommand = &command{
 // saveVerified writes the archive from r next to file, verifies it as a
 // restore would, and only then puts it in file's place: a failed save
 // leaves no file, and never half of one.
-func saveVerified(file string, r io.Reader) (raftstore.SnapshotInfo, error) {
+func saveVerified(file string, r io.Reader) (snapshot.Info, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp-*")
 	if err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return snapshot.Info{}, err
 	}
 	ok := false
 	defer func() {
@@ -74,23 +74,23 @@ func saveVerified(file string, r io.Reader) (raftstore.SnapshotInfo, error) {
 		}
 	}()
 	if _, err := io.Copy(tmp, r); err != nil {
-		return raftstore.SnapshotInfo{}, fmt.Errorf("receiving the snapshot: %w", err)
+		return snapshot.Info{}, fmt.Errorf("receiving the snapshot: %w", err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return snapshot.Info{}, err
 	}
-	info, err := raftstore.InspectSnapshot(tmp)
+	info, err := snapshot.Inspect(tmp)
 	if err != nil {
-		return raftstore.SnapshotInfo{}, fmt.Errorf("verifying the snapshot: %w", err)
+		return snapshot.Info{}, fmt.Errorf("verifying the snapshot: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return snapshot.Info{}, err
 	}
 	if err := tmp.Close(); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return snapshot.Info{}, err
 	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return snapshot.Info{}, err
 	}
 	ok = true
 	return info, nil
@@ -148,7 +148,7 @@ var snapshotInspectCommand = &command{
 			return fail(e, "opening snapshot", err)
 		}
 		defer f.Close()
-		info, err := raftstore.InspectSnapshot(f)
+		info, err := snapshot.Inspect(f)
 		if err != nil {
 			return fail(e, "inspecting snapshot", err)
 		}

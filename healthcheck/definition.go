@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Check kinds, as Consul's HealthCheck.Type names them.
@@ -40,7 +40,7 @@ const (
 // spec is a check definition parsed and with its defaults applied.
 type spec struct {
 	typ      string
-	def      raftstore.CheckDefinition
+	def      state.CheckDefinition
 	interval time.Duration // zero for TTL checks
 	timeout  time.Duration // zero for TTL checks
 	ttl      time.Duration // TTL checks only
@@ -49,12 +49,12 @@ type spec struct {
 // ValidateDefinition reports whether def is a valid definition of a check of
 // kind typ, with the errors Consul gives for the same mistakes where it has
 // them. It does not know whether script checks are enabled: Add does.
-func ValidateDefinition(typ string, def raftstore.CheckDefinition) error {
+func ValidateDefinition(typ string, def state.CheckDefinition) error {
 	_, err := parseDefinition(typ, def)
 	return err
 }
 
-func parseDefinition(typ string, def raftstore.CheckDefinition) (spec, error) {
+func parseDefinition(typ string, def state.CheckDefinition) (spec, error) {
 	s := spec{typ: typ, def: def}
 	var err error
 	if s.interval, err = parseDuration("Interval", def.Interval); err != nil {
@@ -128,7 +128,7 @@ func parseDuration(field, value string) (time.Duration, error) {
 	return d, nil
 }
 
-func validateHTTP(def raftstore.CheckDefinition) error {
+func validateHTTP(def state.CheckDefinition) error {
 	if def.HTTP == "" {
 		return errors.New("HTTP must be the URL to check")
 	}
@@ -156,7 +156,7 @@ func validateHostPort(field, addr string) error {
 	return nil
 }
 
-func httpMethod(def raftstore.CheckDefinition) string {
+func httpMethod(def state.CheckDefinition) string {
 	if def.Method == "" {
 		return http.MethodGet
 	}
@@ -165,7 +165,7 @@ func httpMethod(def raftstore.CheckDefinition) string {
 
 func validStatus(status string) bool {
 	switch status {
-	case raftstore.HealthPassing, raftstore.HealthWarning, raftstore.HealthCritical:
+	case state.HealthPassing, state.HealthWarning, state.HealthCritical:
 		return true
 	}
 	return false

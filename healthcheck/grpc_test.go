@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // startGRPCHealthServer serves the gRPC health protocol (grpc's own health
@@ -84,25 +83,25 @@ func TestGRPCCheck(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		def        raftstore.CheckDefinition
+		def        state.CheckDefinition
 		wantStatus string
 		wantOutput string // exact for passing, contained for critical
 	}{
-		{"whole server SERVING", raftstore.CheckDefinition{GRPC: plain},
+		{"whole server SERVING", state.CheckDefinition{GRPC: plain},
 			pass, "gRPC check " + plain + ": success"},
-		{"service SERVING", raftstore.CheckDefinition{GRPC: plain + "/ok.Service"},
+		{"service SERVING", state.CheckDefinition{GRPC: plain + "/ok.Service"},
 			pass, "gRPC check " + plain + "/ok.Service: success"},
-		{"service NOT_SERVING", raftstore.CheckDefinition{GRPC: plain + "/down.Service"},
+		{"service NOT_SERVING", state.CheckDefinition{GRPC: plain + "/down.Service"},
 			crit, "gRPC " + plain + "/down.Service serving status: NOT_SERVING"},
-		{"unknown service", raftstore.CheckDefinition{GRPC: plain + "/no.Service"},
+		{"unknown service", state.CheckDefinition{GRPC: plain + "/no.Service"},
 			crit, "code = NotFound"},
-		{"nothing listening", raftstore.CheckDefinition{GRPC: closed},
+		{"nothing listening", state.CheckDefinition{GRPC: closed},
 			crit, "code = Unavailable"},
-		{"TLS with TLSSkipVerify", raftstore.CheckDefinition{GRPC: secure, GRPCUseTLS: true, TLSSkipVerify: true},
+		{"TLS with TLSSkipVerify", state.CheckDefinition{GRPC: secure, GRPCUseTLS: true, TLSSkipVerify: true},
 			pass, "gRPC check " + secure + ": success"},
-		{"TLS with an untrusted certificate", raftstore.CheckDefinition{GRPC: secure, GRPCUseTLS: true},
+		{"TLS with an untrusted certificate", state.CheckDefinition{GRPC: secure, GRPCUseTLS: true},
 			crit, "certificate"},
-		{"plaintext to a TLS server", raftstore.CheckDefinition{GRPC: secure, Timeout: "2s"},
+		{"plaintext to a TLS server", state.CheckDefinition{GRPC: secure, Timeout: "2s"},
 			crit, "code = Unavailable"},
 	}
 	m, rec := newTestMonitor(t, false)

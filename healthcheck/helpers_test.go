@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // waitTimeout bounds every wait of these tests; results normally arrive in
@@ -130,7 +130,7 @@ func newTestMonitor(t *testing.T, enableScripts bool) (*Monitor, *recorder) {
 	return m, rec
 }
 
-func mustAdd(t *testing.T, m *Monitor, id, typ string, def raftstore.CheckDefinition) {
+func mustAdd(t *testing.T, m *Monitor, id, typ string, def state.CheckDefinition) {
 	t.Helper()
 	if def.Interval == "" && typ != TypeTTL {
 		def.Interval = testInterval

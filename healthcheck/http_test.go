@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // closedPort returns a local address nothing listens on.
@@ -60,26 +60,26 @@ func TestHTTPCheck(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		def        raftstore.CheckDefinition
+		def        state.CheckDefinition
 		wantStatus string
 		wantOutput string // exact, unless wantPrefix
 		wantPrefix bool
 	}{
-		{"200 is passing", raftstore.CheckDefinition{HTTP: srv.URL + "/ok"},
+		{"200 is passing", state.CheckDefinition{HTTP: srv.URL + "/ok"},
 			pass, "HTTP GET " + srv.URL + "/ok: 200 OK Output: hello", false},
-		{"any 2xx is passing", raftstore.CheckDefinition{HTTP: srv.URL + "/created"},
+		{"any 2xx is passing", state.CheckDefinition{HTTP: srv.URL + "/created"},
 			pass, "HTTP GET " + srv.URL + "/created: 201 Created Output: ", false},
-		{"429 is warning", raftstore.CheckDefinition{HTTP: srv.URL + "/busy"},
+		{"429 is warning", state.CheckDefinition{HTTP: srv.URL + "/busy"},
 			warn, "HTTP GET " + srv.URL + "/busy: 429 Too Many Requests Output: slow down\n", false},
-		{"500 is critical", raftstore.CheckDefinition{HTTP: srv.URL + "/fail"},
+		{"500 is critical", state.CheckDefinition{HTTP: srv.URL + "/fail"},
 			crit, "HTTP GET " + srv.URL + "/fail: 500 Internal Server Error Output: boom\n", false},
-		{"404 is critical", raftstore.CheckDefinition{HTTP: srv.URL + "/missing"},
+		{"404 is critical", state.CheckDefinition{HTTP: srv.URL + "/missing"},
 			crit, "HTTP GET " + srv.URL + "/missing: 404 Not Found Output: 404 page not found\n", false},
-		{"redirects are followed", raftstore.CheckDefinition{HTTP: srv.URL + "/old"},
+		{"redirects are followed", state.CheckDefinition{HTTP: srv.URL + "/old"},
 			pass, "HTTP GET " + srv.URL + "/old: 200 OK Output: hello", false},
-		{"body output keeps the last 4 KiB", raftstore.CheckDefinition{HTTP: srv.URL + "/long"},
+		{"body output keeps the last 4 KiB", state.CheckDefinition{HTTP: srv.URL + "/long"},
 			pass, "HTTP GET " + srv.URL + "/long: 200 OK Output: " + strings.Repeat("b", outputMaxSize), false},
-		{"method, headers, Host and body are sent", raftstore.CheckDefinition{
+		{"method, headers, Host and body are sent", state.CheckDefinition{
 			HTTP: srv.URL + "/echo", Method: "PUT", Body: "ping",
 			Header: map[string][]string{
 				"X-Token": {"abc"},
@@ -87,7 +87,7 @@ func TestHTTPCheck(t *testing.T) {
 				"X-Want":  {"PUT host=svc.example token=abc ua=Consul Health Check accept=text/plain, text/*, */* body=ping"},
 			}},
 			pass, "HTTP PUT " + srv.URL + "/echo: 200 OK Output: echo ok", false},
-		{"own User-Agent and Accept are kept", raftstore.CheckDefinition{
+		{"own User-Agent and Accept are kept", state.CheckDefinition{
 			HTTP: srv.URL + "/echo",
 			Header: map[string][]string{
 				"User-Agent": {"probe/1"},
@@ -95,9 +95,9 @@ func TestHTTPCheck(t *testing.T) {
 				"X-Want":     {"GET host=" + strings.TrimPrefix(srv.URL, "http://") + " token= ua=probe/1 accept=application/json body="},
 			}},
 			pass, "HTTP GET " + srv.URL + "/echo: 200 OK Output: echo ok", false},
-		{"a target slower than the timeout is critical", raftstore.CheckDefinition{HTTP: srv.URL + "/slow", Timeout: "100ms"},
+		{"a target slower than the timeout is critical", state.CheckDefinition{HTTP: srv.URL + "/slow", Timeout: "100ms"},
 			crit, `Get "` + srv.URL + `/slow": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`, false},
-		{"connection refused is critical", raftstore.CheckDefinition{HTTP: refused},
+		{"connection refused is critical", state.CheckDefinition{HTTP: refused},
 			crit, `Get "` + refused + `": dial tcp `, true},
 	}
 	m, rec := newTestMonitor(t, false)
@@ -134,7 +134,7 @@ func TestHTTPCheckTLS(t *testing.T) {
 	m, rec := newTestMonitor(t, false)
 	for i, tt := range tests {
 		id := fmt.Sprintf("tls-%d", i)
-		mustAdd(t, m, id, TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL, TLSSkipVerify: tt.skipVerify})
+		mustAdd(t, m, id, TypeHTTP, state.CheckDefinition{HTTP: srv.URL, TLSSkipVerify: tt.skipVerify})
 		t.Run(tt.name, func(t *testing.T) {
 			e := rec.waitCount(t, id, 1)[0]
 			if e.status != tt.wantStatus || !strings.Contains(e.output, tt.wantOutput) {
@@ -194,7 +194,7 @@ func TestHTTPCheckTransitions(t *testing.T) {
 	for i, tt := range tests {
 		id := fmt.Sprintf("seq-%d", i)
 		srv := sequenceServer(t, tt.codes...)
-		mustAdd(t, m, id, TypeHTTP, raftstore.CheckDefinition{
+		mustAdd(t, m, id, TypeHTTP, state.CheckDefinition{
 			HTTP: srv.URL, SuccessBeforePassing: tt.successBeforePassing, FailuresBeforeCritical: tt.failuresBeforeCritical,
 		})
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // TestStopLeavesNoGoroutines runs a check of every kind, stops them, and
@@ -24,15 +24,15 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 
 	m, rec := newTestMonitor(t, true)
-	mustAdd(t, m, "http", TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL})
-	mustAdd(t, m, "tcp", TypeTCP, raftstore.CheckDefinition{TCP: tcpAddr})
-	mustAdd(t, m, "grpc", TypeGRPC, raftstore.CheckDefinition{GRPC: grpcAddr})
-	mustAdd(t, m, "script", TypeScript, raftstore.CheckDefinition{ScriptArgs: []string{"sh", "-c", "exit 0"}})
+	mustAdd(t, m, "http", TypeHTTP, state.CheckDefinition{HTTP: srv.URL})
+	mustAdd(t, m, "tcp", TypeTCP, state.CheckDefinition{TCP: tcpAddr})
+	mustAdd(t, m, "grpc", TypeGRPC, state.CheckDefinition{GRPC: grpcAddr})
+	mustAdd(t, m, "script", TypeScript, state.CheckDefinition{ScriptArgs: []string{"sh", "-c", "exit 0"}})
 	pidFile := filepath.Join(t.TempDir(), "script.pid")
-	mustAdd(t, m, "slow-script", TypeScript, raftstore.CheckDefinition{
+	mustAdd(t, m, "slow-script", TypeScript, state.CheckDefinition{
 		ScriptArgs: sh(fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 60", pidFile, pidFile, pidFile)),
 	})
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: "1h"}, ""); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: "1h"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"http", "tcp", "grpc", "script"} {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // ErrUnknownService is returned for a check of a service the agent does not
@@ -25,21 +25,21 @@ type Local struct {
 	path string
 
 	mu       sync.Mutex
-	services map[string]*raftstore.Service
-	checks   map[string]*raftstore.HealthCheck
+	services map[string]*state.Service
+	checks   map[string]*state.HealthCheck
 	// criticalSince is when each critical check turned critical (in this
 	// run), for deregister_critical_service_after.
 	criticalSince map[string]time.Time
 }
 
 type localFile struct {
-	Services []*raftstore.Service     `json:"Services"`
-	Checks   []*raftstore.HealthCheck `json:"Checks"`
+	Services []*state.Service     `json:"Services"`
+	Checks   []*state.HealthCheck `json:"Checks"`
 }
 
 // LoadLocal reads the local state kept at path (none yet is an empty state).
 func LoadLocal(path string) (*Local, error) {
-	l := &Local{path: path, services: map[string]*raftstore.Service{}, checks: map[string]*raftstore.HealthCheck{},
+	l := &Local{path: path, services: map[string]*state.Service{}, checks: map[string]*state.HealthCheck{},
 		criticalSince: map[string]time.Time{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -58,7 +58,7 @@ func LoadLocal(path string) (*Local, error) {
 	now := time.Now()
 	for _, c := range f.Checks {
 		l.checks[c.CheckID] = c
-		if c.Status == raftstore.HealthCritical {
+		if c.Status == state.HealthCritical {
 			l.criticalSince[c.CheckID] = now
 		}
 	}
@@ -87,11 +87,11 @@ func (l *Local) persistLocked() error {
 // service's earlier checks that checks does not name are dropped (but for a
 // maintenance check, which outlives re-registration); their IDs are
 // returned so their runners can stop.
-func (l *Local) AddService(svc *raftstore.Service, checks []*raftstore.HealthCheck) ([]string, error) {
+func (l *Local) AddService(svc *state.Service, checks []*state.HealthCheck) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prevSvc := l.services[svc.ID]
-	prevChecks := map[string]*raftstore.HealthCheck{}
+	prevChecks := map[string]*state.HealthCheck{}
 	keep := map[string]bool{ServiceMaintenanceID(svc.ID): true}
 	for _, c := range checks {
 		prevChecks[c.CheckID] = l.checks[c.CheckID]
@@ -133,7 +133,7 @@ func (l *Local) AddService(svc *raftstore.Service, checks []*raftstore.HealthChe
 
 // noteStatusLocked keeps criticalSince for check id now at status.
 func (l *Local) noteStatusLocked(id, status string) {
-	if status != raftstore.HealthCritical {
+	if status != state.HealthCritical {
 		delete(l.criticalSince, id)
 	} else if _, ok := l.criticalSince[id]; !ok {
 		l.criticalSince[id] = time.Now()
@@ -141,7 +141,7 @@ func (l *Local) noteStatusLocked(id, status string) {
 }
 
 // AddCheck adds or replaces a check, and persists.
-func (l *Local) AddCheck(c *raftstore.HealthCheck) error {
+func (l *Local) AddCheck(c *state.HealthCheck) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c.ServiceID != "" {
@@ -181,12 +181,12 @@ func (l *Local) RemoveCheck(id string) (bool, error) {
 }
 
 // Check returns a copy of check id.
-func (l *Local) Check(id string) (raftstore.HealthCheck, bool) {
+func (l *Local) Check(id string) (state.HealthCheck, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.checks[id]
 	if !ok {
-		return raftstore.HealthCheck{}, false
+		return state.HealthCheck{}, false
 	}
 	return *c, true
 }
@@ -261,7 +261,7 @@ func (l *Local) RemoveService(id string) (bool, []string, error) {
 		return false, nil, nil
 	}
 	delete(l.services, id)
-	removed := map[string]*raftstore.HealthCheck{}
+	removed := map[string]*state.HealthCheck{}
 	for cid, c := range l.checks {
 		if c.ServiceID == id {
 			removed[cid] = c
@@ -285,21 +285,21 @@ func (l *Local) RemoveService(id string) (bool, []string, error) {
 }
 
 // Services returns copies of the services.
-func (l *Local) Services() []*raftstore.Service {
+func (l *Local) Services() []*state.Service {
 	svcs, _ := l.Snapshot()
 	return svcs
 }
 
 // Snapshot returns copies of the services and checks.
-func (l *Local) Snapshot() ([]*raftstore.Service, []*raftstore.HealthCheck) {
+func (l *Local) Snapshot() ([]*state.Service, []*state.HealthCheck) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	svcs := make([]*raftstore.Service, 0, len(l.services))
+	svcs := make([]*state.Service, 0, len(l.services))
 	for _, s := range l.services {
 		c := *s
 		svcs = append(svcs, &c)
 	}
-	checks := make([]*raftstore.HealthCheck, 0, len(l.checks))
+	checks := make([]*state.HealthCheck, 0, len(l.checks))
 	for _, c := range l.checks {
 		cc := *c
 		checks = append(checks, &cc)

@@ -9,9 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // Errors of Add and UpdateTTL, for callers to map onto HTTP statuses.
@@ -111,7 +110,7 @@ func New(cfg Config) *Monitor {
 // TypeGRPC or TypeScript) with definition def, or replaces the one of that
 // ID, stopping it first. initial is the check's status until its first
 // result ("" means critical); it is not notified.
-func (m *Monitor) Add(checkID, typ string, def raftstore.CheckDefinition, initial string) error {
+func (m *Monitor) Add(checkID, typ string, def state.CheckDefinition, initial string) error {
 	if checkID == "" {
 		return errors.New("check ID missing")
 	}
@@ -123,7 +122,7 @@ func (m *Monitor) Add(checkID, typ string, def raftstore.CheckDefinition, initia
 		return fmt.Errorf("check %q: %w", checkID, ErrScriptChecksDisabled)
 	}
 	if initial == "" {
-		initial = raftstore.HealthCritical
+		initial = state.HealthCritical
 	}
 	if !validStatus(initial) {
 		return fmt.Errorf("check %q: initial status %q: %w", checkID, initial, ErrInvalidStatus)
@@ -279,7 +278,7 @@ func (m *Monitor) runTTL(r *runner, logger hclog.Logger) {
 			return
 		case <-timer.C:
 			logger.Warn("Check missed TTL, is now critical")
-			m.report(r, logger, raftstore.HealthCritical, ttlExpiredOutput(lastOutput))
+			m.report(r, logger, state.HealthCritical, ttlExpiredOutput(lastOutput))
 		case u := <-r.ttlUpdates:
 			lastOutput = u.output
 			m.report(r, logger, u.status, u.output)
@@ -295,7 +294,7 @@ func (m *Monitor) report(r *runner, logger hclog.Logger, status, output string) 
 		return
 	}
 	if status != r.status {
-		if status == raftstore.HealthPassing {
+		if status == state.HealthPassing {
 			logger.Debug("Check status updated", "status", status)
 		} else {
 			logger.Warn("Check is now "+status, "output", output)

@@ -12,48 +12,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 func TestValidateDefinition(t *testing.T) {
 	tests := []struct {
 		name    string
 		typ     string
-		def     raftstore.CheckDefinition
+		def     state.CheckDefinition
 		wantErr string // "" for valid
 	}{
-		{"http", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://127.0.0.1:8080/health", Interval: "10s"}, ""},
-		{"https with method", TypeHTTP, raftstore.CheckDefinition{HTTP: "https://svc.local/h", Method: "POST", Interval: "1s", Timeout: "2s"}, ""},
-		{"tcp", TypeTCP, raftstore.CheckDefinition{TCP: "localhost:22", Interval: "5s"}, ""},
-		{"tcp ipv6", TypeTCP, raftstore.CheckDefinition{TCP: "[::1]:22", Interval: "5s"}, ""},
-		{"grpc", TypeGRPC, raftstore.CheckDefinition{GRPC: "127.0.0.1:9000", Interval: "5s"}, ""},
-		{"grpc service", TypeGRPC, raftstore.CheckDefinition{GRPC: "127.0.0.1:9000/my.Service", Interval: "5s"}, ""},
-		{"ttl", TypeTTL, raftstore.CheckDefinition{TTL: "30s"}, ""},
-		{"script", TypeScript, raftstore.CheckDefinition{ScriptArgs: []string{"/bin/true"}, Interval: "10s"}, ""},
-		{"interval below minimum is raised, not refused", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "10ms"}, ""},
-		{"thresholds", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/", Interval: "1s", SuccessBeforePassing: 2, FailuresBeforeCritical: 3}, ""},
+		{"http", TypeHTTP, state.CheckDefinition{HTTP: "http://127.0.0.1:8080/health", Interval: "10s"}, ""},
+		{"https with method", TypeHTTP, state.CheckDefinition{HTTP: "https://svc.local/h", Method: "POST", Interval: "1s", Timeout: "2s"}, ""},
+		{"tcp", TypeTCP, state.CheckDefinition{TCP: "localhost:22", Interval: "5s"}, ""},
+		{"tcp ipv6", TypeTCP, state.CheckDefinition{TCP: "[::1]:22", Interval: "5s"}, ""},
+		{"grpc", TypeGRPC, state.CheckDefinition{GRPC: "127.0.0.1:9000", Interval: "5s"}, ""},
+		{"grpc service", TypeGRPC, state.CheckDefinition{GRPC: "127.0.0.1:9000/my.Service", Interval: "5s"}, ""},
+		{"ttl", TypeTTL, state.CheckDefinition{TTL: "30s"}, ""},
+		{"script", TypeScript, state.CheckDefinition{ScriptArgs: []string{"/bin/true"}, Interval: "10s"}, ""},
+		{"interval below minimum is raised, not refused", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "10ms"}, ""},
+		{"thresholds", TypeHTTP, state.CheckDefinition{HTTP: "http://a/", Interval: "1s", SuccessBeforePassing: 2, FailuresBeforeCritical: 3}, ""},
 
-		{"unknown type", "docker", raftstore.CheckDefinition{Interval: "10s"}, `unknown check type "docker"`},
-		{"missing interval", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/"}, "checks need an Interval > 0"},
-		{"zero interval", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "0s"}, "checks need an Interval > 0"},
-		{"bad interval", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "ten seconds"}, `invalid Interval: time: invalid duration "ten seconds"`},
-		{"negative interval", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "-1s"}, `Interval "-1s" must not be negative`},
-		{"bad timeout", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "1s", Timeout: "5"}, "invalid Timeout"},
-		{"interval and ttl", TypeTTL, raftstore.CheckDefinition{TTL: "10s", Interval: "10s"}, "both Interval and TTL are set"},
-		{"missing ttl", TypeTTL, raftstore.CheckDefinition{}, "TTL must be > 0 for TTL checks"},
-		{"missing url", TypeHTTP, raftstore.CheckDefinition{Interval: "1s"}, "HTTP must be the URL to check"},
-		{"bad url", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a b/", Interval: "1s"}, "invalid HTTP check"},
-		{"not http url", TypeHTTP, raftstore.CheckDefinition{HTTP: "ftp://a/", Interval: "1s"}, "the scheme must be http or https"},
-		{"url without host", TypeHTTP, raftstore.CheckDefinition{HTTP: "http:///health", Interval: "1s"}, "the URL has no host"},
-		{"bad method", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/", Method: "GE T", Interval: "1s"}, "invalid method"},
-		{"missing tcp address", TypeTCP, raftstore.CheckDefinition{Interval: "1s"}, "TCP must be the host:port"},
-		{"tcp without port", TypeTCP, raftstore.CheckDefinition{TCP: "localhost", Interval: "1s"}, `invalid TCP "localhost"`},
-		{"grpc without port", TypeGRPC, raftstore.CheckDefinition{GRPC: "localhost/svc", Interval: "1s"}, `invalid GRPC "localhost"`},
-		{"script without args", TypeScript, raftstore.CheckDefinition{Interval: "1s"}, "ScriptArgs must name the program"},
-		{"negative success threshold", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "1s", SuccessBeforePassing: -1}, "SuccessBeforePassing -1 must not be negative"},
-		{"negative failure threshold", TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "1s", FailuresBeforeCritical: -2}, "FailuresBeforeCritical -2 must not be negative"},
+		{"unknown type", "docker", state.CheckDefinition{Interval: "10s"}, `unknown check type "docker"`},
+		{"missing interval", TypeHTTP, state.CheckDefinition{HTTP: "http://a/"}, "checks need an Interval > 0"},
+		{"zero interval", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "0s"}, "checks need an Interval > 0"},
+		{"bad interval", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "ten seconds"}, `invalid Interval: time: invalid duration "ten seconds"`},
+		{"negative interval", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "-1s"}, `Interval "-1s" must not be negative`},
+		{"bad timeout", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "1s", Timeout: "5"}, "invalid Timeout"},
+		{"interval and ttl", TypeTTL, state.CheckDefinition{TTL: "10s", Interval: "10s"}, "both Interval and TTL are set"},
+		{"missing ttl", TypeTTL, state.CheckDefinition{}, "TTL must be > 0 for TTL checks"},
+		{"missing url", TypeHTTP, state.CheckDefinition{Interval: "1s"}, "HTTP must be the URL to check"},
+		{"bad url", TypeHTTP, state.CheckDefinition{HTTP: "http://a b/", Interval: "1s"}, "invalid HTTP check"},
+		{"not http url", TypeHTTP, state.CheckDefinition{HTTP: "ftp://a/", Interval: "1s"}, "the scheme must be http or https"},
+		{"url without host", TypeHTTP, state.CheckDefinition{HTTP: "http:///health", Interval: "1s"}, "the URL has no host"},
+		{"bad method", TypeHTTP, state.CheckDefinition{HTTP: "http://a/", Method: "GE T", Interval: "1s"}, "invalid method"},
+		{"missing tcp address", TypeTCP, state.CheckDefinition{Interval: "1s"}, "TCP must be the host:port"},
+		{"tcp without port", TypeTCP, state.CheckDefinition{TCP: "localhost", Interval: "1s"}, `invalid TCP "localhost"`},
+		{"grpc without port", TypeGRPC, state.CheckDefinition{GRPC: "localhost/svc", Interval: "1s"}, `invalid GRPC "localhost"`},
+		{"script without args", TypeScript, state.CheckDefinition{Interval: "1s"}, "ScriptArgs must name the program"},
+		{"negative success threshold", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "1s", SuccessBeforePassing: -1}, "SuccessBeforePassing -1 must not be negative"},
+		{"negative failure threshold", TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "1s", FailuresBeforeCritical: -2}, "FailuresBeforeCritical -2 must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,14 +72,14 @@ func TestValidateDefinition(t *testing.T) {
 func TestDefaultTimeouts(t *testing.T) {
 	tests := []struct {
 		typ  string
-		def  raftstore.CheckDefinition
+		def  state.CheckDefinition
 		want time.Duration
 	}{
-		{TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/", Interval: "1s"}, 10 * time.Second},
-		{TypeTCP, raftstore.CheckDefinition{TCP: "a:1", Interval: "1s"}, 10 * time.Second},
-		{TypeGRPC, raftstore.CheckDefinition{GRPC: "a:1", Interval: "1s"}, 10 * time.Second},
-		{TypeScript, raftstore.CheckDefinition{ScriptArgs: []string{"true"}, Interval: "1s"}, 30 * time.Second},
-		{TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/", Interval: "1s", Timeout: "1m"}, time.Minute},
+		{TypeHTTP, state.CheckDefinition{HTTP: "http://a/", Interval: "1s"}, 10 * time.Second},
+		{TypeTCP, state.CheckDefinition{TCP: "a:1", Interval: "1s"}, 10 * time.Second},
+		{TypeGRPC, state.CheckDefinition{GRPC: "a:1", Interval: "1s"}, 10 * time.Second},
+		{TypeScript, state.CheckDefinition{ScriptArgs: []string{"true"}, Interval: "1s"}, 30 * time.Second},
+		{TypeHTTP, state.CheckDefinition{HTTP: "http://a/", Interval: "1s", Timeout: "1m"}, time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ+" "+tt.def.Timeout, func(t *testing.T) {
@@ -100,21 +99,21 @@ func TestAddRefuses(t *testing.T) {
 	stopped.Stop()
 	noScripts := New(Config{})
 	t.Cleanup(noScripts.Stop)
-	tcp := raftstore.CheckDefinition{TCP: "127.0.0.1:1", Interval: "1s"}
+	tcp := state.CheckDefinition{TCP: "127.0.0.1:1", Interval: "1s"}
 
 	tests := []struct {
 		name    string
 		m       *Monitor
 		id, typ string
-		def     raftstore.CheckDefinition
+		def     state.CheckDefinition
 		initial string
 		wantIs  error
 		wantErr string
 	}{
 		{"script checks disabled", noScripts, "s", TypeScript,
-			raftstore.CheckDefinition{ScriptArgs: []string{"true"}, Interval: "1s"}, "",
+			state.CheckDefinition{ScriptArgs: []string{"true"}, Interval: "1s"}, "",
 			ErrScriptChecksDisabled, `check "s": script checks are disabled on this agent`},
-		{"invalid definition", noScripts, "h", TypeHTTP, raftstore.CheckDefinition{HTTP: "http://a/"}, "",
+		{"invalid definition", noScripts, "h", TypeHTTP, state.CheckDefinition{HTTP: "http://a/"}, "",
 			nil, `check "h": script, HTTP, TCP and gRPC checks need an Interval > 0`},
 		{"invalid initial status", noScripts, "t", TypeTCP, tcp, "ok",
 			ErrInvalidStatus, `check "t": initial status "ok"`},
@@ -148,7 +147,7 @@ func TestIntervalBelowMinimumRaised(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Output: lockedWriter{&logsMu, &logs}, Level: hclog.Warn})
 	m := New(Config{Logger: logger})
 	t.Cleanup(m.Stop)
-	if err := m.Add("fast", TypeTCP, raftstore.CheckDefinition{TCP: "127.0.0.1:1", Interval: "10ms"}, ""); err != nil {
+	if err := m.Add("fast", TypeTCP, state.CheckDefinition{TCP: "127.0.0.1:1", Interval: "10ms"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	m.mu.Lock()
@@ -196,7 +195,7 @@ func TestNotifyOnlyOnChange(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	m, rec := newTestMonitor(t, false)
-	mustAdd(t, m, "web", TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL})
+	mustAdd(t, m, "web", TypeHTTP, state.CheckDefinition{HTTP: srv.URL})
 	rec.waitStatus(t, "web", pass)
 	// The fifth request starts after the fourth run's result was handled.
 	waitUntil(t, "five runs", func() bool { return hits.Load() >= 5 })
@@ -210,7 +209,7 @@ func TestNotifyOnlyOnChange(t *testing.T) {
 func TestInitialStatusIsTheBaseline(t *testing.T) {
 	t.Parallel()
 	m, rec := newTestMonitor(t, false)
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: "1h"}, pass); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: "1h"}, pass); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.UpdateTTL("ttl", pass, ""); err != nil {
@@ -231,8 +230,8 @@ func TestRemoveStopsNotifying(t *testing.T) {
 	t.Parallel()
 	srv, _ := countingServer(t)
 	m, rec := newTestMonitor(t, false)
-	mustAdd(t, m, "removed", TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL})
-	mustAdd(t, m, "clock", TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL})
+	mustAdd(t, m, "removed", TypeHTTP, state.CheckDefinition{HTTP: srv.URL})
+	mustAdd(t, m, "clock", TypeHTTP, state.CheckDefinition{HTTP: srv.URL})
 	rec.waitCount(t, "removed", 2)
 
 	m.Remove("removed")
@@ -259,10 +258,10 @@ func TestAddReplacesCheck(t *testing.T) {
 	}))
 	t.Cleanup(newSrv.Close)
 	m, rec := newTestMonitor(t, false)
-	mustAdd(t, m, "web", TypeHTTP, raftstore.CheckDefinition{HTTP: oldSrv.URL})
+	mustAdd(t, m, "web", TypeHTTP, state.CheckDefinition{HTTP: oldSrv.URL})
 	rec.waitStatus(t, "web", pass)
 
-	mustAdd(t, m, "web", TypeHTTP, raftstore.CheckDefinition{HTTP: newSrv.URL})
+	mustAdd(t, m, "web", TypeHTTP, state.CheckDefinition{HTTP: newSrv.URL})
 	hitsAtReplace := oldHits.Load()
 	if n := m.running.Load(); n != 1 {
 		t.Fatalf("%d check goroutines after replacing the check, want 1", n)
@@ -273,7 +272,7 @@ func TestAddReplacesCheck(t *testing.T) {
 		t.Fatalf("output %q, want %q", e.output, want)
 	}
 	clockSrv, _ := countingServer(t)
-	mustAdd(t, m, "clock", TypeHTTP, raftstore.CheckDefinition{HTTP: clockSrv.URL})
+	mustAdd(t, m, "clock", TypeHTTP, state.CheckDefinition{HTTP: clockSrv.URL})
 	rec.waitCount(t, "clock", 3)
 	if extra := oldHits.Load() - hitsAtReplace; extra != 0 {
 		t.Fatalf("the replaced check kept running: %d requests after Add returned", extra)
@@ -293,7 +292,7 @@ func TestRemoveCancelsRunningCheck(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	m, rec := newTestMonitor(t, false)
-	mustAdd(t, m, "hang", TypeHTTP, raftstore.CheckDefinition{HTTP: srv.URL, Timeout: "1h"})
+	mustAdd(t, m, "hang", TypeHTTP, state.CheckDefinition{HTTP: srv.URL, Timeout: "1h"})
 	select {
 	case <-entered:
 	case <-time.After(waitTimeout):

@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // A probe runs an interval check once and returns its result. When ctx is
@@ -63,7 +62,7 @@ func newHTTPProbe(s spec, logger hclog.Logger) probe {
 	return func(ctx context.Context) (string, string) {
 		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(s.def.Body))
 		if err != nil {
-			return raftstore.HealthCritical, err.Error()
+			return state.HealthCritical, err.Error()
 		}
 		// A copy: each run's defaults must not leak into the definition.
 		req.Header = http.Header(s.def.Header).Clone()
@@ -82,7 +81,7 @@ func newHTTPProbe(s spec, logger hclog.Logger) probe {
 
 		resp, err := client.Do(req)
 		if err != nil {
-			return raftstore.HealthCritical, err.Error()
+			return state.HealthCritical, err.Error()
 		}
 		defer resp.Body.Close()
 		body := newTailBuffer(outputMaxSize)
@@ -93,12 +92,12 @@ func newHTTPProbe(s spec, logger hclog.Logger) probe {
 		output := fmt.Sprintf("HTTP %s %s: %s Output: %s", method, url, resp.Status, body.String())
 		switch {
 		case resp.StatusCode >= 200 && resp.StatusCode <= 299:
-			return raftstore.HealthPassing, output
+			return state.HealthPassing, output
 		case resp.StatusCode == http.StatusTooManyRequests:
 			// The target is up but shedding load: warning, as in Consul.
-			return raftstore.HealthWarning, output
+			return state.HealthWarning, output
 		default:
-			return raftstore.HealthCritical, output
+			return state.HealthCritical, output
 		}
 	}
 }
@@ -110,10 +109,10 @@ func newTCPProbe(s spec, logger hclog.Logger) probe {
 		conn, err := dialer.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			logger.Warn("Check socket connection failed", "error", err)
-			return raftstore.HealthCritical, err.Error()
+			return state.HealthCritical, err.Error()
 		}
 		conn.Close()
-		return raftstore.HealthPassing, fmt.Sprintf("TCP connect %s: Success", addr)
+		return state.HealthPassing, fmt.Sprintf("TCP connect %s: Success", addr)
 	}
 }
 
@@ -133,16 +132,16 @@ func newGRPCProbe(s spec) probe {
 		// grpc.Dial Consul uses (grpc.NewClient would resolve it via DNS).
 		conn, err := grpc.NewClient("passthrough:///"+server, grpc.WithTransportCredentials(creds))
 		if err != nil {
-			return raftstore.HealthCritical, err.Error()
+			return state.HealthCritical, err.Error()
 		}
 		defer conn.Close()
 		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 		if err != nil {
-			return raftstore.HealthCritical, err.Error()
+			return state.HealthCritical, err.Error()
 		}
 		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return raftstore.HealthCritical, fmt.Sprintf("gRPC %s serving status: %s", target, resp.GetStatus())
+			return state.HealthCritical, fmt.Sprintf("gRPC %s serving status: %s", target, resp.GetStatus())
 		}
-		return raftstore.HealthPassing, fmt.Sprintf("gRPC check %s: success", target)
+		return state.HealthPassing, fmt.Sprintf("gRPC check %s: success", target)
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // scriptWaitDelay bounds how long a finished or killed script's output pipes
@@ -38,32 +37,32 @@ func newScriptProbe(s spec, logger hclog.Logger) probe {
 		err := cmd.Run()
 		if killed.Load() {
 			if ctx.Err() != nil {
-				return raftstore.HealthCritical, "check removed while running"
+				return state.HealthCritical, "check removed while running"
 			}
 			logger.Warn("Timed out running check", "timeout", s.timeout.String())
 			msg := fmt.Sprintf("Timed out (%s) running check", s.timeout)
 			if out := output.captured(); out != "" {
 				msg += "\n\n" + out
 			}
-			return raftstore.HealthCritical, msg
+			return state.HealthCritical, msg
 		}
 		// ErrWaitDelay: the script itself exited 0, but a child it left in
 		// the background still holds its output open. Its exit status is
 		// the result; waiting for the child (Consul would, until the
 		// timeout) would only delay it.
 		if err == nil || errors.Is(err, exec.ErrWaitDelay) {
-			return raftstore.HealthPassing, output.captured()
+			return state.HealthPassing, output.captured()
 		}
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
 			if exitErr.ExitCode() == 1 {
-				return raftstore.HealthWarning, output.captured()
+				return state.HealthWarning, output.captured()
 			}
-			return raftstore.HealthCritical, output.captured()
+			return state.HealthCritical, output.captured()
 		}
 		// It did not start (no such program, no permission), or its output
 		// could not be drained.
 		logger.Error("Check failed to invoke", "error", err)
-		return raftstore.HealthCritical, err.Error()
+		return state.HealthCritical, err.Error()
 	}
 }

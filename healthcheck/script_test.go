@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 func sh(script string) []string { return []string{"sh", "-c", script} }
@@ -47,7 +47,7 @@ func TestScriptCheck(t *testing.T) {
 	m, rec := newTestMonitor(t, true)
 	for i, tt := range tests {
 		id := fmt.Sprintf("script-%d", i)
-		mustAdd(t, m, id, TypeScript, raftstore.CheckDefinition{ScriptArgs: tt.args, Timeout: tt.timeout})
+		mustAdd(t, m, id, TypeScript, state.CheckDefinition{ScriptArgs: tt.args, Timeout: tt.timeout})
 		t.Run(tt.name, func(t *testing.T) {
 			e := rec.waitCount(t, id, 1)[0]
 			if e.status != tt.wantStatus || e.output != tt.wantOutput {
@@ -63,7 +63,7 @@ func TestScriptTimeoutKillsProcessGroup(t *testing.T) {
 	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "child.pid")
 	m, rec := newTestMonitor(t, true)
-	mustAdd(t, m, "tree", TypeScript, raftstore.CheckDefinition{
+	mustAdd(t, m, "tree", TypeScript, state.CheckDefinition{
 		// Each run appends its child's PID: the first line is the run
 		// that timed out.
 		ScriptArgs: sh(fmt.Sprintf("sleep 60 & echo $! >> %s; wait", pidFile)),
@@ -94,7 +94,7 @@ func TestScriptBackgroundChildHoldingOutput(t *testing.T) {
 		}
 	})
 	m, rec := newTestMonitor(t, true)
-	mustAdd(t, m, "bg", TypeScript, raftstore.CheckDefinition{
+	mustAdd(t, m, "bg", TypeScript, state.CheckDefinition{
 		ScriptArgs: sh(fmt.Sprintf("sleep 30 & echo $! >> %s; echo started", pidFile)),
 		Timeout:    "1m",
 	})
@@ -110,7 +110,7 @@ func TestRemoveKillsRunningScript(t *testing.T) {
 	t.Parallel()
 	pidFile := filepath.Join(t.TempDir(), "script.pid")
 	m, rec := newTestMonitor(t, true)
-	mustAdd(t, m, "long", TypeScript, raftstore.CheckDefinition{
+	mustAdd(t, m, "long", TypeScript, state.CheckDefinition{
 		ScriptArgs: sh(fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 60", pidFile, pidFile, pidFile)),
 		Timeout:    "1h",
 	})

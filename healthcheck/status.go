@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // statusHandler decides which results of an interval check are reported,
@@ -33,7 +33,7 @@ func newStatusHandler(successBeforePassing, failuresBeforeCritical int) *statusH
 
 // count records a result and reports whether it is to be reported.
 func (h *statusHandler) count(status string) bool {
-	if status == raftstore.HealthPassing || status == raftstore.HealthWarning {
+	if status == state.HealthPassing || status == state.HealthWarning {
 		h.successes++
 		h.failures = 0
 		return h.successes >= h.successBeforePassing

@@ -6,9 +6,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/beacon-dns/beacon/raftstore"
 )
 
 // Anti-entropy: the agent's local services and checks are the truth for its
@@ -23,7 +22,7 @@ const (
 
 // Catalog is where the Syncer writes: Raft, through the agent.
 type Catalog interface {
-	Apply(t raftstore.MessageType, msg any) (uint64, error)
+	Apply(t state.MessageType, msg any) (uint64, error)
 	// Leader is "" while no leader is known: no sync is tried then.
 	Leader() string
 }
@@ -31,11 +30,11 @@ type Catalog interface {
 // Syncer keeps the catalog's view of one node equal to a Local.
 type Syncer struct {
 	local   *Local
-	store   *raftstore.Store
+	store   *state.Store
 	catalog Catalog
 	// node is the node's own registration, without checks: its
 	// serfHealth is the leader's, from gossip.
-	node   func() *raftstore.RegisterRequest
+	node   func() *state.RegisterRequest
 	keep   func(serviceID string) bool
 	logger hclog.Logger
 	now    chan struct{}
@@ -44,9 +43,9 @@ type Syncer struct {
 // SyncConfig is what NewSyncer needs.
 type SyncConfig struct {
 	Local   *Local
-	Store   *raftstore.Store // the local replica, read to compare
+	Store   *state.Store // the local replica, read to compare
 	Catalog Catalog
-	Node    func() *raftstore.RegisterRequest
+	Node    func() *state.RegisterRequest
 	// Keep names the catalog services of this node that are not the
 	// agent's own but someone else's to keep (the consul service the
 	// leader puts on servers); nil keeps none.
@@ -101,7 +100,7 @@ func (s *Syncer) Trigger() {
 // writing only what differs.
 func (s *Syncer) FullSync() error {
 	if s.catalog.Leader() == "" {
-		return raftstore.ErrNoLeader
+		return state.ErrNoLeader
 	}
 	reg := s.node()
 	_, node, catalogSvcs, err := s.store.NodeServices(nil, reg.Node)
@@ -113,14 +112,14 @@ func (s *Syncer) FullSync() error {
 		return err
 	}
 	if node == nil || node.ID != reg.ID || node.Address != reg.Address {
-		if _, err := s.catalog.Apply(raftstore.RegisterRequestType, reg); err != nil {
+		if _, err := s.catalog.Apply(state.RegisterRequestType, reg); err != nil {
 			return fmt.Errorf("registering node: %w", err)
 		}
 	}
 	svcs, checks := s.local.Snapshot()
 	want := map[string]bool{}
-	wantCheck := map[string]bool{raftstore.SerfCheckID: true} // serfHealth is the leader's
-	var nodeChecks []*raftstore.HealthCheck
+	wantCheck := map[string]bool{state.SerfCheckID: true} // serfHealth is the leader's
+	var nodeChecks []*state.HealthCheck
 	for _, c := range checks {
 		wantCheck[c.CheckID] = true
 		if c.ServiceID == "" {
@@ -130,13 +129,13 @@ func (s *Syncer) FullSync() error {
 	if !checksInSync(catalogChecks, nodeChecks) {
 		req := s.node()
 		req.SkipNodeUpdate, req.Checks = true, nodeChecks
-		if _, err := s.catalog.Apply(raftstore.RegisterRequestType, req); err != nil {
+		if _, err := s.catalog.Apply(state.RegisterRequestType, req); err != nil {
 			return fmt.Errorf("registering node checks: %w", err)
 		}
 	}
 	for _, svc := range svcs {
 		want[svc.ID] = true
-		var own []*raftstore.HealthCheck
+		var own []*state.HealthCheck
 		for _, c := range checks {
 			if c.ServiceID == svc.ID {
 				own = append(own, c)
@@ -167,13 +166,13 @@ func (s *Syncer) FullSync() error {
 }
 
 // PushService registers a service and its checks in the catalog.
-func (s *Syncer) PushService(svc *raftstore.Service, checks []*raftstore.HealthCheck) error {
+func (s *Syncer) PushService(svc *state.Service, checks []*state.HealthCheck) error {
 	req := s.node()
 	req.SkipNodeUpdate = true
 	req.Check = nil
 	req.Service = svc
 	req.Checks = checks
-	if _, err := s.catalog.Apply(raftstore.RegisterRequestType, req); err != nil {
+	if _, err := s.catalog.Apply(state.RegisterRequestType, req); err != nil {
 		return fmt.Errorf("registering service %q: %w", svc.ID, err)
 	}
 	return nil
@@ -181,8 +180,8 @@ func (s *Syncer) PushService(svc *raftstore.Service, checks []*raftstore.HealthC
 
 // DeregisterService removes a service of the node from the catalog.
 func (s *Syncer) DeregisterService(id string) error {
-	if _, err := s.catalog.Apply(raftstore.DeregisterRequestType,
-		&raftstore.DeregisterRequest{Node: s.node().Node, ServiceID: id}); err != nil {
+	if _, err := s.catalog.Apply(state.DeregisterRequestType,
+		&state.DeregisterRequest{Node: s.node().Node, ServiceID: id}); err != nil {
 		return fmt.Errorf("deregistering service %q: %w", id, err)
 	}
 	return nil
@@ -190,25 +189,25 @@ func (s *Syncer) DeregisterService(id string) error {
 
 // DeregisterCheck removes a check of the node from the catalog.
 func (s *Syncer) DeregisterCheck(id string) error {
-	if _, err := s.catalog.Apply(raftstore.DeregisterRequestType,
-		&raftstore.DeregisterRequest{Node: s.node().Node, CheckID: id}); err != nil {
+	if _, err := s.catalog.Apply(state.DeregisterRequestType,
+		&state.DeregisterRequest{Node: s.node().Node, CheckID: id}); err != nil {
 		return fmt.Errorf("deregistering check %q: %w", id, err)
 	}
 	return nil
 }
 
-func serviceInSync(catalog []*raftstore.Service, want *raftstore.Service) bool {
+func serviceInSync(catalog []*state.Service, want *state.Service) bool {
 	for _, s := range catalog {
 		if s.ID == want.ID {
 			w := *want
 			w.Node = s.Node
-			return raftstore.ServiceEqual(s, &w)
+			return state.ServiceEqual(s, &w)
 		}
 	}
 	return false
 }
 
-func hasCheck(catalog []*raftstore.HealthCheck, want *raftstore.HealthCheck) bool {
+func hasCheck(catalog []*state.HealthCheck, want *state.HealthCheck) bool {
 	for _, c := range catalog {
 		if c.CheckID == want.CheckID {
 			return c.Status == want.Status && c.Name == want.Name && c.ServiceID == want.ServiceID &&
@@ -219,7 +218,7 @@ func hasCheck(catalog []*raftstore.HealthCheck, want *raftstore.HealthCheck) boo
 	return false
 }
 
-func checksInSync(catalog, want []*raftstore.HealthCheck) bool {
+func checksInSync(catalog, want []*state.HealthCheck) bool {
 	for _, w := range want {
 		if !hasCheck(catalog, w) {
 			return false

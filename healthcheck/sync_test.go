@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // fsmCatalog applies writes with a real FSM at increasing indexes, as a
@@ -22,7 +23,7 @@ type fsmCatalog struct {
 	leader string
 }
 
-func (c *fsmCatalog) Apply(t raftstore.MessageType, msg any) (uint64, error) {
+func (c *fsmCatalog) Apply(t state.MessageType, msg any) (uint64, error) {
 	buf, err := raftstore.Encode(t, msg)
 	if err != nil {
 		return 0, err
@@ -41,33 +42,33 @@ func (c *fsmCatalog) Leader() string { return c.leader }
 
 const testNode = "n1"
 
-func nodeReg() *raftstore.RegisterRequest {
-	return &raftstore.RegisterRequest{Datacenter: "dc1", ID: "11111111-2222-3333-4444-555555555555", Node: testNode,
+func nodeReg() *state.RegisterRequest {
+	return &state.RegisterRequest{Datacenter: "dc1", ID: "11111111-2222-3333-4444-555555555555", Node: testNode,
 		Address: "10.0.0.1", NodeMeta: map[string]string{}}
 }
 
-func newSyncer(t *testing.T) (*Syncer, *Local, *raftstore.Store, *fsmCatalog) {
+func newSyncer(t *testing.T) (*Syncer, *Local, *state.Store, *fsmCatalog) {
 	t.Helper()
 	local, err := LoadLocal(filepath.Join(t.TempDir(), "local.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := raftstore.NewStore()
+	store := state.NewStore()
 	cat := &fsmCatalog{fsm: raftstore.NewFSM(store, nil), leader: "127.0.0.1:8300"}
 	s := NewSyncer(SyncConfig{Local: local, Store: store, Catalog: cat, Node: nodeReg,
 		Keep: func(id string) bool { return id == "consul" }})
 	return s, local, store, cat
 }
 
-func webService() (*raftstore.Service, []*raftstore.HealthCheck) {
-	svc := &raftstore.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{}, Meta: map[string]string{},
-		Weights: raftstore.Weights{Passing: 1, Warning: 1}}
-	check := &raftstore.HealthCheck{CheckID: "web-http", Name: "web", Status: raftstore.HealthPassing, ServiceID: "web-1",
-		Type: "http", Definition: raftstore.CheckDefinition{HTTP: "http://10.0.0.1/", Interval: "10s"}}
-	return svc, []*raftstore.HealthCheck{check}
+func webService() (*state.Service, []*state.HealthCheck) {
+	svc := &state.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{}, Meta: map[string]string{},
+		Weights: state.Weights{Passing: 1, Warning: 1}}
+	check := &state.HealthCheck{CheckID: "web-http", Name: "web", Status: state.HealthPassing, ServiceID: "web-1",
+		Type: "http", Definition: state.CheckDefinition{HTTP: "http://10.0.0.1/", Interval: "10s"}}
+	return svc, []*state.HealthCheck{check}
 }
 
-func catalogCheck(t *testing.T, store *raftstore.Store, id string) *raftstore.HealthCheck {
+func catalogCheck(t *testing.T, store *state.Store, id string) *state.HealthCheck {
 	t.Helper()
 	_, checks, err := store.NodeChecks(nil, testNode)
 	if err != nil {
@@ -87,17 +88,17 @@ func TestSyncRepairsTheCatalog(t *testing.T) {
 	if _, err := local.AddService(svc, checks); err != nil {
 		t.Fatal(err)
 	}
-	if err := local.AddCheck(&raftstore.HealthCheck{CheckID: "disk", Name: "disk", Status: raftstore.HealthWarning, Type: "ttl",
-		Definition: raftstore.CheckDefinition{TTL: "1m"}}); err != nil {
+	if err := local.AddCheck(&state.HealthCheck{CheckID: "disk", Name: "disk", Status: state.HealthWarning, Type: "ttl",
+		Definition: state.CheckDefinition{TTL: "1m"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.FullSync(); err != nil {
 		t.Fatal(err)
 	}
-	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != raftstore.HealthPassing {
+	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != state.HealthPassing {
 		t.Fatalf("service check after the first sync = %+v", c)
 	}
-	if c := catalogCheck(t, store, "disk"); c == nil || c.Status != raftstore.HealthWarning || c.ServiceID != "" {
+	if c := catalogCheck(t, store, "disk"); c == nil || c.Status != state.HealthWarning || c.ServiceID != "" {
 		t.Fatalf("node check after the first sync = %+v", c)
 	}
 
@@ -113,18 +114,18 @@ func TestSyncRepairsTheCatalog(t *testing.T) {
 	// Drift: someone deregisters the service and adds a check and a
 	// service of their own on our node; the consul service is kept.
 	for _, w := range []struct {
-		t   raftstore.MessageType
+		t   state.MessageType
 		msg any
 	}{
-		{raftstore.DeregisterRequestType, &raftstore.DeregisterRequest{Node: testNode, ServiceID: "web-1"}},
-		{raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
-			Service: &raftstore.Service{ID: "stray", Service: "stray"}}},
-		{raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
-			Service: &raftstore.Service{ID: "consul", Service: "consul", Port: 8300}}},
-		{raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
-			Check: &raftstore.HealthCheck{CheckID: "stray-check", Name: "x", Status: raftstore.HealthCritical}}},
-		{raftstore.RegisterRequestType, &raftstore.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
-			Check: &raftstore.HealthCheck{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName, Status: raftstore.HealthPassing}}},
+		{state.DeregisterRequestType, &state.DeregisterRequest{Node: testNode, ServiceID: "web-1"}},
+		{state.RegisterRequestType, &state.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
+			Service: &state.Service{ID: "stray", Service: "stray"}}},
+		{state.RegisterRequestType, &state.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
+			Service: &state.Service{ID: "consul", Service: "consul", Port: 8300}}},
+		{state.RegisterRequestType, &state.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
+			Check: &state.HealthCheck{CheckID: "stray-check", Name: "x", Status: state.HealthCritical}}},
+		{state.RegisterRequestType, &state.RegisterRequest{Node: testNode, SkipNodeUpdate: true,
+			Check: &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing}}},
 	} {
 		if _, err := cat.Apply(w.t, w.msg); err != nil {
 			t.Fatal(err)
@@ -147,21 +148,21 @@ func TestSyncRepairsTheCatalog(t *testing.T) {
 	if catalogCheck(t, store, "stray-check") != nil {
 		t.Error("a check the agent does not have survived the repair")
 	}
-	if catalogCheck(t, store, raftstore.SerfCheckID) == nil {
+	if catalogCheck(t, store, state.SerfCheckID) == nil {
 		t.Error("the repair removed serfHealth, which is the leader's")
 	}
-	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != raftstore.HealthPassing {
+	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != state.HealthPassing {
 		t.Errorf("service check after the repair = %+v", c)
 	}
 
 	// A result reaches the catalog with the next sync.
-	if found, changed, err := local.SetResult("web-http", raftstore.HealthCritical, "HTTP GET: 500"); !found || !changed || err != nil {
+	if found, changed, err := local.SetResult("web-http", state.HealthCritical, "HTTP GET: 500"); !found || !changed || err != nil {
 		t.Fatalf("SetResult = %v, %v, %v", found, changed, err)
 	}
 	if err := s.FullSync(); err != nil {
 		t.Fatal(err)
 	}
-	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != raftstore.HealthCritical || c.Output != "HTTP GET: 500" {
+	if c := catalogCheck(t, store, "web-http"); c == nil || c.Status != state.HealthCritical || c.Output != "HTTP GET: 500" {
 		t.Errorf("service check after a failure = %+v", c)
 	}
 
@@ -182,11 +183,11 @@ func TestLocalStatePersistsAndRestores(t *testing.T) {
 	if _, err := local.AddService(svc, checks); err != nil {
 		t.Fatal(err)
 	}
-	if _, changed, _ := local.SetResult("web-http", raftstore.HealthCritical, "down"); !changed {
+	if _, changed, _ := local.SetResult("web-http", state.HealthCritical, "down"); !changed {
 		t.Fatal("a status change was not reported")
 	}
 	// Output alone is not persisted; a status change is.
-	if _, changed, _ := local.SetResult("web-http", raftstore.HealthCritical, "still down"); changed {
+	if _, changed, _ := local.SetResult("web-http", state.HealthCritical, "still down"); changed {
 		t.Error("an output change was reported as a status change")
 	}
 	again, err := LoadLocal(path)
@@ -194,7 +195,7 @@ func TestLocalStatePersistsAndRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := again.Check("web-http")
-	if !ok || c.Status != raftstore.HealthCritical || c.Output != "down" || !again.HasService("web-1") {
+	if !ok || c.Status != state.HealthCritical || c.Output != "down" || !again.HasService("web-1") {
 		t.Errorf("restored check = %+v, %v; want critical with the output of its last status change", c, ok)
 	}
 
@@ -205,14 +206,14 @@ func TestLocalStatePersistsAndRestores(t *testing.T) {
 	}
 
 	// A check of an unknown service is refused.
-	if err := again.AddCheck(&raftstore.HealthCheck{CheckID: "x", ServiceID: "nope"}); err == nil {
+	if err := again.AddCheck(&state.HealthCheck{CheckID: "x", ServiceID: "nope"}); err == nil {
 		t.Error("a check of an unknown service was accepted")
 	}
 
 	// Critical for longer than DeregisterCriticalServiceAfter: expired.
-	svc2 := &raftstore.Service{ID: "job", Service: "job"}
-	if _, err := again.AddService(svc2, []*raftstore.HealthCheck{{CheckID: "job-ttl", ServiceID: "job", Status: raftstore.HealthCritical,
-		Type: "ttl", Definition: raftstore.CheckDefinition{TTL: "1m", DeregisterCriticalServiceAfter: "1m"}}}); err != nil {
+	svc2 := &state.Service{ID: "job", Service: "job"}
+	if _, err := again.AddService(svc2, []*state.HealthCheck{{CheckID: "job-ttl", ServiceID: "job", Status: state.HealthCritical,
+		Type: "ttl", Definition: state.CheckDefinition{TTL: "1m", DeregisterCriticalServiceAfter: "1m"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := again.ExpiredCritical(time.Now()); len(got) != 0 {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // quietLog is a logger for test servers whose expected errors would only
@@ -37,7 +37,7 @@ func TestTCPCheck(t *testing.T) {
 	m, rec := newTestMonitor(t, false)
 	for i, tt := range tests {
 		id := fmt.Sprintf("tcp-%d", i)
-		mustAdd(t, m, id, TypeTCP, raftstore.CheckDefinition{TCP: tt.addr, Timeout: "2s"})
+		mustAdd(t, m, id, TypeTCP, state.CheckDefinition{TCP: tt.addr, Timeout: "2s"})
 		t.Run(tt.name, func(t *testing.T) {
 			e := rec.waitCount(t, id, 1)[0]
 			if e.status != tt.wantStatus || !strings.Contains(e.output, tt.wantOutput) {

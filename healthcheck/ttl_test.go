@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 func TestTTLExpires(t *testing.T) {
@@ -14,7 +14,7 @@ func TestTTLExpires(t *testing.T) {
 	const ttl = 200 * time.Millisecond
 	m, rec := newTestMonitor(t, false)
 	added := time.Now()
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: ttl.String()}, pass); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: ttl.String()}, pass); err != nil {
 		t.Fatal(err)
 	}
 	e := rec.waitStatus(t, "ttl", crit)
@@ -32,7 +32,7 @@ func TestUpdateTTL(t *testing.T) {
 	t.Parallel()
 	const ttl = 600 * time.Millisecond
 	m, rec := newTestMonitor(t, false)
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: ttl.String()}, ""); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: ttl.String()}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.UpdateTTL("ttl", pass, "first"); err != nil {
@@ -71,7 +71,7 @@ func TestUpdateTTL(t *testing.T) {
 func TestUpdateTTLTruncatesOutput(t *testing.T) {
 	t.Parallel()
 	m, rec := newTestMonitor(t, false)
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: "1h"}, ""); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: "1h"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("x", 5000)
@@ -87,10 +87,10 @@ func TestUpdateTTLTruncatesOutput(t *testing.T) {
 func TestUpdateTTLErrors(t *testing.T) {
 	t.Parallel()
 	m, _ := newTestMonitor(t, false)
-	if err := m.Add("ttl", TypeTTL, raftstore.CheckDefinition{TTL: "1h"}, ""); err != nil {
+	if err := m.Add("ttl", TypeTTL, state.CheckDefinition{TTL: "1h"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	mustAdd(t, m, "tcp", TypeTCP, raftstore.CheckDefinition{TCP: closedPort(t), Interval: "1h"})
+	mustAdd(t, m, "tcp", TypeTCP, state.CheckDefinition{TCP: closedPort(t), Interval: "1h"})
 	tests := []struct {
 		name, id, status string
 		wantIs           error

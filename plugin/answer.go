@@ -8,8 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/beacon-dns/beacon/raftstore"
-
+	"github.com/beacon-dns/beacon/state"
 	"github.com/miekg/dns"
 )
 
@@ -113,7 +112,7 @@ func serviceSRV(m *dns.Msg, q dns.Question, e *serviceEntry) {
 
 // srvTarget is where an SRV record points: the service's own address
 // encoded as <hex>.addr, its hostname, or its node.
-func srvTarget(z *zone, svc *raftstore.Service, node *raftstore.Node) (string, netip.Addr, bool) {
+func srvTarget(z *zone, svc *state.Service, node *state.Node) (string, netip.Addr, bool) {
 	if svc.Address != "" {
 		ip, err := netip.ParseAddr(svc.Address)
 		if err != nil {

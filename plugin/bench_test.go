@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
-
+	"github.com/beacon-dns/beacon/state"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/file"
 	"github.com/coredns/coredns/plugin/test"
@@ -25,15 +24,15 @@ const (
 
 // benchStore holds benchServices services of benchInstances instances each,
 // spread over benchNodes nodes, every node and instance with a passing check.
-func benchStore(b *testing.B) *raftstore.Store {
+func benchStore(b *testing.B) *state.Store {
 	b.Helper()
-	s := raftstore.NewStore()
+	s := state.NewStore()
 	idx := uint64(0)
 	for n := 0; n < benchNodes; n++ {
 		idx++
-		err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{
+		err := s.EnsureRegistration(idx, &state.RegisterRequest{
 			Node: fmt.Sprintf("node%d", n), Address: fmt.Sprintf("10.0.%d.%d", n/256, n%256),
-			Checks: []*raftstore.HealthCheck{{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthPassing}},
+			Checks: []*state.HealthCheck{{CheckID: state.SerfCheckID, Status: state.HealthPassing}},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -43,10 +42,10 @@ func benchStore(b *testing.B) *raftstore.Store {
 		for j := 0; j < benchInstances; j++ {
 			idx++
 			id := fmt.Sprintf("svc%d-%d", i, j)
-			err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{
+			err := s.EnsureRegistration(idx, &state.RegisterRequest{
 				Node: fmt.Sprintf("node%d", (i*benchInstances+j)%benchNodes), SkipNodeUpdate: true,
-				Service: &raftstore.Service{ID: id, Service: fmt.Sprintf("svc%d", i), Port: 8000 + j},
-				Checks:  []*raftstore.HealthCheck{{CheckID: "service:" + id, ServiceID: id, Status: raftstore.HealthPassing}},
+				Service: &state.Service{ID: id, Service: fmt.Sprintf("svc%d", i), Port: 8000 + j},
+				Checks:  []*state.HealthCheck{{CheckID: "service:" + id, ServiceID: id, Status: state.HealthPassing}},
 			})
 			if err != nil {
 				b.Fatal(err)

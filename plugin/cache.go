@@ -9,8 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/beacon-dns/beacon/raftstore"
-
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
 	"github.com/miekg/dns"
 )
@@ -283,7 +282,7 @@ func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb
 	// Names with no healthy instance are not cached, and queried at
 	// random they are the common miss: answer them with the store's
 	// cheapest read, without watches.
-	var probe [1]raftstore.ServiceNode
+	var probe [1]state.ServiceNode
 	if len(d.store.HealthyInstances(probe[:0], name, tag, d.onlyPassing)) == 0 {
 		return nil, nil
 	}
@@ -297,7 +296,7 @@ func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb
 	}
 	insts := all[:0]
 	for _, sn := range all {
-		if raftstore.Healthy(sn.Checks, d.onlyPassing) {
+		if state.Healthy(sn.Checks, d.onlyPassing) {
 			insts = append(insts, sn)
 		}
 	}

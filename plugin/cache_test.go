@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beacon-dns/beacon/raftstore"
-
+	"github.com/beacon-dns/beacon/state"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/hashicorp/go-memdb"
@@ -48,7 +47,7 @@ func TestCacheInvalidation(t *testing.T) {
 	s := testStore(t)
 	d := New(s, testDNSConfig(), testAgentConfig())
 	idx := uint64(1000)
-	write := func(req *raftstore.RegisterRequest) {
+	write := func(req *state.RegisterRequest) {
 		t.Helper()
 		idx++
 		if err := s.EnsureRegistration(idx, req); err != nil {
@@ -67,50 +66,50 @@ func TestCacheInvalidation(t *testing.T) {
 	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.1.2")
 
 	// An instance's check goes critical, then passing again.
-	crit := &raftstore.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: raftstore.HealthCritical}
-	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: crit})
+	crit := &state.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: state.HealthCritical}
+	write(&state.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: crit})
 	check("web.service.consul.", dns.TypeA, "10.0.1.2")
 	check("web.service.consul.", dns.TypeSRV, "0a000102.addr.dc1.consul.:81")
 	pass := *crit
-	pass.Status = raftstore.HealthPassing
-	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: &pass})
+	pass.Status = state.HealthPassing
+	write(&state.RegisterRequest{Node: "n1", SkipNodeUpdate: true, Check: &pass})
 	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.1.2")
 
 	// A node fails (gossip marks serfHealth critical).
-	write(&raftstore.RegisterRequest{Node: "n2", SkipNodeUpdate: true, Check: &raftstore.HealthCheck{
-		CheckID: raftstore.SerfCheckID, Status: raftstore.HealthCritical}})
+	write(&state.RegisterRequest{Node: "n2", SkipNodeUpdate: true, Check: &state.HealthCheck{
+		CheckID: state.SerfCheckID, Status: state.HealthCritical}})
 	check("web.service.consul.", dns.TypeA, "10.0.0.1")
 
 	// A new instance; an address change; a tag change.
-	write(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3", Checks: []*raftstore.HealthCheck{
-		{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthPassing}}})
+	write(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3", Checks: []*state.HealthCheck{
+		{CheckID: state.SerfCheckID, Status: state.HealthPassing}}})
 	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.3")
-	write(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.33"})
+	write(&state.RegisterRequest{Node: "n3", Address: "10.0.0.33"})
 	check("web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.33")
 	check("primary.web.service.consul.", dns.TypeA, "10.0.0.1")
-	write(&raftstore.RegisterRequest{Node: "n3", SkipNodeUpdate: true,
-		Service: &raftstore.Service{ID: "web3", Service: "web", Port: 80, Tags: []string{"primary"}}})
+	write(&state.RegisterRequest{Node: "n3", SkipNodeUpdate: true,
+		Service: &state.Service{ID: "web3", Service: "web", Port: 80, Tags: []string{"primary"}}})
 	check("primary.web.service.consul.", dns.TypeA, "10.0.0.1", "10.0.0.33")
 
 	// Services without checks: only their own rows change.
 	check("ext.service.consul.", dns.TypeSRV, "ext.example.com.:8080")
-	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
-		Service: &raftstore.Service{ID: "ext", Service: "ext", Port: 8081, Address: "10.0.0.99"}})
+	write(&state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Service: &state.Service{ID: "ext", Service: "ext", Port: 8081, Address: "10.0.0.99"}})
 	check("ext.service.consul.", dns.TypeA, "10.0.0.99")
 	check("ext.service.consul.", dns.TypeSRV, "0a000063.addr.dc1.consul.:8081")
 	idx++
-	if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: "n1", ServiceID: "ext"}); err != nil {
+	if err := s.Deregister(idx, &state.DeregisterRequest{Node: "n1", ServiceID: "ext"}); err != nil {
 		t.Fatal(err)
 	}
 	check("ext.service.consul.", dns.TypeA, "NXDOMAIN")
-	write(&raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
-		Service: &raftstore.Service{ID: "ext", Service: "ext", Port: 8082, Address: "10.0.0.98"}})
+	write(&state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Service: &state.Service{ID: "ext", Service: "ext", Port: 8082, Address: "10.0.0.98"}})
 	check("ext.service.consul.", dns.TypeA, "10.0.0.98")
 
 	// Deregistration, down to none.
 	for _, node := range []string{"n1", "n3"} {
 		idx++
-		if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: node}); err != nil {
+		if err := s.Deregister(idx, &state.DeregisterRequest{Node: node}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,12 +120,12 @@ func TestCacheInvalidation(t *testing.T) {
 // snapshot restore replaces the store's database: the table watches of the
 // old content never fire, only AbandonCh does.
 type swappableStore struct {
-	cur     atomic.Pointer[raftstore.Store]
+	cur     atomic.Pointer[state.Store]
 	mu      sync.Mutex
 	abandon chan struct{}
 }
 
-func (s *swappableStore) swap(n *raftstore.Store) {
+func (s *swappableStore) swap(n *state.Store) {
 	s.cur.Store(n)
 	s.mu.Lock()
 	close(s.abandon)
@@ -134,19 +133,19 @@ func (s *swappableStore) swap(n *raftstore.Store) {
 	s.mu.Unlock()
 }
 
-func (s *swappableStore) HealthyInstances(dst []raftstore.ServiceNode, name, tag string, onlyPassing bool) []raftstore.ServiceNode {
+func (s *swappableStore) HealthyInstances(dst []state.ServiceNode, name, tag string, onlyPassing bool) []state.ServiceNode {
 	return s.cur.Load().HealthyInstances(dst, name, tag, onlyPassing)
 }
-func (s *swappableStore) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []raftstore.ServiceNode, error) {
+func (s *swappableStore) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []state.ServiceNode, error) {
 	return s.cur.Load().ServiceNodes(ws, name, tag)
 }
-func (s *swappableStore) GetNode(ws memdb.WatchSet, name string) (uint64, *raftstore.Node, error) {
+func (s *swappableStore) GetNode(ws memdb.WatchSet, name string) (uint64, *state.Node, error) {
 	return s.cur.Load().GetNode(ws, name)
 }
-func (s *swappableStore) NodesByAddress(addr string) []*raftstore.Node {
+func (s *swappableStore) NodesByAddress(addr string) []*state.Node {
 	return s.cur.Load().NodesByAddress(addr)
 }
-func (s *swappableStore) ServicesByAddress(addr string) []*raftstore.Service {
+func (s *swappableStore) ServicesByAddress(addr string) []*state.Service {
 	return s.cur.Load().ServicesByAddress(addr)
 }
 func (s *swappableStore) AbandonCh() <-chan struct{} {
@@ -162,9 +161,9 @@ func TestCacheRestore(t *testing.T) {
 	if got := answers(t, d, "web.service.consul.", dns.TypeA); fmt.Sprint(got) != "[10.0.0.1 10.0.1.2]" {
 		t.Fatalf("before restore: %v", got)
 	}
-	restored := raftstore.NewStore()
-	err := restored.EnsureRegistration(1, &raftstore.RegisterRequest{Node: "r1", Address: "192.0.2.1",
-		Service: &raftstore.Service{ID: "web", Service: "web", Port: 80}})
+	restored := state.NewStore()
+	err := restored.EnsureRegistration(1, &state.RegisterRequest{Node: "r1", Address: "192.0.2.1",
+		Service: &state.Service{ID: "web", Service: "web", Port: 80}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,13 +198,13 @@ func TestCacheConcurrent(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 200; i++ {
-		status := raftstore.HealthCritical
+		status := state.HealthCritical
 		want := "[10.0.1.2]"
 		if i%2 == 1 {
-			status, want = raftstore.HealthPassing, "[10.0.0.1 10.0.1.2]"
+			status, want = state.HealthPassing, "[10.0.0.1 10.0.1.2]"
 		}
-		err := s.EnsureRegistration(uint64(2000+i), &raftstore.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
-			Check: &raftstore.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: status}})
+		err := s.EnsureRegistration(uint64(2000+i), &state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+			Check: &state.HealthCheck{CheckID: "service:web1", ServiceID: "web1", Status: status}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,18 +219,18 @@ func TestCacheConcurrent(t *testing.T) {
 // TestCacheBigService covers entries watched by a goroutine rather than by
 // each query: a write reaches them a moment after its commit.
 func TestCacheBigService(t *testing.T) {
-	s := raftstore.NewStore()
+	s := state.NewStore()
 	const n = 40 // 40 nodes, 40 instances: well over maxInlineWatches channels
 	idx := uint64(0)
 	for i := 0; i < n; i++ {
 		idx++
 		id := fmt.Sprintf("big%d", i)
-		err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{
+		err := s.EnsureRegistration(idx, &state.RegisterRequest{
 			Node: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.1.0.%d", i),
-			Service: &raftstore.Service{ID: id, Service: "big", Port: 80},
-			Checks: []*raftstore.HealthCheck{
-				{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthPassing},
-				{CheckID: "service:" + id, ServiceID: id, Status: raftstore.HealthPassing},
+			Service: &state.Service{ID: id, Service: "big", Port: 80},
+			Checks: []*state.HealthCheck{
+				{CheckID: state.SerfCheckID, Status: state.HealthPassing},
+				{CheckID: "service:" + id, ServiceID: id, Status: state.HealthPassing},
 			},
 		})
 		if err != nil {
@@ -266,8 +265,8 @@ func TestCacheBigService(t *testing.T) {
 		}
 	}
 	idx++
-	err := s.EnsureRegistration(idx, &raftstore.RegisterRequest{Node: "node7", SkipNodeUpdate: true,
-		Check: &raftstore.HealthCheck{CheckID: "service:big7", ServiceID: "big7", Status: raftstore.HealthCritical}})
+	err := s.EnsureRegistration(idx, &state.RegisterRequest{Node: "node7", SkipNodeUpdate: true,
+		Check: &state.HealthCheck{CheckID: "service:big7", ServiceID: "big7", Status: state.HealthCritical}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +275,7 @@ func TestCacheBigService(t *testing.T) {
 	// After shutdown the watchers are gone: entries read the store.
 	d.shutdown()
 	idx++
-	if err := s.Deregister(idx, &raftstore.DeregisterRequest{Node: "node8"}); err != nil {
+	if err := s.Deregister(idx, &state.DeregisterRequest{Node: "node8"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(n - 2)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/beacon-dns/beacon/corefile"
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/fall"
@@ -18,22 +18,22 @@ import (
 const pluginName = "discovery"
 
 // Catalog is what the handler reads from the state store. It is satisfied by
-// *raftstore.Store; the agent is never needed on the query path.
+// *state.Store; the agent is never needed on the query path.
 type Catalog interface {
 	// HealthyInstances appends to dst the instances of a service (with
 	// tag, when not empty) that have no critical check.
-	HealthyInstances(dst []raftstore.ServiceNode, name, tag string, onlyPassing bool) []raftstore.ServiceNode
+	HealthyInstances(dst []state.ServiceNode, name, tag string, onlyPassing bool) []state.ServiceNode
 	// ServiceNodes returns the instances of a service (with tag, when not
 	// empty) with their nodes and checks, adding to ws the channels that
 	// fire when that may have changed: the answer cache relies on them.
-	ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []raftstore.ServiceNode, error)
+	ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []state.ServiceNode, error)
 	// AbandonCh fires when a restore replaces the store's contents.
 	AbandonCh() <-chan struct{}
 	// GetNode returns the named node, or nil.
-	GetNode(ws memdb.WatchSet, name string) (uint64, *raftstore.Node, error)
+	GetNode(ws memdb.WatchSet, name string) (uint64, *state.Node, error)
 	// NodesByAddress and ServicesByAddress serve reverse lookups.
-	NodesByAddress(addr string) []*raftstore.Node
-	ServicesByAddress(addr string) []*raftstore.Service
+	NodesByAddress(addr string) []*state.Node
+	ServicesByAddress(addr string) []*state.Service
 }
 
 // Discovery is the handler of the discovery plugin: it answers Consul's DNS

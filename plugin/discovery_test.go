@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/beacon-dns/beacon/corefile"
-	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
@@ -23,48 +23,48 @@ import (
 //	n3 10.0.0.3, serfHealth critical       web(80)
 //	n6 2001:db8::6                         v6svc(443)  mixed(1)
 //	n1                                     ext(8080, address ext.example.com)  mixed(1)
-func testStore(t testing.TB) *raftstore.Store {
+func testStore(t testing.TB) *state.Store {
 	t.Helper()
-	s := raftstore.NewStore()
+	s := state.NewStore()
 	idx := uint64(0)
-	reg := func(req *raftstore.RegisterRequest) {
+	reg := func(req *state.RegisterRequest) {
 		t.Helper()
 		idx++
 		if req.Check == nil && req.Checks == nil {
-			req.Checks = []*raftstore.HealthCheck{{CheckID: raftstore.SerfCheckID, Name: raftstore.SerfCheckName, Status: raftstore.HealthPassing}}
+			req.Checks = []*state.HealthCheck{{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing}}
 		}
 		if err := s.EnsureRegistration(idx, req); err != nil {
 			t.Fatalf("register %s: %v", req.Node, err)
 		}
 	}
-	reg(&raftstore.RegisterRequest{Node: "n1", Address: "10.0.0.1", NodeMeta: map[string]string{"rack": "r1", "env": "prod"}})
-	reg(&raftstore.RegisterRequest{Node: "n2", Address: "10.0.0.2"})
-	reg(&raftstore.RegisterRequest{Node: "n3", Address: "10.0.0.3", Checks: []*raftstore.HealthCheck{
-		{CheckID: raftstore.SerfCheckID, Status: raftstore.HealthCritical}}})
-	reg(&raftstore.RegisterRequest{Node: "n6", Address: "2001:db8::6"})
+	reg(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1", NodeMeta: map[string]string{"rack": "r1", "env": "prod"}})
+	reg(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2"})
+	reg(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3", Checks: []*state.HealthCheck{
+		{CheckID: state.SerfCheckID, Status: state.HealthCritical}}})
+	reg(&state.RegisterRequest{Node: "n6", Address: "2001:db8::6"})
 
-	svc := func(node string, s *raftstore.Service, status string) {
+	svc := func(node string, s *state.Service, status string) {
 		t.Helper()
-		var checks []*raftstore.HealthCheck
+		var checks []*state.HealthCheck
 		if status != "" {
-			checks = []*raftstore.HealthCheck{{CheckID: "service:" + s.ID, ServiceID: s.ID, Status: status}}
+			checks = []*state.HealthCheck{{CheckID: "service:" + s.ID, ServiceID: s.ID, Status: status}}
 		}
-		reg(&raftstore.RegisterRequest{Node: node, SkipNodeUpdate: true, Service: s, Checks: checks})
+		reg(&state.RegisterRequest{Node: node, SkipNodeUpdate: true, Service: s, Checks: checks})
 	}
-	svc("n1", &raftstore.Service{ID: "web1", Service: "web", Port: 80, Tags: []string{"primary", "v1"}}, raftstore.HealthPassing)
-	svc("n2", &raftstore.Service{ID: "web2", Service: "web", Port: 81, Tags: []string{"v1"}, Address: "10.0.1.2",
-		Weights: raftstore.Weights{Passing: 5, Warning: 1}}, raftstore.HealthPassing)
-	svc("n3", &raftstore.Service{ID: "web3", Service: "web", Port: 80}, raftstore.HealthPassing)
-	svc("n1", &raftstore.Service{ID: "db1", Service: "db", Port: 5432, Tags: []string{"primary"}}, raftstore.HealthWarning)
-	svc("n2", &raftstore.Service{ID: "db2", Service: "db", Port: 5432}, raftstore.HealthPassing)
-	svc("n1", &raftstore.Service{ID: "api1", Service: "api", Port: 9000}, raftstore.HealthCritical)
-	svc("n2", &raftstore.Service{ID: "api2", Service: "api", Port: 9000}, raftstore.HealthCritical)
-	svc("n6", &raftstore.Service{ID: "v6", Service: "v6svc", Port: 443}, "")
-	svc("n1", &raftstore.Service{ID: "ext", Service: "ext", Port: 8080, Address: "ext.example.com"}, "")
-	svc("n1", &raftstore.Service{ID: "multi1", Service: "multi", Port: 1}, "")
-	svc("n1", &raftstore.Service{ID: "multi2", Service: "multi", Port: 2}, "")
-	svc("n1", &raftstore.Service{ID: "mixed1", Service: "mixed", Port: 1}, "")
-	svc("n6", &raftstore.Service{ID: "mixed6", Service: "mixed", Port: 1}, "")
+	svc("n1", &state.Service{ID: "web1", Service: "web", Port: 80, Tags: []string{"primary", "v1"}}, state.HealthPassing)
+	svc("n2", &state.Service{ID: "web2", Service: "web", Port: 81, Tags: []string{"v1"}, Address: "10.0.1.2",
+		Weights: state.Weights{Passing: 5, Warning: 1}}, state.HealthPassing)
+	svc("n3", &state.Service{ID: "web3", Service: "web", Port: 80}, state.HealthPassing)
+	svc("n1", &state.Service{ID: "db1", Service: "db", Port: 5432, Tags: []string{"primary"}}, state.HealthWarning)
+	svc("n2", &state.Service{ID: "db2", Service: "db", Port: 5432}, state.HealthPassing)
+	svc("n1", &state.Service{ID: "api1", Service: "api", Port: 9000}, state.HealthCritical)
+	svc("n2", &state.Service{ID: "api2", Service: "api", Port: 9000}, state.HealthCritical)
+	svc("n6", &state.Service{ID: "v6", Service: "v6svc", Port: 443}, "")
+	svc("n1", &state.Service{ID: "ext", Service: "ext", Port: 8080, Address: "ext.example.com"}, "")
+	svc("n1", &state.Service{ID: "multi1", Service: "multi", Port: 1}, "")
+	svc("n1", &state.Service{ID: "multi2", Service: "multi", Port: 2}, "")
+	svc("n1", &state.Service{ID: "mixed1", Service: "mixed", Port: 1}, "")
+	svc("n6", &state.Service{ID: "mixed6", Service: "mixed", Port: 1}, "")
 	return s
 }
 
@@ -345,12 +345,12 @@ func TestSOAFields(t *testing.T) {
 }
 
 func TestShuffleAndLimit(t *testing.T) {
-	s := raftstore.NewStore()
+	s := state.NewStore()
 	const n = 20
 	for i := 1; i <= n; i++ {
-		err := s.EnsureRegistration(uint64(i), &raftstore.RegisterRequest{
+		err := s.EnsureRegistration(uint64(i), &state.RegisterRequest{
 			Node: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.1.0.%d", i),
-			Service: &raftstore.Service{ID: "big", Service: "big", Port: 80},
+			Service: &state.Service{ID: "big", Service: "big", Port: 80},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -401,12 +401,12 @@ func TestShuffleAndLimit(t *testing.T) {
 // TestTruncation runs a large answer through the ScrubWriter CoreDNS wraps
 // every writer in: over UDP without EDNS it must come back truncated, with TC.
 func TestTruncation(t *testing.T) {
-	s := raftstore.NewStore()
+	s := state.NewStore()
 	const n = 100
 	for i := 1; i <= n; i++ {
-		err := s.EnsureRegistration(uint64(i), &raftstore.RegisterRequest{
+		err := s.EnsureRegistration(uint64(i), &state.RegisterRequest{
 			Node: fmt.Sprintf("node%d", i), Address: fmt.Sprintf("10.1.%d.%d", i/256, i%256),
-			Service: &raftstore.Service{ID: "big", Service: "big", Port: 80},
+			Service: &state.Service{ID: "big", Service: "big", Port: 80},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,7 @@
 // its readiness.
 //
 // The handler reads the catalog through the small Catalog interface, so it
-// can be tested with a bare raftstore.Store. Only setup knows the agent.
+// can be tested with a bare state.Store. Only setup knows the agent.
 //
 // It must not import adminapi, gossip or healthcheck: the DNS path reads the
 // state store and nothing else. Nothing but main imports it.

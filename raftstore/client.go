@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -34,7 +35,7 @@ type ClientConfig struct {
 const readYourWritesWait = time.Second
 
 // NewClient starts following the servers into store.
-func NewClient(cfg ClientConfig, store *Store) *Client {
+func NewClient(cfg ClientConfig, store *state.Store) *Client {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -67,20 +68,16 @@ func (c *Client) candidates() []string {
 	return out
 }
 
-// ErrNoServers is returned by a client agent that knows no alive server
-// (gossip has found none), as Consul's "No known Consul servers".
-var ErrNoServers = errors.New("no known servers")
-
 // call sends req to a server, moving on to the next only when the request
 // certainly never reached the one tried (errNotSent): a write that may have
 // been acted on is not sent twice.
 func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
 	deadline := time.Now().Add(timeout)
-	var lastErr error = ErrNoServers
+	var lastErr error = state.ErrNoServers
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		servers := c.candidates()
 		if len(servers) == 0 {
-			return nil, ErrNoServers
+			return nil, state.ErrNoServers
 		}
 		for _, addr := range servers {
 			remaining := time.Until(deadline)
@@ -100,12 +97,12 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 		// little for them or for gossip to tell of others.
 		select {
 		case <-c.replica.stop:
-			return nil, ErrNoLeader
+			return nil, state.ErrNoLeader
 		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second, time.Until(deadline))):
 		}
 	}
 	if errors.Is(lastErr, errNotSent) {
-		return nil, fmt.Errorf("%w: no server reachable: %v", ErrNoLeader, lastErr)
+		return nil, fmt.Errorf("%w: no server reachable: %v", state.ErrNoLeader, lastErr)
 	}
 	return nil, lastErr
 }
@@ -113,13 +110,13 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 // Apply commits a command through a server and the leader, and returns its
 // index once committed and applied; it then waits (briefly) for the local
 // replica to show it, so this agent reads its own writes.
-func (c *Client) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
+func (c *Client) Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error) {
 	idx, _, err := c.Exec(t, msg, timeout)
 	return idx, err
 }
 
 // Exec is Apply returning the command's result too.
-func (c *Client) Exec(t MessageType, msg any, timeout time.Duration) (uint64, *CommandResult, error) {
+func (c *Client) Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
 		return 0, nil, err
@@ -165,16 +162,16 @@ func (c *Client) LastContact() time.Duration {
 }
 
 // RaftConfiguration asks a server for the Raft configuration.
-func (c *Client) RaftConfiguration() (RaftConfigurationInfo, error) {
+func (c *Client) RaftConfiguration() (state.RaftConfigurationInfo, error) {
 	resp, err := c.call(&rpcRequest{Method: rpcMethodRaftConfiguration}, configChangeTimeout)
 	if err != nil {
-		return RaftConfigurationInfo{}, err
+		return state.RaftConfigurationInfo{}, err
 	}
 	if err := remoteError(resp); err != nil {
-		return RaftConfigurationInfo{}, err
+		return state.RaftConfigurationInfo{}, err
 	}
 	if resp.Configuration == nil {
-		return RaftConfigurationInfo{}, errors.New("server sent no raft configuration")
+		return state.RaftConfigurationInfo{}, errors.New("server sent no raft configuration")
 	}
 	return *resp.Configuration, nil
 }
@@ -196,7 +193,7 @@ func (c *Client) RemovePeer(id, address string) error {
 func (c *Client) SaveSnapshot(w io.Writer) (uint64, error) {
 	leader := c.Leader()
 	if leader == "" {
-		return 0, ErrNoLeader
+		return 0, state.ErrNoLeader
 	}
 	return forwardSave(leader, w)
 }
@@ -205,7 +202,7 @@ func (c *Client) SaveSnapshot(w io.Writer) (uint64, error) {
 func (c *Client) RestoreSnapshot(r io.Reader) error {
 	leader := c.Leader()
 	if leader == "" {
-		return ErrNoLeader
+		return state.ErrNoLeader
 	}
 	return forwardRestore(leader, r)
 }

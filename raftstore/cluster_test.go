@@ -7,21 +7,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
 )
 
 // startCluster starts n servers in this process on real TCP ports, bootstraps
 // them together, and waits for a ready leader.
-func startCluster(t *testing.T, n int) ([]*Server, []*Store) {
+func startCluster(t *testing.T, n int) ([]*Server, []*state.Store) {
 	t.Helper()
 	var servers []*Server
-	var stores []*Store
+	var stores []*state.Store
 	var peers []Peer
 	for i := 0; i < n; i++ {
 		peers = append(peers, Peer{ID: string(rune('a' + i)), Address: freeAddr(t)})
 	}
 	for _, p := range peers {
-		store := NewStore()
+		store := state.NewStore()
 		srv, err := NewServer(ServerConfig{NodeID: p.ID, DataDir: t.TempDir(), RPCAddr: p.Address,
 			BootstrapExpect: n, Logger: testLogger(t)}, store)
 		if err != nil {
@@ -51,7 +53,7 @@ func startCluster(t *testing.T, n int) ([]*Server, []*Store) {
 func TestClusterForwardsWritesAndReadsConsistently(t *testing.T) {
 	servers, stores := startCluster(t, 3)
 	var follower *Server
-	var followerStore *Store
+	var followerStore *state.Store
 	for i, s := range servers {
 		if !s.IsLeader() {
 			follower, followerStore = s, stores[i]
@@ -63,7 +65,7 @@ func TestClusterForwardsWritesAndReadsConsistently(t *testing.T) {
 	}
 	// A write on a follower is forwarded to the leader and acknowledged
 	// once committed.
-	idx, err := follower.Apply(RegisterRequestType, nodeReq("n1", "10.0.0.1"), 5*time.Second)
+	idx, err := follower.Apply(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"), 5*time.Second)
 	if err != nil {
 		t.Fatalf("Apply on a follower: %v", err)
 	}
@@ -71,19 +73,19 @@ func TestClusterForwardsWritesAndReadsConsistently(t *testing.T) {
 	if err := follower.ConsistentRead(true, 5*time.Second); err != nil {
 		t.Fatalf("ConsistentRead on a follower: %v", err)
 	}
-	if n := getNode(t, followerStore, "n1"); n == nil || n.ModifyIndex != idx {
+	if n := statetest.GetNode(t, followerStore, "n1"); n == nil || n.ModifyIndex != idx {
 		t.Fatalf("after a consistent read the follower has n1 = %+v, want index %d", n, idx)
 	}
 	// Typed errors survive forwarding.
-	_, err = follower.Apply(RegisterRequestType, &RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Check: &HealthCheck{CheckID: "c", ServiceID: "missing"}}, 5*time.Second)
-	if !errors.Is(err, ErrInvalidRegistration) {
+	_, err = follower.Apply(state.RegisterRequestType, &state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &state.HealthCheck{CheckID: "c", ServiceID: "missing"}}, 5*time.Second)
+	if !errors.Is(err, state.ErrInvalidRegistration) {
 		t.Fatalf("forwarded invalid registration = %v, want ErrInvalidRegistration", err)
 	}
 	// Every replica converges.
 	waitFor(t, 10*time.Second, "cluster condition", func() bool {
 		for _, st := range stores {
-			if getNode(t, st, "n1") == nil {
+			if statetest.GetNode(t, st, "n1") == nil {
 				return false
 			}
 		}
@@ -107,7 +109,7 @@ func TestClusterWriteDuringElectionWaitsForLeader(t *testing.T) {
 	}
 	// The write is sent while the survivors elect a new leader: it must
 	// wait for one rather than fail.
-	idx, err := others[0].Apply(RegisterRequestType, nodeReq("n2", "10.0.0.2"), 10*time.Second)
+	idx, err := others[0].Apply(state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"), 10*time.Second)
 	if err != nil {
 		t.Fatalf("Apply during an election: %v", err)
 	}
@@ -127,7 +129,7 @@ func TestClusterEarlyElectionWhenTheLeaderDies(t *testing.T) {
 			rest = append(rest, s)
 		}
 	}
-	mustApply(t, leader, RegisterRequestType, nodeReq("n1", "10.0.0.1"))
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
 	// The leader's process ends: its port closes, its connections with it.
 	killed := time.Now()
 	if err := leader.Shutdown(); err != nil {
@@ -156,7 +158,7 @@ func TestClusterEarlyElectionWhenTheLeaderDies(t *testing.T) {
 		return true
 	})
 	for _, s := range rest {
-		if _, err := s.Apply(RegisterRequestType, nodeReq("n2", "10.0.0.2"), 10*time.Second); err != nil {
+		if _, err := s.Apply(state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"), 10*time.Second); err != nil {
 			t.Fatalf("write after the failover: %v", err)
 		}
 	}
@@ -187,11 +189,11 @@ func TestClusterForwardsConcurrentWritesInBatches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e := DirEntry{Key: fmt.Sprintf("k/%d", i%keys), Value: []byte(fmt.Sprint(i))}
+			e := state.DirEntry{Key: fmt.Sprintf("k/%d", i%keys), Value: []byte(fmt.Sprint(i))}
 			if i%keys == 7 {
-				e.Value = make([]byte, MaxKVValueBytes+1) // refused by the FSM
+				e.Value = make([]byte, state.MaxKVValueBytes+1) // refused by the FSM
 			}
-			idx, res, err := follower.Exec(KVSRequestType, &KVSRequest{Op: KVCAS, DirEnt: e}, 10*time.Second)
+			idx, res, err := follower.Exec(state.KVSRequestType, &state.KVSRequest{Op: state.KVCAS, DirEnt: e}, 10*time.Second)
 			out <- outcome{e.Key, err == nil && res != nil && res.OK, idx, err}
 		}()
 	}
@@ -201,7 +203,7 @@ func TestClusterForwardsConcurrentWritesInBatches(t *testing.T) {
 	for o := range out {
 		switch {
 		case o.key == "k/7":
-			if !errors.Is(o.err, ErrInvalidRegistration) {
+			if !errors.Is(o.err, state.ErrInvalidRegistration) {
 				t.Errorf("oversized write: %v, want ErrInvalidRegistration", o.err)
 			}
 		case o.err != nil:

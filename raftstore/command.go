@@ -4,36 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/beacon-dns/beacon/state"
 )
-
-// MessageType says what a Raft log entry asks the FSM to do. Values are
-// written to disk: never renumber one, only add.
-type MessageType uint8
-
-// The commands the FSM applies.
-const (
-	RegisterRequestType   MessageType = 1
-	DeregisterRequestType MessageType = 2
-	KVSRequestType        MessageType = 3
-	SessionRequestType    MessageType = 4
-	TxnRequestType        MessageType = 5
-)
-
-func (t MessageType) String() string {
-	switch t {
-	case RegisterRequestType:
-		return "register"
-	case DeregisterRequestType:
-		return "deregister"
-	case KVSRequestType:
-		return "kv"
-	case SessionRequestType:
-		return "session"
-	case TxnRequestType:
-		return "txn"
-	}
-	return fmt.Sprintf("message type %d", uint8(t))
-}
 
 // Every log entry is [type][encoding version][body]. Version 1 bodies are
 // JSON; a later encoding gets a new version and the decoder keeps reading the
@@ -41,8 +14,8 @@ func (t MessageType) String() string {
 const encodingV1 = 1
 
 // Encode serializes a command for the Raft log.
-func Encode(t MessageType, msg any) ([]byte, error) {
-	if req, ok := msg.(*KVSRequest); ok && t == KVSRequestType {
+func Encode(t state.MessageType, msg any) ([]byte, error) {
+	if req, ok := msg.(*state.KVSRequest); ok && t == state.KVSRequestType {
 		return encodeKVS(req), nil
 	}
 	body, err := json.Marshal(msg)
@@ -57,20 +30,20 @@ func Encode(t MessageType, msg any) ([]byte, error) {
 var errShortEntry = errors.New("log entry shorter than its header")
 
 // decodeHeader splits an entry into its type and a decoder for its body.
-func decodeHeader(buf []byte) (MessageType, func(any) error, error) {
+func decodeHeader(buf []byte) (state.MessageType, func(any) error, error) {
 	if len(buf) < 2 {
 		return 0, nil, errShortEntry
 	}
-	t, version, body := MessageType(buf[0]), buf[1], buf[2:]
+	t, version, body := state.MessageType(buf[0]), buf[1], buf[2:]
 	switch version {
 	case encodingV1:
 		return t, func(v any) error { return json.Unmarshal(body, v) }, nil
 	case encodingBinaryKV:
-		if t != KVSRequestType {
+		if t != state.KVSRequestType {
 			return t, nil, fmt.Errorf("%s: binary KV encoding on another command", t)
 		}
 		return t, func(v any) error {
-			req, ok := v.(*KVSRequest)
+			req, ok := v.(*state.KVSRequest)
 			if !ok {
 				return fmt.Errorf("binary KV body decoded into %T", v)
 			}

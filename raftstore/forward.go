@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Forwarded writes are coalesced: a follower under load sends the writes it
@@ -161,7 +163,7 @@ func (f *applyForwarder) call(pool *rpcPool, leader string, batch []*forwardedAp
 // before any is waited for, so they share Raft's batches.
 func (s *Server) applyBatchLocal(entries [][]byte, timeout time.Duration) []rpcResponse {
 	out := make([]rpcResponse, len(entries))
-	waits := make([]func() (uint64, *CommandResult, error), len(entries))
+	waits := make([]func() (uint64, *state.CommandResult, error), len(entries))
 	for i, e := range entries {
 		waits[i] = s.startApply(e, timeout)
 	}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
 )
 
@@ -16,31 +18,33 @@ import (
 // other commands between KV writes and a configuration entry among them.
 func TestFSMApplyBatchMatchesApply(t *testing.T) {
 	sess := "adf4238a-882b-9ddc-4a9d-5b6758e4159e"
-	node := nodeReq("n1", "10.0.0.1")
-	node.Check = &HealthCheck{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthPassing}
+	node := statetest.NodeReq("n1", "10.0.0.1")
+	node.Check = &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing}
 	type cmd struct {
-		typ MessageType
+		typ state.MessageType
 		msg any
 	}
-	kv := func(op KVOp, e DirEntry) cmd { return cmd{KVSRequestType, &KVSRequest{Op: op, DirEnt: e}} }
+	kv := func(op state.KVOp, e state.DirEntry) cmd {
+		return cmd{state.KVSRequestType, &state.KVSRequest{Op: op, DirEnt: e}}
+	}
 	cmds := []cmd{
-		kv(KVSet, DirEntry{Key: "a", Value: []byte("1")}),
-		{RegisterRequestType, node},
-		kv(KVSet, DirEntry{Key: "b", Value: []byte("2")}),
-		kv(KVCAS, DirEntry{Key: "a", Value: []byte("stale"), ModifyIndex: 99}), // refused
-		kv(KVCAS, DirEntry{Key: "a", Value: []byte("3"), ModifyIndex: 1}),
-		kv(KVSet, DirEntry{Key: "big", Value: make([]byte, MaxKVValueBytes+1)}), // an error
-		kv(KVLock, DirEntry{Key: "lock", Value: []byte("x"), Session: sess}),    // no such session yet
-		{SessionRequestType, &SessionRequest{Op: SessionCreate, Session: Session{ID: sess, Node: "n1", Behavior: SessionRelease}}},
-		kv(KVLock, DirEntry{Key: "lock", Value: []byte("x"), Session: sess}),
-		kv(KVSet, DirEntry{Key: "b", Value: []byte("4")}),
-		kv(KVDeleteCAS, DirEntry{Key: "b", ModifyIndex: 3}), // refused: b was rewritten
-		{TxnRequestType, &TxnRequest{Ops: []TxnOp{{KV: &TxnKVOp{Verb: KVSet, Key: "t", Value: []byte("5")}}}}},
-		kv(KVSet, DirEntry{Key: "c/1", Value: []byte("6")}),
-		kv(KVSet, DirEntry{Key: "c/2", Value: []byte("7")}),
-		kv(KVDeleteTree, DirEntry{Key: "c/"}),
-		{KVSRequestType, "not a request"}, // undecodable body
-		kv(KVSet, DirEntry{Key: "d", Value: []byte("8")}),
+		kv(state.KVSet, state.DirEntry{Key: "a", Value: []byte("1")}),
+		{state.RegisterRequestType, node},
+		kv(state.KVSet, state.DirEntry{Key: "b", Value: []byte("2")}),
+		kv(state.KVCAS, state.DirEntry{Key: "a", Value: []byte("stale"), ModifyIndex: 99}), // refused
+		kv(state.KVCAS, state.DirEntry{Key: "a", Value: []byte("3"), ModifyIndex: 1}),
+		kv(state.KVSet, state.DirEntry{Key: "big", Value: make([]byte, state.MaxKVValueBytes+1)}), // an error
+		kv(state.KVLock, state.DirEntry{Key: "lock", Value: []byte("x"), Session: sess}),          // no such session yet
+		{state.SessionRequestType, &state.SessionRequest{Op: state.SessionCreate, Session: state.Session{ID: sess, Node: "n1", Behavior: state.SessionRelease}}},
+		kv(state.KVLock, state.DirEntry{Key: "lock", Value: []byte("x"), Session: sess}),
+		kv(state.KVSet, state.DirEntry{Key: "b", Value: []byte("4")}),
+		kv(state.KVDeleteCAS, state.DirEntry{Key: "b", ModifyIndex: 3}), // refused: b was rewritten
+		{state.TxnRequestType, &state.TxnRequest{Ops: []state.TxnOp{{KV: &state.TxnKVOp{Verb: state.KVSet, Key: "t", Value: []byte("5")}}}}},
+		kv(state.KVSet, state.DirEntry{Key: "c/1", Value: []byte("6")}),
+		kv(state.KVSet, state.DirEntry{Key: "c/2", Value: []byte("7")}),
+		kv(state.KVDeleteTree, state.DirEntry{Key: "c/"}),
+		{state.KVSRequestType, "not a request"}, // undecodable body
+		kv(state.KVSet, state.DirEntry{Key: "d", Value: []byte("8")}),
 	}
 	var logs []*raft.Log
 	for _, c := range cmds {
@@ -55,7 +59,7 @@ func TestFSMApplyBatchMatchesApply(t *testing.T) {
 	}
 
 	newFSM := func() *FSM {
-		f := NewFSM(NewStore(), nil)
+		f := NewFSM(state.NewStore(), nil)
 		f.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
 		return f
 	}
@@ -74,7 +78,7 @@ func TestFSMApplyBatchMatchesApply(t *testing.T) {
 		switch r := v.(type) {
 		case error:
 			return "error: " + r.Error()
-		case *CommandResult:
+		case *state.CommandResult:
 			b, err := json.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
@@ -94,7 +98,7 @@ func TestFSMApplyBatchMatchesApply(t *testing.T) {
 		switch r := want[i].(type) {
 		case error:
 			errs++
-		case *CommandResult:
+		case *state.CommandResult:
 			if r.Txn == nil && !r.OK {
 				refused++
 			}
@@ -106,7 +110,7 @@ func TestFSMApplyBatchMatchesApply(t *testing.T) {
 
 	dump := func(f *FSM) []byte {
 		var b bytes.Buffer
-		if err := writeSnapshot(f.store.ReadTxn(), &b); err != nil {
+		if err := f.store.Snapshot().Write(&b); err != nil {
 			t.Fatal(err)
 		}
 		return b.Bytes()

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
 )
 
 // ---- command encoding ----
 
-func applyCmd(t *testing.T, f *FSM, idx uint64, typ MessageType, msg any) any {
+func applyCmd(t *testing.T, f *FSM, idx uint64, typ state.MessageType, msg any) any {
 	t.Helper()
 	buf, err := Encode(typ, msg)
 	if err != nil {
@@ -26,26 +28,26 @@ func applyCmd(t *testing.T, f *FSM, idx uint64, typ MessageType, msg any) any {
 }
 
 func TestEncodeHeader(t *testing.T) {
-	buf, err := Encode(DeregisterRequestType, &DeregisterRequest{Node: "n1"})
+	buf, err := Encode(state.DeregisterRequestType, &state.DeregisterRequest{Node: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if buf[0] != byte(DeregisterRequestType) || buf[1] != encodingV1 {
-		t.Fatalf("header = %v, want [%d %d]", buf[:2], DeregisterRequestType, encodingV1)
+	if buf[0] != byte(state.DeregisterRequestType) || buf[1] != encodingV1 {
+		t.Fatalf("header = %v, want [%d %d]", buf[:2], state.DeregisterRequestType, encodingV1)
 	}
-	var back DeregisterRequest
+	var back state.DeregisterRequest
 	if err := json.Unmarshal(buf[2:], &back); err != nil || back.Node != "n1" {
 		t.Fatalf("body %q: %v %+v", buf[2:], err, back)
 	}
 	// The on-disk numbers never change.
-	if RegisterRequestType != 1 || DeregisterRequestType != 2 {
+	if state.RegisterRequestType != 1 || state.DeregisterRequestType != 2 {
 		t.Fatal("message types were renumbered: logs written by older binaries would be misread")
 	}
-	if _, err := Encode(RegisterRequestType, func() {}); err == nil {
+	if _, err := Encode(state.RegisterRequestType, func() {}); err == nil {
 		t.Error("Encode of an unencodable value did not fail")
 	}
-	for typ, want := range map[MessageType]string{
-		RegisterRequestType: "register", DeregisterRequestType: "deregister", 77: "message type 77",
+	for typ, want := range map[state.MessageType]string{
+		state.RegisterRequestType: "register", state.DeregisterRequestType: "deregister", 77: "message type 77",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", uint8(typ), got, want)
@@ -54,51 +56,51 @@ func TestEncodeHeader(t *testing.T) {
 }
 
 func TestFSMApplyRoundTrip(t *testing.T) {
-	s := NewStore()
+	s := state.NewStore()
 	f := NewFSM(s, nil)
-	reg := &RegisterRequest{Datacenter: "dc1", Node: "n1", Address: "10.0.0.1",
-		Service: &Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{"v1"}},
-		Check:   &HealthCheck{CheckID: "web", Name: "web", ServiceID: "web-1", Status: HealthPassing}}
-	if resp := applyCmd(t, f, 5, RegisterRequestType, reg); resp != nil {
+	reg := &state.RegisterRequest{Datacenter: "dc1", Node: "n1", Address: "10.0.0.1",
+		Service: &state.Service{ID: "web-1", Service: "web", Port: 80, Tags: []string{"v1"}},
+		Check:   &state.HealthCheck{CheckID: "web", Name: "web", ServiceID: "web-1", Status: state.HealthPassing}}
+	if resp := applyCmd(t, f, 5, state.RegisterRequestType, reg); resp != nil {
 		t.Fatalf("Apply(register) = %v", resp)
 	}
-	svc := getService(t, s, "n1", "web-1")
+	svc := statetest.GetService(t, s, "n1", "web-1")
 	if svc == nil || svc.Port != 80 || svc.Node != "n1" || svc.CreateIndex != 5 {
 		t.Fatalf("service after Apply = %+v", svc)
 	}
-	if c := getCheck(t, s, "n1", "web"); c == nil || c.Status != HealthPassing || c.ModifyIndex != 5 {
+	if c := statetest.GetCheck(t, s, "n1", "web"); c == nil || c.Status != state.HealthPassing || c.ModifyIndex != 5 {
 		t.Fatalf("check after Apply = %+v", c)
 	}
 
-	if resp := applyCmd(t, f, 6, DeregisterRequestType, &DeregisterRequest{Node: "n1", ServiceID: "web-1"}); resp != nil {
+	if resp := applyCmd(t, f, 6, state.DeregisterRequestType, &state.DeregisterRequest{Node: "n1", ServiceID: "web-1"}); resp != nil {
 		t.Fatalf("Apply(deregister) = %v", resp)
 	}
-	if svc := getService(t, s, "n1", "web-1"); svc != nil {
+	if svc := statetest.GetService(t, s, "n1", "web-1"); svc != nil {
 		t.Fatalf("service still there after deregister: %+v", svc)
 	}
-	if got := tableIndexes(s)[tableServices]; got != 6 {
+	if got := statetest.Indexes(t, s)[statetest.TableServices]; got != 6 {
 		t.Errorf("services index = %d, want 6", got)
 	}
 }
 
 func TestFSMApplyReturnsStoreError(t *testing.T) {
-	s := NewStore()
+	s := state.NewStore()
 	f := NewFSM(s, nil)
-	resp := applyCmd(t, f, 1, RegisterRequestType, &RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Check: &HealthCheck{CheckID: "c", Name: "c", ServiceID: "missing"}})
+	resp := applyCmd(t, f, 1, state.RegisterRequestType, &state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &state.HealthCheck{CheckID: "c", Name: "c", ServiceID: "missing"}})
 	err, ok := resp.(error)
 	if !ok || err == nil {
 		t.Fatalf("Apply = %#v, want the store's error", resp)
 	}
-	if n := getNode(t, s, "n1"); n != nil {
+	if n := statetest.GetNode(t, s, "n1"); n != nil {
 		t.Errorf("a failed command left node %+v behind", n)
 	}
 }
 
 func TestFSMApplyBadBodyIsAnError(t *testing.T) {
-	for _, typ := range []MessageType{RegisterRequestType, DeregisterRequestType} {
+	for _, typ := range []state.MessageType{state.RegisterRequestType, state.DeregisterRequestType} {
 		t.Run(typ.String(), func(t *testing.T) {
-			s := NewStore()
+			s := state.NewStore()
 			f := NewFSM(s, nil)
 			for _, body := range []string{`{not json`, `{"Node": 5}`, ``} {
 				data := append([]byte{byte(typ), encodingV1}, body...)
@@ -115,7 +117,7 @@ func TestFSMApplyBadBodyIsAnError(t *testing.T) {
 					t.Errorf("Apply(%q) = %#v, want a decoding error", body, resp)
 				}
 			}
-			if got := dumpTables(t, s); len(got) != 0 {
+			if got := statetest.Tables(t, s); len(got) != 0 {
 				t.Errorf("store changed: %v", got)
 			}
 		})
@@ -123,21 +125,21 @@ func TestFSMApplyBadBodyIsAnError(t *testing.T) {
 }
 
 func TestFSMApplyUnreadableEntryPanics(t *testing.T) {
-	body, _ := json.Marshal(&RegisterRequest{Node: "n1", Address: "10.0.0.1"})
+	body, _ := json.Marshal(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1"})
 	tests := []struct {
 		name string
 		data []byte
 		want string
 	}{
-		{"unknown encoding version", append([]byte{byte(RegisterRequestType), 9}, body...), "unknown encoding version 9"},
-		{"binary KV encoding on a registration", append([]byte{byte(RegisterRequestType), encodingBinaryKV}, body...), "binary KV encoding on another command"},
+		{"unknown encoding version", append([]byte{byte(state.RegisterRequestType), 9}, body...), "unknown encoding version 9"},
+		{"binary KV encoding on a registration", append([]byte{byte(state.RegisterRequestType), encodingBinaryKV}, body...), "binary KV encoding on another command"},
 		{"unknown message type", append([]byte{200, encodingV1}, body...), "unknown message type 200"},
 		{"empty entry", nil, "shorter than its header"},
-		{"one byte", []byte{byte(RegisterRequestType)}, "shorter than its header"},
+		{"one byte", []byte{byte(state.RegisterRequestType)}, "shorter than its header"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewStore()
+			s := state.NewStore()
 			f := NewFSM(s, nil)
 			var recovered any
 			func() {
@@ -151,7 +153,7 @@ func TestFSMApplyUnreadableEntryPanics(t *testing.T) {
 			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "42") {
 				t.Errorf("panic %q, want it to name entry 42 and contain %q", msg, tc.want)
 			}
-			if got := dumpTables(t, s); len(got) != 0 {
+			if got := statetest.Tables(t, s); len(got) != 0 {
 				t.Errorf("store changed: %v", got)
 			}
 		})
@@ -179,48 +181,48 @@ func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
 func fillStore(t *testing.T, f *FSM) {
 	t.Helper()
-	r := &RegisterRequest{Datacenter: "dc1", ID: "8f1c2b7e-0000-4000-8000-000000000001", Node: "Node-A", Address: "10.0.0.1",
+	r := &state.RegisterRequest{Datacenter: "dc1", ID: "8f1c2b7e-0000-4000-8000-000000000001", Node: "Node-A", Address: "10.0.0.1",
 		TaggedAddresses: map[string]string{"lan": "10.0.0.1", "wan": "192.0.2.1"}, NodeMeta: map[string]string{"rack": "r1"},
-		Service: &Service{Kind: "", ID: "web-1", Service: "web", Tags: []string{"v1", "eu"}, Address: "10.0.1.1",
-			TaggedAddresses: map[string]ServiceAddress{"lan": {Address: "10.0.1.1", Port: 80}},
-			Meta:            map[string]string{"version": "1.2"}, Port: 80, Weights: Weights{Passing: 3, Warning: 1},
+		Service: &state.Service{Kind: "", ID: "web-1", Service: "web", Tags: []string{"v1", "eu"}, Address: "10.0.1.1",
+			TaggedAddresses: map[string]state.ServiceAddress{"lan": {Address: "10.0.1.1", Port: 80}},
+			Meta:            map[string]string{"version": "1.2"}, Port: 80, Weights: state.Weights{Passing: 3, Warning: 1},
 			EnableTagOverride: true},
-		Check: &HealthCheck{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthPassing, Output: "alive"},
-		Checks: []*HealthCheck{{CheckID: "web-http", Name: "web http", Status: HealthWarning, Notes: "n", ServiceID: "web-1",
-			Type: "http", Definition: CheckDefinition{HTTP: "http://10.0.1.1/health", Method: "GET",
+		Check: &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing, Output: "alive"},
+		Checks: []*state.HealthCheck{{CheckID: "web-http", Name: "web http", Status: state.HealthWarning, Notes: "n", ServiceID: "web-1",
+			Type: "http", Definition: state.CheckDefinition{HTTP: "http://10.0.1.1/health", Method: "GET",
 				Header: map[string][]string{"X": {"1"}}, Interval: "10s", Timeout: "1s", DeregisterCriticalServiceAfter: "1h"}}},
 	}
-	if resp := applyCmd(t, f, 10, RegisterRequestType, r); resp != nil {
+	if resp := applyCmd(t, f, 10, state.RegisterRequestType, r); resp != nil {
 		t.Fatal(resp)
 	}
-	if resp := applyCmd(t, f, 11, RegisterRequestType, &RegisterRequest{Node: "node-b", Address: "10.0.0.2",
-		Service: &Service{ID: "db", Service: "db", Port: 5432}}); resp != nil {
+	if resp := applyCmd(t, f, 11, state.RegisterRequestType, &state.RegisterRequest{Node: "node-b", Address: "10.0.0.2",
+		Service: &state.Service{ID: "db", Service: "db", Port: 5432}}); resp != nil {
 		t.Fatal(resp)
 	}
-	if resp := applyCmd(t, f, 12, RegisterRequestType, &RegisterRequest{Node: "node-b", Address: "10.0.0.2",
-		Service: &Service{ID: "web-2", Service: "web", Port: 8080, Tags: []string{"v2"}},
-		Check: &HealthCheck{CheckID: "web-2", Name: "w", ServiceID: "web-2", Status: HealthCritical, Type: "ttl",
-			Definition: CheckDefinition{TTL: "30s"}}}); resp != nil {
+	if resp := applyCmd(t, f, 12, state.RegisterRequestType, &state.RegisterRequest{Node: "node-b", Address: "10.0.0.2",
+		Service: &state.Service{ID: "web-2", Service: "web", Port: 8080, Tags: []string{"v2"}},
+		Check: &state.HealthCheck{CheckID: "web-2", Name: "w", ServiceID: "web-2", Status: state.HealthCritical, Type: "ttl",
+			Definition: state.CheckDefinition{TTL: "30s"}}}); resp != nil {
 		t.Fatal(resp)
 	}
 	// A node update after the services, so table indexes differ.
-	if resp := applyCmd(t, f, 13, RegisterRequestType, &RegisterRequest{Node: "node-c", Address: "10.0.0.3"}); resp != nil {
+	if resp := applyCmd(t, f, 13, state.RegisterRequestType, &state.RegisterRequest{Node: "node-c", Address: "10.0.0.3"}); resp != nil {
 		t.Fatal(resp)
 	}
-	if resp := applyCmd(t, f, 14, DeregisterRequestType, &DeregisterRequest{Node: "node-b", ServiceID: "db"}); resp != nil {
+	if resp := applyCmd(t, f, 14, state.DeregisterRequestType, &state.DeregisterRequest{Node: "node-b", ServiceID: "db"}); resp != nil {
 		t.Fatal(resp)
 	}
 	// KV and sessions: a plain key and one locked by a session.
-	if resp := applyCmd(t, f, 15, SessionRequestType, &SessionRequest{Op: SessionCreate, Session: Session{
+	if resp := applyCmd(t, f, 15, state.SessionRequestType, &state.SessionRequest{Op: state.SessionCreate, Session: state.Session{
 		ID: "11111111-0000-4000-8000-000000000001", Name: "s", Node: "Node-A", LockDelay: 15 * time.Second,
-		Behavior: SessionRelease, TTL: "30s", NodeChecks: []string{SerfCheckID}}}); resp != nil {
+		Behavior: state.SessionRelease, TTL: "30s", NodeChecks: []string{state.SerfCheckID}}}); resp != nil {
 		t.Fatal(resp)
 	}
-	for i, req := range []*KVSRequest{
-		{Op: KVSet, DirEnt: DirEntry{Key: "cfg/a", Value: []byte{0, 1, 2}, Flags: 7}},
-		{Op: KVLock, DirEnt: DirEntry{Key: "cfg/lock", Value: []byte("me"), Session: "11111111-0000-4000-8000-000000000001"}},
+	for i, req := range []*state.KVSRequest{
+		{Op: state.KVSet, DirEnt: state.DirEntry{Key: "cfg/a", Value: []byte{0, 1, 2}, Flags: 7}},
+		{Op: state.KVLock, DirEnt: state.DirEntry{Key: "cfg/lock", Value: []byte("me"), Session: "11111111-0000-4000-8000-000000000001"}},
 	} {
-		if resp := applyCmd(t, f, uint64(16+i), KVSRequestType, req); resp.(*CommandResult) == nil || !resp.(*CommandResult).OK {
+		if resp := applyCmd(t, f, uint64(16+i), state.KVSRequestType, req); resp.(*state.CommandResult) == nil || !resp.(*state.CommandResult).OK {
 			t.Fatal(resp)
 		}
 	}
@@ -244,52 +246,51 @@ func snapshotTo(t *testing.T, f *FSM) *memSink {
 }
 
 func TestSnapshotRestore(t *testing.T) {
-	src := NewStore()
+	src := state.NewStore()
 	f := NewFSM(src, nil)
 	fillStore(t, f)
-	want := dumpTables(t, src)
-	wantIdx := tableIndexes(src)
-	if len(want[tableServices]) != 2 || len(want[tableChecks]) != 3 || len(want[tableNodes]) != 3 {
+	want := statetest.Tables(t, src)
+	wantIdx := statetest.Indexes(t, src)
+	if len(want[statetest.TableServices]) != 2 || len(want[statetest.TableChecks]) != 3 || len(want[statetest.TableNodes]) != 3 {
 		t.Fatalf("fixture: %v", want)
 	}
 
 	sink := snapshotTo(t, f)
 
-	dst := NewStore()
+	dst := state.NewStore()
 	// Something to be replaced.
-	mustRegister(t, dst, 99, nodeReq("stale", "10.9.9.9"))
+	statetest.MustRegister(t, dst, 99, statetest.NodeReq("stale", "10.9.9.9"))
 	oldAbandon := dst.AbandonCh()
 	if err := NewFSM(dst, nil).Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
 
-	got := dumpTables(t, dst)
+	got := statetest.Tables(t, dst)
 	if !reflect.DeepEqual(got, want) {
-		for _, table := range snapshotTables {
+		for table := range want {
 			if !reflect.DeepEqual(got[table], want[table]) {
-				g, _ := json.Marshal(got[table])
-				w, _ := json.Marshal(want[table])
-				t.Errorf("table %s differs after restore:\n got %s\nwant %s", table, g, w)
+				t.Errorf("table %s differs after restore:\n got %s\nwant %s", table, got[table], want[table])
 			}
 		}
 	}
-	if gotIdx := tableIndexes(dst); !reflect.DeepEqual(gotIdx, wantIdx) {
+	if gotIdx := statetest.Indexes(t, dst); !reflect.DeepEqual(gotIdx, wantIdx) {
 		t.Errorf("indexes after restore = %v, want %v", gotIdx, wantIdx)
 	}
 	// Service.Node is hidden from the API's JSON but must survive.
-	for _, raw := range got[tableServices] {
-		if svc := raw.(*Service); svc.Node == "" {
-			t.Errorf("service %s lost its Node in the snapshot", svc.ID)
+	for _, raw := range got[statetest.TableServices] {
+		var svc struct{ Node, ID string }
+		if err := json.Unmarshal(raw, &svc); err != nil || svc.Node == "" {
+			t.Errorf("service %s lost its Node in the snapshot (%v)", raw, err)
 		}
 	}
 	// The secondary indexes work on the restored data.
 	if _, sns, _ := dst.ServiceNodes(nil, "WEB", "v2"); len(sns) != 1 || sns[0].Node.Node != "node-b" || len(sns[0].Checks) != 1 {
 		t.Errorf("ServiceNodes on restored store = %+v", sns)
 	}
-	if got := instanceKeys(dst.HealthyInstances(nil, "web", "", false)); !reflect.DeepEqual(got, []string{"Node-A/web-1"}) {
+	if got := statetest.InstanceKeys(dst.HealthyInstances(nil, "web", "", false)); !reflect.DeepEqual(got, []string{"Node-A/web-1"}) {
 		t.Errorf("HealthyInstances on restored store = %v", got)
 	}
-	if n := getNode(t, dst, "stale"); n != nil {
+	if n := statetest.GetNode(t, dst, "stale"); n != nil {
 		t.Error("restore kept a node that was not in the snapshot")
 	}
 
@@ -305,54 +306,54 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 
 	// The restored store keeps working as a write target.
-	mustRegister(t, dst, 20, nodeReq("node-d", "10.0.0.4"))
-	if got := tableIndexes(dst)[tableNodes]; got != 20 {
+	statetest.MustRegister(t, dst, 20, statetest.NodeReq("node-d", "10.0.0.4"))
+	if got := statetest.Indexes(t, dst)[statetest.TableNodes]; got != 20 {
 		t.Errorf("nodes index after a write on the restored store = %d", got)
 	}
 }
 
 func TestSnapshotIsPointInTime(t *testing.T) {
-	s := NewStore()
+	s := state.NewStore()
 	f := NewFSM(s, nil)
 	fillStore(t, f)
-	want := dumpTables(t, s)
+	want := statetest.Tables(t, s)
 	snap, err := f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Writes between Snapshot and Persist (raft persists off the FSM's
 	// goroutine while applying goes on) are not in it.
-	applyCmd(t, f, 30, RegisterRequestType, &RegisterRequest{Node: "late", Address: "10.0.0.30"})
-	applyCmd(t, f, 31, DeregisterRequestType, &DeregisterRequest{Node: "Node-A"})
+	applyCmd(t, f, 30, state.RegisterRequestType, &state.RegisterRequest{Node: "late", Address: "10.0.0.30"})
+	applyCmd(t, f, 31, state.DeregisterRequestType, &state.DeregisterRequest{Node: "Node-A"})
 	sink := &memSink{}
 	if err := snap.Persist(sink); err != nil {
 		t.Fatal(err)
 	}
 	snap.Release()
 
-	dst := NewStore()
+	dst := state.NewStore()
 	if err := NewFSM(dst, nil).Restore(io.NopCloser(&sink.Buffer)); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpTables(t, dst); !reflect.DeepEqual(got, want) {
+	if got := statetest.Tables(t, dst); !reflect.DeepEqual(got, want) {
 		t.Errorf("snapshot is not the state at Snapshot():\n got %v\nwant %v", got, want)
 	}
 }
 
 func TestSnapshotEmptyStore(t *testing.T) {
-	sink := snapshotTo(t, NewFSM(NewStore(), nil))
-	dst := NewStore()
-	mustRegister(t, dst, 1, nodeReq("n1", "10.0.0.1"))
+	sink := snapshotTo(t, NewFSM(state.NewStore(), nil))
+	dst := state.NewStore()
+	statetest.MustRegister(t, dst, 1, statetest.NodeReq("n1", "10.0.0.1"))
 	if err := NewFSM(dst, nil).Restore(io.NopCloser(&sink.Buffer)); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpTables(t, dst); len(got) != 0 {
+	if got := statetest.Tables(t, dst); len(got) != 0 {
 		t.Errorf("restoring an empty snapshot left %v", got)
 	}
 }
 
 func TestPersistCancelsOnWriteError(t *testing.T) {
-	f := NewFSM(NewStore(), nil)
+	f := NewFSM(state.NewStore(), nil)
 	fillStore(t, f)
 	snap, _ := f.Snapshot()
 	sink := &memSink{failWrites: true}
@@ -373,7 +374,7 @@ func (r *trackingReader) Close() error { r.closed = true; return nil }
 
 func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	good := func() string {
-		f := NewFSM(NewStore(), nil)
+		f := NewFSM(state.NewStore(), nil)
 		fillStore(t, f)
 		return snapshotTo(t, f).String()
 	}()
@@ -392,9 +393,9 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewStore()
-			mustRegister(t, s, 1, nodeReq("keep", "10.0.0.1"))
-			before := dumpTables(t, s)
+			s := state.NewStore()
+			statetest.MustRegister(t, s, 1, statetest.NodeReq("keep", "10.0.0.1"))
+			before := statetest.Tables(t, s)
 			abandon := s.AbandonCh()
 			rc := &trackingReader{Reader: strings.NewReader(tc.data)}
 			err := NewFSM(s, nil).Restore(rc)
@@ -404,7 +405,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 			if !rc.closed {
 				t.Error("Restore did not close its reader")
 			}
-			if after := dumpTables(t, s); !reflect.DeepEqual(before, after) {
+			if after := statetest.Tables(t, s); !reflect.DeepEqual(before, after) {
 				t.Errorf("a failed restore changed the store: %v", after)
 			}
 			select {

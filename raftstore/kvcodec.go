@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/beacon-dns/beacon/state"
 )
 
 // encodingBinaryKV is the version of KV write bodies in a compact binary
@@ -17,12 +19,12 @@ import (
 // numbers are uvarints.
 const encodingBinaryKV = 2
 
-func encodeKVS(req *KVSRequest) []byte {
+func encodeKVS(req *state.KVSRequest) []byte {
 	e := &req.DirEnt
 	n := 2 + 5*binary.MaxVarintLen64 + len(req.Datacenter) + len(req.Op) + len(e.Key) + len(e.Value) + len(e.Session) +
 		5*binary.MaxVarintLen64 + 1
 	buf := make([]byte, 0, n)
-	buf = append(buf, byte(KVSRequestType), encodingBinaryKV)
+	buf = append(buf, byte(state.KVSRequestType), encodingBinaryKV)
 	str := func(s string) {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
@@ -95,11 +97,11 @@ func (r *kvsReader) byte() byte {
 
 // decodeKVS decodes a binary KV body into req. The value is copied: the
 // entry's buffer belongs to Raft.
-func decodeKVS(body []byte, req *KVSRequest) error {
+func decodeKVS(body []byte, req *state.KVSRequest) error {
 	r := &kvsReader{b: body}
-	*req = KVSRequest{}
+	*req = state.KVSRequest{}
 	req.Datacenter = string(r.bytes())
-	req.Op = KVOp(r.bytes())
+	req.Op = state.KVOp(r.bytes())
 	e := &req.DirEnt
 	e.Key = string(r.bytes())
 	e.Flags = r.uvarint()

@@ -5,31 +5,33 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
 )
 
 func TestKVSBinaryEncoding(t *testing.T) {
-	reqs := []*KVSRequest{
-		{Datacenter: "dc1", Op: KVSet, DirEnt: DirEntry{Key: "a/b", Value: []byte("v"), Flags: 42}},
-		{Op: KVSet, DirEnt: DirEntry{Key: "empty", Value: []byte{}}},
-		{Op: KVSet, DirEnt: DirEntry{Key: "nil"}},
-		{Datacenter: "dc2", Op: KVLock, DirEnt: DirEntry{Key: "l", Value: make([]byte, 70000), Session: "s-1",
+	reqs := []*state.KVSRequest{
+		{Datacenter: "dc1", Op: state.KVSet, DirEnt: state.DirEntry{Key: "a/b", Value: []byte("v"), Flags: 42}},
+		{Op: state.KVSet, DirEnt: state.DirEntry{Key: "empty", Value: []byte{}}},
+		{Op: state.KVSet, DirEnt: state.DirEntry{Key: "nil"}},
+		{Datacenter: "dc2", Op: state.KVLock, DirEnt: state.DirEntry{Key: "l", Value: make([]byte, 70000), Session: "s-1",
 			LockIndex: 1 << 40, CreateIndex: 3, ModifyIndex: 1<<64 - 1}},
-		{Op: KVDeleteTree, DirEnt: DirEntry{Key: ""}},
+		{Op: state.KVDeleteTree, DirEnt: state.DirEntry{Key: ""}},
 	}
 	for _, req := range reqs {
-		buf, err := Encode(KVSRequestType, req)
+		buf, err := Encode(state.KVSRequestType, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if buf[0] != byte(KVSRequestType) || buf[1] != encodingBinaryKV {
+		if buf[0] != byte(state.KVSRequestType) || buf[1] != encodingBinaryKV {
 			t.Fatalf("header %v, want the binary KV encoding", buf[:2])
 		}
 		typ, decode, err := decodeHeader(buf)
-		if err != nil || typ != KVSRequestType {
+		if err != nil || typ != state.KVSRequestType {
 			t.Fatalf("decodeHeader: %v %v", typ, err)
 		}
-		var back KVSRequest
+		var back state.KVSRequest
 		if err := decode(&back); err != nil {
 			t.Fatalf("decoding %s: %v", req.DirEnt.Key, err)
 		}
@@ -52,13 +54,13 @@ func TestKVSBinaryEncoding(t *testing.T) {
 	}
 	// A binary body that does not decode is refused by the FSM, which
 	// changes nothing.
-	s := NewStore()
+	s := state.NewStore()
 	f := NewFSM(s, nil)
-	resp := f.Apply(&raft.Log{Index: 5, Type: raft.LogCommand, Data: []byte{byte(KVSRequestType), encodingBinaryKV, 0xff}})
+	resp := f.Apply(&raft.Log{Index: 5, Type: raft.LogCommand, Data: []byte{byte(state.KVSRequestType), encodingBinaryKV, 0xff}})
 	if err, ok := resp.(error); !ok || !errors.Is(err, errKVSBody) {
 		t.Errorf("Apply of a garbled body answered %v, want errKVSBody", resp)
 	}
-	if got := dumpTables(t, s); len(got) != 0 {
+	if got := statetest.Tables(t, s); len(got) != 0 {
 		t.Errorf("store changed: %v", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"encoding/json"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -22,7 +23,7 @@ import (
 // another server when that one fails. Reads (DNS, HTTP) take lock-free read
 // transactions on its store as they would on a server's.
 type Replica struct {
-	store   *Store
+	store   *state.Store
 	fsm     *FSM
 	servers func() []string
 	logger  hclog.Logger
@@ -61,7 +62,7 @@ const (
 
 // NewReplica starts following the servers that servers returns (their RPC
 // addresses; it is called again whenever a new server is needed).
-func NewReplica(store *Store, servers func() []string, logger hclog.Logger) *Replica {
+func NewReplica(store *state.Store, servers func() []string, logger hclog.Logger) *Replica {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -76,7 +77,7 @@ func NewReplica(store *Store, servers func() []string, logger hclog.Logger) *Rep
 }
 
 // Store is the replica's state store.
-func (r *Replica) Store() *Store { return r.store }
+func (r *Replica) Store() *state.Store { return r.store }
 
 // Synced reports whether the replica holds a full state.
 func (r *Replica) Synced() bool { return r.synced.Load() }
@@ -131,7 +132,7 @@ func (r *Replica) WaitApplied(idx uint64, timeout time.Duration) error {
 		case <-deadline.C:
 			return fmt.Errorf("local replica did not reach index %d within %s (at %d)", idx, timeout, r.fsm.AppliedIndex())
 		case <-r.stop:
-			return ErrNoLeader
+			return state.ErrNoLeader
 		}
 	}
 }
@@ -284,15 +285,15 @@ func (r *Replica) follow(addr string) error {
 // store with it.
 func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64) error {
 	sr := &snapshotChunkReader{conn: conn, r: br}
-	db, err := readSnapshot(sr)
+	restored, err := state.ReadSnapshot(sr)
 	if err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)
 	}
-	// readSnapshot stops at the last record: read up to the end frame.
+	// ReadSnapshot stops at the last record: read up to the end frame.
 	if _, err := io.Copy(io.Discard, sr); err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)
 	}
-	r.store.replace(db)
+	r.store.Restore(restored)
 	r.fsm.applied.Store(index)
 	r.synced.Store(true)
 	r.snapshots.Add(1)

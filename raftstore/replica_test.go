@@ -7,6 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/beacon-dns/beacon/snapshot"
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 )
 
 // serverList is a mutable list of server addresses for a replica to follow.
@@ -27,30 +31,30 @@ func (l *serverList) get() []string {
 	return append([]string(nil), l.addrs...)
 }
 
-func waitSameTables(t *testing.T, what string, want, got *Store) {
+func waitSameTables(t *testing.T, what string, want, got *state.Store) {
 	t.Helper()
-	waitFor(t, 10*time.Second, what, func() bool { return reflect.DeepEqual(dumpTables(t, got), dumpTables(t, want)) })
+	waitFor(t, 10*time.Second, what, func() bool { return reflect.DeepEqual(statetest.Tables(t, got), statetest.Tables(t, want)) })
 }
 
 func TestReplicaFollowsServerThroughRestore(t *testing.T) {
-	leaderStore := NewStore()
+	leaderStore := state.NewStore()
 	addr := freeAddr(t)
 	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
-	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+	mustApply(t, leader, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
 
 	servers := &serverList{}
 	servers.set(addr)
-	replica := NewReplica(NewStore(), servers.get, testLogger(t))
+	replica := NewReplica(state.NewStore(), servers.get, testLogger(t))
 	t.Cleanup(replica.Close)
 	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
 	waitSameTables(t, "the replica to hold the leader's state", leaderStore, replica.Store())
 
 	// Commands stream in; WaitApplied sees them.
-	idx := mustApply(t, leader, RegisterRequestType, svcReq("n2", "10.0.0.2", "web-2", "web", 80, nil))
+	idx := mustApply(t, leader, state.RegisterRequestType, statetest.SvcReq("n2", "10.0.0.2", "web-2", "web", 80, nil))
 	if err := replica.WaitApplied(idx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := getService(t, replica.Store(), "n2", "web-2"); got == nil {
+	if got := statetest.GetService(t, replica.Store(), "n2", "web-2"); got == nil {
 		t.Fatal("web-2 is not in the replica once WaitApplied returned")
 	}
 	if replica.Source() != addr || replica.Leader() != addr {
@@ -65,19 +69,19 @@ func TestReplicaFollowsServerThroughRestore(t *testing.T) {
 
 	// A restore replaces the state: the replica starts over from a snapshot.
 	archive, _ := saveSnapshot(t, leader)
-	mustApply(t, leader, RegisterRequestType, nodeReq("n3", "10.0.0.3"))
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
 	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	waitSameTables(t, "the replica to hold the restored state", leaderStore, replica.Store())
-	if getNode(t, replica.Store(), "n3") != nil {
+	if statetest.GetNode(t, replica.Store(), "n3") != nil {
 		t.Error("n3, written after the snapshot, survived the restore in the replica")
 	}
 	if n := replica.SnapshotsInstalled(); n != 2 {
 		t.Errorf("snapshots installed = %d, want 2", n)
 	}
 	// And it follows on from there.
-	idx = mustApply(t, leader, RegisterRequestType, nodeReq("n4", "10.0.0.4"))
+	idx = mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n4", "10.0.0.4"))
 	if err := replica.WaitApplied(idx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +89,15 @@ func TestReplicaFollowsServerThroughRestore(t *testing.T) {
 }
 
 func TestReplicaResumesOnAnotherServer(t *testing.T) {
-	leaderStore := NewStore()
+	leaderStore := state.NewStore()
 	leaderAddr := freeAddr(t)
 	leader, _ := startServer(t, t.TempDir(), leaderAddr, leaderStore)
-	follower, followerAddr, _ := startFollower(t, leader, "server-2", NewStore())
-	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+	follower, followerAddr, _ := startFollower(t, leader, "server-2", state.NewStore())
+	mustApply(t, leader, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
 
 	servers := &serverList{}
 	servers.set(followerAddr)
-	replica := NewReplica(NewStore(), servers.get, testLogger(t))
+	replica := NewReplica(state.NewStore(), servers.get, testLogger(t))
 	t.Cleanup(replica.Close)
 	waitSameTables(t, "the replica to hold the state", leaderStore, replica.Store())
 	if replica.Source() != followerAddr {
@@ -106,7 +110,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 20; i++ {
-		mustApply(t, leader, RegisterRequestType, nodeReq("m"+string(rune('a'+i)), "10.0.1.1"))
+		mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("m"+string(rune('a'+i)), "10.0.1.1"))
 	}
 	waitSameTables(t, "the replica to catch up through the leader", leaderStore, replica.Store())
 	if replica.Source() != leaderAddr {
@@ -118,7 +122,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 }
 
 func TestReplicaWithoutServers(t *testing.T) {
-	replica := NewReplica(NewStore(), func() []string { return nil }, testLogger(t))
+	replica := NewReplica(state.NewStore(), func() []string { return nil }, testLogger(t))
 	defer replica.Close()
 	if replica.Synced() || replica.Leader() != "" {
 		t.Error("a replica with no server claims a state or a leader")
@@ -132,34 +136,34 @@ func TestReplicaWithoutServers(t *testing.T) {
 }
 
 func TestClientForwardsToTheLeader(t *testing.T) {
-	leaderStore := NewStore()
+	leaderStore := state.NewStore()
 	leaderAddr := freeAddr(t)
 	leader, _ := startServer(t, t.TempDir(), leaderAddr, leaderStore)
-	_, followerAddr, _ := startFollower(t, leader, "server-2", NewStore())
+	_, followerAddr, _ := startFollower(t, leader, "server-2", state.NewStore())
 
 	servers := &serverList{}
 	servers.set(followerAddr)
-	store := NewStore()
+	store := state.NewStore()
 	client := NewClient(ClientConfig{Servers: servers.get, Logger: testLogger(t)}, store)
 	t.Cleanup(func() { client.Shutdown() })
 	waitFor(t, 10*time.Second, "the client to sync", client.Replica().Synced)
 
 	// A write through the follower reaches the leader, and the client reads
 	// it from its own replica as soon as Apply returns.
-	idx, err := client.Apply(RegisterRequestType, svcReq("c1", "10.0.0.9", "redis-1", "redis", 6379, nil), 5*time.Second)
+	idx, err := client.Apply(state.RegisterRequestType, statetest.SvcReq("c1", "10.0.0.9", "redis-1", "redis", 6379, nil), 5*time.Second)
 	if err != nil {
 		t.Fatalf("Apply through the client: %v", err)
 	}
-	if getService(t, store, "c1", "redis-1") == nil {
+	if statetest.GetService(t, store, "c1", "redis-1") == nil {
 		t.Error("the client's replica does not show its own acknowledged write")
 	}
-	if getService(t, leaderStore, "c1", "redis-1") == nil || leader.fsm.AppliedIndex() < idx {
+	if statetest.GetService(t, leaderStore, "c1", "redis-1") == nil || leader.fsm.AppliedIndex() < idx {
 		t.Error("the leader does not have the write")
 	}
 	// Errors come back typed.
-	_, err = client.Apply(RegisterRequestType, &RegisterRequest{Node: "nope", SkipNodeUpdate: true,
-		Service: &Service{ID: "x", Service: "x"}}, 5*time.Second)
-	if err != nil && !errors.Is(err, ErrMissingNode) {
+	_, err = client.Apply(state.RegisterRequestType, &state.RegisterRequest{Node: "nope", SkipNodeUpdate: true,
+		Service: &state.Service{ID: "x", Service: "x"}}, 5*time.Second)
+	if err != nil && !errors.Is(err, state.ErrMissingNode) {
 		t.Errorf("Apply of a service on a missing node = %v, want ErrMissingNode", err)
 	}
 	for _, verify := range []bool{false, true} {
@@ -171,7 +175,7 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 	if err != nil || len(conf.Servers) != 2 {
 		t.Errorf("RaftConfiguration through the client = %+v, %v; want 2 servers", conf, err)
 	}
-	if err := client.RemovePeer("nope", ""); !errors.Is(err, ErrPeerNotFound) {
+	if err := client.RemovePeer("nope", ""); !errors.Is(err, state.ErrPeerNotFound) {
 		t.Errorf("RemovePeer(nope) through the client = %v, want ErrPeerNotFound", err)
 	}
 
@@ -181,25 +185,25 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 	if err != nil || snapIdx < idx {
 		t.Fatalf("SaveSnapshot through the client = %d, %v; want an index ≥ %d", snapIdx, err, idx)
 	}
-	if _, err := InspectSnapshot(bytes.NewReader(archive.Bytes())); err != nil {
+	if _, err := snapshot.Inspect(bytes.NewReader(archive.Bytes())); err != nil {
 		t.Fatalf("the archive saved through the client does not inspect: %v", err)
 	}
-	saved := dumpTables(t, leaderStore)
-	mustApply(t, leader, RegisterRequestType, nodeReq("later", "10.0.0.7"))
+	saved := statetest.Tables(t, leaderStore)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("later", "10.0.0.7"))
 	if err := client.RestoreSnapshot(bytes.NewReader(archive.Bytes())); err != nil {
 		t.Fatalf("RestoreSnapshot through the client: %v", err)
 	}
 	waitFor(t, 10*time.Second, "the restored state on the leader and in the client's replica", func() bool {
-		return reflect.DeepEqual(dumpTables(t, leaderStore), saved) && reflect.DeepEqual(dumpTables(t, store), saved)
+		return reflect.DeepEqual(statetest.Tables(t, leaderStore), saved) && reflect.DeepEqual(statetest.Tables(t, store), saved)
 	})
-	if err := client.RestoreSnapshot(bytes.NewReader([]byte("garbage"))); !errors.Is(err, ErrInvalidSnapshot) {
-		t.Errorf("RestoreSnapshot of garbage through the client = %v, want ErrInvalidSnapshot", err)
+	if err := client.RestoreSnapshot(bytes.NewReader([]byte("garbage"))); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Errorf("RestoreSnapshot of garbage through the client = %v, want snapshot.ErrInvalid", err)
 	}
 
 	// No known server: an immediate, clear error.
 	servers.set()
 	start := time.Now()
-	if _, err := client.Apply(RegisterRequestType, nodeReq("z", "10.0.0.1"), 5*time.Second); !errors.Is(err, ErrNoServers) {
+	if _, err := client.Apply(state.RegisterRequestType, statetest.NodeReq("z", "10.0.0.1"), 5*time.Second); !errors.Is(err, state.ErrNoServers) {
 		t.Errorf("Apply with no known server = %v, want ErrNoServers", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -207,7 +211,7 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 	}
 	// Known but unreachable servers: tried until the timeout, then ErrNoLeader.
 	servers.set(freeAddr(t))
-	if _, err := client.Apply(RegisterRequestType, nodeReq("z", "10.0.0.1"), 300*time.Millisecond); !errors.Is(err, ErrNoLeader) {
+	if _, err := client.Apply(state.RegisterRequestType, statetest.NodeReq("z", "10.0.0.1"), 300*time.Millisecond); !errors.Is(err, state.ErrNoLeader) {
 		t.Errorf("Apply with an unreachable server = %v, want ErrNoLeader", err)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/beacon-dns/beacon/snapshot"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Agent-to-server calls on the server port (first byte protoRPC): a stream
@@ -68,9 +71,9 @@ type rpcResponse struct {
 	// Code classifies Error so the caller can rebuild a typed error.
 	Code string `json:",omitempty"`
 	// Configuration answers RaftConfiguration.
-	Configuration *RaftConfigurationInfo `json:",omitempty"`
+	Configuration *state.RaftConfigurationInfo `json:",omitempty"`
 	// Result is an applied command's result, when it has one.
-	Result *CommandResult `json:",omitempty"`
+	Result *state.CommandResult `json:",omitempty"`
 	// Batch answers ApplyBatch, an answer per entry, in order.
 	Batch []rpcResponse `json:",omitempty"`
 }
@@ -89,21 +92,21 @@ const (
 
 func errorCode(err error) string {
 	switch {
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, state.ErrNotLeader):
 		return codeNotLeader
-	case errors.Is(err, ErrNoLeader):
+	case errors.Is(err, state.ErrNoLeader):
 		return codeNoLeader
-	case errors.Is(err, ErrInvalidRegistration):
+	case errors.Is(err, state.ErrInvalidRegistration):
 		return codeInvalid
-	case errors.Is(err, ErrMissingNode):
+	case errors.Is(err, state.ErrMissingNode):
 		return codeMissingNode
-	case errors.Is(err, ErrPeerNotFound):
+	case errors.Is(err, state.ErrPeerNotFound):
 		return codePeerMissing
-	case errors.Is(err, ErrInvalidSnapshot):
+	case errors.Is(err, snapshot.ErrInvalid):
 		return codeBadSnapshot
-	case errors.Is(err, ErrInvalidSession):
+	case errors.Is(err, state.ErrInvalidSession):
 		return codeBadSession
-	case errors.Is(err, ErrSessionNotFound):
+	case errors.Is(err, state.ErrSessionNotFound):
 		return codeNoSession
 	}
 	return ""
@@ -116,21 +119,21 @@ func remoteError(resp *rpcResponse) error {
 	}
 	switch resp.Code {
 	case codeNotLeader:
-		return ErrNotLeader
+		return state.ErrNotLeader
 	case codeNoLeader:
-		return ErrNoLeader
+		return state.ErrNoLeader
 	case codeInvalid:
-		return fmt.Errorf("%w: %s", ErrInvalidRegistration, resp.Error)
+		return fmt.Errorf("%w: %s", state.ErrInvalidRegistration, resp.Error)
 	case codeMissingNode:
-		return fmt.Errorf("%w: %s", ErrMissingNode, resp.Error)
+		return fmt.Errorf("%w: %s", state.ErrMissingNode, resp.Error)
 	case codePeerMissing:
-		return fmt.Errorf("%w: %s", ErrPeerNotFound, resp.Error)
+		return fmt.Errorf("%w: %s", state.ErrPeerNotFound, resp.Error)
 	case codeBadSnapshot:
-		return fmt.Errorf("%w: %s", ErrInvalidSnapshot, resp.Error)
+		return fmt.Errorf("%w: %s", snapshot.ErrInvalid, resp.Error)
 	case codeBadSession:
-		return fmt.Errorf("%w: %s", ErrInvalidSession, resp.Error)
+		return fmt.Errorf("%w: %s", state.ErrInvalidSession, resp.Error)
 	case codeNoSession:
-		return fmt.Errorf("%w: %s", ErrSessionNotFound, resp.Error)
+		return fmt.Errorf("%w: %s", state.ErrSessionNotFound, resp.Error)
 	}
 	return errors.New(resp.Error)
 }
@@ -201,8 +204,8 @@ const maxApplyTimeout = 30 * time.Second
 func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse {
 	var idx uint64
 	var err error
-	var conf *RaftConfigurationInfo
-	var res *CommandResult
+	var conf *state.RaftConfigurationInfo
+	var res *state.CommandResult
 	switch req.Method {
 	case rpcMethodApply:
 		switch {
@@ -212,15 +215,15 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 			// Waits for a leader through an election, as local writes do.
 			idx, res, err = s.applyEncoded(req.Entry, timeout)
 		default:
-			err = ErrNotLeader
+			err = state.ErrNotLeader
 		}
 	case rpcMethodApplyBatch:
 		if !s.IsLeader() {
-			err = ErrNotLeader
+			err = state.ErrNotLeader
 			break
 		}
 		if len(req.Entries) > forwardMaxBatch {
-			err = fmt.Errorf("%w: %d entries in one batch, at most %d", ErrInvalidRegistration, len(req.Entries), forwardMaxBatch)
+			err = fmt.Errorf("%w: %d entries in one batch, at most %d", state.ErrInvalidRegistration, len(req.Entries), forwardMaxBatch)
 			break
 		}
 		batch := s.applyBatchLocal(req.Entries, timeout)
@@ -234,7 +237,7 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 	case rpcMethodLastIndex:
 		idx = s.raft.LastIndex()
 	case rpcMethodRaftConfiguration:
-		var info RaftConfigurationInfo
+		var info state.RaftConfigurationInfo
 		if info, err = s.RaftConfiguration(); err == nil {
 			conf = &info
 		}

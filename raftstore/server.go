@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -42,7 +43,7 @@ type ServerConfig struct {
 type Server struct {
 	raft  *raft.Raft
 	fsm   *FSM
-	store *Store
+	store *state.Store
 	logs  *raftboltdb.BoltStore
 	mux   *muxListener
 	trans *raft.NetworkTransport
@@ -80,7 +81,7 @@ const (
 
 // NewServer opens (or creates) the Raft state under cfg.DataDir, starts the
 // server port and joins the Raft cluster.
-func NewServer(cfg ServerConfig, store *Store) (*Server, error) {
+func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -211,17 +212,11 @@ func (s *Server) leaderLoop(changed func(bool)) {
 	}
 }
 
-// ErrNoLeader is returned for a write when the cluster has no leader.
-var ErrNoLeader = errors.New("no cluster leader")
-
-// ErrNotLeader is returned for a write proposed on a follower.
-var ErrNotLeader = errors.New("not the cluster leader")
-
 // Apply proposes a command and waits until it is committed by a quorum,
 // fsynced and applied on the leader. On a follower it forwards the command
 // to the leader; while there is no leader (an election) it waits for one,
 // up to timeout. It returns the entry's Raft index.
-func (s *Server) Apply(t MessageType, msg any, timeout time.Duration) (uint64, error) {
+func (s *Server) Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error) {
 	idx, _, err := s.Exec(t, msg, timeout)
 	return idx, err
 }
@@ -229,7 +224,7 @@ func (s *Server) Apply(t MessageType, msg any, timeout time.Duration) (uint64, e
 // Exec is Apply for commands that answer more than an error (conditional
 // KV writes, transactions): it also returns the command's result, nil for
 // commands that have none.
-func (s *Server) Exec(t MessageType, msg any, timeout time.Duration) (uint64, *CommandResult, error) {
+func (s *Server) Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
 		return 0, nil, err
@@ -238,11 +233,11 @@ func (s *Server) Exec(t MessageType, msg any, timeout time.Duration) (uint64, *C
 }
 
 // applyEncoded is Exec of an encoded command.
-func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
+func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	if len(buf) < 2 {
 		return 0, nil, errShortEntry
 	}
-	t := MessageType(buf[0])
+	t := state.MessageType(buf[0])
 	timeout = min(timeout, maxApplyTimeout)
 	deadline := time.Now().Add(timeout)
 	backoff := 10 * time.Millisecond
@@ -250,28 +245,28 @@ func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *Comma
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			if s.Leader() == "" {
-				return 0, nil, ErrNoLeader
+				return 0, nil, state.ErrNoLeader
 			}
 			return 0, nil, fmt.Errorf("%s: no leader accepted the write within %s", t, timeout)
 		}
 		var idx uint64
-		var res *CommandResult
+		var res *state.CommandResult
 		var err error
 		if s.IsLeader() {
 			idx, res, err = s.applyLocal(buf, remaining)
 		} else if leader := s.Leader(); leader != "" {
 			idx, res, err = s.forwardApply(leader, buf, remaining)
 		} else {
-			err = ErrNoLeader
+			err = state.ErrNoLeader
 		}
 		// Only outcomes that prove the write was not applied are retried:
 		// no leader yet, a deposed leader, or a request that never left.
-		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errNotSent) {
+		if !errors.Is(err, state.ErrNoLeader) && !errors.Is(err, state.ErrNotLeader) && !errors.Is(err, errNotSent) {
 			return idx, res, err
 		}
 		select {
 		case <-s.stop:
-			return 0, nil, ErrNoLeader
+			return 0, nil, state.ErrNoLeader
 		case <-time.After(min(backoff, time.Until(deadline))):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
@@ -279,24 +274,24 @@ func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *Comma
 }
 
 // applyLocal applies an encoded entry on this server, which must lead.
-func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
+func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	return s.startApply(buf, timeout)()
 }
 
 // startApply proposes an encoded entry on this server, which must lead, and
 // returns the wait for its outcome.
-func (s *Server) startApply(buf []byte, timeout time.Duration) func() (uint64, *CommandResult, error) {
+func (s *Server) startApply(buf []byte, timeout time.Duration) func() (uint64, *state.CommandResult, error) {
 	if len(buf) < 2 {
-		return func() (uint64, *CommandResult, error) { return 0, nil, errShortEntry }
+		return func() (uint64, *state.CommandResult, error) { return 0, nil, errShortEntry }
 	}
 	if s.lockDelayed(buf) {
 		// Consul's lock-delay: a lock on a key whose holder's session was
 		// just invalidated fails without being proposed.
 		idx := s.fsm.AppliedIndex()
-		return func() (uint64, *CommandResult, error) { return idx, &CommandResult{}, nil }
+		return func() (uint64, *state.CommandResult, error) { return idx, &state.CommandResult{}, nil }
 	}
 	f := s.raft.Apply(buf, timeout)
-	return func() (uint64, *CommandResult, error) { return s.applyOutcome(buf, f) }
+	return func() (uint64, *state.CommandResult, error) { return s.applyOutcome(buf, f) }
 }
 
 // waitQueued waits for the future of an Apply or a Barrier. Those go
@@ -315,21 +310,21 @@ func (s *Server) waitQueued(f raft.Future) error {
 	}
 }
 
-func (s *Server) applyOutcome(buf []byte, f raft.ApplyFuture) (uint64, *CommandResult, error) {
+func (s *Server) applyOutcome(buf []byte, f raft.ApplyFuture) (uint64, *state.CommandResult, error) {
 	if err := s.waitQueued(f); err != nil {
 		// ErrNotLeader: the entry was never appended, another leader may
 		// take it. ErrLeadershipLost is not that: the entry was appended
 		// and the next leader may still commit it, so the outcome is
 		// unknown and the write must not be sent again.
 		if errors.Is(err, raft.ErrNotLeader) {
-			return 0, nil, ErrNotLeader
+			return 0, nil, state.ErrNotLeader
 		}
-		return 0, nil, fmt.Errorf("raft apply of %s: %w", MessageType(buf[0]), err)
+		return 0, nil, fmt.Errorf("raft apply of %s: %w", state.MessageType(buf[0]), err)
 	}
 	switch resp := f.Response().(type) {
 	case error:
 		return f.Index(), nil, resp
-	case *CommandResult:
+	case *state.CommandResult:
 		return f.Index(), resp, nil
 	}
 	return f.Index(), nil, nil
@@ -337,21 +332,21 @@ func (s *Server) applyOutcome(buf []byte, f raft.ApplyFuture) (uint64, *CommandR
 
 // lockDelayed reports whether buf is a KV lock on a key under a lock delay.
 func (s *Server) lockDelayed(buf []byte) bool {
-	if MessageType(buf[0]) != KVSRequestType || s.store.delays.none() {
+	if state.MessageType(buf[0]) != state.KVSRequestType || !s.store.AnyLockDelay() {
 		return false
 	}
 	_, decode, err := decodeHeader(buf)
 	if err != nil {
 		return false
 	}
-	var req KVSRequest
-	if decode(&req) != nil || req.Op != KVLock {
+	var req state.KVSRequest
+	if decode(&req) != nil || req.Op != state.KVLock {
 		return false
 	}
 	return s.store.KVLockDelayed(req.DirEnt.Key)
 }
 
-func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *CommandResult, error) {
+func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	resp, err := s.forwarder.apply(&s.pool, leader, buf, timeout)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
@@ -370,17 +365,17 @@ func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) 
 // is taken, as Consul takes it.
 func (s *Server) readIndexLocal(verify bool) (uint64, error) {
 	if !s.IsLeader() {
-		return 0, ErrNotLeader
+		return 0, state.ErrNotLeader
 	}
 	if !s.leaderReady.Load() {
-		return 0, ErrNoLeader // elected, but earlier terms not yet applied
+		return 0, state.ErrNoLeader // elected, but earlier terms not yet applied
 	}
 	// After the barrier every committed command is applied here, and every
 	// acknowledged write was applied before it was acknowledged.
 	idx := s.fsm.AppliedIndex()
 	if verify {
 		if err := s.raft.VerifyLeader().Error(); err != nil {
-			return 0, ErrNotLeader
+			return 0, state.ErrNotLeader
 		}
 	}
 	return idx, nil
@@ -394,7 +389,7 @@ func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
 	}
 	leader := s.Leader()
 	if leader == "" {
-		return 0, ErrNoLeader
+		return 0, state.ErrNoLeader
 	}
 	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify}, timeout)
 	if err != nil {
@@ -428,7 +423,7 @@ func (s *Server) waitApplied(idx uint64, timeout time.Duration) error {
 		}
 		select {
 		case <-s.stop:
-			return ErrNoLeader
+			return state.ErrNoLeader
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 5*time.Millisecond)
@@ -491,7 +486,7 @@ func (s *Server) BootstrapWith(peers []Peer) error {
 func (s *Server) AddVoter(p Peer) error {
 	if err := s.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.Address), 0, maxApplyTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
-			return ErrNotLeader
+			return state.ErrNotLeader
 		}
 		return fmt.Errorf("adding server %s at %s: %w", p.ID, p.Address, err)
 	}
@@ -502,7 +497,7 @@ func (s *Server) AddVoter(p Peer) error {
 func (s *Server) RemoveServer(id string) error {
 	if err := s.raft.RemoveServer(raft.ServerID(id), 0, maxApplyTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
-			return ErrNotLeader
+			return state.ErrNotLeader
 		}
 		return fmt.Errorf("removing server %s: %w", id, err)
 	}
@@ -555,7 +550,7 @@ func (s *Server) Peers() ([]raft.Server, error) {
 // linearizable reads.
 func (s *Server) VerifyLeader() error {
 	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return ErrNotLeader
+		return state.ErrNotLeader
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -51,7 +53,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // startServer starts a single-server cluster and shuts it down with the test.
 // The returned stop function shuts it down earlier; it is idempotent.
-func startServer(t *testing.T, dir, addr string, store *Store) (*Server, func()) {
+func startServer(t *testing.T, dir, addr string, store *state.Store) (*Server, func()) {
 	t.Helper()
 	srv, err := NewServer(ServerConfig{NodeID: "server-1", DataDir: dir, RPCAddr: addr,
 		BootstrapExpect: 1, Logger: testLogger(t)}, store)
@@ -75,7 +77,7 @@ func startServer(t *testing.T, dir, addr string, store *Store) (*Server, func())
 
 func TestServerSingleNode(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
-	store := NewStore()
+	store := state.NewStore()
 	srv, _ := startServer(t, dir, addr, store)
 
 	if got := srv.Leader(); got != addr {
@@ -98,8 +100,8 @@ func TestServerSingleNode(t *testing.T) {
 
 	var last uint64
 	for i, node := range []string{"n1", "n2", "n3"} {
-		idx, err := srv.Apply(RegisterRequestType, &RegisterRequest{Node: node, Address: "10.0.0.1",
-			Service: &Service{ID: "web-" + node, Service: "web", Port: 80 + i}}, 5*time.Second)
+		idx, err := srv.Apply(state.RegisterRequestType, &state.RegisterRequest{Node: node, Address: "10.0.0.1",
+			Service: &state.Service{ID: "web-" + node, Service: "web", Port: 80 + i}}, 5*time.Second)
 		if err != nil {
 			t.Fatalf("Apply #%d: %v", i, err)
 		}
@@ -108,19 +110,19 @@ func TestServerSingleNode(t *testing.T) {
 		}
 		last = idx
 		// Apply returns after the FSM applied the entry locally.
-		n := getNode(t, store, node)
+		n := statetest.GetNode(t, store, node)
 		if n == nil || n.CreateIndex != idx {
 			t.Fatalf("after Apply #%d (index %d) node = %+v", i, idx, n)
 		}
 	}
-	if got := tableIndexes(store)[tableServices]; got != last {
+	if got := statetest.Indexes(t, store)[statetest.TableServices]; got != last {
 		t.Errorf("services index = %d, want %d", got, last)
 	}
 
 	// A command the FSM rejects comes back as its error, with the index it
 	// took in the log.
-	idx, err := srv.Apply(RegisterRequestType, &RegisterRequest{Node: "n1", Address: "10.0.0.1",
-		Check: &HealthCheck{CheckID: "c", Name: "c", ServiceID: "nope"}}, 5*time.Second)
+	idx, err := srv.Apply(state.RegisterRequestType, &state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+		Check: &state.HealthCheck{CheckID: "c", Name: "c", ServiceID: "nope"}}, 5*time.Second)
 	if err == nil || idx <= last {
 		t.Errorf("Apply of a bad registration = %d, %v; want an error and index > %d", idx, err, last)
 	}
@@ -128,7 +130,7 @@ func TestServerSingleNode(t *testing.T) {
 		t.Errorf("Barrier: %v", err)
 	}
 	// An unencodable command fails before reaching raft.
-	if _, err := srv.Apply(RegisterRequestType, func() {}, time.Second); err == nil {
+	if _, err := srv.Apply(state.RegisterRequestType, func() {}, time.Second); err == nil {
 		t.Error("Apply of an unencodable command succeeded")
 	}
 }
@@ -142,11 +144,11 @@ func TestServerRestartReplaysState(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			addr := freeAddr(t)
-			srv, stop := startServer(t, dir, addr, NewStore())
+			srv, stop := startServer(t, dir, addr, state.NewStore())
 			var n1Index uint64
 			for _, node := range []string{"n1", "n2"} {
-				idx, err := srv.Apply(RegisterRequestType, &RegisterRequest{Node: node, Address: "10.0.0.1",
-					Service: &Service{ID: "web", Service: "web", Port: 80}}, 5*time.Second)
+				idx, err := srv.Apply(state.RegisterRequestType, &state.RegisterRequest{Node: node, Address: "10.0.0.1",
+					Service: &state.Service{ID: "web", Service: "web", Port: 80}}, 5*time.Second)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -154,7 +156,7 @@ func TestServerRestartReplaysState(t *testing.T) {
 					n1Index = idx
 				}
 			}
-			last, err := srv.Apply(DeregisterRequestType, &DeregisterRequest{Node: "n2"}, 5*time.Second)
+			last, err := srv.Apply(state.DeregisterRequestType, &state.DeregisterRequest{Node: "n2"}, 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,26 +167,26 @@ func TestServerRestartReplaysState(t *testing.T) {
 			}
 			stop()
 
-			store := NewStore()
+			store := state.NewStore()
 			srv2, _ := startServer(t, dir, addr, store) // fails if it tried to bootstrap again
 			if err := srv2.Barrier(5 * time.Second); err != nil {
 				t.Fatal(err)
 			}
-			n := getNode(t, store, "n1")
+			n := statetest.GetNode(t, store, "n1")
 			if n == nil || n.CreateIndex != n1Index {
 				t.Fatalf("after restart node n1 = %+v, want it back with CreateIndex %d", n, n1Index)
 			}
-			if svc := getService(t, store, "n1", "web"); svc == nil || svc.Node != "n1" {
+			if svc := statetest.GetService(t, store, "n1", "web"); svc == nil || svc.Node != "n1" {
 				t.Fatalf("after restart service = %+v", svc)
 			}
-			if n := getNode(t, store, "n2"); n != nil {
+			if n := statetest.GetNode(t, store, "n2"); n != nil {
 				t.Fatalf("after restart the deregistered node n2 is back: %+v", n)
 			}
 			peers, err := srv2.Peers()
 			if err != nil || len(peers) != 1 {
 				t.Fatalf("peers after restart = %+v, %v", peers, err)
 			}
-			idx, err := srv2.Apply(RegisterRequestType, nodeReq("n3", "10.0.0.3"), 5*time.Second)
+			idx, err := srv2.Apply(state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"), 5*time.Second)
 			if err != nil || idx <= last {
 				t.Fatalf("Apply after restart = %d, %v; want an index above %d", idx, err, last)
 			}
@@ -200,11 +202,11 @@ func TestNewServerErrorsReleaseResources(t *testing.T) {
 	}
 	defer busy.Close()
 
-	_, err = NewServer(ServerConfig{NodeID: "s", DataDir: dir, RPCAddr: busy.Addr().String(), BootstrapExpect: 1}, NewStore())
+	_, err = NewServer(ServerConfig{NodeID: "s", DataDir: dir, RPCAddr: busy.Addr().String(), BootstrapExpect: 1}, state.NewStore())
 	if err == nil {
 		t.Fatal("NewServer on a port in use succeeded")
 	}
-	if _, err := NewServer(ServerConfig{NodeID: "s", DataDir: dir, RPCAddr: "not an address", BootstrapExpect: 1}, NewStore()); err == nil {
+	if _, err := NewServer(ServerConfig{NodeID: "s", DataDir: dir, RPCAddr: "not an address", BootstrapExpect: 1}, state.NewStore()); err == nil {
 		t.Fatal("NewServer with a bad RPC address succeeded")
 	}
 
@@ -215,7 +217,7 @@ func TestNewServerErrorsReleaseResources(t *testing.T) {
 	go func() {
 		var err error
 		srv, err = NewServer(ServerConfig{NodeID: "s", DataDir: dir, RPCAddr: freeAddr(t), BootstrapExpect: 1,
-			Logger: testLogger(t)}, NewStore())
+			Logger: testLogger(t)}, state.NewStore())
 		done <- err
 	}()
 	select {
@@ -387,7 +389,7 @@ func TestMuxCloseDoesNotWaitForIdleHandshakes(t *testing.T) {
 // fail with ErrNoLeader rather than hanging, and the read helpers say so.
 func TestServerWithoutLeader(t *testing.T) {
 	srv, err := NewServer(ServerConfig{NodeID: "s1", DataDir: t.TempDir(), RPCAddr: freeAddr(t),
-		BootstrapExpect: 3, Logger: testLogger(t)}, NewStore())
+		BootstrapExpect: 3, Logger: testLogger(t)}, state.NewStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,14 +401,14 @@ func TestServerWithoutLeader(t *testing.T) {
 	if got := srv.LastContact(); got >= 0 {
 		t.Errorf("LastContact() = %v, want negative (never heard from a leader)", got)
 	}
-	if err := srv.VerifyLeader(); !errors.Is(err, ErrNotLeader) {
+	if err := srv.VerifyLeader(); !errors.Is(err, state.ErrNotLeader) {
 		t.Errorf("VerifyLeader() = %v, want ErrNotLeader", err)
 	}
 	// A write waits for a leader (an election may be under way), but no
 	// longer than its timeout.
 	const timeout = 500 * time.Millisecond
 	start := time.Now()
-	if _, err := srv.Apply(RegisterRequestType, nodeReq("n1", "10.0.0.1"), timeout); !errors.Is(err, ErrNoLeader) {
+	if _, err := srv.Apply(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"), timeout); !errors.Is(err, state.ErrNoLeader) {
 		t.Errorf("Apply without a leader = %v, want ErrNoLeader", err)
 	}
 	if d := time.Since(start); d < timeout || d > timeout+500*time.Millisecond {
@@ -416,9 +418,9 @@ func TestServerWithoutLeader(t *testing.T) {
 
 func TestNewServerRejectsEmptyNodeID(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := NewServer(ServerConfig{DataDir: dir, RPCAddr: freeAddr(t), BootstrapExpect: 1}, NewStore()); err == nil {
+	if _, err := NewServer(ServerConfig{DataDir: dir, RPCAddr: freeAddr(t), BootstrapExpect: 1}, state.NewStore()); err == nil {
 		t.Fatal("NewServer without a NodeID succeeded")
 	}
 	// Its port and log were released: a proper start on the same dir works.
-	startServer(t, dir, freeAddr(t), NewStore())
+	startServer(t, dir, freeAddr(t), state.NewStore())
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Snapshot transfers (first byte protoSnapshot on the server port): how a
@@ -156,7 +158,7 @@ func (s *Server) serveSnapshotRPC(raw net.Conn) {
 func forwardRestore(addr string, r io.Reader) error {
 	raw, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
 	if err != nil {
-		return fmt.Errorf("%w: dialing the leader %s: %v", ErrNoLeader, addr, err)
+		return fmt.Errorf("%w: dialing the leader %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
 	conn := deadlineConn{raw}
@@ -208,7 +210,7 @@ func forwardRestore(addr string, r io.Reader) error {
 func forwardSave(addr string, w io.Writer) (uint64, error) {
 	raw, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
 	if err != nil {
-		return 0, fmt.Errorf("%w: dialing server %s: %v", ErrNoLeader, addr, err)
+		return 0, fmt.Errorf("%w: dialing server %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
 	conn := deadlineConn{raw}

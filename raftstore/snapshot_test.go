@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/snapshot"
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
 )
 
-func mustApply(t *testing.T, srv *Server, typ MessageType, msg any) uint64 {
+func mustApply(t *testing.T, srv *Server, typ state.MessageType, msg any) uint64 {
 	t.Helper()
 	idx, err := srv.Apply(typ, msg, 5*time.Second)
 	if err != nil {
@@ -36,6 +39,13 @@ func saveSnapshot(t *testing.T, srv *Server) ([]byte, uint64) {
 	return buf.Bytes(), idx
 }
 
+// The files of an archive, as package snapshot names them.
+const (
+	archiveMeta  = "meta.json"
+	archiveState = "state.bin"
+	archiveSums  = "SHA256SUMS"
+)
+
 // archiveEntry is one file of a hand-built archive.
 type archiveEntry struct {
 	name string
@@ -43,7 +53,7 @@ type archiveEntry struct {
 	typ  byte // tar.TypeReg when zero
 }
 
-// buildArchive writes entries as a gzip'd tar, as writeArchive lays one out.
+// buildArchive writes entries as a gzip'd tar, as snapshot.Write lays one out.
 func buildArchive(t *testing.T, entries []archiveEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -122,38 +132,30 @@ func signedArchive(t *testing.T, meta raft.SnapshotMeta, state []byte) []byte {
 	return buildArchive(t, []archiveEntry{m, s, {name: archiveSums, data: sumsOf(m, s)}})
 }
 
-func tableCounts(tables map[string][]any) []TableRows {
-	var out []TableRows
-	for _, table := range snapshotTables {
-		out = append(out, TableRows{Table: table, Rows: len(tables[table])})
-	}
-	return out
-}
-
 func TestSnapshotArchiveRoundTrip(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
-	store := NewStore()
+	store := state.NewStore()
 	srv, stop := startServer(t, dir, addr, store)
 
-	mustApply(t, srv, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, []string{"v1"},
-		&HealthCheck{CheckID: "web-1-http", Name: "http", ServiceID: "web-1", Status: HealthPassing}))
-	mustApply(t, srv, RegisterRequestType, svcReq("n2", "10.0.0.2", "db", "db", 5432, nil))
-	last := mustApply(t, srv, RegisterRequestType, nodeReq("n3", "10.0.0.3"))
-	want, wantIdx := dumpTables(t, store), tableIndexes(store)
+	mustApply(t, srv, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, []string{"v1"},
+		&state.HealthCheck{CheckID: "web-1-http", Name: "http", ServiceID: "web-1", Status: state.HealthPassing}))
+	mustApply(t, srv, state.RegisterRequestType, statetest.SvcReq("n2", "10.0.0.2", "db", "db", 5432, nil))
+	last := mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
+	want, wantIdx := statetest.Tables(t, store), statetest.Indexes(t, store)
 
 	archive, idx := saveSnapshot(t, srv)
 	if idx < last {
 		t.Errorf("SaveSnapshot index %d, below the last write %d", idx, last)
 	}
 
-	info, err := InspectSnapshot(bytes.NewReader(archive))
+	info, err := snapshot.Inspect(bytes.NewReader(archive))
 	if err != nil {
 		t.Fatalf("InspectSnapshot: %v", err)
 	}
 	if info.Index != idx || info.Term == 0 || info.Version != int(raft.SnapshotVersionMax) || info.Size <= 0 || info.ID == "" {
 		t.Errorf("InspectSnapshot = %+v, want index %d and a term, version, size and ID", info, idx)
 	}
-	if wantRows := tableCounts(want); !reflect.DeepEqual(info.Tables, wantRows) {
+	if wantRows := store.TableRows(); !reflect.DeepEqual(info.Tables, wantRows) {
 		t.Errorf("InspectSnapshot tables = %v, want %v", info.Tables, wantRows)
 	}
 	// The archive is what the format says: the three files, in order.
@@ -166,10 +168,10 @@ func TestSnapshotArchiveRoundTrip(t *testing.T) {
 	}
 
 	// Change everything after the snapshot: add, update, remove.
-	mustApply(t, srv, RegisterRequestType, nodeReq("n4", "10.0.0.4"))
-	mustApply(t, srv, RegisterRequestType, svcReq("n2", "10.0.0.2", "db", "db", 6543, []string{"moved"}))
-	before := mustApply(t, srv, DeregisterRequestType, &DeregisterRequest{Node: "n1"})
-	if reflect.DeepEqual(dumpTables(t, store), want) {
+	mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n4", "10.0.0.4"))
+	mustApply(t, srv, state.RegisterRequestType, statetest.SvcReq("n2", "10.0.0.2", "db", "db", 6543, []string{"moved"}))
+	before := mustApply(t, srv, state.DeregisterRequestType, &state.DeregisterRequest{Node: "n1"})
+	if reflect.DeepEqual(statetest.Tables(t, store), want) {
 		t.Fatal("the writes after the snapshot changed nothing")
 	}
 
@@ -181,10 +183,10 @@ func TestSnapshotArchiveRoundTrip(t *testing.T) {
 	if err := srv.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
 		t.Fatalf("RestoreSnapshot: %v", err)
 	}
-	if got := dumpTables(t, store); !reflect.DeepEqual(got, want) {
+	if got := statetest.Tables(t, store); !reflect.DeepEqual(got, want) {
 		t.Errorf("state after restore differs from the saved state:\n got %v\nwant %v", got, want)
 	}
-	if got := tableIndexes(store); !reflect.DeepEqual(got, wantIdx) {
+	if got := statetest.Indexes(t, store); !reflect.DeepEqual(got, wantIdx) {
 		t.Errorf("indexes after restore = %v, want %v", got, wantIdx)
 	}
 	select {
@@ -199,20 +201,20 @@ func TestSnapshotArchiveRoundTrip(t *testing.T) {
 	}
 
 	// The log goes on after the restore, above every index seen before it.
-	after := mustApply(t, srv, RegisterRequestType, nodeReq("n5", "10.0.0.5"))
+	after := mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n5", "10.0.0.5"))
 	if after <= before {
 		t.Errorf("write after the restore got index %d, not above %d", after, before)
 	}
-	wantAfter := dumpTables(t, store)
+	wantAfter := statetest.Tables(t, store)
 
 	// The restored state is durable: a restart comes back to it.
 	stop()
-	store2 := NewStore()
+	store2 := state.NewStore()
 	srv2, _ := startServer(t, dir, addr, store2)
 	if err := srv2.Barrier(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpTables(t, store2); !reflect.DeepEqual(got, wantAfter) {
+	if got := statetest.Tables(t, store2); !reflect.DeepEqual(got, wantAfter) {
 		t.Errorf("state after restart differs:\n got %v\nwant %v", got, wantAfter)
 	}
 }
@@ -220,12 +222,12 @@ func TestSnapshotArchiveRoundTrip(t *testing.T) {
 // A cluster that has applied no command yet still saves (an empty state),
 // and restoring that empties a store.
 func TestSnapshotOfFreshCluster(t *testing.T) {
-	fresh, _ := startServer(t, t.TempDir(), freeAddr(t), NewStore())
+	fresh, _ := startServer(t, t.TempDir(), freeAddr(t), state.NewStore())
 	archive, idx := saveSnapshot(t, fresh)
 	if idx == 0 {
 		t.Error("SaveSnapshot returned index 0")
 	}
-	info, err := InspectSnapshot(bytes.NewReader(archive))
+	info, err := snapshot.Inspect(bytes.NewReader(archive))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,23 +239,23 @@ func TestSnapshotOfFreshCluster(t *testing.T) {
 	// Saving twice in a row (nothing new in between) works too.
 	saveSnapshot(t, fresh)
 
-	store := NewStore()
+	store := state.NewStore()
 	srv, _ := startServer(t, t.TempDir(), freeAddr(t), store)
-	mustApply(t, srv, RegisterRequestType, nodeReq("n1", "10.0.0.1"))
+	mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
 	if err := srv.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
 		t.Fatalf("RestoreSnapshot: %v", err)
 	}
-	if got := dumpTables(t, store); len(got) != 0 {
+	if got := statetest.Tables(t, store); len(got) != 0 {
 		t.Errorf("restoring an empty snapshot left %v", got)
 	}
 }
 
 func TestRestoreSnapshotRejectsBadArchives(t *testing.T) {
-	store := NewStore()
+	store := state.NewStore()
 	srv, _ := startServer(t, t.TempDir(), freeAddr(t), store)
-	mustApply(t, srv, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+	mustApply(t, srv, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
 	good, _ := saveSnapshot(t, srv)
-	mustApply(t, srv, RegisterRequestType, nodeReq("n2", "10.0.0.2"))
+	mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"))
 
 	files := unpackArchive(t, good)
 	meta, state, sums := files[0], files[1], files[2]
@@ -322,20 +324,20 @@ func TestRestoreSnapshotRejectsBadArchives(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := dumpTables(t, store)
+			before := statetest.Tables(t, store)
 			lastIndex := srv.raft.LastIndex()
 			err := srv.RestoreSnapshot(bytes.NewReader(tc.archive))
-			if !errors.Is(err, ErrInvalidSnapshot) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("RestoreSnapshot error = %v, want an ErrInvalidSnapshot containing %q", err, tc.want)
+			if !errors.Is(err, snapshot.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("RestoreSnapshot error = %v, want an snapshot.ErrInvalid containing %q", err, tc.want)
 			}
-			if after := dumpTables(t, store); !reflect.DeepEqual(after, before) {
+			if after := statetest.Tables(t, store); !reflect.DeepEqual(after, before) {
 				t.Errorf("a rejected restore changed the state: %v", after)
 			}
 			if got := srv.raft.LastIndex(); got != lastIndex {
 				t.Errorf("a rejected restore reached raft: last index %d, was %d", got, lastIndex)
 			}
-			if _, err := InspectSnapshot(bytes.NewReader(tc.archive)); !errors.Is(err, ErrInvalidSnapshot) {
-				t.Errorf("InspectSnapshot error = %v, want ErrInvalidSnapshot", err)
+			if _, err := snapshot.Inspect(bytes.NewReader(tc.archive)); !errors.Is(err, snapshot.ErrInvalid) {
+				t.Errorf("InspectSnapshot error = %v, want snapshot.ErrInvalid", err)
 			}
 		})
 	}
@@ -344,10 +346,10 @@ func TestRestoreSnapshotRejectsBadArchives(t *testing.T) {
 	if err := srv.RestoreSnapshot(bytes.NewReader(good)); err != nil {
 		t.Fatalf("RestoreSnapshot of the good archive: %v", err)
 	}
-	if n := getNode(t, store, "n2"); n != nil {
+	if n := statetest.GetNode(t, store, "n2"); n != nil {
 		t.Error("node n2, written after the snapshot, survived the restore")
 	}
-	if n := getNode(t, store, "n1"); n == nil {
+	if n := statetest.GetNode(t, store, "n1"); n == nil {
 		t.Error("node n1 is missing after the restore")
 	}
 }
@@ -370,24 +372,24 @@ func (r *failingReader) Read(p []byte) (int, error) {
 // A failure to read the upload is the reader's error, not a bad archive:
 // the HTTP layer maps the two differently (a body over the limit is a 413).
 func TestRestoreSnapshotReadError(t *testing.T) {
-	srv, _ := startServer(t, t.TempDir(), freeAddr(t), NewStore())
-	mustApply(t, srv, RegisterRequestType, nodeReq("n1", "10.0.0.1"))
+	srv, _ := startServer(t, t.TempDir(), freeAddr(t), state.NewStore())
+	mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
 	good, _ := saveSnapshot(t, srv)
 	boom := errors.New("connection reset")
 	for _, cut := range []int{0, 10, len(good) / 2, len(good) - 1} {
 		err := srv.RestoreSnapshot(&failingReader{data: good[:cut], err: boom})
-		if !errors.Is(err, boom) || errors.Is(err, ErrInvalidSnapshot) {
-			t.Errorf("cut at %d: error = %v, want the reader's error and not ErrInvalidSnapshot", cut, err)
+		if !errors.Is(err, boom) || errors.Is(err, snapshot.ErrInvalid) {
+			t.Errorf("cut at %d: error = %v, want the reader's error and not snapshot.ErrInvalid", cut, err)
 		}
 	}
-	if _, err := InspectSnapshot(&failingReader{data: good[:20], err: boom}); !errors.Is(err, boom) {
+	if _, err := snapshot.Inspect(&failingReader{data: good[:20], err: boom}); !errors.Is(err, boom) {
 		t.Errorf("InspectSnapshot error = %v, want the reader's error", err)
 	}
 }
 
 func TestWriteArchiveShortState(t *testing.T) {
 	meta := &raft.SnapshotMeta{Version: 1, ID: "x", Index: 5, Term: 1, Size: 100}
-	err := writeArchive(io.Discard, meta, strings.NewReader("short"))
+	err := snapshot.Write(io.Discard, metaForArchive(meta), strings.NewReader("short"))
 	if err == nil || !strings.Contains(err.Error(), "shorter") {
 		t.Errorf("writeArchive of a short state = %v", err)
 	}
@@ -397,7 +399,7 @@ func TestWriteArchiveShortState(t *testing.T) {
 // leader's configuration as a non-voter (a voter would need a quorum of
 // two, and the test wants a cluster that keeps a leader whatever the
 // follower does).
-func startFollower(t *testing.T, leader *Server, id string, store *Store) (srv *Server, addr string, confIndex uint64) {
+func startFollower(t *testing.T, leader *Server, id string, store *state.Store) (srv *Server, addr string, confIndex uint64) {
 	t.Helper()
 	addr = freeAddr(t)
 	srv, err := NewServer(ServerConfig{NodeID: id, DataDir: t.TempDir(), RPCAddr: addr, Logger: testLogger(t)}, store)
@@ -414,18 +416,18 @@ func startFollower(t *testing.T, leader *Server, id string, store *Store) (srv *
 }
 
 func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
-	leaderStore := NewStore()
+	leaderStore := state.NewStore()
 	leaderAddr := freeAddr(t)
 	leader, _ := startServer(t, t.TempDir(), leaderAddr, leaderStore)
-	followerStore := NewStore()
+	followerStore := state.NewStore()
 	follower, followerAddr, confIndex := startFollower(t, leader, "server-2", followerStore)
 
-	want := RaftConfigurationInfo{Index: confIndex, Servers: []RaftServerInfo{
+	want := state.RaftConfigurationInfo{Index: confIndex, Servers: []state.RaftServerInfo{
 		{ID: "server-1", Address: leaderAddr, Leader: true, ProtocolVersion: "3", Voter: true},
 		{ID: "server-2", Address: followerAddr, Leader: false, ProtocolVersion: "3", Voter: false},
 	}}
 	for name, srv := range map[string]*Server{"leader": leader, "follower": follower} {
-		var got RaftConfigurationInfo
+		var got state.RaftConfigurationInfo
 		waitFor(t, 10*time.Second, "the "+name+" to know both servers", func() bool {
 			var err error
 			got, err = srv.RaftConfiguration()
@@ -442,32 +444,32 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 	// A follower passes restores and removals on to the leader, whose
 	// answers come back typed; an upload that fails on the way restores
 	// nothing.
-	before := dumpTables(t, leaderStore)
+	before := statetest.Tables(t, leaderStore)
 	if err := follower.RestoreSnapshot(&failingReader{err: errors.New("read the body")}); err == nil || !strings.Contains(err.Error(), "read the body") {
 		t.Errorf("RestoreSnapshot on a follower of a failing upload = %v, want the read error", err)
 	}
-	if err := follower.RestoreSnapshot(strings.NewReader("not an archive")); !errors.Is(err, ErrInvalidSnapshot) {
-		t.Errorf("RestoreSnapshot on a follower of garbage = %v, want ErrInvalidSnapshot from the leader", err)
+	if err := follower.RestoreSnapshot(strings.NewReader("not an archive")); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Errorf("RestoreSnapshot on a follower of garbage = %v, want snapshot.ErrInvalid from the leader", err)
 	}
-	if !reflect.DeepEqual(dumpTables(t, leaderStore), before) {
+	if !reflect.DeepEqual(statetest.Tables(t, leaderStore), before) {
 		t.Error("a failed restore through the follower changed the leader's state")
 	}
-	if err := follower.RemovePeer("nope", ""); !errors.Is(err, ErrPeerNotFound) {
+	if err := follower.RemovePeer("nope", ""); !errors.Is(err, state.ErrPeerNotFound) {
 		t.Errorf("RemovePeer of an unknown peer on a follower = %v, want ErrPeerNotFound from the leader", err)
 	}
 
 	// A restore sent to the follower is done by the leader and reaches the
 	// follower by InstallSnapshot (the restore leaves a hole in the log).
-	mustApply(t, leader, RegisterRequestType, svcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+	mustApply(t, leader, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
 	archive, _ := saveSnapshot(t, leader)
-	saved := dumpTables(t, leaderStore)
-	mustApply(t, leader, RegisterRequestType, nodeReq("n2", "10.0.0.2"))
-	waitFor(t, 10*time.Second, "the follower to apply n2", func() bool { return getNode(t, followerStore, "n2") != nil })
+	saved := statetest.Tables(t, leaderStore)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"))
+	waitFor(t, 10*time.Second, "the follower to apply n2", func() bool { return statetest.GetNode(t, followerStore, "n2") != nil })
 	if err := follower.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
 		t.Fatalf("RestoreSnapshot through the follower: %v", err)
 	}
 	waitFor(t, 10*time.Second, "both servers to install the restored state", func() bool {
-		return reflect.DeepEqual(dumpTables(t, followerStore), saved) && reflect.DeepEqual(dumpTables(t, leaderStore), saved)
+		return reflect.DeepEqual(statetest.Tables(t, followerStore), saved) && reflect.DeepEqual(statetest.Tables(t, leaderStore), saved)
 	})
 	// A follower can save a snapshot of its replica.
 	if _, err := follower.SaveSnapshot(io.Discard); err != nil {
@@ -485,7 +487,7 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("RemovePeer(%q, %q) = %v, want an error containing %q", tc.id, tc.addr, err, tc.want)
 		}
-		if strings.Contains(tc.want, "not found") && !errors.Is(err, ErrPeerNotFound) {
+		if strings.Contains(tc.want, "not found") && !errors.Is(err, state.ErrPeerNotFound) {
 			t.Errorf("RemovePeer(%q, %q) = %v, want ErrPeerNotFound", tc.id, tc.addr, err)
 		}
 	}
@@ -502,5 +504,25 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 	}
 	if !leader.IsLeader() {
 		t.Error("the leader lost leadership")
+	}
+}
+
+// The archive package reads the snapshot versions of the raft library
+// beacon is built with; it does not import raft, so the two are held
+// together here.
+func TestArchiveVersionsMatchRaft(t *testing.T) {
+	if snapshot.MinVersion != int(raft.SnapshotVersionMin) || snapshot.MaxVersion != int(raft.SnapshotVersionMax) {
+		t.Errorf("snapshot versions %d..%d, raft's %d..%d", snapshot.MinVersion, snapshot.MaxVersion,
+			raft.SnapshotVersionMin, raft.SnapshotVersionMax)
+	}
+	m := &raft.SnapshotMeta{Version: 1, ID: "1-2-3", Index: 9, Term: 2, Peers: []byte("p"), ConfigurationIndex: 4, Size: 10,
+		Configuration: raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Nonvoter, ID: "a", Address: "127.0.0.1:1"}}}}
+	if back := metaForRaft(metaForArchive(m)); !reflect.DeepEqual(back, m) {
+		t.Errorf("metadata round trip = %+v, want %+v", back, m)
+	}
+	a, _ := json.Marshal(m)
+	b, _ := json.Marshal(metaForArchive(m))
+	if !bytes.Equal(a, b) {
+		t.Errorf("meta.json differs from raft's encoding:\n%s\n%s", b, a)
 	}
 }

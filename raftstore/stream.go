@@ -227,12 +227,12 @@ func (s *Server) sendHeartbeat(w *bufio.Writer) error {
 // sendSnapshot sends the whole state and returns the index and feed
 // generation it reflects.
 func (s *Server) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, error) {
-	tx, idx, gen := s.fsm.feedSnapshot()
+	snap, idx, gen := s.fsm.feedSnapshot()
 	if err := writeStreamFrame(w, frameSnapBegin, idx, nil); err != nil {
 		return 0, 0, err
 	}
 	cw := &chunkWriter{w: w, conn: conn, buf: make([]byte, 0, streamChunkSize)}
-	if err := writeSnapshot(tx, cw); err != nil {
+	if err := snap.Write(cw); err != nil {
 		return 0, 0, fmt.Errorf("streaming a snapshot: %w", err)
 	}
 	if err := cw.flush(); err != nil {

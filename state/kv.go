@@ -1,4 +1,4 @@
-package raftstore
+package state
 
 import (
 	"errors"
@@ -343,6 +343,10 @@ func (d *lockDelays) delayed(key string, now time.Time) bool {
 // KVLockDelayed reports whether a lock on key must wait for a lock delay.
 func (s *Store) KVLockDelayed(key string) bool { return s.delays.delayed(key, time.Now()) }
 
+// AnyLockDelay reports whether any key is under a lock delay: when none is
+// (the common case), a write need not be decoded to be checked.
+func (s *Store) AnyLockDelay() bool { return !s.delays.none() }
+
 // ---- writes (called by the FSM only) ----
 
 // KVSApply applies a KV write at idx; false when its condition failed.
@@ -356,6 +360,25 @@ func (s *Store) KVSApply(idx uint64, req *KVSRequest) (bool, error) {
 	tx.Commit()
 	return true, nil
 }
+
+// KVSBatch applies KV writes in one state store transaction: a busy KV
+// store pays for one commit and one round of watch notifications per batch
+// rather than per write. A write whose condition fails, or that is refused,
+// changes nothing before it fails, so sharing the transaction cannot leak
+// half a write. Nothing is visible to readers until Commit.
+type KVSBatch struct{ tx *memdb.Txn }
+
+// KVSBatch starts a batch; the caller must Commit it and must not write the
+// store otherwise until then (the FSM is the only writer).
+func (s *Store) KVSBatch() *KVSBatch { return &KVSBatch{tx: s.db.Load().Txn(true)} }
+
+// Apply applies one KV write at idx; false when its condition failed.
+func (b *KVSBatch) Apply(idx uint64, req *KVSRequest) (bool, error) {
+	return kvsApplyTxn(b.tx, idx, req)
+}
+
+// Commit makes the batch's writes visible.
+func (b *KVSBatch) Commit() { b.tx.Commit() }
 
 // SessionApply applies a session operation at idx.
 func (s *Store) SessionApply(idx uint64, req *SessionRequest) error {

@@ -1,4 +1,4 @@
-package raftstore
+package state_test
 
 import (
 	"errors"
@@ -6,19 +6,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/go-memdb"
 )
 
-func kvApply(t *testing.T, s *Store, idx uint64, op KVOp, e DirEntry) bool {
+func kvApply(t *testing.T, s *state.Store, idx uint64, op state.KVOp, e state.DirEntry) bool {
 	t.Helper()
-	ok, err := s.KVSApply(idx, &KVSRequest{Op: op, DirEnt: e})
+	ok, err := s.KVSApply(idx, &state.KVSRequest{Op: op, DirEnt: e})
 	if err != nil {
 		t.Fatalf("KVSApply(%d, %s %s): %v", idx, op, e.Key, err)
 	}
 	return ok
 }
 
-func kvGet(t *testing.T, s *Store, key string) *DirEntry {
+func kvGet(t *testing.T, s *state.Store, key string) *state.DirEntry {
 	t.Helper()
 	_, e, err := s.KVGet(nil, key)
 	if err != nil {
@@ -27,24 +29,24 @@ func kvGet(t *testing.T, s *Store, key string) *DirEntry {
 	return e
 }
 
-func mustSession(t *testing.T, s *Store, idx uint64, sess Session) {
+func mustSession(t *testing.T, s *state.Store, idx uint64, sess state.Session) {
 	t.Helper()
-	if err := s.SessionApply(idx, &SessionRequest{Op: SessionCreate, Session: sess}); err != nil {
+	if err := s.SessionApply(idx, &state.SessionRequest{Op: state.SessionCreate, Session: sess}); err != nil {
 		t.Fatalf("creating session %s: %v", sess.ID, err)
 	}
 }
 
 // nodeWithSerf registers node with a passing serfHealth check.
-func nodeWithSerf(t *testing.T, s *Store, idx uint64, node string) {
+func nodeWithSerf(t *testing.T, s *state.Store, idx uint64, node string) {
 	t.Helper()
-	r := nodeReq(node, "10.0.0.1")
-	r.Check = &HealthCheck{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthPassing}
-	mustRegister(t, s, idx, r)
+	r := statetest.NodeReq(node, "10.0.0.1")
+	r.Check = &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing}
+	statetest.MustRegister(t, s, idx, r)
 }
 
 func TestKVOperations(t *testing.T) {
-	s := NewStore()
-	if !kvApply(t, s, 1, KVSet, DirEntry{Key: "a", Value: []byte("1"), Flags: 3}) {
+	s := state.NewStore()
+	if !kvApply(t, s, 1, state.KVSet, state.DirEntry{Key: "a", Value: []byte("1"), Flags: 3}) {
 		t.Fatal("set reported a failed condition")
 	}
 	e := kvGet(t, s, "a")
@@ -64,7 +66,7 @@ func TestKVOperations(t *testing.T) {
 		{6, 1, "a", false}, // stale now
 		{7, 5, "nope", false},
 	} {
-		if got := kvApply(t, s, tc.idx, KVCAS, DirEntry{Key: tc.key, Value: []byte("x"), ModifyIndex: tc.cas}); got != tc.want {
+		if got := kvApply(t, s, tc.idx, state.KVCAS, state.DirEntry{Key: tc.key, Value: []byte("x"), ModifyIndex: tc.cas}); got != tc.want {
 			t.Errorf("cas %d on %s = %v, want %v", tc.cas, tc.key, got, tc.want)
 		}
 	}
@@ -75,20 +77,20 @@ func TestKVOperations(t *testing.T) {
 		t.Error("a failed cas created a key")
 	}
 	// Delete with cas, then the tree.
-	if kvApply(t, s, 8, KVDeleteCAS, DirEntry{Key: "a", ModifyIndex: 1}) || kvGet(t, s, "a") == nil {
+	if kvApply(t, s, 8, state.KVDeleteCAS, state.DirEntry{Key: "a", ModifyIndex: 1}) || kvGet(t, s, "a") == nil {
 		t.Error("delete-cas with a stale index deleted")
 	}
-	if !kvApply(t, s, 9, KVDeleteCAS, DirEntry{Key: "a", ModifyIndex: 5}) || kvGet(t, s, "a") != nil {
+	if !kvApply(t, s, 9, state.KVDeleteCAS, state.DirEntry{Key: "a", ModifyIndex: 5}) || kvGet(t, s, "a") != nil {
 		t.Error("delete-cas with the current index did not delete")
 	}
 	for i, k := range []string{"t/1", "t/2/x", "t/2/y", "u"} {
-		kvApply(t, s, uint64(10+i), KVSet, DirEntry{Key: k})
+		kvApply(t, s, uint64(10+i), state.KVSet, state.DirEntry{Key: k})
 	}
 	_, keys, err := s.KVKeys(nil, "t/", "/")
 	if err != nil || strings.Join(keys, " ") != "t/1 t/2/" {
 		t.Errorf("keys t/ / = %v, %v", keys, err)
 	}
-	kvApply(t, s, 20, KVDeleteTree, DirEntry{Key: "t/"})
+	kvApply(t, s, 20, state.KVDeleteTree, state.DirEntry{Key: "t/"})
 	_, left, _ := s.KVList(nil, "")
 	if len(left) != 2 {
 		t.Errorf("after delete-tree t/: %d keys, want b and u", len(left))
@@ -97,44 +99,44 @@ func TestKVOperations(t *testing.T) {
 		t.Errorf("KV index = %d, want the delete's 20", idx)
 	}
 	// Oversized values are refused whole.
-	if _, err := s.KVSApply(21, &KVSRequest{Op: KVSet, DirEnt: DirEntry{Key: "big", Value: make([]byte, MaxKVValueBytes+1)}}); err == nil {
+	if _, err := s.KVSApply(21, &state.KVSRequest{Op: state.KVSet, DirEnt: state.DirEntry{Key: "big", Value: make([]byte, state.MaxKVValueBytes+1)}}); err == nil {
 		t.Error("an oversized value was stored")
 	}
 }
 
 func TestKVLocksAndSessions(t *testing.T) {
-	s := NewStore()
+	s := state.NewStore()
 	nodeWithSerf(t, s, 1, "n1")
-	mustSession(t, s, 2, Session{ID: "s1", Node: "n1", LockDelay: time.Minute, NodeChecks: []string{SerfCheckID}})
-	mustSession(t, s, 3, Session{ID: "s2", Node: "n1", Behavior: SessionDelete, NodeChecks: []string{SerfCheckID}})
+	mustSession(t, s, 2, state.Session{ID: "s1", Node: "n1", LockDelay: time.Minute, NodeChecks: []string{state.SerfCheckID}})
+	mustSession(t, s, 3, state.Session{ID: "s2", Node: "n1", Behavior: state.SessionDelete, NodeChecks: []string{state.SerfCheckID}})
 
-	if _, err := s.KVSApply(4, &KVSRequest{Op: KVLock, DirEnt: DirEntry{Key: "l", Session: "ghost"}}); !errors.Is(err, ErrInvalidSession) {
+	if _, err := s.KVSApply(4, &state.KVSRequest{Op: state.KVLock, DirEnt: state.DirEntry{Key: "l", Session: "ghost"}}); !errors.Is(err, state.ErrInvalidSession) {
 		t.Errorf("lock with an unknown session = %v, want ErrInvalidSession", err)
 	}
-	if !kvApply(t, s, 5, KVLock, DirEntry{Key: "l", Value: []byte("1"), Session: "s1"}) {
+	if !kvApply(t, s, 5, state.KVLock, state.DirEntry{Key: "l", Value: []byte("1"), Session: "s1"}) {
 		t.Fatal("first lock failed")
 	}
 	if e := kvGet(t, s, "l"); e.Session != "s1" || e.LockIndex != 1 {
 		t.Errorf("locked entry = %+v", e)
 	}
-	if kvApply(t, s, 6, KVLock, DirEntry{Key: "l", Session: "s2"}) {
+	if kvApply(t, s, 6, state.KVLock, state.DirEntry{Key: "l", Session: "s2"}) {
 		t.Error("another session took a held lock")
 	}
-	if !kvApply(t, s, 7, KVLock, DirEntry{Key: "l", Value: []byte("2"), Session: "s1"}) {
+	if !kvApply(t, s, 7, state.KVLock, state.DirEntry{Key: "l", Value: []byte("2"), Session: "s1"}) {
 		t.Error("the holder could not update its lock")
 	}
 	// A plain set keeps the lock.
-	kvApply(t, s, 8, KVSet, DirEntry{Key: "l", Value: []byte("3")})
+	kvApply(t, s, 8, state.KVSet, state.DirEntry{Key: "l", Value: []byte("3")})
 	if e := kvGet(t, s, "l"); e.Session != "s1" || e.LockIndex != 1 || string(e.Value) != "3" {
 		t.Errorf("after a set on a locked key: %+v", e)
 	}
-	if kvApply(t, s, 9, KVUnlock, DirEntry{Key: "l", Session: "s2"}) {
+	if kvApply(t, s, 9, state.KVUnlock, state.DirEntry{Key: "l", Session: "s2"}) {
 		t.Error("a non-holder released the lock")
 	}
-	if !kvApply(t, s, 10, KVUnlock, DirEntry{Key: "l", Value: []byte("4"), Session: "s1"}) {
+	if !kvApply(t, s, 10, state.KVUnlock, state.DirEntry{Key: "l", Value: []byte("4"), Session: "s1"}) {
 		t.Error("the holder could not release")
 	}
-	if kvApply(t, s, 11, KVLock, DirEntry{Key: "l", Session: "s2"}); kvGet(t, s, "l").LockIndex != 2 {
+	if kvApply(t, s, 11, state.KVLock, state.DirEntry{Key: "l", Session: "s2"}); kvGet(t, s, "l").LockIndex != 2 {
 		t.Errorf("a new holder's LockIndex = %d, want 2", kvGet(t, s, "l").LockIndex)
 	}
 	if s.KVLockDelayed("l") {
@@ -144,13 +146,13 @@ func TestKVLocksAndSessions(t *testing.T) {
 	// s1 takes another key; the node's serfHealth turns critical: both
 	// sessions go, s1's key is released with the lock delay, s2's (delete
 	// behaviour) deleted.
-	kvApply(t, s, 12, KVLock, DirEntry{Key: "m", Session: "s1"})
+	kvApply(t, s, 12, state.KVLock, state.DirEntry{Key: "m", Session: "s1"})
 	ws := memdb.NewWatchSet()
 	if _, _, err := s.KVGet(ws, "m"); err != nil {
 		t.Fatal(err)
 	}
-	mustRegister(t, s, 13, &RegisterRequest{Node: "n1", SkipNodeUpdate: true,
-		Check: &HealthCheck{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthCritical}})
+	statetest.MustRegister(t, s, 13, &state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Check: &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthCritical}})
 	if ws.Watch(time.After(time.Second)) {
 		t.Error("the watch on a released key did not fire")
 	}
@@ -170,37 +172,37 @@ func TestKVLocksAndSessions(t *testing.T) {
 
 	// A session cannot be created on a critical check, nor on a missing
 	// node or check.
-	for _, sess := range []Session{
-		{ID: "s3", Node: "n1", NodeChecks: []string{SerfCheckID}},
+	for _, sess := range []state.Session{
+		{ID: "s3", Node: "n1", NodeChecks: []string{state.SerfCheckID}},
 		{ID: "s4", Node: "ghost"},
 		{ID: "s5", Node: "n1", NodeChecks: []string{"nope"}},
 		{ID: "s6", Node: "n1", TTL: "1s"},
 		{ID: "s7", Node: "n1", Behavior: "explode"},
 	} {
-		if err := s.SessionApply(20, &SessionRequest{Op: SessionCreate, Session: sess}); err == nil {
+		if err := s.SessionApply(20, &state.SessionRequest{Op: state.SessionCreate, Session: sess}); err == nil {
 			t.Errorf("session %+v was created", sess)
 		}
 	}
 	// Deregistering the node invalidates what is left.
-	mustRegister(t, s, 21, &RegisterRequest{Node: "n1", SkipNodeUpdate: true,
-		Check: &HealthCheck{CheckID: SerfCheckID, Name: SerfCheckName, Status: HealthPassing}})
-	mustSession(t, s, 22, Session{ID: "s8", Node: "n1", NodeChecks: []string{}})
-	mustDeregister(t, s, 23, &DeregisterRequest{Node: "n1"})
+	statetest.MustRegister(t, s, 21, &state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+		Check: &state.HealthCheck{CheckID: state.SerfCheckID, Name: state.SerfCheckName, Status: state.HealthPassing}})
+	mustSession(t, s, 22, state.Session{ID: "s8", Node: "n1", NodeChecks: []string{}})
+	statetest.MustDeregister(t, s, 23, &state.DeregisterRequest{Node: "n1"})
 	if _, sess, _ := s.GetSession(nil, "s8"); sess != nil {
 		t.Error("a session outlived its node")
 	}
-	if err := s.SessionApply(24, &SessionRequest{Op: SessionRenew, Session: Session{ID: "s8"}}); !errors.Is(err, ErrSessionNotFound) {
+	if err := s.SessionApply(24, &state.SessionRequest{Op: state.SessionRenew, Session: state.Session{ID: "s8"}}); !errors.Is(err, state.ErrSessionNotFound) {
 		t.Errorf("renew of a destroyed session = %v, want ErrSessionNotFound", err)
 	}
 }
 
 func TestTxnAllOrNothing(t *testing.T) {
-	s := NewStore()
-	kvApply(t, s, 1, KVSet, DirEntry{Key: "a", Value: []byte("1")})
-	res := s.TxnApply(2, &TxnRequest{Ops: []TxnOp{
-		{KV: &TxnKVOp{Verb: KVSet, Key: "b", Value: []byte("2")}},
-		{KV: &TxnKVOp{Verb: KVCheckIndex, Key: "a", Index: 99}},
-		{KV: &TxnKVOp{Verb: KVGet, Key: "missing"}},
+	s := state.NewStore()
+	kvApply(t, s, 1, state.KVSet, state.DirEntry{Key: "a", Value: []byte("1")})
+	res := s.TxnApply(2, &state.TxnRequest{Ops: []state.TxnOp{
+		{KV: &state.TxnKVOp{Verb: state.KVSet, Key: "b", Value: []byte("2")}},
+		{KV: &state.TxnKVOp{Verb: state.KVCheckIndex, Key: "a", Index: 99}},
+		{KV: &state.TxnKVOp{Verb: state.KVGet, Key: "missing"}},
 	}})
 	if len(res.Errors) != 2 || res.Errors[0].OpIndex != 1 || res.Errors[1].OpIndex != 2 || res.Results != nil {
 		t.Errorf("failing txn = %+v", res)
@@ -208,12 +210,12 @@ func TestTxnAllOrNothing(t *testing.T) {
 	if kvGet(t, s, "b") != nil {
 		t.Error("a failed transaction kept its write")
 	}
-	res = s.TxnApply(3, &TxnRequest{Ops: []TxnOp{
-		{KV: &TxnKVOp{Verb: KVSet, Key: "b", Value: []byte("2")}},
-		{KV: &TxnKVOp{Verb: KVCheckIndex, Key: "a", Index: 1}},
-		{KV: &TxnKVOp{Verb: KVCAS, Key: "a", Value: []byte("1b"), Index: 1}},
-		{KV: &TxnKVOp{Verb: KVGet, Key: "a"}},
-		{KV: &TxnKVOp{Verb: KVDelete, Key: "nope"}},
+	res = s.TxnApply(3, &state.TxnRequest{Ops: []state.TxnOp{
+		{KV: &state.TxnKVOp{Verb: state.KVSet, Key: "b", Value: []byte("2")}},
+		{KV: &state.TxnKVOp{Verb: state.KVCheckIndex, Key: "a", Index: 1}},
+		{KV: &state.TxnKVOp{Verb: state.KVCAS, Key: "a", Value: []byte("1b"), Index: 1}},
+		{KV: &state.TxnKVOp{Verb: state.KVGet, Key: "a"}},
+		{KV: &state.TxnKVOp{Verb: state.KVDelete, Key: "nope"}},
 	}})
 	if len(res.Errors) != 0 || len(res.Results) != 4 || string(res.Results[3].KV.Value) != "1b" || res.Results[0].KV.Value != nil {
 		t.Errorf("txn = %+v", res)
@@ -221,7 +223,7 @@ func TestTxnAllOrNothing(t *testing.T) {
 	if kvGet(t, s, "b") == nil || kvGet(t, s, "a").ModifyIndex != 3 {
 		t.Error("a successful transaction was not applied")
 	}
-	ro := &TxnRequest{Ops: []TxnOp{{KV: &TxnKVOp{Verb: KVGetTree, Key: ""}}}}
+	ro := &state.TxnRequest{Ops: []state.TxnOp{{KV: &state.TxnKVOp{Verb: state.KVGetTree, Key: ""}}}}
 	if !ro.ReadOnly() {
 		t.Error("a get-tree transaction is not read-only")
 	}

@@ -1,4 +1,4 @@
-package raftstore
+package state
 
 import (
 	"errors"
@@ -119,11 +119,15 @@ type Store struct {
 
 // NewStore returns an empty state store.
 func NewStore() *Store {
-	s := &Store{abandonCh: make(chan struct{})}
 	db, err := memdb.NewMemDB(stateSchema())
 	if err != nil {
 		panic(fmt.Sprintf("state schema: %v", err)) // a programming error, caught by any test
 	}
+	return newStore(db)
+}
+
+func newStore(db *memdb.MemDB) *Store {
+	s := &Store{abandonCh: make(chan struct{})}
 	s.db.Store(db)
 	return s
 }

@@ -1,0 +1,37 @@
+package state
+
+import "errors"
+
+// ErrNoServers is returned by a client agent that knows no alive server
+// (gossip has found none), as Consul's "No known Consul servers".
+var ErrNoServers = errors.New("no known servers")
+
+// ErrNoLeader is returned for a write when the cluster has no leader.
+var ErrNoLeader = errors.New("no cluster leader")
+
+// ErrNotLeader is returned for a write proposed on a follower.
+var ErrNotLeader = errors.New("not the cluster leader")
+
+// ErrPeerNotFound is returned by RemovePeer for a server that is not in the
+// Raft configuration.
+var ErrPeerNotFound = errors.New("not found in the Raft configuration")
+
+// RaftServerInfo is one server of the Raft configuration, in the shape of
+// Consul's /v1/operator/raft/configuration.
+type RaftServerInfo struct {
+	ID string
+	// Node is the server's node name; raftstore does not know it and
+	// leaves it empty for the caller to fill in.
+	Node            string
+	Address         string
+	Leader          bool
+	ProtocolVersion string
+	Voter           bool
+}
+
+// RaftConfigurationInfo is the Raft configuration and the index it was
+// committed at.
+type RaftConfigurationInfo struct {
+	Servers []RaftServerInfo
+	Index   uint64
+}

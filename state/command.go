@@ -1,0 +1,32 @@
+package state
+
+import "fmt"
+
+// MessageType says what a Raft log entry asks the FSM to do. Values are
+// written to disk: never renumber one, only add.
+type MessageType uint8
+
+// The commands the FSM applies.
+const (
+	RegisterRequestType   MessageType = 1
+	DeregisterRequestType MessageType = 2
+	KVSRequestType        MessageType = 3
+	SessionRequestType    MessageType = 4
+	TxnRequestType        MessageType = 5
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case RegisterRequestType:
+		return "register"
+	case DeregisterRequestType:
+		return "deregister"
+	case KVSRequestType:
+		return "kv"
+	case SessionRequestType:
+		return "session"
+	case TxnRequestType:
+		return "txn"
+	}
+	return fmt.Sprintf("message type %d", uint8(t))
+}
