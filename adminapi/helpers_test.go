@@ -87,11 +87,11 @@ func (a *fakeAgent) NodeID() string     { return testNodeID }
 func (a *fakeAgent) Datacenter() string { return testDC }
 
 func (a *fakeAgent) Apply(t state.MessageType, msg any) (uint64, error) {
-	idx, _, err := a.Exec(t, msg)
+	idx, _, err := a.ApplyWithResult(t, msg)
 	return idx, err
 }
 
-func (a *fakeAgent) Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
+func (a *fakeAgent) ApplyWithResult(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.applyErr != nil {

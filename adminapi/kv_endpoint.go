@@ -118,7 +118,7 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 	if len(value) > 0 { // an empty value is null, as Consul answers it
 		req.DirEnt.Value = value
 	}
-	_, res, err := s.agent.Exec(state.KVSRequestType, &req)
+	_, res, err := s.agent.ApplyWithResult(state.KVSRequestType, &req)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -176,7 +176,7 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 	case hasCAS:
 		req.Op, req.DirEnt.ModifyIndex = state.KVDeleteCAS, cas
 	}
-	_, res, err := s.agent.Exec(state.KVSRequestType, &req)
+	_, res, err := s.agent.ApplyWithResult(state.KVSRequestType, &req)
 	if err != nil {
 		s.writeErr(w, err)
 		return

@@ -24,9 +24,9 @@ type Agent interface {
 	Datacenter() string
 	// Apply commits a command through Raft and returns its index.
 	Apply(t state.MessageType, msg any) (uint64, error)
-	// Exec is Apply for commands with a result (conditional KV writes,
+	// ApplyWithResult is Apply for commands with a result (conditional KV writes,
 	// transactions).
-	Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error)
+	ApplyWithResult(t state.MessageType, msg any) (uint64, *state.CommandResult, error)
 	Leader() string
 	// LastContact is the time since the leader was last heard from: 0 on
 	// the leader, negative when never.

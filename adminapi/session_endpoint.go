@@ -274,7 +274,7 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 		idx, res = s.agent.Store().TxnRead(&req)
 		s.setMeta(w, idx)
 	} else {
-		_, cr, err := s.agent.Exec(state.TxnRequestType, &req)
+		_, cr, err := s.agent.ApplyWithResult(state.TxnRequestType, &req)
 		if err != nil {
 			s.writeErr(w, err)
 			return

@@ -42,7 +42,7 @@ const readTimeout = 5 * time.Second
 // (*raftstore.Client).
 type backend interface {
 	Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error)
-	Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error)
+	ApplyWithResult(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error)
 	ConsistentRead(verify bool, timeout time.Duration) error
 	Leader() string
 	LastContact() time.Duration
@@ -310,9 +310,9 @@ func (a *Agent) Apply(t state.MessageType, msg any) (uint64, error) {
 	return a.backend.Apply(t, msg, applyTimeout)
 }
 
-// Exec commits a command through Raft and returns its result.
-func (a *Agent) Exec(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
-	return a.backend.Exec(t, msg, applyTimeout)
+// ApplyWithResult commits a command through Raft and returns its result.
+func (a *Agent) ApplyWithResult(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
+	return a.backend.ApplyWithResult(t, msg, applyTimeout)
 }
 
 // Leader is the leader's RPC address, "" when there is none.

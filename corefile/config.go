@@ -138,11 +138,3 @@ func (a AgentConfig) Diff(b AgentConfig) string {
 	}
 	return ""
 }
-
-// TTLFor returns the TTL of answers for service name.
-func (d *DNSConfig) TTLFor(name string) time.Duration {
-	if ttl, ok := d.ServiceTTL[name]; ok {
-		return ttl
-	}
-	return d.ServiceTTL["*"]
-}

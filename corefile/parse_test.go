@@ -90,7 +90,7 @@ func TestParseFull(t *testing.T) {
 		t.Error("AgentSet is false")
 	}
 	d := cfg.DNS
-	if d.NodeTTL != 10*time.Second || d.TTLFor("redis") != time.Minute || d.TTLFor("other") != 5*time.Second ||
+	if d.NodeTTL != 10*time.Second || d.ServiceTTL["redis"] != time.Minute || d.ServiceTTL["*"] != 5*time.Second ||
 		d.NegativeTTL != 30*time.Second || !d.OnlyPassing || d.AllowStale || d.MaxStale != 10*time.Second ||
 		d.ARecordLimit != 3 || !d.Fall.Through("x.consul.") {
 		t.Errorf("DNS config: %+v", d)

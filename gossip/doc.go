@@ -1,5 +1,5 @@
-// Package gossip owns beacon's memberlist pools: the LAN pool every agent
-// takes part in (and, later, the WAN pool of servers), the node metadata each
+// Package gossip owns beacon's memberlist pool: the LAN pool every agent
+// takes part in, the node metadata each
 // member advertises (role, datacenter, node ID, RPC address, bootstrap_expect,
 // protocol version), the member table with its status (alive, leaving, left,
 // failed) and the member events the leader reconciles the catalog from, and
@@ -13,8 +13,8 @@
 // every alive member over memberlist's reliable user messages, each member
 // answering the origin (messages.go), in place of serf's internal queries.
 //
-// Later: the WAN pool, and reaping of failed members after
-// reconnect_timeout (Forget is the hook for it).
+// Reaping members failed for longer than reconnect_timeout is the agent's
+// (the leader's cluster loop); Forget drops such a member here.
 //
 // It must not import raftstore, adminapi, agent or the CoreDNS plugin: the
 // agent wires member events to the Raft leader, never the other way round.

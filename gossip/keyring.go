@@ -3,7 +3,6 @@ package gossip
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -48,16 +47,6 @@ type KeyringResponse struct {
 	Keys        map[string]int    // key → how many members hold it
 	PrimaryKeys map[string]int    // key → how many members encrypt with it
 	Messages    map[string]string // member name → the error it reported, if any
-}
-
-// GenerateKey returns a new gossip encryption key: 32 random bytes (AES-256),
-// base64-encoded, as `consul keygen` prints them.
-func GenerateKey() (string, error) {
-	key := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, key); err != nil {
-		return "", fmt.Errorf("gossip: reading random data for a key: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(key), nil
 }
 
 // decodeKey decodes a base64 key and checks it is an AES key.

@@ -46,14 +46,10 @@ type spec struct {
 	ttl      time.Duration // TTL checks only
 }
 
-// ValidateDefinition reports whether def is a valid definition of a check of
-// kind typ, with the errors Consul gives for the same mistakes where it has
-// them. It does not know whether script checks are enabled: Add does.
-func ValidateDefinition(typ string, def state.CheckDefinition) error {
-	_, err := parseDefinition(typ, def)
-	return err
-}
-
+// parseDefinition checks that def is a valid definition of a check of kind
+// typ, with the errors Consul gives for the same mistakes where it has them,
+// and applies its defaults. It does not know whether script checks are
+// enabled: Add does.
 func parseDefinition(typ string, def state.CheckDefinition) (spec, error) {
 	s := spec{typ: typ, def: def}
 	var err error

@@ -16,7 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-func TestValidateDefinition(t *testing.T) {
+func TestParseDefinition(t *testing.T) {
 	tests := []struct {
 		name    string
 		typ     string
@@ -56,14 +56,14 @@ func TestValidateDefinition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateDefinition(tt.typ, tt.def)
+			_, err := parseDefinition(tt.typ, tt.def)
 			switch {
 			case tt.wantErr == "" && err != nil:
-				t.Fatalf("ValidateDefinition: %v", err)
+				t.Fatalf("parseDefinition: %v", err)
 			case tt.wantErr != "" && err == nil:
-				t.Fatalf("ValidateDefinition: no error, want %q", tt.wantErr)
+				t.Fatalf("parseDefinition: no error, want %q", tt.wantErr)
 			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-				t.Fatalf("ValidateDefinition: %q, want it to contain %q", err, tt.wantErr)
+				t.Fatalf("parseDefinition: %q, want it to contain %q", err, tt.wantErr)
 			}
 		})
 	}

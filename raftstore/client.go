@@ -17,7 +17,7 @@ import (
 type Client struct {
 	replica *Replica
 	servers func() []string
-	pool    rpcPool
+	conns   rpcConns
 	logger  hclog.Logger
 }
 
@@ -84,7 +84,7 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 			if remaining <= 0 {
 				break
 			}
-			resp, err := c.pool.call(addr, req, remaining)
+			resp, err := c.conns.call(addr, req, remaining)
 			if err == nil {
 				return resp, nil
 			}
@@ -111,12 +111,12 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 // index once committed and applied; it then waits (briefly) for the local
 // replica to show it, so this agent reads its own writes.
 func (c *Client) Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error) {
-	idx, _, err := c.Exec(t, msg, timeout)
+	idx, _, err := c.ApplyWithResult(t, msg, timeout)
 	return idx, err
 }
 
-// Exec is Apply returning the command's result too.
-func (c *Client) Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
+// ApplyWithResult is Apply returning the command's result too.
+func (c *Client) ApplyWithResult(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
 		return 0, nil, err
@@ -223,6 +223,6 @@ func (c *Client) Stats() map[string]string {
 // Shutdown stops following the servers and closes connections.
 func (c *Client) Shutdown() error {
 	c.replica.Close()
-	c.pool.close()
+	c.conns.close()
 	return nil
 }

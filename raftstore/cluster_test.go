@@ -193,7 +193,7 @@ func TestClusterForwardsConcurrentWritesInBatches(t *testing.T) {
 			if i%keys == 7 {
 				e.Value = make([]byte, state.MaxKVValueBytes+1) // refused by the FSM
 			}
-			idx, res, err := follower.Exec(state.KVSRequestType, &state.KVSRequest{Op: state.KVCAS, DirEnt: e}, 10*time.Second)
+			idx, res, err := follower.ApplyWithResult(state.KVSRequestType, &state.KVSRequest{Op: state.KVCAS, DirEnt: e}, 10*time.Second)
 			out <- outcome{e.Key, err == nil && res != nil && res.OK, idx, err}
 		}()
 	}

@@ -43,9 +43,9 @@ type forwardedApply struct {
 }
 
 // apply forwards one encoded command to leader and waits for its answer, at
-// most timeout. Errors mean what rpcPool.call's mean: errNotSent only when
+// most timeout. Errors mean what rpcConns.call's mean: errNotSent only when
 // the leader cannot have seen the write.
-func (f *applyForwarder) apply(pool *rpcPool, leader string, entry []byte, timeout time.Duration) (*rpcResponse, error) {
+func (f *applyForwarder) apply(conns *rpcConns, leader string, entry []byte, timeout time.Duration) (*rpcResponse, error) {
 	w := &forwardedApply{entry: entry, deadline: time.Now().Add(timeout), done: make(chan *rpcResponse, 1)}
 	f.mu.Lock()
 	if f.dests == nil {
@@ -64,7 +64,7 @@ func (f *applyForwarder) apply(pool *rpcPool, leader string, entry []byte, timeo
 	}
 	f.mu.Unlock()
 	if batch != nil {
-		go f.send(pool, leader, batch)
+		go f.send(conns, leader, batch)
 	}
 	timer := time.NewTimer(timeout + raftIOTimeout) // send bounds the call itself; this is a backstop
 	defer timer.Stop()
@@ -93,9 +93,9 @@ func (q *forwardQueue) take() []*forwardedApply {
 }
 
 // send makes calls until the queue of leader is empty, then frees its slot.
-func (f *applyForwarder) send(pool *rpcPool, leader string, batch []*forwardedApply) {
+func (f *applyForwarder) send(conns *rpcConns, leader string, batch []*forwardedApply) {
 	for batch != nil {
-		f.call(pool, leader, batch)
+		f.call(conns, leader, batch)
 		f.mu.Lock()
 		q := f.dests[leader]
 		batch = nil
@@ -111,7 +111,7 @@ func (f *applyForwarder) send(pool *rpcPool, leader string, batch []*forwardedAp
 	}
 }
 
-func (f *applyForwarder) call(pool *rpcPool, leader string, batch []*forwardedApply) {
+func (f *applyForwarder) call(conns *rpcConns, leader string, batch []*forwardedApply) {
 	fail := func(err error) {
 		for _, w := range batch {
 			w.err = err
@@ -134,7 +134,7 @@ func (f *applyForwarder) call(pool *rpcPool, leader string, batch []*forwardedAp
 		return
 	}
 	if len(batch) == 1 {
-		resp, err := pool.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: batch[0].entry}, timeout)
+		resp, err := conns.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: batch[0].entry}, timeout)
 		batch[0].err = err
 		batch[0].done <- resp
 		return
@@ -144,7 +144,7 @@ func (f *applyForwarder) call(pool *rpcPool, leader string, batch []*forwardedAp
 	for i, w := range batch {
 		req.Entries[i] = w.entry
 	}
-	resp, err := pool.call(leader, req, timeout)
+	resp, err := conns.call(leader, req, timeout)
 	switch {
 	case err != nil:
 		fail(err)

@@ -94,7 +94,7 @@ func (s *Server) RemovePeer(id, address string) error {
 	if leader == "" {
 		return state.ErrNoLeader
 	}
-	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address}, configChangeTimeout)
+	resp, err := s.conns.call(leader, &rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address}, configChangeTimeout)
 	if err != nil {
 		return fmt.Errorf("passing the peer removal on to the leader: %w", err)
 	}

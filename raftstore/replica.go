@@ -14,6 +14,7 @@ import (
 
 	"encoding/json"
 
+	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 )
@@ -235,7 +236,7 @@ func (r *Replica) follow(addr string) error {
 		return fmt.Errorf("stream handshake: %w", err)
 	}
 	req := streamRequest{Resume: r.synced.Load(), After: r.fsm.AppliedIndex()}
-	if err := writeFrame(conn, &req); err != nil {
+	if err := wire.WriteMsg(conn, &req); err != nil {
 		return fmt.Errorf("stream request: %w", err)
 	}
 	r.source.Store(&addr)
@@ -243,7 +244,7 @@ func (r *Replica) follow(addr string) error {
 	buf := make([]byte, 0, 64<<10)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-		kind, index, payload, err := readStreamFrame(br, buf)
+		kind, index, payload, err := wire.ReadFrame(br, buf, maxStreamFrame)
 		if err != nil {
 			return err
 		}
@@ -260,7 +261,7 @@ func (r *Replica) follow(addr string) error {
 				return fmt.Errorf("applying streamed command: %w", err)
 			}
 			r.fsm.applied.Store(index)
-			if br.Buffered() < streamFrameHeader {
+			if br.Buffered() < wire.FrameHeaderSize {
 				r.wakeWaiters() // the burst is over
 			}
 		case frameHeartbeat:
@@ -284,7 +285,9 @@ func (r *Replica) follow(addr string) error {
 // installSnapshot reads the chunks of a snapshot at index and replaces the
 // store with it.
 func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64) error {
-	sr := &snapshotChunkReader{conn: conn, r: br}
+	// Heartbeats are not sent inside a snapshot, but are tolerated.
+	sr := wire.NewChunkReader(br, func(kind byte) bool { return kind == frameHeartbeat },
+		func() { _ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout)) })
 	restored, err := state.ReadSnapshot(sr)
 	if err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)
@@ -301,42 +304,4 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	r.wakeWaiters()
 	r.logger.Debug("installed a snapshot from the server", "index", index)
 	return nil
-}
-
-// snapshotChunkReader reads the payload of frameSnapChunk frames up to the
-// frameSnapEnd frame.
-type snapshotChunkReader struct {
-	conn net.Conn
-	r    *bufio.Reader
-	rest []byte
-	done bool
-}
-
-func (s *snapshotChunkReader) Read(p []byte) (int, error) {
-	for len(s.rest) == 0 {
-		if s.done {
-			return 0, io.EOF
-		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-		kind, _, payload, err := readStreamFrame(s.r, nil)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		switch kind {
-		case frameSnapChunk:
-			s.rest = payload
-		case frameSnapEnd:
-			s.done = true
-		case frameHeartbeat:
-			// not sent inside a snapshot; tolerated
-		default:
-			return 0, fmt.Errorf("unexpected stream frame kind %d inside a snapshot", kind)
-		}
-	}
-	n := copy(p, s.rest)
-	s.rest = s.rest[n:]
-	return n, nil
 }

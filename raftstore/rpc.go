@@ -2,8 +2,6 @@ package raftstore
 
 import (
 	"bufio"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/snapshot"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -38,7 +37,7 @@ const (
 	// rpcIdleTimeout closes a server-side connection nobody uses.
 	rpcIdleTimeout = 2 * time.Minute
 	rpcDialTimeout = 5 * time.Second
-	// rpcMaxIdle is how many idle connections the pool keeps per server:
+	// rpcMaxIdle is how many idle connections rpcConns keeps per server:
 	// one connection carries one call at a time, so it is sized for the
 	// concurrent writes a server forwards; fewer means a dial and a close
 	// per call under load.
@@ -138,36 +137,6 @@ func remoteError(resp *rpcResponse) error {
 	return errors.New(resp.Error)
 }
 
-func writeFrame(w io.Writer, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err = w.Write(body)
-	return err
-}
-
-func readFrame(r io.Reader, v any) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxRPCFrame {
-		return fmt.Errorf("rpc frame of %d bytes exceeds the %d limit", n, maxRPCFrame)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return err
-	}
-	return json.Unmarshal(body, v)
-}
-
 // serveRPC answers requests on one connection until it fails or idles out.
 func (s *Server) serveRPC(conn net.Conn) {
 	defer conn.Close()
@@ -176,7 +145,7 @@ func (s *Server) serveRPC(conn net.Conn) {
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(rpcIdleTimeout))
 		var req rpcRequest
-		if err := readFrame(r, &req); err != nil {
+		if err := wire.ReadMsg(r, &req, maxRPCFrame); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.logger.Debug("rpc connection closed", "remote", conn.RemoteAddr(), "error", err)
 			}
@@ -189,7 +158,7 @@ func (s *Server) serveRPC(conn net.Conn) {
 		}
 		resp := s.handleRPC(&req, timeout)
 		_ = conn.SetWriteDeadline(time.Now().Add(raftIOTimeout))
-		if err := writeFrame(w, resp); err != nil {
+		if err := wire.WriteMsg(w, resp); err != nil {
 			return
 		}
 		if err := w.Flush(); err != nil {
@@ -257,8 +226,8 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 	return resp
 }
 
-// rpcPool keeps connections to servers for reuse.
-type rpcPool struct {
+// rpcConns keeps connections to servers for reuse.
+type rpcConns struct {
 	mu   sync.Mutex
 	idle map[string][]*rpcConn
 }
@@ -277,21 +246,21 @@ type rpcConn struct {
 // on, so such a connection is dropped before use.
 func (c *rpcConn) alive() bool { return connAlive(c.conn) }
 
-// rpcPoolIdle is how long a pooled connection is reused: well under the
-// server's rpcIdleTimeout, so a pooled connection is not one the server is
+// rpcConnReuse is how long an idle connection is reused: well under the
+// server's rpcIdleTimeout, so a reused connection is not one the server is
 // closing.
-const rpcPoolIdle = rpcIdleTimeout / 4
+const rpcConnReuse = rpcIdleTimeout / 4
 
 // errNotSent marks failures before the request left: safe to retry
 // elsewhere, the server cannot have acted on it.
 var errNotSent = errors.New("rpc request not sent")
 
-func (p *rpcPool) get(addr string) (*rpcConn, error) {
+func (p *rpcConns) get(addr string) (*rpcConn, error) {
 	p.mu.Lock()
 	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
 		c := conns[len(conns)-1]
 		p.idle[addr] = conns[:len(conns)-1]
-		if time.Since(c.lastUsed) < rpcPoolIdle && c.alive() {
+		if time.Since(c.lastUsed) < rpcConnReuse && c.alive() {
 			p.mu.Unlock()
 			return c, nil
 		}
@@ -310,7 +279,7 @@ func (p *rpcPool) get(addr string) (*rpcConn, error) {
 	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
 }
 
-func (p *rpcPool) put(addr string, c *rpcConn) {
+func (p *rpcConns) put(addr string, c *rpcConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.idle == nil {
@@ -324,7 +293,7 @@ func (p *rpcPool) put(addr string, c *rpcConn) {
 	p.idle[addr] = append(p.idle[addr], c)
 }
 
-func (p *rpcPool) close() {
+func (p *rpcConns) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, conns := range p.idle {
@@ -339,14 +308,14 @@ func (p *rpcPool) close() {
 // answer. Only a failure before the request was written is marked
 // errNotSent: after that the server may have acted on it, and the caller
 // must not blindly send it again.
-func (p *rpcPool) call(addr string, req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+func (p *rpcConns) call(addr string, req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
 	req.TimeoutMs = timeout.Milliseconds()
 	c, err := p.get(addr)
 	if err != nil {
 		return nil, err
 	}
 	_ = c.conn.SetDeadline(time.Now().Add(timeout + raftIOTimeout))
-	if err := writeFrame(c.w, req); err != nil {
+	if err := wire.WriteMsg(c.w, req); err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
 	}
@@ -355,7 +324,7 @@ func (p *rpcPool) call(addr string, req *rpcRequest, timeout time.Duration) (*rp
 		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
 	}
 	var resp rpcResponse
-	if err := readFrame(c.r, &resp); err != nil {
+	if err := wire.ReadMsg(c.r, &resp, maxRPCFrame); err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("rpc %s to %s: %w", req.Method, addr, err)
 	}

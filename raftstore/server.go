@@ -47,7 +47,7 @@ type Server struct {
 	logs  *raftboltdb.BoltStore
 	mux   *muxListener
 	trans *raft.NetworkTransport
-	pool  rpcPool
+	conns rpcConns
 	// forwarder batches the writes this follower forwards to the leader.
 	forwarder applyForwarder
 	logger    hclog.Logger
@@ -217,14 +217,14 @@ func (s *Server) leaderLoop(changed func(bool)) {
 // to the leader; while there is no leader (an election) it waits for one,
 // up to timeout. It returns the entry's Raft index.
 func (s *Server) Apply(t state.MessageType, msg any, timeout time.Duration) (uint64, error) {
-	idx, _, err := s.Exec(t, msg, timeout)
+	idx, _, err := s.ApplyWithResult(t, msg, timeout)
 	return idx, err
 }
 
-// Exec is Apply for commands that answer more than an error (conditional
+// ApplyWithResult is Apply for commands that answer more than an error (conditional
 // KV writes, transactions): it also returns the command's result, nil for
 // commands that have none.
-func (s *Server) Exec(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
+func (s *Server) ApplyWithResult(t state.MessageType, msg any, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	buf, err := Encode(t, msg)
 	if err != nil {
 		return 0, nil, err
@@ -232,7 +232,7 @@ func (s *Server) Exec(t state.MessageType, msg any, timeout time.Duration) (uint
 	return s.applyEncoded(buf, timeout)
 }
 
-// applyEncoded is Exec of an encoded command.
+// applyEncoded is ApplyWithResult of an encoded command.
 func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	if len(buf) < 2 {
 		return 0, nil, errShortEntry
@@ -347,7 +347,7 @@ func (s *Server) lockDelayed(buf []byte) bool {
 }
 
 func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
-	resp, err := s.forwarder.apply(&s.pool, leader, buf, timeout)
+	resp, err := s.forwarder.apply(&s.conns, leader, buf, timeout)
 	if err != nil {
 		if errors.Is(err, errNotSent) {
 			s.suspectLeader()
@@ -391,7 +391,7 @@ func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
 	if leader == "" {
 		return 0, state.ErrNoLeader
 	}
-	resp, err := s.pool.call(leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify}, timeout)
+	resp, err := s.conns.call(leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify}, timeout)
 	if err != nil {
 		return 0, fmt.Errorf("asking the leader for its read index: %w", err)
 	}
@@ -448,7 +448,7 @@ func (s *Server) HasExistingState() bool {
 // PeerLastIndex asks the server at addr for its last Raft index; 0 means it
 // has no Raft state, so it has not been part of any cluster.
 func (s *Server) PeerLastIndex(addr string, timeout time.Duration) (uint64, error) {
-	resp, err := s.pool.call(addr, &rpcRequest{Method: rpcMethodLastIndex}, timeout)
+	resp, err := s.conns.call(addr, &rpcRequest{Method: rpcMethodLastIndex}, timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -555,10 +555,6 @@ func (s *Server) VerifyLeader() error {
 	return nil
 }
 
-// LeaderCh delivers true when this server gains leadership, false when it
-// loses it.
-func (s *Server) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
-
 // Barrier waits until every entry committed before it is applied here: a
 // new leader calls it before serving reads.
 func (s *Server) Barrier(timeout time.Duration) error {
@@ -575,7 +571,7 @@ func (s *Server) Shutdown() error {
 		close(s.stop)
 		err := s.raft.Shutdown().Error()
 		s.wg.Wait()
-		s.pool.close()
+		s.conns.close()
 		s.closeResources()
 		if err != nil {
 			s.stopErr = fmt.Errorf("raft shutdown: %w", err)

@@ -2,12 +2,12 @@ package raftstore
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
 )
 
@@ -31,90 +31,14 @@ type snapshotRPCRequest struct {
 	Op string
 }
 
-// deadlineConn refreshes the connection's deadline on every read and write.
-type deadlineConn struct{ net.Conn }
-
-func (c deadlineConn) Read(p []byte) (int, error) {
-	_ = c.Conn.SetReadDeadline(time.Now().Add(snapshotIOTimeout))
-	return c.Conn.Read(p)
-}
-
-func (c deadlineConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(snapshotIOTimeout))
-	return c.Conn.Write(p)
-}
-
-// chunkSink cuts what is written into frameSnapChunk frames on w.
-type chunkSink struct {
-	w   *bufio.Writer
-	buf []byte
-}
-
-func (c *chunkSink) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		k := min(len(p), streamChunkSize-len(c.buf))
-		c.buf = append(c.buf, p[:k]...)
-		p = p[k:]
-		if len(c.buf) == streamChunkSize {
-			if err := c.flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
-}
-
-func (c *chunkSink) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	err := writeStreamFrame(c.w, frameSnapChunk, 0, c.buf)
-	c.buf = c.buf[:0]
-	return err
-}
-
-// chunkSource reads the payload of frameSnapChunk frames up to frameSnapEnd.
-type chunkSource struct {
-	r    io.Reader
-	rest []byte
-	done bool
-}
-
-func (s *chunkSource) Read(p []byte) (int, error) {
-	for len(s.rest) == 0 {
-		if s.done {
-			return 0, io.EOF
-		}
-		kind, _, payload, err := readStreamFrame(s.r, nil)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		switch kind {
-		case frameSnapChunk:
-			s.rest = payload
-		case frameSnapEnd:
-			s.done = true
-		default:
-			return 0, fmt.Errorf("unexpected frame kind %d in a snapshot transfer", kind)
-		}
-	}
-	n := copy(p, s.rest)
-	s.rest = s.rest[n:]
-	return n, nil
-}
-
 // serveSnapshotRPC answers one transfer.
 func (s *Server) serveSnapshotRPC(raw net.Conn) {
 	defer raw.Close()
-	conn := deadlineConn{raw}
+	conn := wire.DeadlineConn{Conn: raw, Timeout: snapshotIOTimeout}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	bw := bufio.NewWriterSize(conn, 64<<10)
 	var req snapshotRPCRequest
-	if err := readFrame(br, &req); err != nil {
+	if err := wire.ReadMsg(br, &req, maxRPCFrame); err != nil {
 		s.logger.Debug("snapshot transfer: bad request", "remote", raw.RemoteAddr(), "error", err)
 		return
 	}
@@ -123,7 +47,7 @@ func (s *Server) serveSnapshotRPC(raw net.Conn) {
 		if err != nil {
 			resp.Error, resp.Code = err.Error(), errorCode(err)
 		}
-		if writeFrame(bw, resp) == nil {
+		if wire.WriteMsg(bw, resp) == nil {
 			_ = bw.Flush()
 		}
 	}
@@ -133,19 +57,19 @@ func (s *Server) serveSnapshotRPC(raw net.Conn) {
 			respond(0, s.notLeader()) // unread: the sender stops at the answer
 			return
 		}
-		src := &chunkSource{r: br}
+		src := wire.NewChunkReader(br, nil, nil)
 		err := s.restoreLocal(src)
 		if err == nil {
 			_, err = io.Copy(io.Discard, src) // up to the end frame
 		}
 		respond(0, err)
 	case snapshotOpSave:
-		sink := &chunkSink{w: bw, buf: make([]byte, 0, streamChunkSize)}
+		sink := wire.NewChunkWriter(bw, nil)
 		idx, err := s.SaveSnapshot(sink)
 		if err == nil {
-			err = sink.flush()
+			err = sink.Flush()
 		}
-		if werr := writeStreamFrame(bw, frameSnapEnd, idx, nil); werr != nil {
+		if werr := wire.WriteFrame(bw, frameSnapEnd, idx, nil); werr != nil {
 			return
 		}
 		respond(idx, err)
@@ -161,12 +85,12 @@ func forwardRestore(addr string, r io.Reader) error {
 		return fmt.Errorf("%w: dialing the leader %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
-	conn := deadlineConn{raw}
+	conn := wire.DeadlineConn{Conn: raw, Timeout: snapshotIOTimeout}
 	bw := bufio.NewWriterSize(conn, 64<<10)
 	if err := bw.WriteByte(protoSnapshot); err != nil {
 		return err
 	}
-	if err := writeFrame(bw, &snapshotRPCRequest{Op: snapshotOpRestore}); err != nil {
+	if err := wire.WriteMsg(bw, &snapshotRPCRequest{Op: snapshotOpRestore}); err != nil {
 		return err
 	}
 	// The leader answers early when it refuses (not the leader, a bad
@@ -174,19 +98,19 @@ func forwardRestore(addr string, r io.Reader) error {
 	answer := make(chan error, 1)
 	go func() {
 		var resp rpcResponse
-		if err := readFrame(bufio.NewReader(conn), &resp); err != nil {
+		if err := wire.ReadMsg(bufio.NewReader(conn), &resp, maxRPCFrame); err != nil {
 			answer <- fmt.Errorf("snapshot restore on the leader %s: %w", addr, err)
 			return
 		}
 		answer <- remoteError(&resp)
 	}()
-	sink := &chunkSink{w: bw, buf: make([]byte, 0, streamChunkSize)}
+	sink := wire.NewChunkWriter(bw, nil)
 	_, copyErr := io.Copy(sink, r)
 	if copyErr == nil {
-		copyErr = sink.flush()
+		copyErr = sink.Flush()
 	}
 	if copyErr == nil {
-		copyErr = writeStreamFrame(bw, frameSnapEnd, 0, nil)
+		copyErr = wire.WriteFrame(bw, frameSnapEnd, 0, nil)
 	}
 	if copyErr == nil {
 		copyErr = bw.Flush()
@@ -213,23 +137,23 @@ func forwardSave(addr string, w io.Writer) (uint64, error) {
 		return 0, fmt.Errorf("%w: dialing server %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
-	conn := deadlineConn{raw}
+	conn := wire.DeadlineConn{Conn: raw, Timeout: snapshotIOTimeout}
 	bw := bufio.NewWriter(conn)
 	if err := bw.WriteByte(protoSnapshot); err != nil {
 		return 0, err
 	}
-	if err := writeFrame(bw, &snapshotRPCRequest{Op: snapshotOpSave}); err != nil {
+	if err := wire.WriteMsg(bw, &snapshotRPCRequest{Op: snapshotOpSave}); err != nil {
 		return 0, err
 	}
 	if err := bw.Flush(); err != nil {
 		return 0, err
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	if _, err := io.Copy(w, &chunkSource{r: br}); err != nil {
+	if _, err := io.Copy(w, wire.NewChunkReader(br, nil, nil)); err != nil {
 		return 0, fmt.Errorf("receiving the snapshot from %s: %w", addr, err)
 	}
 	var resp rpcResponse
-	if err := readFrame(br, &resp); err != nil {
+	if err := wire.ReadMsg(br, &resp, maxRPCFrame); err != nil {
 		return 0, fmt.Errorf("snapshot save on %s: %w", addr, err)
 	}
 	return resp.Index, remoteError(&resp)

@@ -2,13 +2,14 @@ package raftstore
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
+
+	"github.com/beacon-dns/beacon/internal/wire"
 )
 
 // The state stream (first byte protoStream on the server port): how a
@@ -27,15 +28,13 @@ import (
 const (
 	frameEntry     byte = 1
 	frameSnapBegin byte = 2
-	frameSnapChunk byte = 3
-	frameSnapEnd   byte = 4
+	frameSnapChunk      = wire.FrameChunk
+	frameSnapEnd        = wire.FrameEnd
 	frameHeartbeat byte = 5
 
-	streamFrameHeader = 13
 	// maxStreamFrame bounds one frame: a command is at most an HTTP body
-	// (1 MiB) encoded, a chunk streamChunkSize.
-	maxStreamFrame  = 16 << 20
-	streamChunkSize = 64 << 10
+	// (1 MiB) encoded, a chunk wire.ChunkSize.
+	maxStreamFrame = 16 << 20
 	// streamBatch is how many commands the server sends between flushes.
 	streamBatch = 256
 
@@ -63,79 +62,13 @@ type streamHeartbeat struct {
 	StalenessMs int64
 }
 
-func writeStreamFrame(w io.Writer, kind byte, index uint64, payload []byte) error {
-	var hdr [streamFrameHeader]byte
-	hdr[0] = kind
-	binary.BigEndian.PutUint64(hdr[1:9], index)
-	binary.BigEndian.PutUint32(hdr[9:13], uint32(len(payload)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(payload)
-	return err
-}
-
-// readStreamFrame reads one frame; the payload is read into buf when it
-// fits (so callers must not keep it past the next read).
-func readStreamFrame(r io.Reader, buf []byte) (kind byte, index uint64, payload []byte, err error) {
-	var hdr [streamFrameHeader]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[9:13])
-	if n > maxStreamFrame {
-		return 0, 0, nil, fmt.Errorf("stream frame of %d bytes exceeds the %d limit", n, maxStreamFrame)
-	}
-	if int(n) <= cap(buf) {
-		payload = buf[:n]
-	} else {
-		payload = make([]byte, n)
-	}
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, 0, nil, err
-	}
-	return hdr[0], binary.BigEndian.Uint64(hdr[1:9]), payload, nil
-}
-
-// chunkWriter cuts what is written to it into frameSnapChunk frames.
-type chunkWriter struct {
-	w    *bufio.Writer
-	conn net.Conn
-	buf  []byte
-}
-
-func (c *chunkWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		k := min(len(p), streamChunkSize-len(c.buf))
-		c.buf = append(c.buf, p[:k]...)
-		p = p[k:]
-		if len(c.buf) == streamChunkSize {
-			if err := c.flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
-}
-
-func (c *chunkWriter) flush() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	err := writeStreamFrame(c.w, frameSnapChunk, 0, c.buf)
-	c.buf = c.buf[:0]
-	return err
-}
-
 // serveStream streams this server's state to a client agent until the
 // connection fails or the server stops.
 func (s *Server) serveStream(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
 	var req streamRequest
-	if err := readFrame(conn, &req); err != nil {
+	if err := wire.ReadMsg(conn, &req, maxRPCFrame); err != nil {
 		s.logger.Debug("state stream: bad request", "remote", conn.RemoteAddr(), "error", err)
 		return
 	}
@@ -186,7 +119,7 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 			continue
 		}
 		for _, e := range batch {
-			if err := writeStreamFrame(w, frameEntry, e.index, e.data); err != nil {
+			if err := wire.WriteFrame(w, frameEntry, e.index, e.data); err != nil {
 				return err
 			}
 			after = e.index
@@ -221,24 +154,24 @@ func (s *Server) sendHeartbeat(w *bufio.Writer) error {
 	if err != nil {
 		return err
 	}
-	return writeStreamFrame(w, frameHeartbeat, s.fsm.AppliedIndex(), body)
+	return wire.WriteFrame(w, frameHeartbeat, s.fsm.AppliedIndex(), body)
 }
 
 // sendSnapshot sends the whole state and returns the index and feed
 // generation it reflects.
 func (s *Server) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, error) {
 	snap, idx, gen := s.fsm.feedSnapshot()
-	if err := writeStreamFrame(w, frameSnapBegin, idx, nil); err != nil {
+	if err := wire.WriteFrame(w, frameSnapBegin, idx, nil); err != nil {
 		return 0, 0, err
 	}
-	cw := &chunkWriter{w: w, conn: conn, buf: make([]byte, 0, streamChunkSize)}
+	cw := wire.NewChunkWriter(w, func() { _ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) })
 	if err := snap.Write(cw); err != nil {
 		return 0, 0, fmt.Errorf("streaming a snapshot: %w", err)
 	}
-	if err := cw.flush(); err != nil {
+	if err := cw.Flush(); err != nil {
 		return 0, 0, err
 	}
-	if err := writeStreamFrame(w, frameSnapEnd, idx, nil); err != nil {
+	if err := wire.WriteFrame(w, frameSnapEnd, idx, nil); err != nil {
 		return 0, 0, err
 	}
 	return idx, gen, nil
