@@ -21,6 +21,7 @@ import (
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/healthcheck"
+	"github.com/beacon-dns/beacon/internal/atomicfile"
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -207,7 +208,7 @@ func loadOrCreateNodeID(dataDir string) (string, error) {
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
 	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-	if err := healthcheck.WriteFileSync(path, []byte(id+"\n")); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("writing node ID: %w", err)
 	}
 	return id, nil

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/beacon-dns/beacon/internal/atomicfile"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 )
@@ -166,12 +167,10 @@ func readKeyringFile(path string) ([][]byte, error) {
 	return keys, nil
 }
 
-// writeKeyringFile replaces the keyring file atomically and durably: a
-// temporary file in the same directory, written and fsynced, renamed over
-// the old one, then the directory fsynced so the rename survives a crash.
-// Mode 0600: the file holds the keys. The directory is created (0700) when
+// writeKeyringFile replaces the keyring file atomically and durably, mode
+// 0600: the file holds the keys. The directory is created (0700) when
 // missing, as Consul does.
-func writeKeyringFile(path string, keys [][]byte) (err error) {
+func writeKeyringFile(path string, keys [][]byte) error {
 	encoded := make([]string, len(keys))
 	for i, k := range keys {
 		encoded[i] = encodeKey(k)
@@ -185,40 +184,7 @@ func writeKeyringFile(path string, keys [][]byte) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating the keyring directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing keyring file %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("writing keyring file %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing keyring file %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing keyring file %s: fsync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing keyring file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing keyring file %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("writing keyring file %s: opening its directory to fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("writing keyring file %s: fsync of its directory: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 // Encrypted reports whether the pool encrypts its gossip (it has a keyring).

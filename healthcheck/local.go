@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/atomicfile"
 	"github.com/beacon-dns/beacon/state"
 )
 
@@ -80,7 +80,7 @@ func (l *Local) persistLocked() error {
 	if err != nil {
 		return fmt.Errorf("encoding local services: %w", err)
 	}
-	return WriteFileSync(l.path, b)
+	return atomicfile.WriteFile(l.path, b, 0o600)
 }
 
 // AddService adds or replaces a service and its checks, and persists. The
@@ -312,37 +312,3 @@ func (l *Local) Snapshot() ([]*state.Service, []*state.HealthCheck) {
 // ServiceMaintenanceID is the ID of a service's maintenance check, as
 // Consul names it.
 func ServiceMaintenanceID(serviceID string) string { return "_service_maintenance:" + serviceID }
-
-// WriteFileSync replaces path atomically and durably: write a temporary file,
-// fsync it, rename it over path, fsync the directory.
-func WriteFileSync(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
