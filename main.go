@@ -62,7 +62,8 @@ import (
 
 	"github.com/beacon-dns/beacon/agent"
 	"github.com/beacon-dns/beacon/cli"
-	_ "github.com/beacon-dns/beacon/plugin"
+	"github.com/beacon-dns/beacon/corefile"
+	discovery "github.com/beacon-dns/beacon/plugin"
 )
 
 // leftOut are CoreDNS directives whose plugins this build does not carry.
@@ -96,6 +97,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "beacon: directives:", err)
 		os.Exit(1)
 	}
+	// The composition: every discovery block attaches to the process's
+	// one agent.
+	discovery.Register(discovery.Agents{
+		Acquire: func(cfg *corefile.Config) (discovery.Agent, error) {
+			a, err := agent.Acquire(cfg)
+			if err != nil {
+				return nil, err // not a nil *agent.Agent in a non-nil interface
+			}
+			return a, nil
+		},
+		ShutdownFinal: agent.ShutdownFinal,
+	})
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(1)

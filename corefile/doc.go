@@ -2,6 +2,6 @@
 // block of a Corefile into a Config, its defaults, and validation that names
 // the file, line and property of every mistake.
 //
-// It must not import raftstore, the agent, the HTTP API or the plugin: it only
-// describes what they are asked to be.
+// It imports no other beacon package: it only describes what they are asked
+// to be (imports_test.go holds it to that).
 package corefile

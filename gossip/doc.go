@@ -16,6 +16,8 @@
 // Reaping members failed for longer than reconnect_timeout is the agent's
 // (the leader's cluster loop); Forget drops such a member here.
 //
-// It must not import raftstore, adminapi, agent or the CoreDNS plugin: the
-// agent wires member events to the Raft leader, never the other way round.
+// Of beacon it imports only internal/atomicfile (the keyring file): it must
+// not import state, raftstore, adminapi, agent or the CoreDNS plugin; the
+// agent wires member events to the Raft leader, never the other way round
+// (imports_test.go holds it to that).
 package gossip

@@ -11,8 +11,8 @@
 // The runners follow Consul's agent/checks package so that a check behaves,
 // and reads (its output), as it does under Consul.
 //
-// It must not import the agent, adminapi, gossip, the CoreDNS plugin or
-// CoreDNS: those build on it. Of raftstore it uses the catalog types and
-// the state store's reads; it writes only through the Catalog interface it
-// defines (which commits through Raft).
+// It must not import the agent, adminapi, gossip, raftstore, the CoreDNS
+// plugin or CoreDNS: those build on it. Of state it uses the catalog types
+// and the store's reads; it writes only through the Catalog interface it
+// defines (which commits through Raft). imports_test.go holds it to that.
 package healthcheck

@@ -7,8 +7,12 @@
 // its readiness.
 //
 // The handler reads the catalog through the small Catalog interface, so it
-// can be tested with a bare state.Store. Only setup knows the agent.
+// can be tested with a bare state.Store. Only setup knows the agent, through
+// the Agent interface it defines.
 //
-// It must not import adminapi, gossip or healthcheck: the DNS path reads the
-// state store and nothing else. Nothing but main imports it.
+// Of beacon it imports only state and corefile: the DNS path reads the state
+// store and nothing else, and does not link Raft. It does not import the
+// agent either: main registers the directive with the agent attached
+// (Register), where a CoreDNS plugin would register itself in init.
+// Nothing but main imports it (imports_test.go holds it to that).
 package discovery

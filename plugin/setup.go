@@ -1,27 +1,58 @@
 package discovery
 
 import (
-	"github.com/beacon-dns/beacon/agent"
+	"time"
+
 	"github.com/beacon-dns/beacon/corefile"
+	"github.com/beacon-dns/beacon/state"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 )
 
-func init() { plugin.Register(pluginName, setup) }
+// Agent is what the plugin needs of the process's agent.
+type Agent interface {
+	// Store is the local replica of the state, which answers every query.
+	Store() *state.Store
+	Config() corefile.AgentConfig
+	// Ready reports whether the agent can answer (the readiness of the
+	// `ready` plugin).
+	Ready() bool
+	// Staleness is how long ago the replica last heard from the leader.
+	Staleness() time.Duration
+}
 
-func setup(c *caddy.Controller) error {
+// Agents hands the plugin the process's one agent. main wires it to
+// package agent: the plugin does not import it, so the DNS path does not
+// link Raft.
+type Agents struct {
+	// Acquire returns the running agent, starting it from cfg when none
+	// runs; it refuses a cfg that changes what cannot change live.
+	Acquire func(cfg *corefile.Config) (Agent, error)
+	// ShutdownFinal stops the agent when the process exits.
+	ShutdownFinal func() error
+}
+
+// Register adds the `discovery` directive to CoreDNS, its blocks attached
+// to the agent agents gives. main calls it once, before CoreDNS starts,
+// where a CoreDNS plugin would register itself in init: the plugin cannot
+// name the agent.
+func Register(agents Agents) {
+	plugin.Register(pluginName, func(c *caddy.Controller) error { return setup(c, agents) })
+}
+
+func setup(c *caddy.Controller, agents Agents) error {
 	cfg, err := parse(c)
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	a, err := agent.Acquire(cfg)
+	a, err := agents.Acquire(cfg)
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
 	// The agent outlives reloads: only the process's final shutdown stops it.
-	c.OnFinalShutdown(agent.ShutdownFinal)
+	c.OnFinalShutdown(agents.ShutdownFinal)
 
 	d := New(a.Store(), cfg.DNS, a.Config())
 	d.Readiness = a.Ready
