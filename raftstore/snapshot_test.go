@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/beacon-dns/beacon/snapshot"
@@ -354,47 +355,6 @@ func TestRestoreSnapshotRejectsBadArchives(t *testing.T) {
 	}
 }
 
-// failingReader hands out data, then an error.
-type failingReader struct {
-	data []byte
-	err  error
-}
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if len(r.data) == 0 {
-		return 0, r.err
-	}
-	n := copy(p, r.data)
-	r.data = r.data[n:]
-	return n, nil
-}
-
-// A failure to read the upload is the reader's error, not a bad archive:
-// the HTTP layer maps the two differently (a body over the limit is a 413).
-func TestRestoreSnapshotReadError(t *testing.T) {
-	srv, _ := startServer(t, t.TempDir(), freeAddr(t), state.NewStore())
-	mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
-	good, _ := saveSnapshot(t, srv)
-	boom := errors.New("connection reset")
-	for _, cut := range []int{0, 10, len(good) / 2, len(good) - 1} {
-		err := srv.RestoreSnapshot(&failingReader{data: good[:cut], err: boom})
-		if !errors.Is(err, boom) || errors.Is(err, snapshot.ErrInvalid) {
-			t.Errorf("cut at %d: error = %v, want the reader's error and not snapshot.ErrInvalid", cut, err)
-		}
-	}
-	if _, err := snapshot.Inspect(&failingReader{data: good[:20], err: boom}); !errors.Is(err, boom) {
-		t.Errorf("InspectSnapshot error = %v, want the reader's error", err)
-	}
-}
-
-func TestWriteArchiveShortState(t *testing.T) {
-	meta := &raft.SnapshotMeta{Version: 1, ID: "x", Index: 5, Term: 1, Size: 100}
-	err := snapshot.Write(io.Discard, metaForArchive(meta), strings.NewReader("short"))
-	if err == nil || !strings.Contains(err.Error(), "shorter") {
-		t.Errorf("writeArchive of a short state = %v", err)
-	}
-}
-
 // startFollower starts a server that does not bootstrap and adds it to
 // leader's configuration as a non-voter (a voter would need a quorum of
 // two, and the test wants a cluster that keeps a leader whatever the
@@ -445,7 +405,7 @@ func TestRaftConfigurationRemovePeerAndFollowers(t *testing.T) {
 	// answers come back typed; an upload that fails on the way restores
 	// nothing.
 	before := statetest.Tables(t, leaderStore)
-	if err := follower.RestoreSnapshot(&failingReader{err: errors.New("read the body")}); err == nil || !strings.Contains(err.Error(), "read the body") {
+	if err := follower.RestoreSnapshot(iotest.ErrReader(errors.New("read the body"))); err == nil || !strings.Contains(err.Error(), "read the body") {
 		t.Errorf("RestoreSnapshot on a follower of a failing upload = %v, want the read error", err)
 	}
 	if err := follower.RestoreSnapshot(strings.NewReader("not an archive")); !errors.Is(err, snapshot.ErrInvalid) {
