@@ -130,35 +130,22 @@ func TestChunkReaderRefusals(t *testing.T) {
 }
 
 func TestDeadlineConnTimesOutAnIdlePeer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, peer := net.Pipe()
 	defer raw.Close()
-	if peer := <-accepted; peer != nil {
-		defer peer.Close()
-	}
+	defer peer.Close()
 	conn := DeadlineConn{Conn: raw, Timeout: 50 * time.Millisecond}
-	start := time.Now()
-	_, err = conn.Read(make([]byte, 1))
+	_, err := conn.Read(make([]byte, 1))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("Read from a silent peer = %v, want a timeout", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("timed out after %s", d)
+	// The deadline moves with each call: a later write times out too,
+	// rather than failing at once on the read's expired deadline.
+	start := time.Now()
+	if _, err := conn.Write([]byte("x")); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Write to a peer that does not read = %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < 25*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the write timed out after %s, want about 50ms", d)
 	}
 }
