@@ -250,34 +250,152 @@ func TestBlockingTimesOut(t *testing.T) {
 	}
 }
 
-// An unrelated write (another service on another node) should not wake a
-// blocking query on web; if it does, clients re-poll needlessly. Reported,
-// not failed: Consul's per-table indexes have the same effect on what a woken
-// query returns.
+// Blocking queries on one service, and writes to others. The store wakes a
+// blocking query through memdb watch channels, not through the per-table
+// indexes (maxIndex adds nothing to the watch set): ServiceNodes
+// (raftstore/state.go) watches the radix-tree nodes it read, which are the
+// service-name index range of the service, each instance's node row, and
+// each instance's node and service checks. What that guarantees:
+//
+//   - A write that changes other rows in place (another service's
+//     registration, another node's address, the status of another node's
+//     check, a KV write) closes none of those channels: the query stays
+//     blocked, and the next relevant write wakes it
+//     (TestBlockingUnrelatedWrite).
+//   - A write that adds or removes a key next to a watched one (a service
+//     whose name shares web's first bytes, like "webhook"; the first check
+//     of a node next to web's in the index; a deregistration that merges
+//     radix nodes) rewrites the tree node the query watches, and may wake
+//     it though nothing of web changed: a memdb watch channel means "may
+//     have changed", at the tree's granularity. That is not promised
+//     either way; what is promised is that a woken query reads again and
+//     answers the current state at its current index, from which the
+//     client's next query blocks (TestBlockingAdjacentWrite).
+
 func TestBlockingUnrelatedWrite(t *testing.T) {
-	ta := newTestAPI(t)
-	cur := blockingSeed(t, ta)
-	for _, path := range []string{"/v1/health/service/web", "/v1/catalog/service/web"} {
-		ch, cancel := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=1m", cur))
-		ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
-			Service: &state.Service{ID: "db", Service: "db", Port: 5433}})
-		select {
-		case r := <-ch:
-			t.Logf("REPORT: %s woke for a write to another service (index %s)", path, r.header.Get("X-Consul-Index"))
-		case <-time.After(200 * time.Millisecond):
-			t.Logf("REPORT: %s stayed blocked through an unrelated write", path)
-		}
-		cancel()
-		// Let the cancelled request leave the handler, so the next one's
-		// arrival is what startBlocking sees.
-		deadline := time.Now().Add(5 * time.Second)
-		for ta.inFlight() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the cancelled request is still in the handler", path)
+	tests := []struct {
+		path    string
+		related func(ta *testAPI) uint64
+		want    string // in the body after the related write
+	}{
+		{"/v1/health/service/web", func(ta *testAPI) uint64 {
+			return ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Check: &state.HealthCheck{CheckID: "web-1", Name: "web", ServiceID: "web-1", Status: state.HealthCritical}})
+		}, `"Status":"critical"`},
+		{"/v1/catalog/service/web", func(ta *testAPI) uint64 {
+			return ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Service: &state.Service{ID: "web-1", Service: "web", Port: 81}})
+		}, `"ServicePort":81`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			ta := newTestAPI(t)
+			blockingSeed(t, ta)
+			// db on n2 gets a check, so that its status can change in place.
+			cur := ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+				Check: &state.HealthCheck{CheckID: "db", Name: "db", ServiceID: "db", Status: state.HealthPassing}})
+			ch, _ := ta.startBlocking(tc.path + fmt.Sprintf("?index=%d&wait=1m", cur))
+
+			unrelated := []struct {
+				what  string
+				write func() uint64
+			}{
+				{"db's port", func() uint64 {
+					return ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+						Service: &state.Service{ID: "db", Service: "db", Port: 5433}})
+				}},
+				{"db's check turning critical", func() uint64 {
+					return ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.2",
+						Check: &state.HealthCheck{CheckID: "db", Name: "db", ServiceID: "db", Status: state.HealthCritical}})
+				}},
+				{"n2's address", func() uint64 {
+					return ta.register(&state.RegisterRequest{Node: "n2", Address: "10.0.0.22"})
+				}},
+				{"a KV write", func() uint64 {
+					idx, err := ta.agent.Apply(state.KVSRequestType, &state.KVSRequest{Datacenter: testDC,
+						Op: state.KVSet, DirEnt: state.DirEntry{Key: "k", Value: []byte("v")}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return idx
+				}},
 			}
-			time.Sleep(time.Millisecond)
-		}
-		cur = indexOf(t, ta.get("/v1/catalog/services"))
+			wrote := map[uint64]string{}
+			for _, u := range unrelated {
+				wrote[u.write()] = u.what
+			}
+			// A wake would answer within milliseconds: the handler reads
+			// again and finds a higher index. Half a second is ample.
+			select {
+			case r := <-ch:
+				idx := indexOf(t, r)
+				t.Fatalf("woke for writes that do not touch web (answered at index %d, the write to %s): %d %s", idx, wrote[idx], r.code, r.body)
+			case <-time.After(500 * time.Millisecond):
+			}
+
+			start := time.Now()
+			rel := tc.related(ta)
+			r := awaitResponse(t, ch, 5*time.Second)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("woke %v after the relevant write", d)
+			}
+			if r.code != http.StatusOK {
+				t.Fatalf("%d %q", r.code, r.body)
+			}
+			// Had an unrelated write woken it, it would have answered at
+			// that write's index, before the relevant write.
+			if idx := indexOf(t, r); idx != rel {
+				t.Errorf("answered at index %d (%s), want the relevant write's %d", idx, wrote[idx], rel)
+			}
+			if !strings.Contains(r.String(), tc.want) {
+				t.Errorf("body %q lacks %s", r.body, tc.want)
+			}
+		})
+	}
+}
+
+func TestBlockingAdjacentWrite(t *testing.T) {
+	for _, path := range []string{"/v1/health/service/web", "/v1/catalog/service/web"} {
+		t.Run(path, func(t *testing.T) {
+			ta := newTestAPI(t)
+			cur := blockingSeed(t, ta)
+			before := ta.get(path).String()
+			const wait = 2 * time.Second
+			begin := time.Now()
+			ch, _ := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=%s", cur, wait))
+			// webhook's name shares "web" with the watched range of the
+			// service index; today this wakes the query.
+			w := ta.register(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3",
+				Service: &state.Service{ID: "webhook-1", Service: "webhook", Port: 9000}})
+			r := awaitResponse(t, ch, wait+wait/16+5*time.Second)
+			woken := time.Since(begin) < wait
+			if r.code != http.StatusOK {
+				t.Fatalf("%d %q", r.code, r.body)
+			}
+			if r.String() != before {
+				t.Errorf("answer after a write to webhook:\n%s\nwant web's instances unchanged:\n%s", r.body, before)
+			}
+			idx := indexOf(t, r)
+			if !woken {
+				if idx < cur {
+					t.Errorf("timed out at index %d, below the index it blocked at, %d", idx, cur)
+				}
+				return // not woken: nothing more to see
+			}
+			// Woken: it read again, so it answers at the write's index...
+			if idx < w {
+				t.Fatalf("woken before its wait, at index %d: below the write that woke it (%d), so it did not read again", idx, w)
+			}
+			// ...from which the client's next query blocks until web
+			// changes.
+			next, _ := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=1m", idx))
+			rel := ta.register(&state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Service: &state.Service{ID: "web-1", Service: "web", Port: 82}})
+			r = awaitResponse(t, next, 5*time.Second)
+			if got := indexOf(t, r); got != rel || !strings.Contains(r.String(), "82") {
+				t.Errorf("next query: index %d (want %d), body %q", got, rel, r.body)
+			}
+		})
 	}
 }
 
