@@ -125,6 +125,10 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	a.started = time.Now()
 	a.sessions = newSessionTimers(a.expireSession)
+	// Before Raft starts: gaining leadership triggers a sync.
+	a.sync = healthcheck.NewSyncer(healthcheck.SyncConfig{Local: a.local, Store: a.store, Catalog: a,
+		Node: a.nodeRegistration, Logger: logger.Named("sync"),
+		Keep: func(id string) bool { return cfg.Server && id == consulService }}) // the leader's, from gossip
 	if cfg.Server {
 		a.server, err = raftstore.NewServer(raftstore.ServerConfig{
 			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
@@ -156,9 +160,6 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.backend.Shutdown()
 		return nil, err
 	}
-	a.sync = healthcheck.NewSyncer(healthcheck.SyncConfig{Local: a.local, Store: a.store, Catalog: a,
-		Node: a.nodeRegistration, Logger: logger.Named("sync"),
-		Keep: func(id string) bool { return cfg.Server && id == consulService }}) // the leader's, from gossip
 	a.checks = newCheckRunner(a)
 	a.startChecks()
 	a.wg.Add(2)

@@ -41,11 +41,14 @@ func Acquire(cfg *corefile.Config) (*Agent, error) {
 // more than once.
 func ShutdownFinal() error {
 	singletonMu.Lock()
+	defer singletonMu.Unlock()
+	// Forgotten only once stopped: an Acquire meanwhile waits, rather than
+	// start a second agent on the same ports and data_dir.
 	a := running
-	running = nil
-	singletonMu.Unlock()
 	if a == nil {
 		return nil
 	}
-	return a.shutdown()
+	err := a.shutdown()
+	running = nil
+	return err
 }

@@ -64,6 +64,9 @@ func TestAcquireRefusesChangedAgentSettings(t *testing.T) {
 			if !strings.Contains(msg, "agent setting "+tc.prop+" (") || !strings.Contains(msg, "restart") {
 				t.Errorf("error %q: want it to name the setting %q and say a restart changes it", msg, tc.prop)
 			}
+			if strings.Contains(msg, key) {
+				t.Errorf("error %q shows the gossip key: it is logged", msg)
+			}
 		})
 	}
 

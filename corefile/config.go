@@ -38,7 +38,7 @@ type AgentConfig struct {
 	Join            []string `property:"join"`
 	// Encrypt is the base64 gossip key (16, 24 or 32 bytes) a new
 	// keyring starts from; the keyring in data_dir wins once it exists.
-	Encrypt string `property:"encrypt"`
+	Encrypt string `property:"encrypt" secret:"true"`
 	// ReconnectTimeout is how long a failed member is kept before it is
 	// reaped from gossip and the catalog.
 	ReconnectTimeout time.Duration `property:"reconnect_timeout"`
@@ -126,15 +126,21 @@ func (a *AgentConfig) fillDerived() {
 }
 
 // Diff names the first property whose value differs between a and b, with
-// both values, or returns "" when they are the same.
+// both values (but for secrets, which are only named), or returns "" when
+// they are the same.
 func (a AgentConfig) Diff(b AgentConfig) string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	t := va.Type()
 	for i := 0; i < t.NumField(); i++ {
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
-		if !reflect.DeepEqual(x, y) {
-			return fmt.Sprintf("%s (%v, now %v)", t.Field(i).Tag.Get("property"), x, y)
+		if reflect.DeepEqual(x, y) {
+			continue
 		}
+		f := t.Field(i)
+		if f.Tag.Get("secret") == "true" {
+			return f.Tag.Get("property") + " (a secret: values not shown)"
+		}
+		return fmt.Sprintf("%s (%v, now %v)", f.Tag.Get("property"), x, y)
 	}
 	return ""
 }

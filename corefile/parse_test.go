@@ -158,4 +158,10 @@ func TestAgentConfigDiff(t *testing.T) {
 	if d := a.Diff(b); !strings.HasPrefix(d, "join") {
 		t.Errorf("Diff = %q, want join", d)
 	}
+	// Secrets are named, never shown: the error is logged.
+	b = a
+	b.Encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+	if d := a.Diff(b); !strings.HasPrefix(d, "encrypt") || strings.Contains(d, b.Encrypt) {
+		t.Errorf("Diff = %q, want encrypt named and its value not shown", d)
+	}
 }

@@ -154,7 +154,9 @@ func (s *Store) replace(db *memdb.MemDB) {
 
 // maxIndex returns the highest Raft index written to any of tables. It adds
 // nothing to a watch set: a blocking query watches the rows and index ranges
-// it read, so writes to unrelated rows of the same table do not wake it.
+// it read, so writes to unrelated rows of the same table do not wake it
+// (writes that add or remove entries next to those it read may: go-memdb
+// watches the nearest radix node).
 func maxIndex(tx *memdb.Txn, tables ...string) uint64 {
 	var max uint64
 	for _, t := range tables {
