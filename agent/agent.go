@@ -85,9 +85,6 @@ type Agent struct {
 	// bootstrapped is set once this server has (or joined) Raft state; only
 	// the cluster loop touches it.
 	bootstrapped bool
-	// failedSince is when each failed member was first seen failed, for
-	// reaping; only the cluster loop touches it.
-	failedSince map[string]time.Time
 
 	// sessions are the leader's session TTL timers.
 	sessions *sessionTimers
@@ -121,7 +118,6 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, nodeID: nodeID, logger: logger, store: state.NewStore(), local: local,
 		stop: make(chan struct{}), leadership: make(chan struct{}, 1),
-		failedSince: map[string]time.Time{},
 	}
 	a.started = time.Now()
 	a.sessions = newSessionTimers(a.expireSession)

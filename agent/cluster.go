@@ -43,6 +43,7 @@ func (a *Agent) startGossip() error {
 		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect,
 		Logger: a.logger.Named("gossip"), ProbeInterval: lanProbeInterval, ProbeTimeout: lanProbeTimeout,
 		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "local.keyring"),
+		SnapshotFile: filepath.Join(a.cfg.DataDir, "serf", "local.snapshot"), ReconnectTimeout: a.cfg.ReconnectTimeout,
 	})
 	if err != nil {
 		return err
@@ -85,8 +86,8 @@ func (a *Agent) clusterLoop() {
 	events := a.lan.Events()
 	lastFull := time.Time{}
 	for {
-		var changed *gossip.Member
-		full := false
+		var changed *gossip.Event
+		full, gained := false, false
 		select {
 		case <-a.stop:
 			return
@@ -95,11 +96,10 @@ func (a *Agent) clusterLoop() {
 				events = nil // the pool shut down
 				continue
 			}
-			changed = &ev.Member
+			changed = &ev
 		case <-a.leadership:
-			full = true
+			full, gained = true, true
 		case now := <-tick.C:
-			a.reapFailed(now)
 			full = now.Sub(lastFull) >= reconcileInterval
 		}
 		if a.server == nil {
@@ -114,13 +114,18 @@ func (a *Agent) clusterLoop() {
 		a.reconcileServers()
 		switch {
 		case full:
-			a.reconcileAllMembers()
+			a.reconcileAllMembers(gained)
 			if _, all, err := a.store.Sessions(nil, ""); err == nil {
 				a.sessions.ensure(all)
 			}
 			lastFull = time.Now()
+		case changed != nil && changed.Type == gossip.MemberReap:
+			// Failed for longer than reconnect_timeout, or pruned.
+			if err := a.memberLeft(changed.Member.Name); err != nil {
+				a.logger.Warn("deregistering a reaped member", "member", changed.Member.Name, "error", err)
+			}
 		case changed != nil:
-			a.reconcileMember(*changed)
+			a.reconcileMember(changed.Member)
 		}
 	}
 }

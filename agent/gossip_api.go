@@ -1,14 +1,12 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/gossip"
@@ -82,23 +80,15 @@ func (a *Agent) leave() error {
 		return nil
 	}
 	a.logger.Info("leaving the cluster gracefully")
-	return a.lan.Leave(0)
+	return a.lan.Leave()
 }
 
-// gossipOpTimeout bounds the cluster-wide gossip operations.
-const gossipOpTimeout = 15 * time.Second
-
-// ForceLeave marks a failed member left on every member (the leader then
+// ForceLeave marks a member left on every member (the leader then
 // deregisters it), forgetting it with prune. Forcing out an alive member is
-// accepted and does nothing, as in Consul (the member would undo it).
+// accepted and does nothing lasting, as in Consul (the member refutes it).
 func (a *Agent) ForceLeave(node string, prune bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
-	defer cancel()
-	err := a.lan.ForceLeave(ctx, node, prune)
-	switch {
-	case errors.Is(err, gossip.ErrMemberAlive):
-		return nil
-	case errors.Is(err, gossip.ErrNoMember):
+	err := a.lan.ForceLeave(node, prune)
+	if errors.Is(err, gossip.ErrNoMember) {
 		return fmt.Errorf("%w: No node found with name '%s'", adminapi.ErrNotFound, node)
 	}
 	return err
@@ -125,16 +115,12 @@ func (a *Agent) KeyringList(localOnly bool) (adminapi.KeyringInfo, error) {
 		r, err := a.lan.KeyringLocal()
 		return a.keyringInfo(r), keyringErr(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
-	defer cancel()
-	r, err := a.lan.KeyringList(ctx)
+	r, err := a.lan.KeyringList()
 	return a.keyringInfo(r), keyringErr(err)
 }
 
-func (a *Agent) keyringOp(op func(context.Context, string) (gossip.KeyringResponse, error), key string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), gossipOpTimeout)
-	defer cancel()
-	_, err := op(ctx, key)
+func (a *Agent) keyringOp(op func(string) (gossip.KeyringResponse, error), key string) error {
+	_, err := op(key)
 	return keyringErr(err)
 }
 

@@ -51,11 +51,23 @@ func (a *Agent) reconcileMember(m gossip.Member) {
 }
 
 // reconcileAllMembers reconciles every member, then reaps catalog nodes
-// that gossip does not know.
-func (a *Agent) reconcileAllMembers() {
+// that gossip does not know. A leader that just gained leadership may have
+// a stale view of who failed (it may be the one that was cut off): it
+// first tries to reach every member it holds failed, and leaves those it
+// reaches as the catalog has them; gossip reports them alive soon after.
+func (a *Agent) reconcileAllMembers(justElected bool) {
+	members := a.lan.Members()
+	var reached map[string]bool
+	if justElected {
+		reached = a.reachFailed(members)
+	}
 	known := map[string]bool{}
-	for _, m := range a.lan.Members() {
+	for _, m := range members {
 		known[m.Name] = true
+		if reached[m.Name] {
+			a.logger.Info("member failed in this server's view answers: not marking it critical", "member", m.Name)
+			continue
+		}
 		a.reconcileMember(m)
 	}
 	_, checks, err := a.store.ChecksInState(nil, state.HealthAny)
@@ -175,29 +187,51 @@ func hasConsulService(services []*state.Service, want *state.Service) bool {
 	return false
 }
 
-// reapFailed forgets members that have been failed for longer than
-// reconnect_timeout, on every agent (each keeps its own member table, as
-// serf's reaper does); the leader then deregisters their nodes.
-func (a *Agent) reapFailed(now time.Time) {
-	for _, m := range a.lan.Members() {
-		if m.Status != gossip.StatusFailed {
-			delete(a.failedSince, m.Name)
-			continue
-		}
-		since, ok := a.failedSince[m.Name]
-		if !ok {
-			a.failedSince[m.Name] = now
-			continue
-		}
-		if now.Sub(since) < a.cfg.ReconnectTimeout {
-			continue
-		}
-		if err := a.lan.Forget(m.Name); err != nil {
-			a.logger.Warn("reaping failed member", "member", m.Name, "error", err)
-			continue
-		}
-		delete(a.failedSince, m.Name)
-		a.logger.Info("reaped member failed for longer than reconnect_timeout", "member", m.Name,
-			"reconnect_timeout", a.cfg.ReconnectTimeout)
+// reachFailedTimeout bounds how long a new leader waits to hear from the
+// members it holds failed before it believes its view.
+const reachFailedTimeout = 2 * time.Second
+
+// reachFailed tries to join every failed member at once and returns those
+// reached within reachFailedTimeout. A join that outlasts the wait goes on
+// in the background (bounded by gossip's TCP timeout) and still heals the
+// view when it succeeds.
+func (a *Agent) reachFailed(members []gossip.Member) map[string]bool {
+	type result struct {
+		name string
+		ok   bool
 	}
+	var failed []gossip.Member
+	for _, m := range members {
+		if m.Status == gossip.StatusFailed {
+			failed = append(failed, m)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	results := make(chan result, len(failed))
+	for _, m := range failed {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			n, _ := a.lan.Join([]string{net.JoinHostPort(m.Addr, strconv.Itoa(int(m.Port)))})
+			results <- result{m.Name, n > 0}
+		}()
+	}
+	reached := map[string]bool{}
+	timeout := time.NewTimer(reachFailedTimeout)
+	defer timeout.Stop()
+	for range failed {
+		select {
+		case r := <-results:
+			if r.ok {
+				reached[r.name] = true
+			}
+		case <-timeout.C:
+			return reached
+		case <-a.stop:
+			return reached
+		}
+	}
+	return reached
 }

@@ -3,12 +3,14 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 )
 
 // Config is what a pool is started with.
@@ -30,6 +32,18 @@ type Config struct {
 
 	Logger hclog.Logger
 
+	// SnapshotFile is where serf keeps the members it knows (Consul's
+	// data_dir/serf/local.snapshot), so that a restarted agent rejoins them
+	// without a join address. Empty keeps nothing.
+	SnapshotFile string
+	// ReconnectTimeout is how long a failed member is kept, and tried
+	// again, before it is reaped (MemberReap); zero is serf's 24 h.
+	ReconnectTimeout time.Duration
+	// ReconnectInterval is how often the pool tries to reach a failed
+	// member again (DefaultReconnectInterval when zero): what heals a
+	// partition, since failure detection stops probing the dead.
+	ReconnectInterval time.Duration
+
 	// Tuning. Zero means memberlist.DefaultLANConfig's value (or the default
 	// named); production leaves them zero, tests shorten them.
 	ProbeInterval    time.Duration // how often a member probes another (1s)
@@ -39,9 +53,12 @@ type Config struct {
 	PushPullInterval time.Duration // full state sync with a random member (30s)
 	TCPTimeout       time.Duration // every TCP exchange: join, push/pull, TCP ping fallback (10s)
 	// LeavePropagateDelay is how long Leave keeps the pool up after the leave
-	// message went out, so members that have not heard it yet still get
-	// answers to their probes instead of suspecting this one (1s, as serf).
+	// went out, so members that have not heard it yet still get answers to
+	// their probes instead of suspecting this one (1s, as serf).
 	LeavePropagateDelay time.Duration
+	// ReapInterval is how often failed and left members are checked for
+	// reaping (serf's 15s).
+	ReapInterval time.Duration
 	// EventBuffer is the capacity of the Events channel (128).
 	EventBuffer int
 
@@ -56,11 +73,16 @@ type Config struct {
 	KeyringFile string
 }
 
-// Defaults that memberlist does not provide.
+// Defaults that serf and memberlist do not provide.
 const (
 	DefaultLeavePropagateDelay = time.Second
 	DefaultEventBuffer         = 128
 	DefaultRetryJoinInterval   = 30 * time.Second // Consul's retry_interval
+	// DefaultReconnectInterval is far below serf's 30 s: a member back from
+	// a partition is alive again everywhere within seconds. An attempt is
+	// one join to one failed member, each agent trying with a probability
+	// that makes the pool try every failed member about once an interval.
+	DefaultReconnectInterval = 2 * time.Second
 )
 
 // validate checks cfg and returns the bind IP and port.
@@ -102,6 +124,8 @@ func (cfg *Config) validate() (netip.Addr, uint16, error) {
 		"probe interval": cfg.ProbeInterval, "probe timeout": cfg.ProbeTimeout,
 		"gossip interval": cfg.GossipInterval, "push/pull interval": cfg.PushPullInterval,
 		"TCP timeout": cfg.TCPTimeout, "leave propagate delay": cfg.LeavePropagateDelay,
+		"reconnect timeout": cfg.ReconnectTimeout, "reconnect interval": cfg.ReconnectInterval,
+		"reap interval": cfg.ReapInterval,
 	} {
 		if d < 0 {
 			return zero, 0, fmt.Errorf("gossip: %s %v is negative", name, d)
@@ -113,55 +137,69 @@ func (cfg *Config) validate() (netip.Addr, uint16, error) {
 	return ip, ap.Port(), nil
 }
 
-// memberlistConfig builds the LAN memberlist configuration: DefaultLANConfig
-// with our addresses, delegates and logger, and any tuning cfg sets.
-func (cfg *Config) memberlistConfig(ip netip.Addr, port uint16, logger hclog.Logger, d *delegate, keyring *memberlist.Keyring) *memberlist.Config {
+// serfConfig builds the serf configuration of the LAN pool: serf's
+// defaults on memberlist's LAN defaults, with our addresses, tags, logger,
+// snapshot, keyring and any tuning cfg sets.
+func (cfg *Config) serfConfig(ip netip.Addr, transport *memberlist.NetTransport, std *log.Logger, tags map[string]string,
+	keyring *memberlist.Keyring, events chan<- serf.Event, merge serf.MergeDelegate) *serf.Config {
+	port := transport.GetAutoBindPort()
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
+	mc.Transport = transport
 	mc.BindAddr = ip.String()
-	mc.BindPort = int(port)
+	mc.BindPort = port
 	mc.AdvertiseAddr = ip.String()
-	mc.AdvertisePort = int(port)
-	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-
-	mc.Delegate = d
-	mc.Events = d
-	mc.Conflict = d
-	mc.Alive = d
-	mc.Merge = d
-
-	if cfg.ProbeInterval > 0 {
-		mc.ProbeInterval = cfg.ProbeInterval
-	}
-	if cfg.ProbeTimeout > 0 {
-		mc.ProbeTimeout = cfg.ProbeTimeout
-	}
-	if cfg.GossipInterval > 0 {
-		mc.GossipInterval = cfg.GossipInterval
-	}
+	mc.AdvertisePort = port
+	mc.Logger = std
+	setDuration(&mc.ProbeInterval, cfg.ProbeInterval)
+	setDuration(&mc.ProbeTimeout, cfg.ProbeTimeout)
+	setDuration(&mc.GossipInterval, cfg.GossipInterval)
+	setDuration(&mc.PushPullInterval, cfg.PushPullInterval)
+	setDuration(&mc.TCPTimeout, cfg.TCPTimeout)
 	if cfg.SuspicionMult > 0 {
 		mc.SuspicionMult = cfg.SuspicionMult
 	}
-	if cfg.PushPullInterval > 0 {
-		mc.PushPullInterval = cfg.PushPullInterval
-	}
-	if cfg.TCPTimeout > 0 {
-		mc.TCPTimeout = cfg.TCPTimeout
-	}
-
 	// Encryption: with a keyring, memberlist encrypts everything it sends
 	// with the primary key and, verifying both ways, neither accepts nor
 	// sends plaintext, so an agent without a key in the keyring cannot
 	// take part. (Consul's encrypt_verify_incoming/outgoing turn them off
-	// to upshift a running plaintext cluster; beacon does not offer that.) The
-	// keyring object is shared with the keyring operations, which change
-	// it in place. Without one, gossip is plaintext and memberlist warns
-	// when bound to a public IP.
+	// to upshift a running plaintext cluster; beacon does not offer that.)
+	// The keyring object is shared with serf's keyring operations, which
+	// change it in place. Without one, gossip is plaintext.
 	if keyring != nil {
 		mc.Keyring = keyring
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
 
-	return mc
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.Tags = tags
+	sc.MemberlistConfig = mc
+	sc.Logger = std
+	sc.EventCh = events
+	sc.Merge = merge
+	sc.SnapshotPath = cfg.SnapshotFile
+	sc.KeyringFile = cfg.KeyringFile
+	// A failed member is kept, and tried again, for ReconnectTimeout
+	// before it is reaped.
+	setDuration(&sc.ReconnectTimeout, cfg.ReconnectTimeout)
+	sc.ReconnectInterval = DefaultReconnectInterval
+	setDuration(&sc.ReconnectInterval, cfg.ReconnectInterval)
+	setDuration(&sc.ReapInterval, cfg.ReapInterval)
+	sc.LeavePropagateDelay = DefaultLeavePropagateDelay
+	setDuration(&sc.LeavePropagateDelay, cfg.LeavePropagateDelay)
+	// No coalescing: the catalog must hear of a failure at once.
+	sc.CoalescePeriod, sc.QuiescentPeriod = 0, 0
+	// Two agents with one name are a configuration error to report, not
+	// a conflict to vote on.
+	sc.EnableNameConflictResolution = false
+	return sc
+}
+
+// setDuration sets *dst to v when v is set.
+func setDuration(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
 }

@@ -1,20 +1,19 @@
-// Package gossip owns beacon's memberlist pool: the LAN pool every agent
-// takes part in, the node metadata each
-// member advertises (role, datacenter, node ID, RPC address, bootstrap_expect,
-// protocol version), the member table with its status (alive, leaving, left,
-// failed) and the member events the leader reconciles the catalog from, and
-// join, retry-join, graceful leave and shutdown. Failure detection is
-// memberlist's SWIM with Lifeguard; this package only configures it.
+// Package gossip owns beacon's serf pool: the LAN pool every agent takes
+// part in, on github.com/hashicorp/serf over memberlist (SWIM with
+// Lifeguard). It configures serf and owns what beacon adds to it: the tags
+// each member advertises (role, datacenter, node ID, RPC address,
+// bootstrap_expect, protocol version) and their parsing, the refusal of
+// members of another datacenter, a member event stream that never blocks
+// serf and coalesces per member, join and retry-join, graceful leave,
+// force-leave, and the keyring: gossip encryption from the `encrypt`
+// property, the keyring file in data_dir (Consul's serf/local.keyring) and
+// the cluster-wide keyring operations (serf's KeyManager).
 //
-// It also owns gossip encryption and its keyring (the `encrypt` property;
-// the keyring file in data_dir, as Consul's serf/local.keyring), the
-// cluster-wide keyring operations (list, install, use, remove, as `consul
-// keyring`) and force-leave. Those run as requests that the origin sends to
-// every alive member over memberlist's reliable user messages, each member
-// answering the origin (messages.go), in place of serf's internal queries.
-//
-// Reaping members failed for longer than reconnect_timeout is the agent's
-// (the leader's cluster loop); Forget drops such a member here.
+// Serf does the rest, as it does for Consul: leave intents versus failures,
+// reconnecting to failed members (which heals partitions), reaping members
+// failed for longer than reconnect_timeout, and the snapshot of known
+// members in data_dir (serf/local.snapshot) from which a restarted agent
+// rejoins without a join address.
 //
 // Of beacon it imports only internal/atomicfile (the keyring file): it must
 // not import state, raftstore, adminapi, agent or the CoreDNS plugin; the

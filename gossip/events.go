@@ -14,6 +14,7 @@ const (
 	MemberLeave                       // left gracefully (Status left)
 	MemberFailed                      // declared dead by failure detection (Status failed)
 	MemberUpdate                      // changed its metadata or address
+	MemberReap                        // forgotten: failed for longer than reconnect_timeout, or left long ago
 )
 
 func (t EventType) String() string {
@@ -26,6 +27,8 @@ func (t EventType) String() string {
 		return "member-failed"
 	case MemberUpdate:
 		return "member-update"
+	case MemberReap:
+		return "member-reap"
 	}
 	return "event(" + strconv.Itoa(int(t)) + ")"
 }
@@ -36,10 +39,9 @@ type Event struct {
 	Member Member
 }
 
-// eventQueue carries events from memberlist's callbacks to the Events
-// channel without ever blocking the callbacks, which memberlist invokes with
-// its node lock held (a blocked callback would stop probing, gossip and
-// joins alike).
+// eventQueue carries events from serf's event channel to the Events channel
+// without ever blocking serf, whose member events are sent with its member
+// lock held (a blocked send would stop gossip and joins alike).
 //
 // It is an unbounded FIFO that coalesces per member: while an event for a
 // member is still waiting, a newer one for the same member replaces it in

@@ -2,20 +2,22 @@ package gossip
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/beacon-dns/beacon/internal/atomicfile"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 )
 
 // The gossip keyring, as Consul keeps it: memberlist encrypts every message
@@ -191,16 +193,13 @@ func writeKeyringFile(path string, keys [][]byte) error {
 func (p *Pool) Encrypted() bool { return p.keyring != nil }
 
 // KeyringList asks every alive member which keys it holds and which one is
-// its primary (Consul's `consul keyring -list`, GET /v1/operator/keyring).
-// The error is non-nil when a member failed or did not answer before ctx
-// ended (without a deadline, 2×TCPTimeout+1s); the response is filled in as
-// far as members answered, and Messages says what each failing one reported.
-//
-// KeyringInstall, KeyringUse and KeyringRemove work the same way; the
-// answers of every operation carry each member's keyring as it is after it,
-// so Keys and PrimaryKeys count those (serf fills them for a list only).
-func (p *Pool) KeyringList(ctx context.Context) (KeyringResponse, error) {
-	return p.keyringOp(ctx, opKeyringList, "")
+// its primary (Consul's `consul keyring -list`, GET /v1/operator/keyring),
+// through serf's keyring query. The error is non-nil when a member failed
+// or did not answer in time (serf's query timeout); the response is filled
+// in as far as members answered, and Messages says what each failing one
+// reported.
+func (p *Pool) KeyringList() (KeyringResponse, error) {
+	return p.keyringOp("list", "", func(km *serf.KeyManager) (*serf.KeyResponse, error) { return km.ListKeys() })
 }
 
 // KeyringLocal is KeyringList of this member alone (Consul's -local-only).
@@ -211,141 +210,87 @@ func (p *Pool) KeyringLocal() (KeyringResponse, error) {
 	if p.keyring == nil {
 		return KeyringResponse{}, ErrNoKeyring
 	}
-	return p.keyringResponse(opKeyringList, map[string]wireResponse{p.cfg.NodeName: p.serveKeyring(opKeyringList, nil)})
+	resp := KeyringResponse{NumNodes: 1, Keys: map[string]int{}, PrimaryKeys: map[string]int{}, Messages: map[string]string{}}
+	for _, k := range p.keyring.GetKeys() {
+		resp.Keys[encodeKey(k)] = 1
+	}
+	resp.PrimaryKeys[encodeKey(p.keyring.GetPrimaryKey())] = 1
+	return resp, nil
 }
 
 // KeyringInstall installs key (base64) on every alive member, which may then
 // decrypt with it; it is not used to encrypt until KeyringUse. An invalid
-// key is refused before anything is sent; installing a key a member already
-// holds is no error there.
-func (p *Pool) KeyringInstall(ctx context.Context, key string) (KeyringResponse, error) {
-	return p.keyringOp(ctx, opKeyringInstall, key)
+// key, or one past MaxKeyringKeys here, is refused before anything is sent;
+// installing a key a member already holds is no error there.
+func (p *Pool) KeyringInstall(key string) (KeyringResponse, error) {
+	return p.keyringOp("install", key, func(km *serf.KeyManager) (*serf.KeyResponse, error) { return km.InstallKey(key) })
 }
 
 // KeyringUse makes key the primary key of every alive member: the one they
 // encrypt with. Each member refuses a key it does not hold, so install it
 // first, everywhere.
-func (p *Pool) KeyringUse(ctx context.Context, key string) (KeyringResponse, error) {
-	return p.keyringOp(ctx, opKeyringUse, key)
+func (p *Pool) KeyringUse(key string) (KeyringResponse, error) {
+	return p.keyringOp("use", key, func(km *serf.KeyManager) (*serf.KeyResponse, error) { return km.UseKey(key) })
 }
 
 // KeyringRemove removes key from every alive member. Each refuses to remove
-// its primary key; a member that does not hold the key has nothing to do
-// (as serf).
-func (p *Pool) KeyringRemove(ctx context.Context, key string) (KeyringResponse, error) {
-	return p.keyringOp(ctx, opKeyringRemove, key)
+// its primary key; a member that does not hold the key has nothing to do.
+func (p *Pool) KeyringRemove(key string) (KeyringResponse, error) {
+	return p.keyringOp("remove", key, func(km *serf.KeyManager) (*serf.KeyResponse, error) { return km.RemoveKey(key) })
 }
 
-// keyringOp runs a keyring operation on every alive member and aggregates
-// their answers.
-func (p *Pool) keyringOp(ctx context.Context, op, key string) (KeyringResponse, error) {
+// keyringOp checks the key, runs a keyring operation on every alive member
+// through serf and turns its answer into ours.
+func (p *Pool) keyringOp(name, key string, op func(*serf.KeyManager) (*serf.KeyResponse, error)) (KeyringResponse, error) {
 	if p.closed.Load() {
 		return KeyringResponse{}, ErrShutdown
 	}
 	if p.keyring == nil {
 		return KeyringResponse{}, ErrNoKeyring
 	}
-	var raw []byte
-	if op != opKeyringList {
-		k, err := decodeKey(key)
+	if name != "list" {
+		raw, err := decodeKey(key)
 		if err != nil {
-			return KeyringResponse{}, fmt.Errorf("gossip: %s: %w", opNames[op], err)
+			return KeyringResponse{}, fmt.Errorf("gossip: keyring %s: %w", name, err)
 		}
-		raw = k
+		held := slices.ContainsFunc(p.keyring.GetKeys(), func(k []byte) bool { return bytes.Equal(k, raw) })
+		if n := len(p.keyring.GetKeys()); name == "install" && !held && n >= MaxKeyringKeys {
+			return KeyringResponse{}, fmt.Errorf("gossip: keyring install: the keyring already holds %d keys, the limit; remove unused ones first", n)
+		}
 	}
-	answers, err := p.call(ctx, wireRequest{Op: op, Key: key}, func() wireResponse { return p.serveKeyring(op, raw) })
+	sr, err := op(p.serf.KeyManager())
+	resp := KeyringResponse{Keys: map[string]int{}, PrimaryKeys: map[string]int{}, Messages: map[string]string{}}
+	if sr != nil {
+		resp.NumNodes = sr.NumNodes
+		for k, v := range sr.Keys {
+			resp.Keys[k] = v
+		}
+		for k, v := range sr.PrimaryKeys {
+			resp.PrimaryKeys[k] = v
+		}
+		for k, v := range sr.Messages {
+			resp.Messages[k] = v
+		}
+	}
 	if err != nil {
-		return KeyringResponse{}, fmt.Errorf("gossip: %s: %w", opNames[op], err)
+		p.logger.Error("keyring operation failed", "operation", name, "error", err, "messages", resp.Messages)
+		return resp, fmt.Errorf("gossip: keyring %s: %w%s", name, err, messagesSuffix(resp.Messages))
 	}
-	return p.keyringResponse(op, answers)
-}
-
-// keyringResponse aggregates the members' answers (keyed by member name) as
-// serf's KeyManager does, and turns the failures into an error.
-func (p *Pool) keyringResponse(op string, answers map[string]wireResponse) (KeyringResponse, error) {
-	resp := KeyringResponse{
-		NumNodes:    len(answers),
-		Keys:        make(map[string]int),
-		PrimaryKeys: make(map[string]int),
-		Messages:    make(map[string]string),
-	}
-	for name, a := range answers {
-		for _, k := range a.Keys {
-			resp.Keys[k]++
-		}
-		if a.Primary != "" {
-			resp.PrimaryKeys[a.Primary]++
-		}
-		if !a.OK {
-			resp.Messages[name] = a.Message
-		}
-	}
-	if err := membersFailed(opNames[op], answers); err != nil {
-		return resp, err
+	if name != "list" {
+		p.logger.Info("keyring changed", "operation", name)
 	}
 	return resp, nil
 }
 
-// serveKeyring applies a keyring operation to this member's keyring and
-// persists it, serialised with every other one by keyMu. The answer carries
-// the keyring as it is afterwards, whether the operation succeeded or not.
-// Messages for a pool without encryption are serf's.
-func (p *Pool) serveKeyring(op string, key []byte) wireResponse {
-	resp := wireResponse{From: p.cfg.NodeName}
-	if p.keyring == nil {
-		resp.Message = "No keyring to modify (encryption not enabled)"
-		if op == opKeyringList {
-			resp.Message = "Keyring is empty (encryption not enabled)"
-		}
-		return resp
+// messagesSuffix lists what failing members reported, sorted by name.
+func messagesSuffix(msgs map[string]string) string {
+	if len(msgs) == 0 {
+		return ""
 	}
-	p.keyMu.Lock()
-	defer p.keyMu.Unlock()
-	var err error
-	switch op {
-	case opKeyringList:
-	case opKeyringInstall:
-		if n := len(p.keyring.GetKeys()); n >= MaxKeyringKeys && !p.holdsKeyLocked(key) {
-			err = fmt.Errorf("the keyring already holds %d keys, the limit; remove unused ones first", n)
-			break
-		}
-		err = p.keyring.AddKey(key)
-	case opKeyringUse:
-		err = p.keyring.UseKey(key)
-	case opKeyringRemove:
-		// memberlist refuses the primary key. (Its RemoveKey shifts the
-		// later keys in place in the slice that GetKeys handed out; after
-		// an install, use, remove rotation the removed key is the last
-		// one, so nothing is shifted.)
-		err = p.keyring.RemoveKey(key)
-	default:
-		err = fmt.Errorf("unknown keyring operation %q", op)
+	names := slices.Sorted(maps.Keys(msgs))
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, n+": "+msgs[n])
 	}
-	if err == nil && op != opKeyringList && p.cfg.KeyringFile != "" {
-		if werr := writeKeyringFile(p.cfg.KeyringFile, p.keyring.GetKeys()); werr != nil {
-			err = fmt.Errorf("keyring changed in memory but not saved: %w", werr)
-		}
-	}
-	// GetKeys returns memberlist's own slice: encode it while keyMu keeps
-	// every other change out.
-	for _, k := range p.keyring.GetKeys() {
-		resp.Keys = append(resp.Keys, encodeKey(k))
-	}
-	if len(resp.Keys) > 0 {
-		resp.Primary = resp.Keys[0]
-	}
-	if err != nil {
-		resp.Message = err.Error()
-		p.logger.Error("keyring operation failed", "operation", opNames[op], "error", err)
-		return resp
-	}
-	resp.OK = true
-	if op != opKeyringList {
-		p.logger.Info("keyring changed", "operation", opNames[op], "keys", len(resp.Keys))
-	}
-	return resp
-}
-
-func (p *Pool) holdsKeyLocked(key []byte) bool {
-	return slices.ContainsFunc(p.keyring.GetKeys(), func(k []byte) bool { return bytes.Equal(k, key) })
+	return " (" + strings.Join(parts, "; ") + ")"
 }

@@ -4,7 +4,7 @@ import (
 	"maps"
 	"strconv"
 
-	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 )
 
 // Role is what an agent is in its datacenter.
@@ -16,17 +16,17 @@ const (
 	RoleClient Role = "client"
 )
 
-// MemberStatus is a member's state, numbered as Consul's (serf's) so the
-// HTTP API can report it unchanged.
+// MemberStatus is a member's state, numbered as serf's (and so Consul's) so
+// the HTTP API can report it unchanged.
 type MemberStatus int
 
 // Member statuses.
 const (
-	StatusNone    MemberStatus = 0
-	StatusAlive   MemberStatus = 1
-	StatusLeaving MemberStatus = 2 // announced its leave, not gone yet
-	StatusLeft    MemberStatus = 3 // left gracefully
-	StatusFailed  MemberStatus = 4 // declared dead by failure detection
+	StatusNone    MemberStatus = MemberStatus(serf.StatusNone)
+	StatusAlive   MemberStatus = MemberStatus(serf.StatusAlive)
+	StatusLeaving MemberStatus = MemberStatus(serf.StatusLeaving) // announced its leave, not gone yet
+	StatusLeft    MemberStatus = MemberStatus(serf.StatusLeft)    // left gracefully, or forced out
+	StatusFailed  MemberStatus = MemberStatus(serf.StatusFailed)  // declared dead by failure detection
 )
 
 func (s MemberStatus) String() string {
@@ -44,6 +44,26 @@ func (s MemberStatus) String() string {
 	}
 	return "unknown(" + strconv.Itoa(int(s)) + ")"
 }
+
+// Tag keys, as Consul names them where it has them.
+const (
+	TagRole    = "role"     // "consul" for servers, "node" for clients
+	TagDC      = "dc"       // datacenter
+	TagID      = "id"       // node ID
+	TagRPCAddr = "rpc_addr" // servers: where they take Raft and RPC
+	TagExpect  = "expect"   // servers started with bootstrap_expect
+	TagVsn     = "vsn"      // beacon's gossip protocol version
+)
+
+// Values of TagRole.
+const (
+	roleTagServer = "consul"
+	roleTagClient = "node"
+)
+
+// ProtocolVersion is advertised in TagVsn. Raise it when what members expect
+// of each other changes.
+const ProtocolVersion = 2
 
 // Member is one agent of the pool as this agent last heard of it.
 type Member struct {
@@ -63,13 +83,6 @@ type Member struct {
 
 // IsServer reports whether the member advertises itself as a server.
 func (m Member) IsServer() bool { return m.Role == RoleServer }
-
-// clone returns m with its own copy of the tags, so callers may keep or
-// change what they are given without touching the table.
-func (m Member) clone() Member {
-	m.Tags = maps.Clone(m.Tags)
-	return m
-}
 
 // localTags are the tags this agent advertises.
 func localTags(cfg *Config) map[string]string {
@@ -91,26 +104,18 @@ func localTags(cfg *Config) map[string]string {
 	return tags
 }
 
-// memberFromNode builds a Member from what memberlist knows of a node; the
-// caller sets its Status. Its metadata is decoded defensively: when it cannot
-// be, the member keeps empty tags and the error is returned for the caller to
-// log. leaving reports the node's leave intent (tagLeaving), which is not
-// kept among the tags: it shows in the status.
-func memberFromNode(n *memberlist.Node) (m Member, leaving bool, err error) {
-	m = Member{Name: n.Name, Port: n.Port}
-	if n.Addr != nil {
-		m.Addr = n.Addr.String()
-	}
-	tags, err := decodeMeta(n.Meta)
-	if err != nil {
+// memberFromSerf is serf's member as a Member, with its own copy of the
+// tags so callers may keep or change it.
+func memberFromSerf(sm serf.Member) Member {
+	m := Member{Name: sm.Name, Port: sm.Port, Tags: maps.Clone(sm.Tags), Status: MemberStatus(sm.Status)}
+	if m.Tags == nil {
 		m.Tags = map[string]string{}
-		return m, false, err
 	}
-	_, leaving = tags[tagLeaving]
-	delete(tags, tagLeaving)
-	m.Tags = tags
+	if sm.Addr != nil {
+		m.Addr = sm.Addr.String()
+	}
 	m.parseTags()
-	return m, leaving, nil
+	return m
 }
 
 // parseTags fills the fields that come from the tags. Unknown or malformed

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/memberlist"
 )
 
 // ---- helpers ----
@@ -290,7 +289,7 @@ func TestThreePoolsConverge(t *testing.T) {
 					bad("%s sees %+v; config %+v", cfgs[i].NodeName, m, c)
 				}
 				wantRole := map[Role]string{RoleServer: "consul", RoleClient: "node"}[c.Role]
-				if m.Tags[TagRole] != wantRole || m.Tags[TagDC] != "dc1" || m.Tags[TagVsn] != "1" || m.Tags[TagID] != c.NodeID {
+				if m.Tags[TagRole] != wantRole || m.Tags[TagDC] != "dc1" || m.Tags[TagVsn] != "2" || m.Tags[TagID] != c.NodeID {
 					bad("%s sees tags %v of %s", cfgs[i].NodeName, m.Tags, m.Name)
 				}
 				_, hasRPC := m.Tags[TagRPCAddr]
@@ -413,6 +412,10 @@ func TestFailureDetected(t *testing.T) {
 	t.Parallel()
 	sink := newLogSink(t)
 	cfgs := []Config{testConfig("s1", RoleServer), testConfig("s2", RoleServer), testConfig("c1", RoleClient)}
+	for i := range cfgs {
+		// Long enough to see the failure listed, short enough to see it reaped.
+		cfgs[i].ReconnectTimeout, cfgs[i].ReapInterval = 4*time.Second, 200*time.Millisecond
+	}
 	pools, recs := cluster(t, sink, cfgs...)
 	s1, s2, c1 := pools[0], pools[1], pools[2]
 
@@ -450,15 +453,69 @@ func TestFailureDetected(t *testing.T) {
 		}
 	}
 
-	// Forget (its refusals are tested without the network, where no member
-	// can flap, in TestLeaveIntentDecidesLeftOrFailed).
-	waitFor(t, 10*time.Second, "s1 to forget s2", func() bool { return s1.Forget("s2") == nil })
-	if m, ok := member(s1, "s2"); ok {
-		t.Errorf("s1 still lists s2 after Forget: %+v", m)
+	// Failed for longer than reconnect_timeout: reaped, reported, and no
+	// longer listed.
+	for i, p := range []*Pool{s1, c1} {
+		r := recs[[]int{0, 2}[i]]
+		waitFor(t, 15*time.Second, "s2 to be reaped", func() bool {
+			_, reaped := r.find(MemberReap, "s2")
+			_, listed := member(p, "s2")
+			return reaped && !listed
+		})
 	}
-	if _, ok := member(c1, "s2"); !ok {
-		t.Error("Forget on s1 changed c1's table")
+}
+
+// A member that failed and comes back at the same address is tried again
+// and rejoined without anyone joining it: what heals a partition.
+func TestReconnectRejoinsAFailedMember(t *testing.T) {
+	t.Parallel()
+	sink := newLogSink(t)
+	cfgs := []Config{testConfig("s1", RoleServer), testConfig("c1", RoleClient)}
+	for i := range cfgs {
+		cfgs[i].ReconnectInterval = 200 * time.Millisecond
 	}
+	pools, recs := cluster(t, sink, cfgs...)
+	s1, c1 := pools[0], pools[1]
+	c1Addr := addrOf(c1)
+	if err := c1.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "s1 to see c1 failed", func() bool {
+		m, _ := member(s1, "c1")
+		return m.Status == StatusFailed
+	})
+	back := time.Now()
+	cfg := cfgs[1]
+	cfg.BindAddr = c1Addr
+	again := startPool(t, sink, cfg) // joins nobody
+	waitFor(t, 10*time.Second, "s1 to reconnect to c1", func() bool {
+		m, _ := member(s1, "c1")
+		_, joined := recs[0].findSince(back, MemberJoin, "c1")
+		return m.Status == StatusAlive && joined && aliveCount(again) == 2
+	})
+	t.Logf("c1 alive again on s1 %v after it came back", time.Since(back).Round(time.Millisecond))
+}
+
+// A restarted agent rejoins the members its snapshot names, with no join.
+func TestSnapshotRejoins(t *testing.T) {
+	t.Parallel()
+	sink := newLogSink(t)
+	dir := t.TempDir()
+	cfgs := []Config{testConfig("s1", RoleServer), testConfig("c1", RoleClient)}
+	cfgs[1].SnapshotFile = dir + "/serf/local.snapshot"
+	pools, _ := cluster(t, sink, cfgs...)
+	s1, c1 := pools[0], pools[1]
+	c1Addr := addrOf(c1)
+	if err := c1.Shutdown(); err != nil { // not a leave: a leave would not rejoin
+		t.Fatal(err)
+	}
+	cfg := cfgs[1]
+	cfg.BindAddr = c1Addr
+	again := startPool(t, sink, cfg)
+	waitFor(t, 15*time.Second, "c1 to rejoin s1 from its snapshot", func() bool {
+		m, _ := member(s1, "c1")
+		return aliveCount(again) == 2 && m.Status == StatusAlive
+	})
 }
 
 func TestGracefulLeave(t *testing.T) {
@@ -471,7 +528,7 @@ func TestGracefulLeave(t *testing.T) {
 	// What happened before (a live member falsely suspected on a starved
 	// machine, refuted) is not this test's business.
 	leaving := time.Now()
-	if err := c1.Leave(5 * time.Second); err != nil {
+	if err := c1.Leave(); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
 	if st := c1.LocalMember().Status; st != StatusLeft {
@@ -480,7 +537,7 @@ func TestGracefulLeave(t *testing.T) {
 	if err := c1.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c1.Leave(time.Second); !errors.Is(err, ErrShutdown) {
+	if err := c1.Leave(); !errors.Is(err, ErrShutdown) {
 		t.Errorf("Leave after Shutdown: %v", err)
 	}
 	if _, err := c1.Join([]string{addrOf(s1)}); !errors.Is(err, ErrShutdown) {
@@ -543,7 +600,7 @@ func TestSlowConsumerDoesNotStallGossip(t *testing.T) {
 		return true
 	})
 	e, f := pools[4], pools[5]
-	if err := e.Leave(5 * time.Second); err != nil {
+	if err := e.Leave(); err != nil {
 		t.Fatal(err)
 	}
 	e.Shutdown()
@@ -700,101 +757,4 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no free port")
 	return 0
-}
-
-// The leave intent decides between left and failed, also when gossip
-// delivers it after the leave itself (driven here through the delegate,
-// as memberlist would call it).
-func TestLeaveIntentDecidesLeftOrFailed(t *testing.T) {
-	t.Parallel()
-	sink := newLogSink(t)
-	p := startPool(t, sink, testConfig("self", RoleServer))
-	r := record(p)
-	d := &delegate{p}
-	node := func(name string, leaving bool) *memberlist.Node {
-		cfg := testConfig(name, RoleClient)
-		tags := localTags(&cfg)
-		if leaving {
-			tags[tagLeaving] = "1"
-		}
-		meta, err := encodeMeta(tags)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &memberlist.Node{Name: name, Addr: net.IPv4(127, 0, 0, 9), Port: 1, Meta: meta}
-	}
-	status := func(name string) MemberStatus { m, _ := member(p, name); return m.Status }
-
-	// Crash: failed.
-	d.NotifyJoin(node("crashed", false))
-	d.NotifyLeave(node("crashed", false))
-	// Intent, then leave: leaving, then left; the tag itself is not shown.
-	d.NotifyJoin(node("polite", false))
-	d.NotifyUpdate(node("polite", true))
-	if st := status("polite"); st != StatusLeaving {
-		t.Errorf("after the intent: %v", st)
-	}
-	if m, _ := member(p, "polite"); m.Tags[tagLeaving] != "" || m.Role != RoleClient {
-		t.Errorf("member %+v", m)
-	}
-	d.NotifyLeave(node("polite", true))
-	// Leave first, intent late: failed, then left.
-	d.NotifyJoin(node("late", false))
-	d.NotifyLeave(node("late", false))
-	if st := status("late"); st != StatusFailed {
-		t.Errorf("before the late intent: %v", st)
-	}
-	if err := d.NotifyAlive(node("late", true)); err != nil {
-		t.Fatal(err)
-	}
-	// An alive message with the intent for an alive member changes nothing
-	// by itself (memberlist follows with NotifyUpdate when it accepts it).
-	d.NotifyJoin(node("other", false))
-	_ = d.NotifyAlive(node("other", true))
-
-	for name, want := range map[string]MemberStatus{"crashed": StatusFailed, "polite": StatusLeft, "late": StatusLeft, "other": StatusAlive, "self": StatusAlive} {
-		if st := status(name); st != want {
-			t.Errorf("%s: %v, want %v", name, st, want)
-		}
-	}
-	// The events give each member's latest state ("late"'s failure may
-	// be coalesced into its leave if the pump had not taken it yet).
-	waitFor(t, 5*time.Second, "the events", func() bool {
-		_, a := r.find(MemberFailed, "crashed")
-		_, b := r.find(MemberLeave, "polite")
-		_, c := r.find(MemberLeave, "late")
-		return a && b && c
-	})
-	for _, bad := range []struct {
-		typ  EventType
-		name string
-	}{{MemberLeave, "crashed"}, {MemberFailed, "polite"}, {MemberUpdate, "polite"}, {MemberLeave, "other"}} {
-		if _, ok := r.find(bad.typ, bad.name); ok {
-			t.Errorf("unexpected %v of %s", bad.typ, bad.name)
-		}
-	}
-
-	// Forget takes failed and left members only, never ourselves.
-	for _, name := range []string{"self", "other", "nobody"} {
-		if err := p.Forget(name); err == nil {
-			t.Errorf("Forget(%s) succeeded", name)
-		}
-	}
-	d.NotifyJoin(node("going", false))
-	d.NotifyUpdate(node("going", true))
-	if err := p.Forget("going"); err == nil {
-		t.Error("Forget of a leaving member succeeded")
-	}
-	for _, name := range []string{"crashed", "polite"} {
-		if err := p.Forget(name); err != nil {
-			t.Errorf("Forget(%s): %v", name, err)
-		}
-		if _, ok := member(p, name); ok {
-			t.Errorf("%s still listed after Forget", name)
-		}
-	}
-	d.NotifyJoin(node("crashed", false)) // back: listed again
-	if st := status("crashed"); st != StatusAlive {
-		t.Errorf("crashed came back as %v", st)
-	}
 }
