@@ -34,9 +34,10 @@ var Version = "0.1.0-dev"
 // wait for a leader during an election.
 const applyTimeout = 10 * time.Second
 
-// readTimeout bounds how long a default or consistent read waits for the
-// replica to catch up.
-const readTimeout = 5 * time.Second
+// catchUpTimeout bounds how long a default or consistent read waits for the
+// replica to reach the leader's index, once it has it (the wait for a
+// leader is rpc_hold_timeout's).
+const catchUpTimeout = 3 * time.Second
 
 // backend is how the agent reaches the replicated state: as a Raft server
 // (*raftstore.Server) or as a client agent of the servers
@@ -129,7 +130,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		a.server, err = raftstore.NewServer(raftstore.ServerConfig{
 			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
 			BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
-			SessionTouched: a.sessions.touch,
+			SessionTouched: a.sessions.touch, HoldTimeout: cfg.RPCHoldTimeout,
 		}, a.store)
 		if err != nil {
 			return nil, err
@@ -300,7 +301,7 @@ func (a *Agent) Staleness() time.Duration {
 // ConsistentRead readies the local replica for a default-mode or (verify)
 // linearizable read.
 func (a *Agent) ConsistentRead(verify bool) error {
-	return a.backend.ConsistentRead(verify, readTimeout)
+	return a.backend.ConsistentRead(verify, a.cfg.RPCHoldTimeout+catchUpTimeout)
 }
 
 // Apply commits a command through Raft.

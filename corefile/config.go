@@ -44,6 +44,9 @@ type AgentConfig struct {
 	ReconnectTimeout time.Duration `property:"reconnect_timeout"`
 	// EnableScriptChecks lets script (ScriptArgs) checks run.
 	EnableScriptChecks bool `property:"enable_script_checks"`
+	// RPCHoldTimeout is how long a request that needs the leader waits
+	// for one while none is known (Consul's rpc_hold_timeout).
+	RPCHoldTimeout time.Duration `property:"rpc_hold_timeout"`
 }
 
 // DNSConfig is how one server block answers. It may change on reload.
@@ -81,6 +84,10 @@ const (
 	// DefaultReconnectTimeout and MinReconnectTimeout are Consul's.
 	DefaultReconnectTimeout = 72 * time.Hour
 	MinReconnectTimeout     = 8 * time.Hour
+	// DefaultRPCHoldTimeout is Consul's; MaxRPCHoldTimeout keeps a
+	// request from waiting past the agent's own bounds.
+	DefaultRPCHoldTimeout = 7 * time.Second
+	MaxRPCHoldTimeout     = time.Minute
 )
 
 // Default returns a Config with every default filled in.
@@ -98,6 +105,7 @@ func Default() *Config {
 			HTTP:       DefaultHTTP,
 
 			ReconnectTimeout: DefaultReconnectTimeout,
+			RPCHoldTimeout:   DefaultRPCHoldTimeout,
 		},
 		DNS: DNSConfig{
 			ServiceTTL: map[string]time.Duration{},

@@ -133,6 +133,14 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 		return nil
 	case "enable_script_checks":
 		return none(&a.EnableScriptChecks)
+	case "rpc_hold_timeout":
+		if err := duration(&a.RPCHoldTimeout); err != nil {
+			return err
+		}
+		if a.RPCHoldTimeout <= 0 || a.RPCHoldTimeout > MaxRPCHoldTimeout {
+			return fmt.Errorf("%s is not between 0 and %s", a.RPCHoldTimeout, MaxRPCHoldTimeout)
+		}
+		return nil
 
 	case "node_ttl":
 		return duration(&d.NodeTTL)

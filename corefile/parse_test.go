@@ -62,6 +62,7 @@ func TestParseFull(t *testing.T) {
 		encrypt pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=
 		reconnect_timeout 24h
 		enable_script_checks
+		rpc_hold_timeout 3s
 		node_ttl 10s
 		service_ttl * 5
 		service_ttl redis 1m
@@ -81,7 +82,7 @@ func TestParseFull(t *testing.T) {
 		SerfLAN: "10.0.0.1:9301", SerfWAN: "10.0.0.1:9302",
 		Join:    []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", ReconnectTimeout: 24 * time.Hour,
-		EnableScriptChecks: true,
+		EnableScriptChecks: true, RPCHoldTimeout: 3 * time.Second,
 	}
 	if d := want.Diff(cfg.Agent); d != "" {
 		t.Errorf("agent config differs: %s", d)
@@ -124,6 +125,8 @@ func TestParseErrors(t *testing.T) {
 		{"a_record_limit", "discovery {\n a_record_limit -1\n}", `property "a_record_limit": want a whole number`},
 		{"encrypt not base64", "discovery {\n encrypt %%%\n}", `:2 - Error during parsing: discovery: property "encrypt": the key is not base64`},
 		{"encrypt short key", "discovery {\n encrypt c2hvcnQ=\n}", `property "encrypt": the key is 5 bytes; it must be 16, 24 or 32`},
+		{"rpc_hold_timeout zero", "discovery {\n rpc_hold_timeout 0s\n}", `property "rpc_hold_timeout": 0s is not between 0 and 1m0s`},
+		{"rpc_hold_timeout too long", "discovery {\n rpc_hold_timeout 2m\n}", `property "rpc_hold_timeout"`},
 		{"reconnect_timeout too short", "discovery {\n reconnect_timeout 1h\n}", `property "reconnect_timeout": 1h0m0s is below the minimum of 8h0m0s`},
 		{"enable_script_checks value", "discovery {\n enable_script_checks yes\n}", `property "enable_script_checks": takes no value`},
 	}

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,10 +69,13 @@ func (c *Client) candidates() []string {
 	return out
 }
 
-// call sends req to a server, moving on to the next only when the request
-// certainly never reached the one tried (errNotSent): a write that may have
-// been acted on is not sent twice.
-func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+// call sends req to a server and returns its answer, or its error
+// (remoteError's for the server's own). It moves on to the next server,
+// and after a round of them waits a little and starts over, while retry
+// says the error is worth it and until timeout: writes move on only when
+// the request certainly was not acted on (no leader there, never sent),
+// reads on any error.
+func (c *Client) call(req *rpcRequest, timeout time.Duration, retry func(error) bool) (*rpcResponse, error) {
 	deadline := time.Now().Add(timeout)
 	var lastErr error = state.ErrNoServers
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
@@ -80,21 +84,25 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration) (*rpcResponse, err
 			return nil, state.ErrNoServers
 		}
 		for _, addr := range servers {
-			remaining := time.Until(deadline)
-			if remaining <= 0 {
+			if time.Until(deadline) <= 0 {
 				break
 			}
-			resp, err := c.conns.call(addr, req, remaining)
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			resp, err := c.conns.call(ctx, addr, req)
+			cancel()
+			if err == nil {
+				err = remoteError(resp)
+			}
 			if err == nil {
 				return resp, nil
 			}
 			lastErr = err
-			if !errors.Is(err, errNotSent) {
-				return nil, err
+			if !retry(err) {
+				return resp, err
 			}
 		}
-		// Every server refused the connection (all restarting?): wait a
-		// little for them or for gossip to tell of others.
+		// No server could take it (all restarting, or no leader yet):
+		// wait a little for them, or for gossip to tell of others.
 		select {
 		case <-c.replica.stop:
 			return nil, state.ErrNoLeader
@@ -122,12 +130,12 @@ func (c *Client) ApplyWithResult(t state.MessageType, msg any, timeout time.Dura
 		return 0, nil, err
 	}
 	timeout = min(timeout, maxApplyTimeout)
-	resp, err := c.call(&rpcRequest{Method: rpcMethodApply, Entry: buf, Forward: true}, timeout)
+	resp, err := c.call(&rpcRequest{Method: rpcMethodApply, Entry: buf, Forward: true}, timeout, noLeaderYet)
 	if err != nil {
+		if resp != nil {
+			return resp.Index, nil, err
+		}
 		return 0, nil, err
-	}
-	if err := remoteError(resp); err != nil {
-		return resp.Index, nil, err
 	}
 	if err := c.replica.WaitApplied(resp.Index, readYourWritesWait); err != nil {
 		c.logger.Debug("committed write not yet in the local replica", "index", resp.Index, "error", err)
@@ -139,11 +147,8 @@ func (c *Client) ApplyWithResult(t state.MessageType, msg any, timeout time.Dura
 // leader's read index (confirmed by a quorum with verify) through a server
 // and waits for the replica to reach it.
 func (c *Client) ConsistentRead(verify bool, timeout time.Duration) error {
-	resp, err := c.call(&rpcRequest{Method: rpcMethodReadIndex, Forward: true, Verify: verify}, timeout)
+	resp, err := c.call(&rpcRequest{Method: rpcMethodReadIndex, Forward: true, Verify: verify}, timeout, anyFailure)
 	if err != nil {
-		return err
-	}
-	if err := remoteError(resp); err != nil {
 		return err
 	}
 	return c.replica.WaitApplied(resp.Index, timeout)
@@ -163,11 +168,8 @@ func (c *Client) LastContact() time.Duration {
 
 // RaftConfiguration asks a server for the Raft configuration.
 func (c *Client) RaftConfiguration() (state.RaftConfigurationInfo, error) {
-	resp, err := c.call(&rpcRequest{Method: rpcMethodRaftConfiguration}, configChangeTimeout)
+	resp, err := c.call(&rpcRequest{Method: rpcMethodRaftConfiguration}, configChangeTimeout, anyFailure)
 	if err != nil {
-		return state.RaftConfigurationInfo{}, err
-	}
-	if err := remoteError(resp); err != nil {
 		return state.RaftConfigurationInfo{}, err
 	}
 	if resp.Configuration == nil {
@@ -181,11 +183,9 @@ func (c *Client) RemovePeer(id, address string) error {
 	if err := checkPeerArgs(id, address); err != nil {
 		return err
 	}
-	resp, err := c.call(&rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address, Forward: true}, configChangeTimeout)
-	if err != nil {
-		return err
-	}
-	return remoteError(resp)
+	_, err := c.call(&rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address, Forward: true},
+		configChangeTimeout, noLeaderYet)
+	return err
 }
 
 // SaveSnapshot has the leader save a snapshot archive into w, as a save

@@ -118,6 +118,29 @@ func TestClusterWriteDuringElectionWaitsForLeader(t *testing.T) {
 	}
 }
 
+// A read on a follower while its leader is gone waits for the next one,
+// as writes do, rather than failing at once.
+func TestClusterReadDuringElectionWaitsForLeader(t *testing.T) {
+	servers, _ := startCluster(t, 3)
+	var leader *Server
+	var others []*Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			leader = s
+		} else {
+			others = append(others, s)
+		}
+	}
+	if err := leader.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for _, verify := range []bool{true, false} {
+		if err := others[0].ConsistentRead(verify, 10*time.Second); err != nil {
+			t.Errorf("ConsistentRead(verify %v) during an election: %v", verify, err)
+		}
+	}
+}
+
 func TestClusterEarlyElectionWhenTheLeaderDies(t *testing.T) {
 	servers, _ := startCluster(t, 3)
 	var leader *Server

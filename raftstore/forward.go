@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -24,8 +25,11 @@ const (
 
 // applyForwarder batches the writes this server forwards, per leader.
 type applyForwarder struct {
-	mu    sync.Mutex
-	dests map[string]*forwardQueue
+	// leaderCtx bounds a call to leader: until deadline, or until the
+	// leader changes (Server.leaderCtx).
+	leaderCtx func(leader string, deadline time.Time) (context.Context, context.CancelFunc)
+	mu        sync.Mutex
+	dests     map[string]*forwardQueue
 	// batched counts the writes that went in a batch of more than one.
 	batched atomic.Uint64
 }
@@ -42,11 +46,12 @@ type forwardedApply struct {
 	err      error
 }
 
-// apply forwards one encoded command to leader and waits for its answer, at
-// most timeout. Errors mean what rpcConns.call's mean: errNotSent only when
-// the leader cannot have seen the write.
-func (f *applyForwarder) apply(conns *rpcConns, leader string, entry []byte, timeout time.Duration) (*rpcResponse, error) {
-	w := &forwardedApply{entry: entry, deadline: time.Now().Add(timeout), done: make(chan *rpcResponse, 1)}
+// apply forwards one encoded command to leader and waits for its answer
+// until deadline, or until the leader changes. Errors mean what
+// rpcConns.call's mean: errNotSent only when the leader cannot have seen
+// the write.
+func (f *applyForwarder) apply(conns *rpcConns, leader string, entry []byte, deadline time.Time) (*rpcResponse, error) {
+	w := &forwardedApply{entry: entry, deadline: deadline, done: make(chan *rpcResponse, 1)}
 	f.mu.Lock()
 	if f.dests == nil {
 		f.dests = map[string]*forwardQueue{}
@@ -66,13 +71,15 @@ func (f *applyForwarder) apply(conns *rpcConns, leader string, entry []byte, tim
 	if batch != nil {
 		go f.send(conns, leader, batch)
 	}
-	timer := time.NewTimer(timeout + raftIOTimeout) // send bounds the call itself; this is a backstop
+	// The call is bounded by the batch's deadline and the leader's
+	// tenure; this is a backstop.
+	timer := time.NewTimer(time.Until(deadline) + rpcAnswerMargin)
 	defer timer.Stop()
 	select {
 	case resp := <-w.done:
 		return resp, w.err
 	case <-timer.C:
-		return nil, fmt.Errorf("rpc %s to %s: no answer within %s", rpcMethodApplyBatch, leader, timeout+raftIOTimeout)
+		return nil, fmt.Errorf("rpc %s to %s: no answer by the write's deadline", rpcMethodApplyBatch, leader)
 	}
 }
 
@@ -118,11 +125,11 @@ func (f *applyForwarder) call(conns *rpcConns, leader string, batch []*forwarded
 			w.done <- nil
 		}
 	}
-	var timeout time.Duration
+	var deadline time.Time
 	live := batch[:0]
 	for _, w := range batch {
-		if d := time.Until(w.deadline); d > 0 {
-			timeout = max(timeout, d)
+		if time.Until(w.deadline) > 0 {
+			deadline = maxTime(deadline, w.deadline)
 			live = append(live, w)
 		} else {
 			w.err = fmt.Errorf("%w: the write's timeout passed while it waited to be forwarded", errNotSent)
@@ -133,8 +140,10 @@ func (f *applyForwarder) call(conns *rpcConns, leader string, batch []*forwarded
 	if len(batch) == 0 {
 		return
 	}
+	ctx, cancel := f.leaderCtx(leader, deadline)
+	defer cancel()
 	if len(batch) == 1 {
-		resp, err := conns.call(leader, &rpcRequest{Method: rpcMethodApply, Entry: batch[0].entry}, timeout)
+		resp, err := conns.call(ctx, leader, &rpcRequest{Method: rpcMethodApply, Entry: batch[0].entry})
 		batch[0].err = err
 		batch[0].done <- resp
 		return
@@ -144,7 +153,7 @@ func (f *applyForwarder) call(conns *rpcConns, leader string, batch []*forwarded
 	for i, w := range batch {
 		req.Entries[i] = w.entry
 	}
-	resp, err := conns.call(leader, req, timeout)
+	resp, err := conns.call(ctx, leader, req)
 	switch {
 	case err != nil:
 		fail(err)
@@ -175,4 +184,11 @@ func (s *Server) applyBatchLocal(entries [][]byte, timeout time.Duration) []rpcR
 		}
 	}
 	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -81,24 +81,30 @@ func (s *Server) configurationIndex() uint64 {
 
 // RemovePeer removes a server from the Raft configuration, by ID or, when
 // id is empty, by address. A follower passes the request on to the leader;
-// with no leader it returns ErrNoLeader. A server not in the configuration
-// is an ErrPeerNotFound.
+// while no leader is known it waits for one up to the hold timeout, then
+// returns ErrNoLeader. A server not in the configuration is an
+// ErrPeerNotFound.
 func (s *Server) RemovePeer(id, address string) error {
 	if err := checkPeerArgs(id, address); err != nil {
 		return err
 	}
-	if s.IsLeader() {
-		return s.removePeerLocal(id, address)
-	}
-	leader := s.Leader()
-	if leader == "" {
-		return state.ErrNoLeader
-	}
-	resp, err := s.conns.call(leader, &rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address}, configChangeTimeout)
-	if err != nil {
-		return fmt.Errorf("passing the peer removal on to the leader: %w", err)
-	}
-	return remoteError(resp)
+	deadline := time.Now().Add(configChangeTimeout)
+	return s.untilLeader(deadline, noLeaderYet, func(time.Duration) error {
+		if s.IsLeader() {
+			return s.removePeerLocal(id, address)
+		}
+		leader := s.Leader()
+		if leader == "" {
+			return state.ErrNoLeader
+		}
+		ctx, cancel := s.leaderCtx(leader, deadline)
+		defer cancel()
+		resp, err := s.conns.call(ctx, leader, &rpcRequest{Method: rpcMethodRemovePeer, PeerID: id, PeerAddress: address})
+		if err != nil {
+			return fmt.Errorf("passing the peer removal on to the leader: %w", err)
+		}
+		return remoteError(resp)
+	})
 }
 
 func checkPeerArgs(id, address string) error {

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,13 @@ const (
 	maxRPCFrame = 4 << 20
 	// rpcIdleTimeout closes a server-side connection nobody uses.
 	rpcIdleTimeout = 2 * time.Minute
-	rpcDialTimeout = 5 * time.Second
+	// rpcDialTimeout bounds a connection to a server: far above a LAN's
+	// round trip, so that a leader cut off is given up on (and the request
+	// sent to the next one) quickly.
+	rpcDialTimeout = 2 * time.Second
+	// rpcAnswerMargin is how long past a request's timeout its answer may
+	// take to arrive.
+	rpcAnswerMargin = 2 * time.Second
 	// rpcMaxIdle is how many idle connections rpcConns keeps per server:
 	// one connection carries one call at a time, so it is sized for the
 	// concurrent writes a server forwards; fewer means a dial and a close
@@ -87,6 +94,7 @@ const (
 	codeBadSnapshot = "invalid_snapshot"
 	codeBadSession  = "invalid_session"
 	codeNoSession   = "session_not_found"
+	codeLostLeader  = "leadership_lost"
 )
 
 func errorCode(err error) string {
@@ -107,6 +115,8 @@ func errorCode(err error) string {
 		return codeBadSession
 	case errors.Is(err, state.ErrSessionNotFound):
 		return codeNoSession
+	case errors.Is(err, state.ErrLeadershipLost):
+		return codeLostLeader
 	}
 	return ""
 }
@@ -133,6 +143,8 @@ func remoteError(resp *rpcResponse) error {
 		return fmt.Errorf("%w: %s", state.ErrInvalidSession, resp.Error)
 	case codeNoSession:
 		return fmt.Errorf("%w: %s", state.ErrSessionNotFound, resp.Error)
+	case codeLostLeader:
+		return fmt.Errorf("%w: %s", state.ErrLeadershipLost, resp.Error)
 	}
 	return errors.New(resp.Error)
 }
@@ -255,7 +267,7 @@ const rpcConnReuse = rpcIdleTimeout / 4
 // elsewhere, the server cannot have acted on it.
 var errNotSent = errors.New("rpc request not sent")
 
-func (p *rpcConns) get(addr string) (*rpcConn, error) {
+func (p *rpcConns) get(ctx context.Context, addr string) (*rpcConn, error) {
 	p.mu.Lock()
 	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
 		c := conns[len(conns)-1]
@@ -267,9 +279,10 @@ func (p *rpcConns) get(addr string) (*rpcConn, error) {
 		c.conn.Close()
 	}
 	p.mu.Unlock()
-	conn, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
+	dialer := net.Dialer{Timeout: rpcDialTimeout}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: dialing %s: %v", errNotSent, addr, err)
+		return nil, fmt.Errorf("%w: dialing %s: %v", errNotSent, addr, callErr(ctx, err))
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(rpcDialTimeout))
 	if _, err := conn.Write([]byte{protoRPC}); err != nil {
@@ -304,31 +317,57 @@ func (p *rpcConns) close() {
 	p.idle = nil
 }
 
-// call sends req to the server at addr and waits up to timeout for the
-// answer. Only a failure before the request was written is marked
-// errNotSent: after that the server may have acted on it, and the caller
-// must not blindly send it again.
-func (p *rpcConns) call(addr string, req *rpcRequest, timeout time.Duration) (*rpcResponse, error) {
-	req.TimeoutMs = timeout.Milliseconds()
-	c, err := p.get(addr)
+// call sends req to the server at addr and waits for the answer until ctx
+// ends: at its deadline, or when it is cancelled (the caller learned that
+// addr is no longer the leader), which ends the exchange at once. Only a
+// failure before the request was written is marked errNotSent: after that
+// the server may have acted on it, and the caller must not blindly send it
+// again. The error of a call that ctx ended carries ctx's cause.
+func (p *rpcConns) call(ctx context.Context, addr string, req *rpcRequest) (*rpcResponse, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(maxApplyTimeout)
+	}
+	req.TimeoutMs = time.Until(deadline).Milliseconds()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("%w: rpc %s to %s: %w", errNotSent, req.Method, addr, err)
+	}
+	c, err := p.get(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	_ = c.conn.SetDeadline(time.Now().Add(timeout + raftIOTimeout))
+	// The server answers within the request's timeout; the connection's
+	// deadline adds a margin for the trip, and ctx's end cuts it short.
+	_ = c.conn.SetDeadline(deadline.Add(rpcAnswerMargin))
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if err := wire.WriteMsg(c.w, req); err != nil {
 		c.conn.Close()
-		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
+		return nil, fmt.Errorf("%w: rpc %s to %s: %w", errNotSent, req.Method, addr, callErr(ctx, err))
 	}
 	if err := c.w.Flush(); err != nil {
 		c.conn.Close()
-		return nil, fmt.Errorf("%w: rpc %s to %s: %v", errNotSent, req.Method, addr, err)
+		return nil, fmt.Errorf("%w: rpc %s to %s: %w", errNotSent, req.Method, addr, callErr(ctx, err))
 	}
 	var resp rpcResponse
 	if err := wire.ReadMsg(c.r, &resp, maxRPCFrame); err != nil {
 		c.conn.Close()
-		return nil, fmt.Errorf("rpc %s to %s: %w", req.Method, addr, err)
+		return nil, fmt.Errorf("rpc %s to %s: %w", req.Method, addr, callErr(ctx, err))
+	}
+	if !stop() { // ctx ended as the answer came: the deadline is spoiled
+		c.conn.Close()
+		return &resp, nil
 	}
 	_ = c.conn.SetDeadline(time.Time{})
 	p.put(addr, c)
 	return &resp, nil
+}
+
+// callErr is err, or ctx's cause when ctx ending is what made the exchange
+// fail.
+func callErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
+	return err
 }

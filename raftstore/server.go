@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,10 @@ type ServerConfig struct {
 	// SessionTouched, when set, is called by the FSM (it must not block)
 	// for every session created or renewed, with its TTL.
 	SessionTouched func(id, ttl string)
+	// HoldTimeout is how long a request that needs the leader waits for
+	// one while none is known (Consul's rpc_hold_timeout); zero is
+	// DefaultHoldTimeout.
+	HoldTimeout time.Duration
 	// LeadershipChanged, when set, is called from one goroutine, in order,
 	// when this server becomes a ready leader (after its barrier: every
 	// earlier entry is applied) and when it stops being leader.
@@ -51,6 +56,10 @@ type Server struct {
 	// forwarder batches the writes this follower forwards to the leader.
 	forwarder applyForwarder
 	logger    hclog.Logger
+	// leaderWatch tells of every change of the leader (leader.go);
+	// holdTimeout is how long a request waits for a leader.
+	leaderWatch leaderWatch
+	holdTimeout time.Duration
 
 	// leaderReady is set once this server, as leader, has applied every
 	// entry of earlier terms (its barrier); until then it serves no
@@ -103,7 +112,11 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
 	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{}),
-		started: time.Now(), suspect: make(chan struct{}, 1)}
+		started: time.Now(), suspect: make(chan struct{}, 1), holdTimeout: cfg.HoldTimeout}
+	if s.holdTimeout <= 0 {
+		s.holdTimeout = DefaultHoldTimeout
+	}
+	s.forwarder.leaderCtx = s.leaderCtx
 	ok := false
 	defer func() {
 		if !ok {
@@ -169,9 +182,10 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	ok = true
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.leaderLoop(cfg.LeadershipChanged)
 	go s.failoverLoop(s.raft.ReloadableConfig())
+	go s.observeLeader()
 	return s, nil
 }
 
@@ -232,45 +246,31 @@ func (s *Server) ApplyWithResult(t state.MessageType, msg any, timeout time.Dura
 	return s.applyEncoded(buf, timeout)
 }
 
-// applyEncoded is ApplyWithResult of an encoded command.
+// applyEncoded is ApplyWithResult of an encoded command. While no leader
+// is known it waits for one, up to the hold timeout; a write forwarded to
+// a leader deposed before it answered fails with ErrLeadershipLost, since
+// it may yet be committed.
 func (s *Server) applyEncoded(buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
 	if len(buf) < 2 {
 		return 0, nil, errShortEntry
 	}
-	t := state.MessageType(buf[0])
 	timeout = min(timeout, maxApplyTimeout)
 	deadline := time.Now().Add(timeout)
-	backoff := 10 * time.Millisecond
-	for {
-		remaining := time.Until(deadline)
-		if remaining <= 0 {
-			if s.Leader() == "" {
-				return 0, nil, state.ErrNoLeader
-			}
-			return 0, nil, fmt.Errorf("%s: no leader accepted the write within %s", t, timeout)
-		}
-		var idx uint64
-		var res *state.CommandResult
+	var idx uint64
+	var res *state.CommandResult
+	err := s.untilLeader(deadline, noLeaderYet, func(remaining time.Duration) error {
 		var err error
-		if s.IsLeader() {
+		switch leader := s.Leader(); {
+		case s.IsLeader():
 			idx, res, err = s.applyLocal(buf, remaining)
-		} else if leader := s.Leader(); leader != "" {
-			idx, res, err = s.forwardApply(leader, buf, remaining)
-		} else {
+		case leader != "":
+			idx, res, err = s.forwardApply(leader, buf, deadline)
+		default:
 			err = state.ErrNoLeader
 		}
-		// Only outcomes that prove the write was not applied are retried:
-		// no leader yet, a deposed leader, or a request that never left.
-		if !errors.Is(err, state.ErrNoLeader) && !errors.Is(err, state.ErrNotLeader) && !errors.Is(err, errNotSent) {
-			return idx, res, err
-		}
-		select {
-		case <-s.stop:
-			return 0, nil, state.ErrNoLeader
-		case <-time.After(min(backoff, time.Until(deadline))):
-		}
-		backoff = min(backoff*2, 200*time.Millisecond)
-	}
+		return err
+	})
+	return idx, res, err
 }
 
 // applyLocal applies an encoded entry on this server, which must lead.
@@ -319,6 +319,9 @@ func (s *Server) applyOutcome(buf []byte, f raft.ApplyFuture) (uint64, *state.Co
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, state.ErrNotLeader
 		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			err = state.ErrLeadershipLost
+		}
 		return 0, nil, fmt.Errorf("raft apply of %s: %w", state.MessageType(buf[0]), err)
 	}
 	switch resp := f.Response().(type) {
@@ -346,12 +349,15 @@ func (s *Server) lockDelayed(buf []byte) bool {
 	return s.store.KVLockDelayed(req.DirEnt.Key)
 }
 
-func (s *Server) forwardApply(leader string, buf []byte, timeout time.Duration) (uint64, *state.CommandResult, error) {
-	resp, err := s.forwarder.apply(&s.conns, leader, buf, timeout)
-	if err != nil {
-		if errors.Is(err, errNotSent) {
-			s.suspectLeader()
-		}
+func (s *Server) forwardApply(leader string, buf []byte, deadline time.Time) (uint64, *state.CommandResult, error) {
+	resp, err := s.forwarder.apply(&s.conns, leader, buf, deadline)
+	switch {
+	case errors.Is(err, errNotSent):
+		s.suspectLeader()
+		return 0, nil, err
+	case errors.Is(err, errLeaderChanged):
+		return 0, nil, fmt.Errorf("%w: forwarded to %s, which was deposed before it answered", state.ErrLeadershipLost, leader)
+	case err != nil:
 		return 0, nil, err
 	}
 	return resp.Index, resp.Result, remoteError(resp)
@@ -382,8 +388,22 @@ func (s *Server) readIndexLocal(verify bool) (uint64, error) {
 }
 
 // readIndex returns the index a read must see from any server: the
-// leader's read index, asked of it over RPC from a follower.
+// leader's read index, asked of it over RPC from a follower. While no
+// leader is known it waits for one, up to the hold timeout; asking is
+// harmless, so a leader that fails to answer is asked again, or its
+// successor is.
 func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
+	var idx uint64
+	err := s.untilLeader(deadline, anyFailure, func(time.Duration) error {
+		var err error
+		idx, err = s.readIndexOnce(verify, deadline)
+		return err
+	})
+	return idx, err
+}
+
+func (s *Server) readIndexOnce(verify bool, deadline time.Time) (uint64, error) {
 	if s.IsLeader() {
 		return s.readIndexLocal(verify)
 	}
@@ -391,7 +411,9 @@ func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
 	if leader == "" {
 		return 0, state.ErrNoLeader
 	}
-	resp, err := s.conns.call(leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify}, timeout)
+	ctx, cancel := s.leaderCtx(leader, deadline)
+	defer cancel()
+	resp, err := s.conns.call(ctx, leader, &rpcRequest{Method: rpcMethodReadIndex, Verify: verify})
 	if err != nil {
 		return 0, fmt.Errorf("asking the leader for its read index: %w", err)
 	}
@@ -406,11 +428,12 @@ func (s *Server) readIndex(verify bool, timeout time.Duration) (uint64, error) {
 // applied when a quorum confirmed the leader; otherwise (Consul's default
 // mode) until it has applied what the leader has, without the quorum round.
 func (s *Server) ConsistentRead(verify bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	idx, err := s.readIndex(verify, timeout)
 	if err != nil {
 		return err
 	}
-	return s.waitApplied(idx, timeout) // at once on the leader
+	return s.waitApplied(idx, time.Until(deadline)) // at once on the leader
 }
 
 // waitApplied waits until this replica has applied index idx.
@@ -448,7 +471,9 @@ func (s *Server) HasExistingState() bool {
 // PeerLastIndex asks the server at addr for its last Raft index; 0 means it
 // has no Raft state, so it has not been part of any cluster.
 func (s *Server) PeerLastIndex(addr string, timeout time.Duration) (uint64, error) {
-	resp, err := s.conns.call(addr, &rpcRequest{Method: rpcMethodLastIndex}, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := s.conns.call(ctx, addr, &rpcRequest{Method: rpcMethodLastIndex})
 	if err != nil {
 		return 0, err
 	}

@@ -388,8 +388,9 @@ func TestMuxCloseDoesNotWaitForIdleHandshakes(t *testing.T) {
 // A server waiting for peers (BootstrapExpect > 1) has no leader: writes
 // fail with ErrNoLeader rather than hanging, and the read helpers say so.
 func TestServerWithoutLeader(t *testing.T) {
+	const hold = 300 * time.Millisecond
 	srv, err := NewServer(ServerConfig{NodeID: "s1", DataDir: t.TempDir(), RPCAddr: freeAddr(t),
-		BootstrapExpect: 3, Logger: testLogger(t)}, state.NewStore())
+		BootstrapExpect: 3, Logger: testLogger(t), HoldTimeout: hold}, state.NewStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,15 +405,34 @@ func TestServerWithoutLeader(t *testing.T) {
 	if err := srv.VerifyLeader(); !errors.Is(err, state.ErrNotLeader) {
 		t.Errorf("VerifyLeader() = %v, want ErrNotLeader", err)
 	}
-	// A write waits for a leader (an election may be under way), but no
-	// longer than its timeout.
-	const timeout = 500 * time.Millisecond
-	start := time.Now()
-	if _, err := srv.Apply(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"), timeout); !errors.Is(err, state.ErrNoLeader) {
-		t.Errorf("Apply without a leader = %v, want ErrNoLeader", err)
-	}
-	if d := time.Since(start); d < timeout || d > timeout+500*time.Millisecond {
-		t.Errorf("Apply without a leader returned after %v, want about %v", d, timeout)
+	// A write, a read and an operator call wait for a leader (an election
+	// may be under way), but no longer than the hold timeout, nor than
+	// their own timeout when it is shorter.
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		call    func(timeout time.Duration) error
+	}{
+		{"Apply", 5 * time.Second, func(d time.Duration) error {
+			_, err := srv.Apply(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"), d)
+			return err
+		}},
+		{"Apply with a short timeout", 100 * time.Millisecond, func(d time.Duration) error {
+			_, err := srv.Apply(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"), d)
+			return err
+		}},
+		{"ConsistentRead", 5 * time.Second, func(d time.Duration) error { return srv.ConsistentRead(true, d) }},
+		{"default read", 5 * time.Second, func(d time.Duration) error { return srv.ConsistentRead(false, d) }},
+		{"RemovePeer", 5 * time.Second, func(time.Duration) error { return srv.RemovePeer("s9", "") }},
+	} {
+		start := time.Now()
+		if err := tc.call(tc.timeout); !errors.Is(err, state.ErrNoLeader) {
+			t.Errorf("%s without a leader = %v, want ErrNoLeader", tc.name, err)
+		}
+		want := min(hold, tc.timeout)
+		if d := time.Since(start); d < want || d > want+time.Second {
+			t.Errorf("%s without a leader returned after %v, want about %v", tc.name, d, want)
+		}
 	}
 }
 

@@ -12,6 +12,11 @@ var ErrNoLeader = errors.New("no cluster leader")
 // ErrNotLeader is returned for a write proposed on a follower.
 var ErrNotLeader = errors.New("not the cluster leader")
 
+// ErrLeadershipLost is returned for a write whose leader lost its
+// leadership before it answered: the write may or may not be committed
+// (raft's text, which Consul reports too).
+var ErrLeadershipLost = errors.New("leadership lost while committing log")
+
 // ErrPeerNotFound is returned by RemovePeer for a server that is not in the
 // Raft configuration.
 var ErrPeerNotFound = errors.New("not found in the Raft configuration")
