@@ -3,10 +3,10 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // The commands on the local agent's membership and maintenance: join,
@@ -21,15 +21,12 @@ var joinCommand = &command{
 		if len(args) == 0 {
 			return usageErr(e, "At least one address to join must be specified.")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
+		c := e.client
 		joins := 0
 		for _, addr := range args {
 			// Each address on its own, as Consul does: one that fails
 			// does not stop the others.
-			if err := c.send(http.MethodPut, "/v1/agent/join/"+addr, nil, nil); err != nil {
+			if err := c.Agent().Join(addr, false); err != nil {
 				fmt.Fprintf(e.stderr, "Error joining address '%s': %v\n", addr, err)
 				continue
 			}
@@ -53,11 +50,8 @@ var leaveCommand = &command{
 		if len(args) > 0 {
 			return usageErr(e, "found unexpected args: %v", args)
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		if err := c.send(http.MethodPut, "/v1/agent/leave", nil, nil); err != nil {
+		c := e.client
+		if err := c.Agent().Leave(); err != nil {
 			return fail(e, "leaving", err)
 		}
 		fmt.Fprintln(e.stdout, "Graceful leave complete")
@@ -77,15 +71,8 @@ var forceLeaveCommand = &command{
 		if len(args) != 1 || args[0] == "" {
 			return usageErr(e, "A single node name must be specified to force leave.")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		var q url.Values
-		if flagBool(fs, "prune") {
-			q = url.Values{"prune": {"1"}} // as Consul's client sends it
-		}
-		if err := c.send(http.MethodPut, "/v1/agent/force-leave/"+args[0], q, nil); err != nil {
+		c := e.client
+		if err := c.Agent().ForceLeaveOptions(args[0], api.ForceLeaveOpts{Prune: flagOf[bool](fs, "prune")}, nil); err != nil {
 			return fail(e, "force leaving", err)
 		}
 		return exitOK // Consul prints nothing on success
@@ -97,14 +84,6 @@ const (
 	nodeMaintCheckID       = "_node_maintenance"
 	serviceMaintCheckIDPre = "_service_maintenance:"
 )
-
-// agentCheck is the part of a /v1/agent/checks entry maint reads.
-type agentCheck struct {
-	Node      string
-	CheckID   string
-	ServiceID string
-	Notes     string
-}
 
 var maintCommand = &command{
 	name:     "maint",
@@ -121,7 +100,7 @@ var maintCommand = &command{
 		if code := noArgs(e, args); code != exitOK {
 			return code
 		}
-		enable, disable := flagBool(fs, "enable"), flagBool(fs, "disable")
+		enable, disable := flagOf[bool](fs, "enable"), flagOf[bool](fs, "disable")
 		reason, service := flagString(fs, "reason"), flagString(fs, "service")
 		switch {
 		case enable && disable:
@@ -131,27 +110,30 @@ var maintCommand = &command{
 		case !enable && !disable && service != "":
 			return usageErr(e, "Service requires either -enable or -disable")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
+		c := e.client
 		if !enable && !disable {
 			return listMaintenance(e, c)
 		}
-
-		path, what := "/v1/agent/maintenance", "node maintenance"
-		if service != "" {
-			path, what = "/v1/agent/service/maintenance/"+service, "service maintenance"
+		agent := c.Agent()
+		var err error
+		switch {
+		case service == "" && enable:
+			err = agent.EnableNodeMaintenance(reason)
+		case service == "":
+			err = agent.DisableNodeMaintenance()
+		case enable:
+			err = agent.EnableServiceMaintenance(service, reason)
+		default:
+			err = agent.DisableServiceMaintenance(service)
 		}
-		// The query Consul's client sends: reason always with enable (an
-		// empty one makes the agent use its default).
-		q := url.Values{"enable": {"false"}}
-		verb := "disabl"
+		verb, what := "disabl", "node maintenance"
 		if enable {
-			q = url.Values{"enable": {"true"}, "reason": {reason}}
 			verb = "enabl"
 		}
-		if err := c.send(http.MethodPut, path, q, nil); err != nil {
+		if service != "" {
+			what = "service maintenance"
+		}
+		if err != nil {
 			return fail(e, verb+"ing "+what, err)
 		}
 		if service == "" {
@@ -168,19 +150,22 @@ var maintCommand = &command{
 // service, each followed by a blank line; nothing when nothing is. The node
 // comes first and services follow by ID (Consul's order is its map's).
 func listMaintenance(e *env, c *client) int {
-	var checks map[string]agentCheck
-	if err := c.getJSON("/v1/agent/checks", nil, &checks); err != nil {
-		return fail(e, "getting checks", err)
+	checks, err := c.Agent().Checks()
+	if err != nil {
+		return fail(e, "getting checks", decoded("/v1/agent/checks", err))
 	}
-	var node *agentCheck
-	var services []agentCheck
+	var node *api.AgentCheck
+	var services []*api.AgentCheck
 	for id, ch := range checks {
+		if ch == nil {
+			continue
+		}
 		if ch.CheckID == "" {
 			ch.CheckID = id
 		}
 		switch {
 		case ch.CheckID == nodeMaintCheckID:
-			node = &ch
+			node = ch
 		case strings.HasPrefix(ch.CheckID, serviceMaintCheckIDPre):
 			if ch.ServiceID == "" {
 				ch.ServiceID = strings.TrimPrefix(ch.CheckID, serviceMaintCheckIDPre)
@@ -196,11 +181,11 @@ func listMaintenance(e *env, c *client) int {
 		if name == "" {
 			// The check does not say whose it is: ask the agent its
 			// name, as Consul's command always does.
-			var self struct{ Config struct{ NodeName string } }
-			if err := c.getJSON("/v1/agent/self", nil, &self); err != nil {
-				return fail(e, "querying the agent", err)
+			self, err := c.Agent().Self()
+			if err != nil {
+				return fail(e, "querying the agent", decoded("/v1/agent/self", err))
 			}
-			name = self.Config.NodeName
+			name, _ = self["Config"]["NodeName"].(string)
 		}
 		fmt.Fprintf(&b, "Node:\n  Name:   %s\n  Reason: %s\n\n", name, node.Notes)
 	}

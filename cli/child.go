@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -77,6 +78,30 @@ func (ch *child) signal(sig syscall.Signal) error {
 	return err
 }
 
+// stop ends the child: SIGTERM, then SIGKILL once grace passed without
+// an exit. It returns once the child is gone.
+func (ch *child) stop(grace time.Duration, ui consulUI, say func(string, ...any)) {
+	pid := ch.cmd.Process.Pid
+	say("Terminating child pid %d", pid)
+	if err := ch.signal(syscall.SIGTERM); err != nil {
+		ui.error("Failed to terminate %d: %v", pid, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-ch.done:
+		say("Child terminated")
+		return
+	case <-timer.C:
+		say("Child did not exit after grace period of %v", grace)
+	}
+	say("Killing child pid %d", pid)
+	if err := ch.signal(syscall.SIGKILL); err != nil {
+		ui.error("Failed to kill %d: %v", pid, err)
+	}
+	<-ch.done
+}
+
 // isTerminal reports whether r is a terminal (a character device): a
 // child that reads it must stay in the foreground process group.
 func isTerminal(r io.Reader) bool {
@@ -88,26 +113,13 @@ func isTerminal(r io.Reader) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// shutdownSignals is closed when the command is to stop: e.shutdown when
-// set, else on SIGINT or SIGTERM. stop ends the listening.
-func shutdownSignals(e *env) (shutdown <-chan struct{}, stop func()) {
+// shutdownContext is done when the command is to stop: when e.shutdown
+// is, if set, else on SIGINT or SIGTERM. stop ends the listening.
+func shutdownContext(e *env) (ctx context.Context, stop context.CancelFunc) {
 	if e.shutdown != nil {
 		return e.shutdown, func() {}
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ch, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		select {
-		case <-sigs:
-			close(ch)
-		case <-done:
-		}
-	}()
-	return ch, func() {
-		signal.Stop(sigs)
-		close(done)
-	}
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // lockedWriter serializes writes from the command and its child's output

@@ -1,16 +1,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // Exit codes, as Consul's commands use them.
@@ -19,47 +18,20 @@ const (
 	exitError = 1
 )
 
-// Where the agent's HTTP API is found.
-const (
-	// HTTPAddrEnv names the environment variable that sets the default of
-	// -http-addr.
-	HTTPAddrEnv     = "BEACON_HTTP_ADDR"
-	defaultHTTPAddr = "127.0.0.1:8500"
-)
-
-// timeouts of the HTTP client.
-type timeouts struct {
-	// dial bounds connecting to the agent.
-	dial time.Duration
-	// request bounds a whole exchange of a command that sends and receives
-	// little (list-peers, remove-peer).
-	request time.Duration
-	// idle bounds how long a connection may carry no byte in either
-	// direction. Snapshot transfers have no overall bound (a large state
-	// takes as long as it takes) but a stalled one fails.
-	idle time.Duration
-	// maxWait is the longest the agent holds a blocking query (the
-	// contract's limit, which also bounds the agent's default wait): a
-	// blocking query may take that, a 16th of it as jitter, and the
-	// request timeout, whatever the idle timeout.
-	maxWait time.Duration
-}
-
-var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute,
-	maxWait: 10 * time.Minute}
-
 // env is what a command runs with.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	timeouts       timeouts
-	// shutdown, when set, is closed to stop a long-running command (lock,
+	// shutdown, when set, is done to stop a long-running command (lock,
 	// watch) as SIGINT or SIGTERM do; when nil those commands listen for
 	// the signals themselves.
-	shutdown <-chan struct{}
-	// pace is the timing of lock and watch; zero fields are Consul's.
+	shutdown context.Context
+	// pace is the timing of lock and watch; zero fields are the defaults.
 	pace pacing
+	// client is the agent's client of a leaf with http set.
+	client *client
 }
 
 // stdinReader is the command's standard input (none when unset).
@@ -82,8 +54,10 @@ type command struct {
 	// remaining arguments.
 	flags func(fs *flag.FlagSet)
 	run   func(e *env, fs *flag.FlagSet, args []string) int
-	// http adds -http-addr to the leaf.
-	http bool
+	// http adds -http-addr and the connection flags to the leaf, which
+	// runs with e.client; stream lifts the bound on its exchanges but for
+	// idleness (snapshot transfers).
+	http, stream bool
 }
 
 // commands are the top-level commands, in the order the usage lists them.
@@ -178,12 +152,7 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	if c.http {
-		addr := e.getenv(HTTPAddrEnv)
-		if addr == "" {
-			addr = defaultHTTPAddr
-		}
-		fs.String("http-addr", addr, "Address of the agent's HTTP API, host:port or http(s)://host:port; "+
-			"the default is "+HTTPAddrEnv+" if set")
+		addConnectionFlags(e, fs)
 	}
 	if c.flags != nil {
 		c.flags(fs)
@@ -206,6 +175,16 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 		fmt.Fprintf(e.stderr, "Error parsing arguments: %v\n\n", err)
 		usage(e.stderr)
 		return exitError
+	}
+	if c.http {
+		client, err := newClient(e, fs, clientOptions{stream: c.stream})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "Error: %v\n\n", err)
+			usage(e.stderr)
+			return exitError
+		}
+		defer client.close()
+		e.client = client
 	}
 	code := c.run(e, fs, fs.Args())
 	if code == exitUsage {
@@ -232,23 +211,11 @@ func fail(e *env, what string, err error) int {
 	return exitError
 }
 
-// flagString, flagBool and flagInt read a leaf's flag by name.
+// flagString reads a leaf's flag by name as text; flagOf as its type.
 func flagString(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
 
-func flagBool(fs *flag.FlagSet, name string) bool {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(bool)
-}
-
-func flagInt(fs *flag.FlagSet, name string) int {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
-}
-
-func flagUint64(fs *flag.FlagSet, name string) uint64 {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(uint64)
-}
-
-func flagDuration(fs *flag.FlagSet, name string) time.Duration {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration)
+func flagOf[T any](fs *flag.FlagSet, name string) T {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(T)
 }
 
 // serverFlags adds Consul's -datacenter, and -stale to the commands that
@@ -259,24 +226,6 @@ func serverFlags(fs *flag.FlagSet, stale bool) {
 		fs.Bool("stale", false, "Let any server answer, not only the leader: faster and scales reads, "+
 			"but the data may be arbitrarily stale.")
 	}
-}
-
-// readOptsOf are the options serverFlags set.
-func readOptsOf(fs *flag.FlagSet) readOpts {
-	o := readOpts{dc: flagString(fs, "datacenter")}
-	if fs.Lookup("stale") != nil {
-		o.stale = flagBool(fs, "stale")
-	}
-	return o
-}
-
-// writeQuery is the query of a write: the datacenter, if set.
-func writeQuery(fs *flag.FlagSet) url.Values {
-	q := url.Values{}
-	if dc := flagString(fs, "datacenter"); dc != "" {
-		q.Set("dc", dc)
-	}
-	return q
 }
 
 // consulUI writes as Consul's commands write: a message and a newline,

@@ -47,6 +47,8 @@ type recorded struct {
 	method, path, query, contentType string
 	length                           int64
 	body                             []byte
+	// token is the request's ACL token.
+	token string
 }
 
 func newFakeAPI(t *testing.T, handler http.HandlerFunc) *fakeAPI {
@@ -56,7 +58,7 @@ func newFakeAPI(t *testing.T, handler http.HandlerFunc) *fakeAPI {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.requests = append(f.requests, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"),
-			r.ContentLength, body})
+			r.ContentLength, body, r.Header.Get("X-Consul-Token")})
 		f.mu.Unlock()
 		handler(w, r)
 	}))

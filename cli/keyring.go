@@ -5,11 +5,10 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/url"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // gossipKeySize is the size of a key keygen makes: 32 bytes, AES-256, as
@@ -33,24 +32,6 @@ var keygenCommand = &command{
 	},
 }
 
-// keyringResponse is one pool's entry of GET /v1/operator/keyring
-// (Consul's KeyringResponse).
-type keyringResponse struct {
-	WAN         bool
-	Datacenter  string
-	Segment     string
-	Partition   string
-	Messages    map[string]string
-	Keys        map[string]int
-	PrimaryKeys map[string]int
-	NumNodes    int
-}
-
-// keyringRequest is the body of the keyring's writes.
-type keyringRequest struct {
-	Key string
-}
-
 // maxRelayFactor is Consul's bound on -relay-factor.
 const maxRelayFactor = 5
 
@@ -72,7 +53,7 @@ var keyringCommand = &command{
 		if code := noArgs(e, args); code != exitOK {
 			return code
 		}
-		list, listPrimary := flagBool(fs, "list"), flagBool(fs, "list-primary")
+		list, listPrimary := flagOf[bool](fs, "list"), flagOf[bool](fs, "list-primary")
 		install, use, remove := flagString(fs, "install"), flagString(fs, "use"), flagString(fs, "remove")
 		actions := 0
 		for _, set := range []bool{list, listPrimary, install != "", use != "", remove != ""} {
@@ -86,26 +67,16 @@ var keyringCommand = &command{
 		case actions > 1:
 			return usageErr(e, "Only a single action is allowed")
 		}
-		relay := flagInt(fs, "relay-factor")
+		relay := flagOf[int](fs, "relay-factor")
 		if relay < 0 || relay > maxRelayFactor {
 			return usageErr(e, "Relay factor must be in range: [0, %d]", maxRelayFactor)
 		}
-		local := flagBool(fs, "local-only")
+		local := flagOf[bool](fs, "local-only")
 		if local && !list && !listPrimary {
 			return usageErr(e, "local-only can only be set for list requests")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		// The query Consul's client sends for these options.
-		q := url.Values{}
-		if relay != 0 {
-			q.Set("relay-factor", strconv.Itoa(relay))
-		}
-		if local {
-			q.Set("local-only", "true")
-		}
+		c := e.client
+		operator := c.Operator()
 
 		if list || listPrimary {
 			if list {
@@ -113,12 +84,15 @@ var keyringCommand = &command{
 			} else {
 				fmt.Fprintln(e.stdout, "==> Gathering installed primary encryption keys...")
 			}
-			var pools []keyringResponse
-			if err := c.getJSON("/v1/operator/keyring", q, &pools); err != nil {
-				return keyringErr(e, err)
+			pools, err := operator.KeyringList(&api.QueryOptions{RelayFactor: uint8(relay), LocalOnly: local})
+			if err != nil {
+				return keyringErr(e, decoded("/v1/operator/keyring", err))
 			}
 			var b strings.Builder
 			for _, p := range pools {
+				if p == nil {
+					continue
+				}
 				keys := p.Keys
 				if listPrimary {
 					keys = p.PrimaryKeys
@@ -131,15 +105,15 @@ var keyringCommand = &command{
 			return exitOK
 		}
 
-		method, key, doing := http.MethodPost, install, "Installing new gossip encryption key..."
+		change, key, doing := operator.KeyringInstall, install, "Installing new gossip encryption key..."
 		switch {
 		case use != "":
-			method, key, doing = http.MethodPut, use, "Changing primary gossip encryption key..."
+			change, key, doing = operator.KeyringUse, use, "Changing primary gossip encryption key..."
 		case remove != "":
-			method, key, doing = http.MethodDelete, remove, "Removing gossip encryption key..."
+			change, key, doing = operator.KeyringRemove, remove, "Removing gossip encryption key..."
 		}
 		fmt.Fprintln(e.stdout, "==> "+doing)
-		if err := c.send(method, "/v1/operator/keyring", q, keyringRequest{Key: key}); err != nil {
+		if err := change(key, &api.WriteOptions{RelayFactor: uint8(relay)}); err != nil {
 			return keyringErr(e, err)
 		}
 		return exitOK
@@ -157,7 +131,7 @@ func keyringErr(e *env, err error) int {
 // after it), each member's message as "  ===> node: message", then each key
 // as "  KEY [members with it/members]". Messages and keys are sorted
 // (Consul prints them in its map's order).
-func writeKeyringPool(b *strings.Builder, p keyringResponse, keys map[string]int) {
+func writeKeyringPool(b *strings.Builder, p *api.KeyringResponse, keys map[string]int) {
 	pool := p.Datacenter + " (LAN)"
 	if p.WAN {
 		pool = "WAN"

@@ -2,19 +2,17 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // The kv commands: Consul's `kv get`, `put`, `delete`, `export` and
@@ -25,10 +23,6 @@ var kvCommand = &command{
 	synopsis: "Interact with the key-value store",
 	subs:     []*command{kvGetCommand, kvPutCommand, kvDeleteCommand, kvExportCommand, kvImportCommand},
 }
-
-// kvPath is the API path of a key. Consul's client strips one leading
-// slash on reads and deletes.
-func kvPath(key string) string { return "/v1/kv/" + strings.TrimPrefix(key, "/") }
 
 // trimKeySlash is Consul's "nice thing": keys cannot start with a slash, so
 // one the user typed is dropped.
@@ -49,28 +43,6 @@ func optionalKey(ui consulUI, args []string) (string, int) {
 		return trimKeySlash(args[0]), exitOK
 	}
 	return "", ui.error("Too many arguments (expected 1, got %d)", len(args))
-}
-
-// getKV reads one key: nil when there is none.
-func getKV(c *client, key string, o readOpts) (*kvPair, queryMeta, error) {
-	o.allow404 = true
-	var pairs []*kvPair
-	meta, err := c.query(kvPath(key), nil, o, &pairs)
-	if err != nil || !meta.found || len(pairs) == 0 {
-		return nil, meta, err
-	}
-	return pairs[0], meta, nil
-}
-
-// listKV reads every key under prefix: nil when there is none.
-func listKV(c *client, prefix string, o readOpts) ([]*kvPair, queryMeta, error) {
-	o.allow404 = true
-	var pairs []*kvPair
-	meta, err := c.query(kvPath(prefix), url.Values{"recurse": {""}}, o, &pairs)
-	if err != nil || !meta.found {
-		return nil, meta, err
-	}
-	return pairs, meta, nil
 }
 
 var kvGetCommand = &command{
@@ -96,24 +68,21 @@ var kvGetCommand = &command{
 		if code != exitOK {
 			return code
 		}
-		b64, detailed := flagBool(fs, "base64"), flagBool(fs, "detailed")
-		keys, recurse := flagBool(fs, "keys"), flagBool(fs, "recurse")
+		b64, detailed := flagOf[bool](fs, "base64"), flagOf[bool](fs, "detailed")
+		keys, recurse := flagOf[bool](fs, "keys"), flagOf[bool](fs, "recurse")
 		if key == "" && !(recurse || keys) {
 			return ui.error("Error! Missing KEY argument")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		o := readOptsOf(fs)
+		c := e.client
+		kv, q := c.KV(), &api.QueryOptions{AllowStale: flagOf[bool](fs, "stale")}
+		queryFailed := func(err error) int { return ui.error("Error querying Consul agent: %s", decoded("/v1/kv/"+key, err)) }
 
 		var out bytes.Buffer
 		switch {
 		case keys && recurse:
-			pairs, _, err := listKV(c, key, o)
+			pairs, _, err := kv.List(key, q)
 			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+				return queryFailed(err)
 			}
 			for i, pair := range pairs {
 				if !detailed {
@@ -127,22 +96,17 @@ var kvGetCommand = &command{
 				}
 			}
 		case keys:
-			q := url.Values{"keys": {""}}
-			if sep := flagString(fs, "separator"); sep != "" {
-				q.Set("separator", sep)
-			}
-			o.allow404 = true
-			var list []string
-			if _, err := c.query(kvPath(key), q, o, &list); err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+			list, _, err := kv.Keys(key, flagString(fs, "separator"), q)
+			if err != nil {
+				return queryFailed(err)
 			}
 			for _, k := range list {
 				fmt.Fprintf(&out, "%s\n", k)
 			}
 		case recurse:
-			pairs, _, err := listKV(c, key, o)
+			pairs, _, err := kv.List(key, q)
 			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+				return queryFailed(err)
 			}
 			for i, pair := range pairs {
 				switch {
@@ -159,9 +123,9 @@ var kvGetCommand = &command{
 				}
 			}
 		default:
-			pair, _, err := getKV(c, key, o)
+			pair, _, err := kv.Get(key, q)
 			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+				return queryFailed(err)
 			}
 			if pair == nil {
 				return ui.error("Error! No key exists at: %s", key)
@@ -185,7 +149,7 @@ var kvGetCommand = &command{
 
 // writeKVPairDetailed is Consul's prettyKVPair: the metadata in two
 // columns, the value last (without a newline after it).
-func writeKVPairDetailed(w io.Writer, pair *kvPair, b64, keysOnly bool) {
+func writeKVPairDetailed(w io.Writer, pair *api.KVPair, b64, keysOnly bool) {
 	tw := tabwriter.NewWriter(w, 0, 2, 6, ' ', 0)
 	fmt.Fprintf(tw, "CreateIndex\t%d\n", pair.CreateIndex)
 	fmt.Fprintf(tw, "Flags\t%d\n", pair.Flags)
@@ -239,29 +203,6 @@ func loadDataSource(e *env, data string) (string, error) {
 	return data, nil
 }
 
-// putKV writes value at key with the query's operation, and says whether
-// the write was made (what cas, acquire and release answer).
-func putKV(c *client, key string, q url.Values, value []byte) (bool, error) {
-	if len(key) > 0 && key[0] == '/' {
-		// Consul's client refuses such a key before sending.
-		return false, consulErrorf("Invalid key. Key must not begin with a '/': %s", key)
-	}
-	if value == nil {
-		value = []byte{} // always a body, as Consul's client sends
-	}
-	return c.writeBool(context.Background(), http.MethodPut, "/v1/kv/"+key, q, value)
-}
-
-// kvPutQuery is the query Consul's client sends for a put: flags when not
-// zero, and the operation's own parameter.
-func kvPutQuery(fs *flag.FlagSet, flags uint64) url.Values {
-	q := writeQuery(fs)
-	if flags != 0 {
-		q.Set("flags", strconv.FormatUint(flags, 10))
-	}
-	return q
-}
-
 var kvPutCommand = &command{
 	name:     "put",
 	synopsis: "Sets or updates data in the KV store",
@@ -304,61 +245,47 @@ var kvPutCommand = &command{
 			return ui.error("Error! Too many arguments (expected 1 or 2, got %d)", len(args))
 		}
 		value := []byte(data)
-		if flagBool(fs, "base64") {
+		if flagOf[bool](fs, "base64") {
 			var err error
 			if value, err = base64.StdEncoding.DecodeString(data); err != nil {
 				return ui.error("Error! Cannot base 64 decode data: %s", err)
 			}
 		}
-		cas, acquire, release := flagBool(fs, "cas"), flagBool(fs, "acquire"), flagBool(fs, "release")
-		session, modifyIndex := flagString(fs, "session"), flagUint64(fs, "modify-index")
+		cas, acquire, release := flagOf[bool](fs, "cas"), flagOf[bool](fs, "acquire"), flagOf[bool](fs, "release")
+		session, modifyIndex := flagString(fs, "session"), flagOf[uint64](fs, "modify-index")
 		if (release || acquire) && session == "" {
 			return ui.error("Error! Missing -session (required with -acquire and -release)")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		q := kvPutQuery(fs, flagUint64(fs, "flags"))
-		put := func() (bool, error) { return putKV(c, key, q, value) }
-
+		c := e.client
+		kv := c.KV()
+		pair := &api.KVPair{Key: key, Flags: flagOf[uint64](fs, "flags"), Value: value, Session: session, ModifyIndex: modifyIndex}
 		switch {
 		case cas:
-			q.Set("cas", strconv.FormatUint(modifyIndex, 10))
-			ok, err := put()
-			if err != nil {
+			ok, _, err := kv.CAS(pair, nil)
+			switch {
+			case err != nil:
 				return ui.error("Error! Did not write to %s: %s", key, err)
-			}
-			if !ok && modifyIndex == 0 {
+			case !ok && modifyIndex == 0:
 				return ui.error("Error! Did not write to %s: CAS performed with index=0 and key already exists.", key)
-			}
-			if !ok {
+			case !ok:
 				return ui.error("Error! Did not write to %s: CAS failed", key)
 			}
 			ui.info("Success! Data written to: %s", key)
-		case acquire:
-			q.Set("acquire", session)
-			ok, err := put()
-			if err != nil {
+		case acquire || release:
+			lock, verb, done := kv.Acquire, "acquire", "acquired"
+			if !acquire {
+				lock, verb, done = kv.Release, "release", "released"
+			}
+			ok, _, err := lock(pair, nil)
+			switch {
+			case err != nil:
 				return ui.error("Error! Failed writing data: %s", err)
+			case !ok:
+				return ui.error("Error! Did not %s lock", verb)
 			}
-			if !ok {
-				return ui.error("Error! Did not acquire lock")
-			}
-			ui.info("Success! Lock acquired on: %s", key)
-		case release:
-			q.Set("release", session)
-			ok, err := put()
-			if err != nil {
-				return ui.error("Error! Failed writing data: %s", err)
-			}
-			if !ok {
-				return ui.error("Error! Did not release lock")
-			}
-			ui.info("Success! Lock released on: %s", key)
+			ui.info("Success! Lock %s on: %s", done, key)
 		default:
-			if _, err := put(); err != nil {
+			if _, err := kv.Put(pair, nil); err != nil {
 				return ui.error("Error! Failed writing data: %s", err)
 			}
 			ui.info("Success! Data written to: %s", key)
@@ -386,7 +313,7 @@ var kvDeleteCommand = &command{
 		if code != exitOK {
 			return code
 		}
-		cas, recurse, modifyIndex := flagBool(fs, "cas"), flagBool(fs, "recurse"), flagUint64(fs, "modify-index")
+		cas, recurse, modifyIndex := flagOf[bool](fs, "cas"), flagOf[bool](fs, "recurse"), flagOf[uint64](fs, "modify-index")
 		switch {
 		case key == "" && !recurse:
 			return ui.error("Error! Missing KEY argument")
@@ -397,22 +324,16 @@ var kvDeleteCommand = &command{
 		case recurse && cas:
 			return ui.error("Cannot specify both -cas and -recurse!")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		q := writeQuery(fs)
+		c := e.client
+		kv := c.KV()
 		switch {
 		case recurse:
-			q.Set("recurse", "")
-			if _, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil); err != nil {
+			if _, err := kv.DeleteTree(key, nil); err != nil {
 				return ui.error("Error! Did not delete prefix %s: %s", key, err)
 			}
 			ui.info("Success! Deleted keys with prefix: %s", key)
 		case cas:
-			q.Set("cas", strconv.FormatUint(modifyIndex, 10))
-			ok, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil)
+			ok, _, err := kv.DeleteCAS(&api.KVPair{Key: key, ModifyIndex: modifyIndex}, nil)
 			if err != nil {
 				return ui.error("Error! Did not delete key %s: %s", key, err)
 			}
@@ -421,7 +342,7 @@ var kvDeleteCommand = &command{
 			}
 			ui.info("Success! Deleted key: %s", key)
 		default:
-			if _, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil); err != nil {
+			if _, err := kv.Delete(key, nil); err != nil {
 				return ui.error("Error deleting key %s: %s", key, err)
 			}
 			ui.info("Success! Deleted key: %s", key)
@@ -451,14 +372,10 @@ var kvExportCommand = &command{
 		if code != exitOK {
 			return code
 		}
-		c, err := newClient(e, fs, false)
+		c := e.client
+		pairs, _, err := c.KV().List(prefix, &api.QueryOptions{AllowStale: flagOf[bool](fs, "stale")})
 		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		pairs, _, err := listKV(c, prefix, readOptsOf(fs))
-		if err != nil {
-			return ui.error("Error querying Consul agent: %s", err)
+			return ui.error("Error querying Consul agent: %s", decoded("/v1/kv/"+prefix, err))
 		}
 		exported := make([]*kvEntry, len(pairs))
 		for i, p := range pairs {
@@ -502,11 +419,7 @@ var kvImportCommand = &command{
 		default:
 			return ui.error("Error! Too many arguments (expected 1, got %d)", len(args))
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
+		c := e.client
 		var entries []*kvEntry
 		if err := json.Unmarshal([]byte(data), &entries); err != nil {
 			return ui.error("Cannot unmarshal data: %s", err)
@@ -524,7 +437,7 @@ var kvImportCommand = &command{
 			if strings.HasSuffix(entry.Key, "/") {
 				key += "/" // a "directory" keeps its slash
 			}
-			if _, err := putKV(c, key, kvPutQuery(fs, entry.Flags), value); err != nil {
+			if _, err := c.KV().Put(&api.KVPair{Key: key, Flags: entry.Flags, Value: value}, nil); err != nil {
 				return ui.error("Error! Failed writing data for key %s: %s", key, err)
 			}
 			ui.info("Imported: %s", key)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	consulapi "github.com/hashicorp/consul/api"
 )
 
 // runInput runs the CLI with stdin.
@@ -361,7 +363,7 @@ func TestKVExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("export: %v", exp)
 	}
 	routes := map[string]reply{}
-	var pairs []kvPair
+	var pairs []consulapi.KVPair
 	if err := json.Unmarshal([]byte(appJSON), &pairs); err != nil {
 		t.Fatal(err)
 	}

@@ -9,21 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // exitNoMembers is Consul's exit code of `members` when no member matches
 // -status: nothing is printed.
 const exitNoMembers = 2
-
-// agentMember is one entry of /v1/agent/members (Consul's serf member
-// shape, of which the command needs these fields).
-type agentMember struct {
-	Name   string
-	Addr   string
-	Port   uint16
-	Tags   map[string]string
-	Status int
-}
 
 // Member tags, as Consul names them.
 const (
@@ -74,17 +66,17 @@ var membersCommand = &command{
 		if err != nil {
 			return usageErr(e, "Failed to compile status regexp: %v", err)
 		}
-		c, err := newClient(e, fs, false)
+		c := e.client
+		all, err := c.Agent().Members(false)
 		if err != nil {
-			return usageErr(e, "%v", err)
+			return fail(e, "retrieving members", decoded("/v1/agent/members", err))
 		}
-		var all []agentMember
-		if err := c.getJSON("/v1/agent/members", nil, &all); err != nil {
-			return fail(e, "retrieving members", err)
-		}
-		members := make([]agentMember, 0, len(all))
+		members := make([]*api.AgentMember, 0, len(all))
 		for _, m := range all {
-			normalizeMemberTags(&m)
+			if m == nil {
+				continue
+			}
+			normalizeMemberTags(m)
 			if statusRe.MatchString(memberStatus(m.Status)) {
 				members = append(members, m)
 			}
@@ -95,7 +87,7 @@ var membersCommand = &command{
 		sort.SliceStable(members, func(i, j int) bool { return memberLess(members[i], members[j]) })
 
 		tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-		if flagBool(fs, "detailed") {
+		if flagOf[bool](fs, "detailed") {
 			writeMembersDetailed(tw, members)
 		} else {
 			writeMembers(tw, members)
@@ -112,7 +104,7 @@ var membersCommand = &command{
 // them too): partition "default" when unset; in the default partition a
 // server's segment is "<all>" and a client's "<default>" when unset; other
 // partitions have no segment.
-func normalizeMemberTags(m *agentMember) {
+func normalizeMemberTags(m *api.AgentMember) {
 	tags := make(map[string]string, len(m.Tags)+2)
 	for k, v := range m.Tags {
 		tags[k] = v
@@ -133,7 +125,7 @@ func normalizeMemberTags(m *agentMember) {
 
 // memberLess is Consul's order: servers first, then the default partition,
 // then by segment, by partition, and by name.
-func memberLess(a, b agentMember) bool {
+func memberLess(a, b *api.AgentMember) bool {
 	if sa, sb := a.Tags[tagRole] == roleServer, b.Tags[tagRole] == roleServer; sa != sb {
 		return sa
 	}
@@ -150,7 +142,7 @@ func memberLess(a, b agentMember) bool {
 }
 
 // memberAddr is Addr:Port, an IPv6 address in brackets.
-func memberAddr(m agentMember) string {
+func memberAddr(m *api.AgentMember) string {
 	if ip := net.ParseIP(m.Addr); ip != nil {
 		return (&net.TCPAddr{IP: ip, Port: int(m.Port)}).String()
 	}
@@ -176,7 +168,7 @@ func row(tw *tabwriter.Writer, cells ...string) {
 }
 
 // writeMembers is Consul's default output.
-func writeMembers(tw *tabwriter.Writer, members []agentMember) {
+func writeMembers(tw *tabwriter.Writer, members []*api.AgentMember) {
 	row(tw, "Node", "Address", "Status", "Type", "Build", "Protocol", "DC", "Partition", "Segment")
 	for _, m := range members {
 		build := m.Tags[tagBuild]
@@ -202,7 +194,7 @@ func writeMembers(tw *tabwriter.Writer, members []agentMember) {
 
 // writeMembersDetailed is Consul's -detailed output: the tags as
 // key=value,... sorted by key.
-func writeMembersDetailed(tw *tabwriter.Writer, members []agentMember) {
+func writeMembersDetailed(tw *tabwriter.Writer, members []*api.AgentMember) {
 	row(tw, "Node", "Address", "Status", "Tags")
 	for _, m := range members {
 		keys := sortedKeys(m.Tags)

@@ -3,8 +3,6 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"net/http"
-	"net/url"
 	"text/tabwriter"
 )
 
@@ -18,22 +16,6 @@ var operatorCommand = &command{
 	}},
 }
 
-// raftServer and raftConfiguration are the shape of
-// /v1/operator/raft/configuration (Consul's).
-type raftServer struct {
-	ID              string
-	Node            string
-	Address         string
-	Leader          bool
-	ProtocolVersion string
-	Voter           bool
-}
-
-type raftConfiguration struct {
-	Servers []raftServer
-	Index   uint64
-}
-
 var listPeersCommand = &command{
 	name:     "list-peers",
 	synopsis: "List the servers of the Raft configuration, marking the leader",
@@ -43,17 +25,17 @@ var listPeersCommand = &command{
 		if len(args) > 0 {
 			return usageErr(e, "unexpected argument %q", args[0])
 		}
-		c, err := newClient(e, fs, false)
+		c := e.client
+		conf, err := c.Operator().RaftGetConfiguration(nil)
 		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		var conf raftConfiguration
-		if err := c.getJSON("/v1/operator/raft/configuration", nil, &conf); err != nil {
-			return fail(e, "getting peers", err)
+			return fail(e, "getting peers", decoded("/v1/operator/raft/configuration", err))
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "Node\tID\tAddress\tState\tVoter\tRaftProtocol")
 		for _, s := range conf.Servers {
+			if s == nil {
+				continue
+			}
 			state := "follower"
 			if s.Leader {
 				state = "leader"
@@ -87,28 +69,21 @@ var removePeerCommand = &command{
 		if len(args) > 0 {
 			return usageErr(e, "unexpected argument %q", args[0])
 		}
-		id, address := fs.Lookup("id").Value.String(), fs.Lookup("address").Value.String()
-		q := url.Values{}
+		id, address := flagString(fs, "id"), flagString(fs, "address")
 		switch {
 		case id == "" && address == "":
 			return usageErr(e, "give either -id or -address")
 		case id != "" && address != "":
 			return usageErr(e, "give only one of -id or -address")
-		case id != "":
-			q.Set("id", id)
-		default:
-			q.Set("address", address)
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
+		c := e.client
+		remove := func() error { return c.Operator().RaftRemovePeerByAddress(address, nil) }
+		if id != "" {
+			remove = func() error { return c.Operator().RaftRemovePeerByID(id, nil) }
 		}
-		resp, cancel, err := c.do(request{method: http.MethodDelete, path: "/v1/operator/raft/peer", query: q})
-		if err != nil {
+		if err := remove(); err != nil {
 			return fail(e, "removing peer", err)
 		}
-		resp.Body.Close()
-		cancel()
 		if id != "" {
 			fmt.Fprintf(e.stdout, "Removed peer with id %q\n", id)
 		} else {

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -16,6 +15,12 @@ var snapshotCommand = &command{
 	name:     "snapshot",
 	synopsis: "Save, restore and inspect snapshots of the servers' state",
 	subs:     []*command{snapshotSaveCommand, snapshotRestoreCommand, snapshotInspectCommand},
+}
+
+// inspectArchive verifies a snapshot archive and describes it, with the
+// archive reader a restore uses.
+func inspectArchive(r io.Reader) (raftstore.SnapshotInfo, error) {
+	return raftstore.InspectSnapshot(r)
 }
 
 // fileArg returns the one FILE argument of a snapshot command.
@@ -34,37 +39,48 @@ var snapshotSaveCommand = &command{
 	synopsis: "Save a snapshot of the state to FILE, and verify it",
 	help:     "beacon snapshot save [options] FILE",
 	http:     true,
+	stream:   true,
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {
 			return code
 		}
-		c, err := newClient(e, fs, true)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		resp, cancel, err := c.do(request{method: http.MethodGet, path: "/v1/snapshot"})
+		c := e.client
+		archive, _, err := c.Snapshot().Save(nil)
 		if err != nil {
 			return fail(e, "saving snapshot", err)
 		}
-		defer cancel()
-		defer resp.Body.Close()
-		info, err := saveVerified(file, resp.Body)
+		defer archive.Close()
+		var index uint64
+		err = writeFileAtomically(file, func(f *os.File) error {
+			if _, err := io.Copy(f, archive); err != nil {
+				return fmt.Errorf("receiving the snapshot: %w", err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("verifying the snapshot: %w", err)
+			}
+			info, err := inspectArchive(f)
+			if err != nil {
+				return fmt.Errorf("verifying the snapshot: %w", err)
+			}
+			index = info.Index
+			return nil
+		})
 		if err != nil {
 			return fail(e, "saving snapshot", err)
 		}
-		fmt.Fprintf(e.stdout, "Saved and verified snapshot to index %d\n", info.Index)
+		fmt.Fprintf(e.stdout, "Saved and verified snapshot to index %d\n", index)
 		return exitOK
 	},
 }
 
-// saveVerified writes the archive from r next to file, verifies it as a
-// restore would, and only then puts it in file's place: a failed save
-// leaves no file, and never half of one.
-func saveVerified(file string, r io.Reader) (raftstore.SnapshotInfo, error) {
+// writeFileAtomically has write fill a new file next to file (mode 0600),
+// syncs it, and only then puts it in file's place: a failed write leaves
+// no file, and never half of one.
+func writeFileAtomically(file string, write func(f *os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp-*")
 	if err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return err
 	}
 	ok := false
 	defer func() {
@@ -73,27 +89,20 @@ func saveVerified(file string, r io.Reader) (raftstore.SnapshotInfo, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, r); err != nil {
-		return raftstore.SnapshotInfo{}, fmt.Errorf("receiving the snapshot: %w", err)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return raftstore.SnapshotInfo{}, err
-	}
-	info, err := raftstore.InspectSnapshot(tmp)
-	if err != nil {
-		return raftstore.SnapshotInfo{}, fmt.Errorf("verifying the snapshot: %w", err)
+	if err := write(tmp); err != nil {
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return err
 	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
-		return raftstore.SnapshotInfo{}, err
+		return err
 	}
 	ok = true
-	return info, nil
+	return nil
 }
 
 var snapshotRestoreCommand = &command{
@@ -101,15 +110,13 @@ var snapshotRestoreCommand = &command{
 	synopsis: "Restore the state from a snapshot FILE (replaces all of it)",
 	help:     "beacon snapshot restore [options] FILE",
 	http:     true,
+	stream:   true,
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {
 			return code
 		}
-		c, err := newClient(e, fs, true)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
+		c := e.client
 		f, err := os.Open(file)
 		if err != nil {
 			return fail(e, "opening snapshot", err)
@@ -122,13 +129,9 @@ var snapshotRestoreCommand = &command{
 		if !st.Mode().IsRegular() {
 			return fail(e, "opening snapshot", fmt.Errorf("%s is not a regular file", file))
 		}
-		resp, cancel, err := c.do(request{method: http.MethodPut, path: "/v1/snapshot", body: f, length: st.Size(),
-			contentType: "application/octet-stream"})
-		if err != nil {
+		if err := c.Snapshot().Restore(nil, sizedBody{ReadCloser: f, size: st.Size()}); err != nil {
 			return fail(e, "restoring snapshot", err)
 		}
-		resp.Body.Close()
-		cancel()
 		fmt.Fprintln(e.stdout, "Restored snapshot")
 		return exitOK
 	},
@@ -148,7 +151,7 @@ var snapshotInspectCommand = &command{
 			return fail(e, "opening snapshot", err)
 		}
 		defer f.Close()
-		info, err := raftstore.InspectSnapshot(f)
+		info, err := inspectArchive(f)
 		if err != nil {
 			return fail(e, "inspecting snapshot", err)
 		}
