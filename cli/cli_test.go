@@ -29,7 +29,8 @@ func (r result) String() string {
 // runWith runs the CLI with an environment of vars and the given timeouts.
 func runWith(vars map[string]string, to timeouts, args ...string) result {
 	var stdout, stderr bytes.Buffer
-	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }, timeouts: to}
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
+		timeouts: to, pace: defaultPacing}
 	code := run(e, args)
 	return result{code, stdout.String(), stderr.String()}
 }

@@ -16,7 +16,7 @@ import (
 func runInput(stdin string, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	e := &env{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr,
-		getenv: func(string) string { return "" }, timeouts: defaultTimeouts}
+		getenv: func(string) string { return "" }, timeouts: defaultTimeouts, pace: defaultPacing}
 	code := run(e, args)
 	return result{code, stdout.String(), stderr.String()}
 }

@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -13,152 +19,123 @@ import (
 
 // `lock` is Consul's command/lock: it holds a lock (-n 1) or a semaphore
 // slot (-n > 1) on a KV prefix while a child runs, with Consul's api.Lock
-// and api.Semaphore on the same keys (PREFIX/.lock, and a contender key
-// per holder), so beacon and Consul clients exclude each other. What is
-// its own is the supervision of the child: stopped when the lock is lost
-// or the command interrupted.
+// and api.Semaphore on the same keys, so beacon and Consul clients exclude
+// each other; the child is stopped when the lock is lost.
 
-// defaultMonitorRetries is how many 500s (or network errors) in a row the
-// monitor of a held lock rides out before taking it for lost.
-const defaultMonitorRetries = 3
-
-// pacing is the timing of lock and watch; tests make it faster.
+// pacing is the timing of lock and watch (tests make it faster): the pause
+// before the monitor of a held lock retries a failed read, how long a child
+// has between SIGTERM and SIGKILL, the TTL of the lock's session.
 type pacing struct {
-	// monitorRetry is the pause before the monitor of a held lock retries
-	// a failed read (Consul's lock command waits 1s).
-	monitorRetry time.Duration
-	// killGrace is how long a child has between SIGTERM and SIGKILL.
-	killGrace time.Duration
-	// sessionTTL is the TTL of the lock's session, renewed every half of
-	// it.
-	sessionTTL string
+	monitorRetry, killGrace time.Duration
+	sessionTTL              string
 }
 
+// defaultPacing is Consul's lock command's.
 var defaultPacing = pacing{monitorRetry: time.Second, killGrace: 5 * time.Second, sessionTTL: api.DefaultLockSessionTTL}
 
-// pacing is e.pace with the defaults where it sets none.
-func (e *env) pacing() pacing {
-	p := e.pace
-	if p.monitorRetry <= 0 {
-		p.monitorRetry = defaultPacing.monitorRetry
-	}
-	if p.killGrace <= 0 {
-		p.killGrace = defaultPacing.killGrace
-	}
-	if p.sessionTTL == "" {
-		p.sessionTTL = defaultPacing.sessionTTL
-	}
-	return p
-}
-
-var lockCommand = &command{
-	name:     "lock",
-	synopsis: "Execute a command holding a lock",
-	help:     "beacon lock [options] PREFIX CHILD...",
-	http:     true,
+var lockCommand = &command{name: "lock", synopsis: "Execute a command holding a lock",
+	help: "beacon lock [options] PREFIX CHILD...", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.Bool("child-exit-code", false, "Exit 2 if the child process exited with an error if this is true, "+
-			"otherwise this doesn't propagate an error from the child. The default value is false.")
-		fs.Int("n", 1, "Optional limit on the number of concurrent lock holders. The underlying implementation "+
-			"switches from a lock to a semaphore when the value is greater than 1. The default value is 1.")
-		fs.Int("monitor-retry", defaultMonitorRetries, "Number of times to retry if the agent returns a 500 error "+
-			"while monitoring the lock. This allows riding out brief periods of unavailability without causing "+
-			"leader elections, but increases the amount of time required to detect a lost lock in some cases. The "+
-			"default value is 3, with a 1s wait between retries. Set this value to 0 to disable retires.")
-		fs.String("name", "", "Optional name to associate with the lock session. It not provided, one is generated "+
-			"based on the provided child command.")
+		fs.Bool("child-exit-code", false, "Exit 2 if the child fails; otherwise the child's failure is not propagated.")
+		fs.Int("n", 1, "Limit on the number of concurrent lock holders: above 1, a semaphore instead of a lock.")
+		fs.Int("monitor-retry", 3, "Times to retry, 1s apart, when the agent fails (500) while monitoring the lock.")
+		fs.String("name", "", "Name of the lock session; generated from the child command if not given.")
 		fs.Bool("pass-stdin", false, "Pass stdin to the child process.")
 		fs.Bool("shell", true, "Use a shell to run the command (can set a custom shell via the SHELL environment variable).")
-		timeout := fs.Duration("timeout", 0, "Maximum amount of time to wait to acquire the lock, specified as a "+
-			"duration like \"1s\" or \"3h\". The default value is 0.")
-		fs.Bool("verbose", false, "Enable verbose (debugging) output.")
+		timeout := fs.Duration("timeout", 0, "Maximum time to wait to acquire the lock, as a duration like \"1s\" or \"3h\".")
 		fs.DurationVar(timeout, "try", 0, "DEPRECATED. Use -timeout instead.")
+		fs.Bool("verbose", false, "Enable verbose (debugging) output.")
 		serverFlags(fs, false)
 	},
 	run: runLock,
 }
 
 func runLock(e *env, fs *flag.FlagSet, args []string) int {
-	stdout, stderr := sharedOutputs(e)
-	ui := consulUI{stdout, stderr}
 	limit, retries, timeout := flagOf[int](fs, "n"), flagOf[int](fs, "monitor-retry"), flagOf[time.Duration](fs, "timeout")
-	verbose := flagOf[bool](fs, "verbose")
 	say := func(format string, args ...any) {
-		if verbose {
-			ui.info(format, args...)
+		if flagOf[bool](fs, "verbose") {
+			e.info(format, args...)
 		}
 	}
-	if limit <= 0 {
-		return ui.error("Lock holder limit must be positive")
+	switch {
+	case limit <= 0:
+		return e.fail("Lock holder limit must be positive")
+	case len(args) < 2:
+		return e.fail("Key prefix and child command must be specified")
+	case timeout < 0:
+		return e.fail("Timeout must be positive")
+	case retries < 0:
+		return e.fail("Number for 'monitor-retry' must be >= 0")
 	}
-	if len(args) < 2 {
-		return ui.error("Key prefix and child command must be specified")
-	}
-	prefix := strings.TrimPrefix(args[0], "/")
-	childArgs := args[1:]
-	if timeout < 0 {
-		return ui.error("Timeout must be positive")
-	}
-	name := flagString(fs, "name")
+	prefix, childArgs, name := strings.TrimPrefix(args[0], "/"), args[1:], flagString(fs, "name")
 	if name == "" {
 		name = fmt.Sprintf("Consul lock for '%s' at '%s'", strings.Join(childArgs, " "), prefix)
-	}
-	if retries < 0 {
-		return ui.error("Number for 'monitor-retry' must be >= 0")
 	}
 
 	shutdown, stopListening := shutdownContext(e)
 	defer stopListening()
-	c, err := newClient(e, fs, clientOptions{abort: shutdown})
+	c, err := newClient(e, fs, clientOptions{abort: shutdown}) // whose blocking reads a shutdown ends
 	if err != nil {
 		return usageErr(e, "%v", err)
 	}
 	defer c.close()
 	if _, err := c.Agent().Self(); err != nil {
-		return ui.error("Error querying Consul agent: %s", decoded("/v1/agent/self", err))
+		return e.fail("Error querying Consul agent: %s", decoded("/v1/agent/self", err))
 	}
-	pace := e.pacing()
 	behavior := ""
 	if limit == 1 {
 		say("Setting up lock at path: %s", path.Join(prefix, api.DefaultSemaphoreKey))
 	} else {
 		say("Setting up semaphore (limit %d) at prefix: %s", limit, prefix)
-		behavior = api.SessionBehaviorDelete // a contender key goes with its holder
+		behavior = api.SessionBehaviorDelete // a contender's key goes with it
 	}
-	session, err := startSession(c, name, pace.sessionTTL, behavior)
+	// The session is made here, not by api.Lock, which would end it in the
+	// background, perhaps after the command is gone. RenewPeriodic renews
+	// it every half TTL until stopRenewing closes, then destroys it.
+	ttl := e.pace.sessionTTL
+	session, _, err := c.Session().Create(&api.SessionEntry{Name: name, TTL: ttl, Behavior: behavior}, nil)
 	if err != nil {
-		return ui.error("Lock acquisition failed: failed to create session: %s", err)
+		return e.fail("Lock acquisition failed: failed to create session: %s", err)
 	}
-	defer session.end()
-	l, err := newLocker(c, prefix, limit, session.id, retries, pace.monitorRetry, timeout)
+	stopRenewing, renewalDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(renewalDone)
+		c.Session().RenewPeriodic(ttl, session, nil, stopRenewing)
+	}()
+	defer func() {
+		close(stopRenewing)
+		<-renewalDone
+	}()
+	l, err := newLocker(c, prefix, limit, timeout, api.LockOptions{Session: session, MonitorRetries: retries,
+		MonitorRetryTime: e.pace.monitorRetry})
 	if err != nil {
-		return ui.error("Lock setup failed: %s", err)
+		return e.fail("Lock setup failed: %s", err)
 	}
 
 	say("Attempting lock acquisition")
 	lost, err := l.acquire(shutdown.Done())
-	if lost == nil {
-		if err == nil || shutdown.Err() != nil {
-			return ui.error("Shutdown triggered or timeout during lock acquisition")
-		}
-		return ui.error("Lock acquisition failed: %s", err)
+	switch {
+	case lost == nil && (err == nil || shutdown.Err() != nil):
+		return e.fail("Shutdown triggered or timeout during lock acquisition")
+	case lost == nil:
+		return e.fail("Lock acquisition failed: %s", err)
 	}
 	childCode := exitOK
 	if shutdown.Err() != nil {
-		ui.error("Shutdown triggered during lock acquisition")
+		e.fail("Shutdown triggered during lock acquisition")
 	} else {
-		childCode = superviseChild(e, fs, ui, say, childArgs, shutdown.Done(), lost)
+		childCode = superviseChild(e, fs, say, childArgs, shutdown, lost)
 	}
 
 	if err := l.release(); err != nil {
-		return ui.error("Lock release failed: %s", err)
+		return e.fail("Lock release failed: %s", err)
 	}
-	if err := l.destroy(); err != nil {
-		if err != l.inUse {
-			return ui.error("Lock cleanup failed: %s", err)
-		}
+	switch err := l.destroy(); {
+	case err == l.inUse:
 		say("Cleanup aborted, lock in use")
-	} else {
+	case err != nil:
+		return e.fail("Lock cleanup failed: %s", err)
+	default:
 		say("Cleanup succeeded")
 	}
 	if flagOf[bool](fs, "child-exit-code") {
@@ -167,72 +144,36 @@ func runLock(e *env, fs *flag.FlagSet, args []string) int {
 	return exitOK
 }
 
-// locker is what lock uses of an api.Lock or an api.Semaphore.
+// locker is what lock uses of an api.Lock or an api.Semaphore: acquire
+// blocks until the lock is held and returns a channel closed once it is
+// lost (nil with no error once stop closed or, with -timeout, the time ran
+// out); release gives it up; destroy removes its key unless another holds
+// it, when it fails with inUse.
 type locker struct {
-	// acquire blocks until the lock is held, and returns a channel closed
-	// once it is lost; nil with no error once stop closed or (with
-	// -timeout) the time ran out.
-	acquire func(stop <-chan struct{}) (<-chan struct{}, error)
-	// release gives the lock up; destroy removes its key unless another
-	// holds it, when it fails with inUse.
+	acquire          func(stop <-chan struct{}) (<-chan struct{}, error)
 	release, destroy func() error
 	inUse            error
 }
 
 // newLocker sets up api.Lock on PREFIX/.lock for a limit of 1, else
-// api.Semaphore on PREFIX, held with session. A timeout makes acquisition
-// one attempt of that long.
-func newLocker(c *client, prefix string, limit int, session string, monitorRetries int, monitorRetry,
-	timeout time.Duration) (locker, error) {
+// api.Semaphore on PREFIX, with the session and monitor settings of opts.
+// A timeout makes acquisition one attempt of that long.
+func newLocker(c *client, prefix string, limit int, timeout time.Duration, opts api.LockOptions) (locker, error) {
 	if limit == 1 {
-		l, err := c.LockOpts(&api.LockOptions{Key: path.Join(prefix, api.DefaultSemaphoreKey), Session: session,
-			MonitorRetries: monitorRetries, MonitorRetryTime: monitorRetry, LockTryOnce: timeout > 0, LockWaitTime: timeout})
+		opts.Key, opts.LockTryOnce, opts.LockWaitTime = path.Join(prefix, api.DefaultSemaphoreKey), timeout > 0, timeout
+		l, err := c.LockOpts(&opts)
 		if err != nil {
 			return locker{}, err
 		}
 		return locker{acquire: l.Lock, release: l.Unlock, destroy: l.Destroy, inUse: api.ErrLockInUse}, nil
 	}
-	s, err := c.SemaphoreOpts(&api.SemaphoreOptions{Prefix: prefix, Limit: limit, Session: session,
-		MonitorRetries: monitorRetries, MonitorRetryTime: monitorRetry, SemaphoreTryOnce: timeout > 0,
+	s, err := c.SemaphoreOpts(&api.SemaphoreOptions{Prefix: prefix, Limit: limit, Session: opts.Session,
+		MonitorRetries: opts.MonitorRetries, MonitorRetryTime: opts.MonitorRetryTime, SemaphoreTryOnce: timeout > 0,
 		SemaphoreWaitTime: timeout})
 	if err != nil {
 		return locker{}, err
 	}
 	return locker{acquire: s.Acquire, release: s.Release, destroy: s.Destroy, inUse: api.ErrSemaphoreInUse}, nil
-}
-
-// lockSession is the session a lock is held with. api.Lock would make its
-// own and end it in the background, perhaps after the command is gone;
-// this one ends before the command does.
-type lockSession struct {
-	id string
-	// stopRenewing ends the renewal, which then destroys the session and
-	// closes renewed.
-	stopRenewing, renewed chan struct{}
-}
-
-// startSession creates a session with Consul's settings for a lock (a
-// behavior of "" is the agent's default, release) and renews it every half
-// TTL, as api.Lock does.
-func startSession(c *client, name, ttl, behavior string) (*lockSession, error) {
-	id, _, err := c.Session().Create(&api.SessionEntry{Name: name, TTL: ttl, Behavior: behavior}, nil)
-	if err != nil {
-		return nil, err
-	}
-	s := &lockSession{id: id, stopRenewing: make(chan struct{}), renewed: make(chan struct{})}
-	go func() {
-		defer close(s.renewed)
-		// It ends on its own once a TTL passed without a renewal or the
-		// session is gone.
-		c.Session().RenewPeriodic(ttl, id, nil, s.stopRenewing)
-	}()
-	return s, nil
-}
-
-// end destroys the session and waits until it is.
-func (s *lockSession) end() {
-	close(s.stopRenewing)
-	<-s.renewed
 }
 
 // lockChildFailed is Consul's exit code, with -child-exit-code, of a lock
@@ -243,59 +184,150 @@ const lockChildFailed = 2
 // the lock is lost or the command told to stop, when it is stopped
 // (SIGTERM, then SIGKILL after the grace period). It returns 2 if the
 // child failed on its own, else 0.
-func superviseChild(e *env, fs *flag.FlagSet, ui consulUI, say func(string, ...any), args []string,
-	shutdown, lost <-chan struct{}) int {
+func superviseChild(e *env, fs *flag.FlagSet, say func(string, ...any), args []string, shutdown context.Context,
+	lost <-chan struct{}) int {
 	say("Starting handler")
 	cmd := childCommand(e, args, flagOf[bool](fs, "shell"))
 	cmd.Env = append(os.Environ(), "CONSUL_LOCK_HELD=true", "BEACON_LOCK_HELD=true")
+	cmd.Stdout, cmd.Stderr = e.stdout, e.stderr
 	group := true
 	if flagOf[bool](fs, "pass-stdin") {
 		say("Stdin passed to handler process")
-		cmd.Stdin = e.stdinReader()
-		// A child reading the terminal must stay in its foreground
-		// process group; it is then stopped on its own, not with what
-		// it started.
-		group = !isTerminal(e.stdin)
+		// A child reading the terminal must stay in its foreground process
+		// group; it is then stopped on its own, not with what it started.
+		cmd.Stdin, group = e.stdin, !isTerminal(e.stdin)
 	}
-	cmd.Stdout, cmd.Stderr = ui.stdout, ui.stderr
 	ch, err := startChild(cmd, group)
 	if err != nil {
-		ui.error("Error starting handler: %s", err)
+		e.fail("Error starting handler: %s", err)
 		say("Child terminated, releasing lock")
 		return lockChildFailed
 	}
 	select {
 	case <-ch.done:
-	case <-shutdown:
-	case <-lost:
-	}
-	if !isClosed(ch.done) {
-		if isClosed(shutdown) {
-			say("Shutdown triggered, killing child")
-		} else {
-			say("Lock lost, killing child")
-		}
-		ch.stop(e.pacing().killGrace, ui, say)
 		if ch.err != nil {
-			ui.error("Error running handler: %s", ch.err)
+			e.fail("Error running handler: %s", ch.err)
+		}
+		say("Child terminated, releasing lock")
+		if ch.err != nil {
+			return lockChildFailed
 		}
 		return exitOK
+	case <-shutdown.Done():
+	case <-lost:
 	}
-	if ch.err != nil {
-		ui.error("Error running handler: %s", ch.err)
+	if shutdown.Err() != nil { // also when it made the monitor give the lock up
+		say("Shutdown triggered, killing child")
+	} else {
+		say("Lock lost, killing child")
 	}
-	say("Child terminated, releasing lock")
+	ch.stop(e, say)
 	if ch.err != nil {
-		return lockChildFailed
+		e.fail("Error running handler: %s", ch.err)
 	}
 	return exitOK
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// The children of lock and watch, and stopping on SIGINT or SIGTERM.
+
+// childCommand is how Consul runs a child (agent/exec): through the shell
+// ($SHELL, else /bin/sh) with -c and the arguments joined by spaces, or,
+// with shell false, the arguments as they are.
+func childCommand(e *env, args []string, shell bool) *exec.Cmd {
+	if !shell {
+		return exec.Command(args[0], args[1:]...)
 	}
+	sh := e.getenv("SHELL")
+	if sh == "" {
+		sh = "/bin/sh"
+	}
+	return exec.Command(sh, "-c", strings.Join(args, " "))
+}
+
+// childWaitDelay bounds how long a child's output is copied after it
+// exited, when something it started keeps the pipe open.
+const childWaitDelay = time.Second
+
+// child is a started child process: group when it leads a process group
+// of its own, so that a stop reaches whatever it started; done is closed
+// once it exited and was waited for, with Wait's error in err.
+type child struct {
+	cmd   *exec.Cmd
+	group bool
+	done  chan struct{}
+	err   error
+}
+
+// startChild starts cmd, in a process group of its own when group is set,
+// and waits for it in the background.
+func startChild(cmd *exec.Cmd, group bool) (*child, error) {
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	cmd.WaitDelay = childWaitDelay
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := &child{cmd: cmd, group: group, done: make(chan struct{})}
+	go func() {
+		ch.err = cmd.Wait()
+		close(ch.done)
+	}()
+	return ch, nil
+}
+
+// signal sends sig to the child (its whole group when it has one). A child
+// that is gone already is not an error.
+func (ch *child) signal(sig syscall.Signal) error {
+	var err error
+	if ch.group {
+		err = syscall.Kill(-ch.cmd.Process.Pid, sig)
+	} else {
+		err = ch.cmd.Process.Signal(sig)
+	}
+	if errors.Is(err, syscall.ESRCH) || errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// stop ends the child: SIGTERM, then SIGKILL once grace passed without
+// an exit. It returns once the child is gone.
+func (ch *child) stop(e *env, say func(string, ...any)) {
+	grace, pid := e.pace.killGrace, ch.cmd.Process.Pid
+	say("Terminating child pid %d", pid)
+	if err := ch.signal(syscall.SIGTERM); err != nil {
+		e.fail("Failed to terminate %d: %v", pid, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-ch.done:
+		say("Child terminated")
+		return
+	case <-timer.C:
+		say("Child did not exit after grace period of %v", grace)
+	}
+	say("Killing child pid %d", pid)
+	if err := ch.signal(syscall.SIGKILL); err != nil {
+		e.fail("Failed to kill %d: %v", pid, err)
+	}
+	<-ch.done
+}
+
+// isTerminal reports whether r is a terminal (a character device): a
+// child that reads it must stay in the foreground process group.
+func isTerminal(r io.Reader) bool {
+	f, _ := r.(*os.File) // Stat of a nil *os.File fails
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// shutdownContext is done when the command is to stop: when e.shutdown
+// is, if set, else on SIGINT or SIGTERM. stop ends the listening.
+func shutdownContext(e *env) (ctx context.Context, stop context.CancelFunc) {
+	if e.shutdown != nil {
+		return e.shutdown, func() {}
+	}
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 
 // testPacing is fast where Consul waits seconds; the lock's own waits
 // (15s reads, 15s TTL) stay Consul's unless a test sets them.
-var testPacing = pacing{monitorRetry: 20 * time.Millisecond, killGrace: 300 * time.Millisecond}
+var testPacing = pacing{monitorRetry: 20 * time.Millisecond, killGrace: 300 * time.Millisecond, sessionTTL: "15s"}
 
 // bgRun is a command running in the background, stopped (as by SIGTERM)
 // by shutdown.
@@ -79,12 +79,16 @@ func startCLI(t *testing.T, stdin string, p pacing, args ...string) *bgRun {
 }
 
 // startEnv runs the CLI in the background with e, whose outputs and
-// shutdown it sets (and an empty environment, unless e has one).
+// shutdown it sets (and testPacing and an empty environment, unless e has
+// its own).
 func startEnv(t *testing.T, e *env, args ...string) *bgRun {
 	t.Helper()
 	shutdown, cancel := context.WithCancel(context.Background())
 	b := &bgRun{shutdown: cancel, done: make(chan struct{})}
 	e.stdout, e.stderr, e.shutdown = &b.stdout, &b.stderr, shutdown
+	if e.pace == (pacing{}) {
+		e.pace = testPacing
+	}
 	if e.getenv == nil {
 		e.getenv = func(string) string { return "" }
 	}

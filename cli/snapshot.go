@@ -6,15 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/beacon-dns/beacon/raftstore"
 )
 
-var snapshotCommand = &command{
-	name:     "snapshot",
-	synopsis: "Save, restore and inspect snapshots of the servers' state",
-	subs:     []*command{snapshotSaveCommand, snapshotRestoreCommand, snapshotInspectCommand},
+var snapshotCommand = &command{name: "snapshot", synopsis: "Save, restore and inspect snapshots of the servers' state",
+	subs: []*command{snapshotInspectCommand, snapshotRestoreCommand, snapshotSaveCommand},
 }
 
 // inspectArchive verifies a snapshot archive and describes it, with the
@@ -34,21 +33,16 @@ func fileArg(e *env, args []string) (string, int) {
 	return "", usageErr(e, "one snapshot file, not %d arguments (options go before the file)", len(args))
 }
 
-var snapshotSaveCommand = &command{
-	name:     "save",
-	synopsis: "Save a snapshot of the state to FILE, and verify it",
-	help:     "beacon snapshot save [options] FILE",
-	http:     true,
-	stream:   true,
+var snapshotSaveCommand = &command{name: "save", synopsis: "Save a snapshot of the state to FILE, and verify it",
+	help: "beacon snapshot save [options] FILE", http: true, stream: true,
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {
 			return code
 		}
-		c := e.client
-		archive, _, err := c.Snapshot().Save(nil)
+		archive, _, err := e.client.Snapshot().Save(nil)
 		if err != nil {
-			return fail(e, "saving snapshot", err)
+			return e.fail("Error saving snapshot: %v", err)
 		}
 		defer archive.Close()
 		var index uint64
@@ -67,7 +61,7 @@ var snapshotSaveCommand = &command{
 			return nil
 		})
 		if err != nil {
-			return fail(e, "saving snapshot", err)
+			return e.fail("Error saving snapshot: %v", err)
 		}
 		fmt.Fprintf(e.stdout, "Saved and verified snapshot to index %d\n", index)
 		return exitOK
@@ -82,13 +76,8 @@ func writeFileAtomically(file string, write func(f *os.File) error) error {
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer os.Remove(tmp.Name()) // gone already once renamed
+	defer tmp.Close()
 	if err := write(tmp); err != nil {
 		return err
 	}
@@ -98,49 +87,38 @@ func writeFileAtomically(file string, write func(f *os.File) error) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return os.Rename(tmp.Name(), file)
 }
 
-var snapshotRestoreCommand = &command{
-	name:     "restore",
+var snapshotRestoreCommand = &command{name: "restore", help: "beacon snapshot restore [options] FILE", http: true, stream: true,
 	synopsis: "Restore the state from a snapshot FILE (replaces all of it)",
-	help:     "beacon snapshot restore [options] FILE",
-	http:     true,
-	stream:   true,
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {
 			return code
 		}
-		c := e.client
 		f, err := os.Open(file)
 		if err != nil {
-			return fail(e, "opening snapshot", err)
+			return e.fail("Error opening snapshot: %v", err)
 		}
 		defer f.Close()
 		st, err := f.Stat()
-		if err != nil {
-			return fail(e, "opening snapshot", err)
+		switch {
+		case err != nil:
+			return e.fail("Error opening snapshot: %v", err)
+		case !st.Mode().IsRegular():
+			return e.fail("Error opening snapshot: %s is not a regular file", file)
 		}
-		if !st.Mode().IsRegular() {
-			return fail(e, "opening snapshot", fmt.Errorf("%s is not a regular file", file))
-		}
-		if err := c.Snapshot().Restore(nil, sizedBody{ReadCloser: f, size: st.Size()}); err != nil {
-			return fail(e, "restoring snapshot", err)
+		if err := e.client.Snapshot().Restore(nil, sizedBody{ReadCloser: f, size: st.Size()}); err != nil {
+			return e.fail("Error restoring snapshot: %v", err)
 		}
 		fmt.Fprintln(e.stdout, "Restored snapshot")
 		return exitOK
 	},
 }
 
-var snapshotInspectCommand = &command{
-	name:     "inspect",
+var snapshotInspectCommand = &command{name: "inspect", help: "beacon snapshot inspect FILE",
 	synopsis: "Verify a snapshot FILE and describe it (read locally; no agent needed)",
-	help:     "beacon snapshot inspect FILE",
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {
@@ -148,23 +126,22 @@ var snapshotInspectCommand = &command{
 		}
 		f, err := os.Open(file)
 		if err != nil {
-			return fail(e, "opening snapshot", err)
+			return e.fail("Error opening snapshot: %v", err)
 		}
 		defer f.Close()
 		info, err := inspectArchive(f)
 		if err != nil {
-			return fail(e, "inspecting snapshot", err)
+			return e.fail("Error inspecting snapshot: %v", err)
 		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-		fmt.Fprintf(tw, "ID\t%s\nSize\t%d\nIndex\t%d\nTerm\t%d\nVersion\t%d\n", info.ID, info.Size, info.Index, info.Term, info.Version)
-		fmt.Fprintln(tw) // ends the first block of columns
-		fmt.Fprintln(tw, "Table\tRows")
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		// A blank line ends the first block of columns.
+		fmt.Fprintf(tw, "ID\t%s\nSize\t%d\nIndex\t%d\nTerm\t%d\nVersion\t%d\n\nTable\tRows\n", info.ID, info.Size,
+			info.Index, info.Term, info.Version)
 		for _, t := range info.Tables {
 			fmt.Fprintf(tw, "%s\t%d\n", t.Table, t.Rows)
 		}
-		if err := tw.Flush(); err != nil {
-			return fail(e, "writing output", err)
-		}
-		return exitOK
+		tw.Flush()
+		return writeOutput(e, b.String())
 	},
 }
