@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
@@ -128,10 +129,8 @@ var maintCommand = &command{name: "maint", synopsis: "Controls node or service m
 	},
 }
 
-// listMaintenance prints what is in maintenance, as Consul's `maint`
-// without flags: a "Node:" block for the node, a "Service:" block per
-// service, each followed by a blank line; nothing when nothing is. The node
-// comes first and services follow by ID (Consul's order is its map's).
+// listMaintenance prints what is in maintenance as Consul's `maint` does,
+// the node first and services by ID (Consul's order is its map's).
 func listMaintenance(e *env) int {
 	checks, err := e.client.Agent().Checks()
 	if err != nil {
@@ -200,7 +199,7 @@ var membersCommand = &command{name: "members", synopsis: "Lists the members of t
 	help: "beacon members [options]", http: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.Bool("detailed", false, "Show each member's tags instead of the summary columns.")
-		fs.String("status", ".*", "Show only members whose status (alive, leaving, left, failed) matches this regular expression.")
+		fs.String("status", ".*", "Show only members whose status (alive, leaving, left, failed) matches this regexp.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		if code := noArgs(e, args); code != exitOK {
@@ -265,10 +264,7 @@ var membersCommand = &command{name: "members", synopsis: "Lists the members of t
 }
 
 // normalizeMemberTags fills the partition and segment tags as Consul's
-// command does before it sorts and prints (so -detailed shows them too):
-// partition "default" when unset; in the default partition a server's
-// segment is "<all>" and a client's "<default>" when unset; other
-// partitions have no segment.
+// command does before it sorts and prints (so -detailed shows them too).
 func normalizeMemberTags(m *api.AgentMember) {
 	tags := map[string]string{}
 	maps.Copy(tags, m.Tags)
@@ -327,7 +323,7 @@ var keyringCommand = &command{name: "keyring", synopsis: "Manages gossip layer e
 		fs.Bool("list", false, "List the keys installed in each gossip pool, with how many members have each.")
 		fs.Bool("list-primary", false, "List the primary key of each gossip pool, with how many members use each.")
 		fs.String("install", "", "Install KEY (base64) on every member, beside the keys they have.")
-		fs.String("use", "", "Make KEY, which must be installed already, the primary key: the one messages are encrypted with.")
+		fs.String("use", "", "Make KEY, installed already, the primary key: the one messages are encrypted with.")
 		fs.String("remove", "", "Remove KEY, which must not be the primary key, from every member.")
 		fs.Int("relay-factor", 0, "Have members relay their answers through this many other members (0 to 5).")
 		fs.Bool("local-only", false, "Ask only this datacenter's servers (lists only).")
@@ -362,11 +358,8 @@ var keyringCommand = &command{name: "keyring", synopsis: "Manages gossip layer e
 			if err != nil {
 				return e.fail("error: %v", decoded("/v1/operator/keyring", err)) // Consul's words for it
 			}
-			// Each pool as Consul's command writes it: a blank line, "dc1 (LAN):"
-			// (or "WAN:", with " [segment]" or " [partition: p]"), each
-			// member's message as "  ===> node: message", then each key as
-			// "  KEY [members with it/members]"; messages and keys sorted
-			// (Consul prints them in its map's order).
+			// Each pool as Consul's command writes it, with the messages and
+			// keys sorted (Consul prints them in its map's order).
 			var b strings.Builder
 			for _, p := range pools {
 				if p == nil {
@@ -434,16 +427,12 @@ var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft 
 			if s == nil {
 				continue
 			}
-			state, node, proto := "follower", s.Node, s.ProtocolVersion
+			state := "follower"
 			if s.Leader {
 				state = "leader"
 			}
-			if node == "" {
-				node = "(unknown)"
-			}
-			if proto == "" {
-				proto = "<=1" // Consul's rendering of a server that does not say
-			}
+			// "<=1" is Consul's rendering of a server that does not say.
+			node, proto := cmp.Or(s.Node, "(unknown)"), cmp.Or(s.ProtocolVersion, "<=1")
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", node, s.ID, s.Address, state, s.Voter, proto)
 		}
 		tw.Flush()

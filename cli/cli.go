@@ -159,7 +159,7 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 
 // usageErr reports wrong arguments.
 func usageErr(e *env, format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "Error: "+format+"\n", args...)
+	e.fail("Error: "+format, args...)
 	return exitUsage
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,10 +25,7 @@ const HTTPAddrEnv, defaultHTTPAddr = "BEACON_HTTP_ADDR", "127.0.0.1:8500"
 
 // envOf is the value of BEACON_<name>, else of Consul's CONSUL_<name>.
 func envOf(e *env, name string) string {
-	if v := e.getenv("BEACON_" + name); v != "" {
-		return v
-	}
-	return e.getenv("CONSUL_" + name)
+	return cmp.Or(e.getenv("BEACON_"+name), e.getenv("CONSUL_"+name))
 }
 
 // connectionFlags are Consul's flags for the token and TLS, with their
@@ -42,22 +40,16 @@ var connectionFlags = []struct{ flag, env, usage string }{
 
 // addConnectionFlags declares -http-addr and the connection flags.
 func addConnectionFlags(e *env, fs *flag.FlagSet) {
-	addr := envOf(e, "HTTP_ADDR")
-	if addr == "" {
-		addr = defaultHTTPAddr
-	}
-	fs.String("http-addr", addr, "Address of the agent's HTTP API, host:port or http(s)://host:port; "+
-		"the default is "+HTTPAddrEnv+" (else CONSUL_HTTP_ADDR) if set")
+	fs.String("http-addr", cmp.Or(envOf(e, "HTTP_ADDR"), defaultHTTPAddr), "Address of the agent's HTTP API, "+
+		"host:port or http(s)://host:port; the default is "+HTTPAddrEnv+" (else CONSUL_HTTP_ADDR) if set")
 	for _, f := range connectionFlags {
 		fs.String(f.flag, "", fmt.Sprintf("%s (default: BEACON_%s, else CONSUL_%s).", f.usage, f.env, f.env))
 	}
 }
 
-// timeouts of the HTTP client: dial bounds connecting, request an exchange
-// other than a blocking query or a snapshot transfer, idle how long a
-// snapshot transfer may carry nothing (a large state takes as long as it
-// takes; a stalled transfer fails). maxWait is the longest the agent holds
-// a blocking query (the contract's limit, and its default wait).
+// timeouts of the HTTP client: dial; request, of an exchange other than a
+// blocking query or a snapshot transfer; idle, how long a transfer may
+// carry nothing; maxWait, the longest the agent holds a blocking query.
 type timeouts struct{ dial, request, idle, maxWait time.Duration }
 
 var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute,
@@ -87,9 +79,7 @@ type clientOptions struct {
 func newClient(e *env, fs *flag.FlagSet, opts clientOptions) (*client, error) {
 	setting := map[string]string{}
 	for _, f := range connectionFlags {
-		if setting[f.flag] = flagString(fs, f.flag); setting[f.flag] == "" {
-			setting[f.flag] = envOf(e, f.env)
-		}
+		setting[f.flag] = cmp.Or(flagString(fs, f.flag), envOf(e, f.env))
 	}
 	if flagString(fs, "token") != "" && flagString(fs, "token-file") == "" {
 		setting["token-file"] = "" // -token wins over the environment's token file
@@ -102,8 +92,9 @@ func newClient(e *env, fs *flag.FlagSet, opts clientOptions) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &api.Config{Address: base.Host, Scheme: base.Scheme, Token: setting["token"], TokenFile: setting["token-file"],
-		TLSConfig: api.TLSConfig{CAFile: setting["ca-file"], CertFile: setting["client-cert"], KeyFile: setting["client-key"]}}
+	cfg := &api.Config{Address: base.Host, Scheme: base.Scheme, Token: setting["token"],
+		TokenFile: setting["token-file"], TLSConfig: api.TLSConfig{CAFile: setting["ca-file"],
+			CertFile: setting["client-cert"], KeyFile: setting["client-key"]}}
 	if fs.Lookup("datacenter") != nil {
 		cfg.Datacenter = flagString(fs, "datacenter")
 	}
@@ -160,9 +151,8 @@ type agentTransport struct {
 }
 
 // bound is how long an exchange may take: a blocking query (?index=) its
-// wait (at most maxWait), a 16th of that as jitter and the request
-// timeout; a snapshot transfer any time (0); anything else the request
-// timeout.
+// wait (at most maxWait), a 16th of it (the agent's jitter) and the request
+// timeout; a snapshot transfer any time (0); others the request timeout.
 func (a *agentTransport) bound(r *http.Request) time.Duration {
 	q := r.URL.Query()
 	switch {
@@ -231,10 +221,7 @@ func (b *agentBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *agentBody) Close() error {
-	defer b.release()
-	return b.ReadCloser.Close()
-}
+func (b *agentBody) Close() error { defer b.release(); return b.ReadCloser.Close() }
 
 // sizedBody is a request body sent with a Content-Length (net/http sends a
 // file chunked), so that the agent can refuse one too large at once.
@@ -252,12 +239,12 @@ type idleConn struct {
 }
 
 func (c idleConn) Read(p []byte) (int, error) {
-	c.Conn.SetDeadline(time.Now().Add(c.idle))
+	c.SetDeadline(time.Now().Add(c.idle))
 	return c.Conn.Read(p)
 }
 
 func (c idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetDeadline(time.Now().Add(c.idle))
+	c.SetDeadline(time.Now().Add(c.idle))
 	return c.Conn.Write(p)
 }
 

@@ -1,26 +1,25 @@
 // Package cli owns the `beacon` subcommands that talk to a running agent
 // through its HTTP API, as drop-ins for Consul's commands of the same
-// names: `members`, `join`, `leave`, `force-leave`, `maint`, `keyring`,
-// `operator raft` (list-peers, remove-peer), `snapshot` (save, restore,
-// inspect), `kv` (get, put, delete, export, import), `lock` and `watch`,
-// and `keygen`, which needs no agent. Their flags, output and exit codes
-// follow Consul's.
+// names (flags, output and exit codes): `members`, `join`, `leave`,
+// `force-leave`, `maint`, `keyring`, `operator raft` (list-peers,
+// remove-peer), `snapshot` (save, restore, inspect), `kv` (get, put,
+// delete, export, import), `lock` and `watch`, and `keygen`.
 //
 // It is built on Consul's Go client, github.com/hashicorp/consul/api:
-// api.Client for the calls, api.Lock and api.Semaphore for `lock` (so it
-// contends correctly with Consul's own clients on the same keys), the
-// api/watch plans for `watch`. What is its own is what the client lacks:
-// where the agent is found (flags, then BEACON_* variables, then Consul's
-// CONSUL_*; -http-addr defaults to 127.0.0.1:8500), the timeouts
-// (blocking queries bounded by their wait, snapshot transfers by
-// idleness), the wording of errors, and the supervision of the child that
-// `lock` and `watch` run: stopped (SIGTERM, then SIGKILL, with what it
-// started) when the lock is lost or the command interrupted.
+// api.Client for the calls, api.Lock and api.Semaphore for `lock` (so that
+// it contends correctly with Consul's own clients on the same keys), the
+// api/watch plans for `watch`. Its own is what the client lacks: where the
+// agent is found (flags, then BEACON_* variables, then Consul's CONSUL_*;
+// -http-addr defaults to 127.0.0.1:8500), the timeouts (blocking queries
+// bounded by their wait, snapshot transfers by idleness), the wording of
+// errors, and the supervision of the child that `lock` and `watch` run,
+// stopped (SIGTERM, then SIGKILL, with what it started) when the lock is
+// lost or the command interrupted.
 //
-// It speaks to the agent only over HTTP, so it works against any agent,
-// local or not. It must not import raft, bbolt, the agent, the HTTP API's
-// server side (adminapi), the DNS plugin or CoreDNS. It uses the snapshot
-// archive reader (in inspectArchive only; raftstore's for now, which
-// brings raft and bbolt in with it), so that `snapshot inspect` and
-// `snapshot save` check archives with the same code a restore does.
+// It speaks to the agent only over HTTP. It must not import raft, bbolt,
+// the agent, the HTTP API's server side (adminapi), the DNS plugin or
+// CoreDNS. It uses the snapshot archive reader (in inspectArchive only;
+// raftstore's for now, which brings raft and bbolt in with it), so that
+// `snapshot inspect` and `save` check archives with the code a restore
+// uses.
 package cli

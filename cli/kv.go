@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -123,12 +124,8 @@ func encodeValue(value []byte, b64 bool) string {
 // columns, the value last (without a newline after it).
 func writeKVPairDetailed(w io.Writer, pair *api.KVPair, b64, keysOnly bool) {
 	tw := tabwriter.NewWriter(w, 0, 2, 6, ' ', 0)
-	session := pair.Session
-	if session == "" {
-		session = "-"
-	}
 	fmt.Fprintf(tw, "CreateIndex\t%d\nFlags\t%d\nKey\t%s\nLockIndex\t%d\nModifyIndex\t%d\nSession\t%s\n",
-		pair.CreateIndex, pair.Flags, pair.Key, pair.LockIndex, pair.ModifyIndex, session)
+		pair.CreateIndex, pair.Flags, pair.Key, pair.LockIndex, pair.ModifyIndex, cmp.Or(pair.Session, "-"))
 	if pair.Partition != "" {
 		fmt.Fprintf(tw, "Partition\t%s\n", pair.Partition)
 	}
@@ -197,7 +194,8 @@ var kvPutCommand = &command{name: "put", synopsis: "Sets or updates data in the 
 			return e.fail("Error! Missing -session (required with -acquire and -release)")
 		}
 		kv := e.client.KV()
-		pair := &api.KVPair{Key: key, Flags: flagOf[uint64](fs, "flags"), Value: value, Session: session, ModifyIndex: modifyIndex}
+		pair := &api.KVPair{Key: key, Flags: flagOf[uint64](fs, "flags"), Value: value, Session: session,
+			ModifyIndex: modifyIndex}
 		switch {
 		case cas:
 			ok, _, err := kv.CAS(pair, nil)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -67,10 +68,9 @@ func runLock(e *env, fs *flag.FlagSet, args []string) int {
 	case retries < 0:
 		return e.fail("Number for 'monitor-retry' must be >= 0")
 	}
-	prefix, childArgs, name := strings.TrimPrefix(args[0], "/"), args[1:], flagString(fs, "name")
-	if name == "" {
-		name = fmt.Sprintf("Consul lock for '%s' at '%s'", strings.Join(childArgs, " "), prefix)
-	}
+	prefix, childArgs := strings.TrimPrefix(args[0], "/"), args[1:]
+	name := cmp.Or(flagString(fs, "name"),
+		fmt.Sprintf("Consul lock for '%s' at '%s'", strings.Join(childArgs, " "), prefix))
 
 	shutdown, stopListening := shutdownContext(e)
 	defer stopListening()
@@ -144,11 +144,9 @@ func runLock(e *env, fs *flag.FlagSet, args []string) int {
 	return exitOK
 }
 
-// locker is what lock uses of an api.Lock or an api.Semaphore: acquire
-// blocks until the lock is held and returns a channel closed once it is
-// lost (nil with no error once stop closed or, with -timeout, the time ran
-// out); release gives it up; destroy removes its key unless another holds
-// it, when it fails with inUse.
+// locker is what lock uses of an api.Lock or an api.Semaphore (their
+// Lock/Acquire, Unlock/Release, Destroy and its error when the lock is in
+// use).
 type locker struct {
 	acquire          func(stop <-chan struct{}) (<-chan struct{}, error)
 	release, destroy func() error
@@ -156,8 +154,7 @@ type locker struct {
 }
 
 // newLocker sets up api.Lock on PREFIX/.lock for a limit of 1, else
-// api.Semaphore on PREFIX, with the session and monitor settings of opts.
-// A timeout makes acquisition one attempt of that long.
+// api.Semaphore on PREFIX; a timeout makes acquisition one attempt.
 func newLocker(c *client, prefix string, limit int, timeout time.Duration, opts api.LockOptions) (locker, error) {
 	if limit == 1 {
 		opts.Key, opts.LockTryOnce, opts.LockWaitTime = path.Join(prefix, api.DefaultSemaphoreKey), timeout > 0, timeout
@@ -180,10 +177,9 @@ func newLocker(c *client, prefix string, limit int, timeout time.Duration, opts 
 // whose child failed.
 const lockChildFailed = 2
 
-// superviseChild runs the child while the lock is held: until it exits, or
-// the lock is lost or the command told to stop, when it is stopped
-// (SIGTERM, then SIGKILL after the grace period). It returns 2 if the
-// child failed on its own, else 0.
+// superviseChild runs the child until it exits, or stops it once the lock
+// is lost or the command is told to stop. It returns 2 if the child failed
+// on its own, else 0.
 func superviseChild(e *env, fs *flag.FlagSet, say func(string, ...any), args []string, shutdown context.Context,
 	lost <-chan struct{}) int {
 	say("Starting handler")
@@ -237,11 +233,7 @@ func childCommand(e *env, args []string, shell bool) *exec.Cmd {
 	if !shell {
 		return exec.Command(args[0], args[1:]...)
 	}
-	sh := e.getenv("SHELL")
-	if sh == "" {
-		sh = "/bin/sh"
-	}
-	return exec.Command(sh, "-c", strings.Join(args, " "))
+	return exec.Command(cmp.Or(e.getenv("SHELL"), "/bin/sh"), "-c", strings.Join(args, " "))
 }
 
 // childWaitDelay bounds how long a child's output is copied after it

@@ -90,8 +90,9 @@ func writeFileAtomically(file string, write func(f *os.File) error) error {
 	return os.Rename(tmp.Name(), file)
 }
 
-var snapshotRestoreCommand = &command{name: "restore", help: "beacon snapshot restore [options] FILE", http: true, stream: true,
+var snapshotRestoreCommand = &command{name: "restore", http: true, stream: true,
 	synopsis: "Restore the state from a snapshot FILE (replaces all of it)",
+	help:     "beacon snapshot restore [options] FILE",
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		file, code := fileArg(e, args)
 		if code != exitOK {

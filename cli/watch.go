@@ -24,10 +24,7 @@ type stringList []string
 
 func (l *stringList) String() string { return strings.Join(*l, ",") }
 
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func (l *stringList) Get() any { return []string(*l) }
 

@@ -334,13 +334,6 @@ func TestWatchErrors(t *testing.T) {
 	}
 }
 
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 func TestWatchArguments(t *testing.T) {
 	f := newFakeKV(t)
 	for _, tc := range []struct {
