@@ -78,7 +78,7 @@ var forceLeaveCommand = &command{name: "force-leave", help: "beacon force-leave 
 const nodeMaintCheckID, serviceMaintCheckIDPrefix = "_node_maintenance", "_service_maintenance:"
 
 var maintCommand = &command{name: "maint", synopsis: "Controls node or service maintenance mode",
-	help: "beacon maint [options]", http: true,
+	help: "beacon maint [options]", http: true, noArgs: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.Bool("enable", false, "Enable maintenance mode.")
 		fs.Bool("disable", false, "Disable maintenance mode.")
@@ -86,9 +86,6 @@ var maintCommand = &command{name: "maint", synopsis: "Controls node or service m
 		fs.String("service", "", "The ID of a service to put in or take out of maintenance, instead of the whole node.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		enable, disable := flagOf[bool](fs, "enable"), flagOf[bool](fs, "disable")
 		reason, service := flagString(fs, "reason"), flagString(fs, "service")
 		switch {
@@ -196,15 +193,12 @@ func memberStatus(s int) string {
 func isDefaultPartition(p string) bool { return p == "" || p == partitionDflt }
 
 var membersCommand = &command{name: "members", synopsis: "Lists the members of the cluster (LAN gossip pool)",
-	help: "beacon members [options]", http: true,
+	help: "beacon members [options]", http: true, noArgs: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.Bool("detailed", false, "Show each member's tags instead of the summary columns.")
 		fs.String("status", ".*", "Show only members whose status (alive, leaving, left, failed) matches this regexp.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		statusRe, err := regexp.Compile(flagString(fs, "status"))
 		if err != nil {
 			return usageErr(e, "Failed to compile status regexp: %v", err)
@@ -300,11 +294,9 @@ func row(tw *tabwriter.Writer, cells ...string) {
 // Consul's keygen makes them (memberlist takes 16, 24 or 32).
 const gossipKeySize = 32
 
-var keygenCommand = &command{name: "keygen", synopsis: "Generates a new gossip encryption key", help: "beacon keygen",
+var keygenCommand = &command{name: "keygen", synopsis: "Generates a new gossip encryption key",
+	help: "beacon keygen", noArgs: true,
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		key := make([]byte, gossipKeySize)
 		if _, err := rand.Read(key); err != nil {
 			return e.fail("Error reading random data: %v", err)
@@ -318,7 +310,8 @@ var keygenCommand = &command{name: "keygen", synopsis: "Generates a new gossip e
 const maxRelayFactor = 5
 
 var keyringCommand = &command{name: "keyring", synopsis: "Manages gossip layer encryption keys",
-	help: "beacon keyring [options] (-list | -list-primary | -install=KEY | -use=KEY | -remove=KEY)", http: true,
+	help: "beacon keyring [options] (-list | -list-primary | -install=KEY | -use=KEY | -remove=KEY)",
+	http: true, noArgs: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.Bool("list", false, "List the keys installed in each gossip pool, with how many members have each.")
 		fs.Bool("list-primary", false, "List the primary key of each gossip pool, with how many members use each.")
@@ -329,9 +322,6 @@ var keyringCommand = &command{name: "keyring", synopsis: "Manages gossip layer e
 		fs.Bool("local-only", false, "Ask only this datacenter's servers (lists only).")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		list, listPrimary := flagOf[bool](fs, "list"), flagOf[bool](fs, "list-primary")
 		install, use, remove := flagString(fs, "install"), flagString(fs, "use"), flagString(fs, "remove")
 		relay, local := flagOf[int](fs, "relay-factor"), flagOf[bool](fs, "local-only")
@@ -410,12 +400,10 @@ var operatorCommand = &command{name: "operator", synopsis: "Operate the cluster'
 	}},
 }
 
-var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft list-peers [options]", http: true,
+var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft list-peers [options]",
+	http: true, noArgs: true,
 	synopsis: "List the servers of the Raft configuration, marking the leader",
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		conf, err := e.client.Operator().RaftGetConfiguration(nil)
 		if err != nil {
 			return e.fail("Error getting peers: %v", decoded("/v1/operator/raft/configuration", err))
@@ -443,14 +431,12 @@ var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft 
 var removePeerCommand = &command{name: "remove-peer",
 	synopsis: "Remove a server from the Raft configuration (one that is gone for good)",
 	help:     "beacon operator raft remove-peer [options] (-id=ID | -address=IP:port)", http: true,
+	noArgs: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.String("id", "", "The Raft ID of the server to remove.")
 		fs.String("address", "", "The Raft address (IP:port) of the server to remove.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		if code := noArgs(e, args); code != exitOK {
-			return code
-		}
 		id, address := flagString(fs, "id"), flagString(fs, "address")
 		switch {
 		case id == "" && address == "":

@@ -33,13 +33,14 @@ type env struct {
 // command is a node of the command tree: a group of subs (by name, as its
 // usage lists them), or a leaf with its usage line (help), flags and run.
 // http gives a leaf the connection flags and e.client; stream lifts the
-// bound on its exchanges but for idleness (snapshot transfers).
+// bound on its exchanges but for idleness (snapshot transfers); noArgs
+// refuses arguments after the options.
 type command struct {
 	name, synopsis, help string
 	subs                 []*command
 	flags                func(fs *flag.FlagSet)
 	run                  func(e *env, fs *flag.FlagSet, args []string) int
-	http, stream         bool
+	http, stream, noArgs bool
 }
 
 // commands are the top-level commands, in the order the usage lists them.
@@ -137,16 +138,19 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 		return exitOK
 	}
 	code := exitUsage
-	if err != nil {
+	switch {
+	case err != nil:
 		fmt.Fprintf(e.stderr, "Error parsing arguments: %v\n", err)
-	} else if c.http {
+	case c.noArgs && fs.NArg() > 0:
+		usageErr(e, "unexpected argument %q", fs.Arg(0))
+	case c.http:
 		if e.client, err = newClient(e, fs, clientOptions{stream: c.stream}); err != nil {
-			code = usageErr(e, "%v", err)
-		} else {
-			defer e.client.close()
+			usageErr(e, "%v", err)
+			break
 		}
-	}
-	if err == nil {
+		defer e.client.close()
+		fallthrough
+	default:
 		code = c.run(e, fs, fs.Args())
 	}
 	if code == exitUsage {
@@ -161,14 +165,6 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 func usageErr(e *env, format string, args ...any) int {
 	e.fail("Error: "+format, args...)
 	return exitUsage
-}
-
-// noArgs is the check of a leaf that takes only options.
-func noArgs(e *env, args []string) int {
-	if len(args) > 0 {
-		return usageErr(e, "unexpected argument %q", args[0])
-	}
-	return exitOK
 }
 
 // info and fail write as Consul's commands write: a message and a
