@@ -1,89 +1,46 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
-// Exit codes, as Consul's commands use them.
-const (
-	exitOK    = 0
-	exitError = 1
-)
+// Exit codes, as Consul's commands use them. A leaf whose arguments were
+// wrong returns exitUsage after saying why: the usage follows, and exit 1.
+const exitOK, exitError, exitUsage = 0, 1, -1
 
-// Where the agent's HTTP API is found.
-const (
-	// HTTPAddrEnv names the environment variable that sets the default of
-	// -http-addr.
-	HTTPAddrEnv     = "BEACON_HTTP_ADDR"
-	defaultHTTPAddr = "127.0.0.1:8500"
-)
-
-// timeouts of the HTTP client.
-type timeouts struct {
-	// dial bounds connecting to the agent.
-	dial time.Duration
-	// request bounds a whole exchange of a command that sends and receives
-	// little (list-peers, remove-peer).
-	request time.Duration
-	// idle bounds how long a connection may carry no byte in either
-	// direction. Snapshot transfers have no overall bound (a large state
-	// takes as long as it takes) but a stalled one fails.
-	idle time.Duration
-	// maxWait is the longest the agent holds a blocking query (the
-	// contract's limit, which also bounds the agent's default wait): a
-	// blocking query may take that, a 16th of it as jitter, and the
-	// request timeout, whatever the idle timeout.
-	maxWait time.Duration
-}
-
-var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute,
-	maxWait: 10 * time.Minute}
-
-// env is what a command runs with.
+// env is what a command runs with. shutdown, when set, is done to stop a
+// long-running command (lock, watch) as SIGINT or SIGTERM do; when nil,
+// those listen for the signals. client is the agent's, for a leaf with
+// http set.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	timeouts       timeouts
-	// shutdown, when set, is closed to stop a long-running command (lock,
-	// watch) as SIGINT or SIGTERM do; when nil those commands listen for
-	// the signals themselves.
-	shutdown <-chan struct{}
-	// pace is the timing of lock and watch; zero fields are Consul's.
-	pace pacing
+	shutdown       context.Context
+	pace           pacing
+	client         *client
 }
 
-// stdinReader is the command's standard input (none when unset).
-func (e *env) stdinReader() io.Reader {
-	if e.stdin == nil {
-		return strings.NewReader("")
-	}
-	return e.stdin
-}
-
-// command is a node of the command tree: a group of subcommands or a leaf
-// that runs.
+// command is a node of the command tree: a group of subs (by name, as its
+// usage lists them), or a leaf with its usage line (help), flags and run.
+// http gives a leaf the connection flags and e.client; stream lifts the
+// bound on its exchanges but for idleness (snapshot transfers); noArgs
+// refuses arguments after the options.
 type command struct {
-	name     string
-	synopsis string
-	// help is the leaf's usage text, with its flags after it.
-	help string
-	subs []*command
-	// flags declares the leaf's flags on fs; run runs it with the
-	// remaining arguments.
-	flags func(fs *flag.FlagSet)
-	run   func(e *env, fs *flag.FlagSet, args []string) int
-	// http adds -http-addr to the leaf.
-	http bool
+	name, synopsis, help string
+	subs                 []*command
+	flags                func(fs *flag.FlagSet)
+	run                  func(e *env, fs *flag.FlagSet, args []string) int
+	http, stream, noArgs bool
 }
 
 // commands are the top-level commands, in the order the usage lists them.
@@ -94,12 +51,7 @@ var commands = []*command{
 
 // Has reports whether name is a command Run handles.
 func Has(name string) bool {
-	for _, c := range commands {
-		if c.name == name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(commands, func(c *command) bool { return c.name == name })
 }
 
 // Summary is a line per command Run handles, for the program's usage text.
@@ -111,46 +63,37 @@ func Summary() string {
 	return b.String()
 }
 
-// Run runs the command in args (os.Args without the program name, so
-// args[0] is the command) and returns the process's exit code: 0 on
-// success, 1 on any error.
+// Run runs the command in args (os.Args without the program name) and
+// returns the exit code. The children of lock and watch write to stdout
+// and stderr too: writers other than files must be safe for concurrent use.
 func Run(args []string, stdout, stderr io.Writer) int {
-	return run(&env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts}, args)
+	return run(&env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts,
+		pace: defaultPacing}, args)
 }
 
 func run(e *env, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintf(e.stderr, "Usage: beacon <command>\n\nCommands:\n%s", Summary())
-		return exitError
+		return e.fail("Usage: beacon <command>\n\nCommands:\n%s", strings.TrimSuffix(Summary(), "\n"))
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			return c.dispatch(e, "beacon "+c.name, args[1:])
 		}
 	}
-	fmt.Fprintf(e.stderr, "beacon: unknown command %q\n\nCommands:\n%s", args[0], Summary())
-	return exitError
-}
-
-func isHelp(arg string) bool {
-	switch arg {
-	case "-h", "-help", "--help", "help":
-		return true
-	}
-	return false
+	return e.fail("beacon: unknown command %q\n\nCommands:\n%s", args[0], strings.TrimSuffix(Summary(), "\n"))
 }
 
 func (c *command) dispatch(e *env, path string, args []string) int {
 	if c.run != nil {
 		return c.runLeaf(e, path, args)
 	}
-	if len(args) == 0 || isHelp(args[0]) {
-		out, code := e.stderr, exitError
-		if len(args) > 0 {
-			out, code = e.stdout, exitOK
+	if len(args) == 0 || slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		if len(args) == 0 {
+			c.groupUsage(e.stderr, path)
+			return exitError
 		}
-		c.groupUsage(out, path)
-		return code
+		c.groupUsage(e.stdout, path)
+		return exitOK
 	}
 	for _, sub := range c.subs {
 		if sub.name == args[0] {
@@ -165,9 +108,7 @@ func (c *command) dispatch(e *env, path string, args []string) int {
 func (c *command) groupUsage(w io.Writer, path string) {
 	fmt.Fprintf(w, "Usage: %s <subcommand> [options]\n\n%s\n\nSubcommands:\n", path, c.synopsis)
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	subs := append([]*command(nil), c.subs...)
-	sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
-	for _, s := range subs {
+	for _, s := range c.subs {
 		fmt.Fprintf(tw, "    %s\t%s\n", s.name, s.synopsis)
 	}
 	tw.Flush()
@@ -176,14 +117,8 @@ func (c *command) groupUsage(w io.Writer, path string) {
 func (c *command) runLeaf(e *env, path string, args []string) int {
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
 	if c.http {
-		addr := e.getenv(HTTPAddrEnv)
-		if addr == "" {
-			addr = defaultHTTPAddr
-		}
-		fs.String("http-addr", addr, "Address of the agent's HTTP API, host:port or http(s)://host:port; "+
-			"the default is "+HTTPAddrEnv+" if set")
+		addConnectionFlags(e, fs)
 	}
 	if c.flags != nil {
 		c.flags(fs)
@@ -193,21 +128,31 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 		var opts strings.Builder
 		fs.SetOutput(&opts)
 		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
 		if opts.Len() > 0 {
 			fmt.Fprintf(w, "\nOptions:\n%s", opts.String())
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(e.stdout)
-			return exitOK
-		}
-		fmt.Fprintf(e.stderr, "Error parsing arguments: %v\n\n", err)
-		usage(e.stderr)
-		return exitError
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(e.stdout)
+		return exitOK
 	}
-	code := c.run(e, fs, fs.Args())
+	code := exitUsage
+	switch {
+	case err != nil:
+		fmt.Fprintf(e.stderr, "Error parsing arguments: %v\n", err)
+	case c.noArgs && fs.NArg() > 0:
+		usageErr(e, "unexpected argument %q", fs.Arg(0))
+	case c.http:
+		if e.client, err = newClient(e, fs, clientOptions{stream: c.stream}); err != nil {
+			usageErr(e, "%v", err)
+			break
+		}
+		defer e.client.close()
+		fallthrough
+	default:
+		code = c.run(e, fs, fs.Args())
+	}
 	if code == exitUsage {
 		fmt.Fprintln(e.stderr)
 		usage(e.stderr)
@@ -216,94 +161,46 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 	return code
 }
 
-// exitUsage is returned by a leaf whose arguments were wrong, after it
-// printed why: the usage follows, and the process exits with 1.
-const exitUsage = -1
-
 // usageErr reports wrong arguments.
 func usageErr(e *env, format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "Error: "+format+"\n", args...)
+	e.fail("Error: "+format, args...)
 	return exitUsage
 }
 
-// fail reports an error of what the command did.
-func fail(e *env, what string, err error) int {
-	fmt.Fprintf(e.stderr, "Error %s: %v\n", what, err)
+// info and fail write as Consul's commands write: a message and a
+// newline, information to stdout, errors to stderr (and exit 1).
+func (e *env) info(format string, args ...any) { fmt.Fprintf(e.stdout, format+"\n", args...) }
+
+func (e *env) fail(format string, args ...any) int {
+	fmt.Fprintf(e.stderr, format+"\n", args...)
 	return exitError
 }
 
-// flagString, flagBool and flagInt read a leaf's flag by name.
-func flagString(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
-
-func flagBool(fs *flag.FlagSet, name string) bool {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(bool)
-}
-
-func flagInt(fs *flag.FlagSet, name string) int {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
-}
-
-func flagUint64(fs *flag.FlagSet, name string) uint64 {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(uint64)
-}
-
-func flagDuration(fs *flag.FlagSet, name string) time.Duration {
-	return fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration)
-}
-
-// serverFlags adds Consul's -datacenter, and -stale to the commands that
-// read.
-func serverFlags(fs *flag.FlagSet, stale bool) {
-	fs.String("datacenter", "", "Name of the datacenter to query. If unspecified, the agent's own datacenter.")
-	if stale {
-		fs.Bool("stale", false, "Let any server answer, not only the leader: faster and scales reads, "+
-			"but the data may be arbitrarily stale.")
-	}
-}
-
-// readOptsOf are the options serverFlags set.
-func readOptsOf(fs *flag.FlagSet) readOpts {
-	o := readOpts{dc: flagString(fs, "datacenter")}
-	if fs.Lookup("stale") != nil {
-		o.stale = flagBool(fs, "stale")
-	}
-	return o
-}
-
-// writeQuery is the query of a write: the datacenter, if set.
-func writeQuery(fs *flag.FlagSet) url.Values {
-	q := url.Values{}
-	if dc := flagString(fs, "datacenter"); dc != "" {
-		q.Set("dc", dc)
-	}
-	return q
-}
-
-// consulUI writes as Consul's commands write: a message and a newline,
-// information to stdout, errors to stderr.
-type consulUI struct{ stdout, stderr io.Writer }
-
-func (u consulUI) info(format string, args ...any) {
-	fmt.Fprintf(u.stdout, format+"\n", args...)
-}
-
-func (u consulUI) error(format string, args ...any) int {
-	fmt.Fprintf(u.stderr, format+"\n", args...)
-	return exitError
-}
-
-func uiOf(e *env) consulUI { return consulUI{e.stdout, e.stderr} }
-
-// noArgs is the check of a leaf that takes only options.
-func noArgs(e *env, args []string) int {
-	if len(args) > 0 {
-		return usageErr(e, "unexpected argument %q", args[0])
+// writeOutput writes a command's whole output: a failed write is an error.
+func writeOutput(e *env, s string) int {
+	if _, err := io.WriteString(e.stdout, s); err != nil {
+		return e.fail("Error writing output: %v", err)
 	}
 	return exitOK
 }
 
-// consulError is an error in Consul's words, shown to users as Consul shows
-// it (capitalized, as its commands and client word them).
+// flagString reads a leaf's flag by name as text; flagOf as its type.
+func flagString(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
+
+func flagOf[T any](fs *flag.FlagSet, name string) T {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(T)
+}
+
+// serverFlags adds Consul's -datacenter, and -stale for reads.
+func serverFlags(fs *flag.FlagSet, stale bool) {
+	fs.String("datacenter", "", "Name of the datacenter to query. If unspecified, the agent's own datacenter.")
+	if stale {
+		fs.Bool("stale", false, "Let any server answer, not only the leader: faster, but maybe stale.")
+	}
+}
+
+// consulError is an error in Consul's words (capitalized, as its commands
+// and client word them).
 type consulError string
 
 func (e consulError) Error() string { return string(e) }

@@ -29,7 +29,8 @@ func (r result) String() string {
 // runWith runs the CLI with an environment of vars and the given timeouts.
 func runWith(vars map[string]string, to timeouts, args ...string) result {
 	var stdout, stderr bytes.Buffer
-	e := &env{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }, timeouts: to}
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
+		timeouts: to, pace: defaultPacing}
 	code := run(e, args)
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -47,6 +48,8 @@ type recorded struct {
 	method, path, query, contentType string
 	length                           int64
 	body                             []byte
+	// token is the request's ACL token.
+	token string
 }
 
 func newFakeAPI(t *testing.T, handler http.HandlerFunc) *fakeAPI {
@@ -56,7 +59,7 @@ func newFakeAPI(t *testing.T, handler http.HandlerFunc) *fakeAPI {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.requests = append(f.requests, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"),
-			r.ContentLength, body})
+			r.ContentLength, body, r.Header.Get("X-Consul-Token")})
 		f.mu.Unlock()
 		handler(w, r)
 	}))

@@ -1,9 +1,8 @@
 package cli
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,429 +10,250 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
-// client talks to one agent's HTTP API.
-type client struct {
-	base *url.URL
-	http *http.Client
-	// request bounds a whole exchange; 0 for none (snapshot transfers).
-	request time.Duration
-	// margin is what a blocking query may take beyond the agent's wait
-	// and its jitter: the time to answer any request.
-	margin time.Duration
-	// maxWait is the longest wait the agent applies to a blocking query.
-	maxWait time.Duration
+// HTTPAddrEnv names the environment variable that sets the default of
+// -http-addr (Consul's CONSUL_HTTP_ADDR is read when it is unset).
+const HTTPAddrEnv, defaultHTTPAddr = "BEACON_HTTP_ADDR", "127.0.0.1:8500"
+
+// envOf is the value of BEACON_<name>, else of Consul's CONSUL_<name>.
+func envOf(e *env, name string) string {
+	return cmp.Or(e.getenv("BEACON_"+name), e.getenv("CONSUL_"+name))
 }
 
-// maxErrorBody is how much of an error response is read for its message.
-const maxErrorBody = 64 << 10
+// connectionFlags are Consul's flags for the token and TLS, with their
+// variables, read when the command runs (so that -h shows no token).
+var connectionFlags = []struct{ flag, env, usage string }{
+	{"token", "HTTP_TOKEN", "ACL token to send"},
+	{"token-file", "HTTP_TOKEN_FILE", "File holding the ACL token to send, over -token"},
+	{"ca-file", "CACERT", "CA certificate to verify the agent's certificate with"},
+	{"client-cert", "CLIENT_CERT", "Client certificate, for an agent that verifies its clients"},
+	{"client-key", "CLIENT_KEY", "Key of the client certificate"},
+}
 
-// newClient returns a client for the agent that -http-addr names. Streaming
-// commands (snapshots) pass stream, which lifts the bound on the whole
-// exchange; every connection still fails after the idle timeout without
-// traffic.
-func newClient(e *env, fs *flag.FlagSet, stream bool) (*client, error) {
-	base, err := parseHTTPAddr(fs.Lookup("http-addr").Value.String())
+// addConnectionFlags declares -http-addr and the connection flags.
+func addConnectionFlags(e *env, fs *flag.FlagSet) {
+	fs.String("http-addr", cmp.Or(envOf(e, "HTTP_ADDR"), defaultHTTPAddr), "Address of the agent's HTTP API, "+
+		"host:port or http(s)://host:port; the default is "+HTTPAddrEnv+" (else CONSUL_HTTP_ADDR) if set")
+	for _, f := range connectionFlags {
+		fs.String(f.flag, "", fmt.Sprintf("%s (default: BEACON_%s, else CONSUL_%s).", f.usage, f.env, f.env))
+	}
+}
+
+// timeouts of the HTTP client: dial; request, of an exchange other than a
+// blocking query or a snapshot transfer; idle, how long a transfer may
+// carry nothing; maxWait, the longest the agent holds a blocking query.
+type timeouts struct{ dial, request, idle, maxWait time.Duration }
+
+var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second, idle: 5 * time.Minute,
+	maxWait: 10 * time.Minute}
+
+// client is Consul's api client of one agent, with its transport. close
+// lets go of the idle connections and of the goroutines that watch them
+// (tests run many commands in one process).
+type client struct {
+	*api.Client
+	transport *http.Transport
+}
+
+func (c *client) close() { c.transport.CloseIdleConnections() }
+
+// clientOptions: stream (snapshot transfers) lifts the bound on a whole
+// exchange, leaving the idle timeout; abort, when set, ends the blocking
+// reads in flight once it is done (api.Lock and api.Semaphore look at
+// their stop channel only between reads, which block for up to 15s).
+type clientOptions struct {
+	stream bool
+	abort  context.Context
+}
+
+// newClient returns a client of the agent the leaf's flags name, in its
+// -datacenter if it has one.
+func newClient(e *env, fs *flag.FlagSet, opts clientOptions) (*client, error) {
+	setting := map[string]string{}
+	for _, f := range connectionFlags {
+		setting[f.flag] = cmp.Or(flagString(fs, f.flag), envOf(e, f.env))
+	}
+	if flagString(fs, "token") != "" && flagString(fs, "token-file") == "" {
+		setting["token-file"] = "" // -token wins over the environment's token file
+	}
+	scheme := "http"
+	if ssl, _ := strconv.ParseBool(envOf(e, "HTTP_SSL")); ssl {
+		scheme = "https"
+	}
+	base, err := parseHTTPAddr(flagString(fs, "http-addr"), scheme)
 	if err != nil {
 		return nil, err
 	}
+	cfg := &api.Config{Address: base.Host, Scheme: base.Scheme, Token: setting["token"],
+		TokenFile: setting["token-file"], TLSConfig: api.TLSConfig{CAFile: setting["ca-file"],
+			CertFile: setting["client-cert"], KeyFile: setting["client-key"]}}
+	if fs.Lookup("datacenter") != nil {
+		cfg.Datacenter = flagString(fs, "datacenter")
+	}
+	verify, err := strconv.ParseBool(envOf(e, "HTTP_SSL_VERIFY"))
+	cfg.TLSConfig.InsecureSkipVerify = err == nil && !verify
+	tlsConfig, err := api.SetupTLSConfig(&cfg.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("setting up TLS: %w", err)
+	}
 	t := e.timeouts
 	dialer := &net.Dialer{Timeout: t.dial, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
+	cfg.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: t.dial,
+		TLSClientConfig: tlsConfig, MaxIdleConns: 2, IdleConnTimeout: 30 * time.Second,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
+			if err != nil || !opts.stream {
+				return conn, err
 			}
-			return &idleConn{Conn: conn, idle: t.idle}, nil
-		},
-		TLSHandshakeTimeout: t.dial,
-		MaxIdleConns:        2,
-		IdleConnTimeout:     30 * time.Second,
+			return idleConn{Conn: conn, idle: t.idle}, nil
+		}}
+	cfg.HttpClient = &http.Client{Transport: &agentTransport{cfg.Transport, base.Host, t, opts}}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("setting up the client: %w", err)
 	}
-	c := &client{base: base, http: &http.Client{Transport: transport}, margin: t.request, maxWait: t.maxWait}
-	if !stream {
-		c.request = t.request
-	}
-	if c.maxWait <= 0 {
-		c.maxWait = defaultTimeouts.maxWait
-	}
-	return c, nil
+	return &client{Client: c, transport: cfg.Transport}, nil
 }
 
-// close lets go of the client's idle connections (and the transport's
-// goroutines that watch them): commands that run for long, or in tests
-// many times in one process, end with it.
-func (c *client) close() { c.http.CloseIdleConnections() }
-
-// parseHTTPAddr takes host:port or an http(s) URL.
-func parseHTTPAddr(addr string) (*url.URL, error) {
+// parseHTTPAddr takes host:port, which gets scheme, or an http(s) URL.
+func parseHTTPAddr(addr, scheme string) (*url.URL, error) {
 	raw := addr
 	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
+		raw = scheme + "://" + raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("invalid -http-addr %q: %v", addr, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
+	case u.Scheme != "http" && u.Scheme != "https":
 		return nil, fmt.Errorf("invalid -http-addr %q: the scheme must be http or https", addr)
-	}
-	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
 		return nil, fmt.Errorf("invalid -http-addr %q: want host:port or http(s)://host:port", addr)
 	}
-	u.Path = ""
 	return u, nil
 }
 
-// idleConn fails a read or write once the connection has carried nothing
-// either way for idle: each read or write moves both deadlines, so a long
-// upload keeps the response read (which the transport starts at once)
-// alive, and a stalled agent is noticed. While a blocking query is out on
-// the connection (an HTTP/1 connection carries one request at a time) the
-// bound is the query's own, since the agent rightly sends nothing until
-// the data changes or its wait passes.
-type idleConn struct {
-	net.Conn
-	idle time.Duration
-	hold atomic.Pointer[holdToken]
+// agentTransport bounds each exchange with the agent and words the errors
+// people meet first.
+type agentTransport struct {
+	base     http.RoundTripper
+	host     string
+	timeouts timeouts
+	clientOptions
 }
 
-// holdToken is one blocking query's claim on a connection's idle bound.
-type holdToken struct{ bound time.Duration }
-
-func (c *idleConn) deadline() time.Time {
-	d := c.idle
-	if h := c.hold.Load(); h != nil && h.bound > d {
-		d = h.bound
-	}
-	return time.Now().Add(d)
-}
-
-func (c *idleConn) Read(p []byte) (int, error) {
-	c.Conn.SetDeadline(c.deadline())
-	return c.Conn.Read(p)
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetDeadline(c.deadline())
-	return c.Conn.Write(p)
-}
-
-// claim gives the connection tok's bound until release(tok); it moves the
-// deadline of a read already pending too (the transport's read loop).
-func (c *idleConn) claim(tok *holdToken) {
-	c.hold.Store(tok)
-	c.Conn.SetDeadline(c.deadline())
-}
-
-// release gives up tok's claim unless another query has claimed the
-// connection since.
-func (c *idleConn) release(tok *holdToken) { c.hold.CompareAndSwap(tok, nil) }
-
-// asIdleConn finds the idleConn under a connection the transport got.
-func asIdleConn(conn net.Conn) *idleConn {
-	if tc, ok := conn.(*tls.Conn); ok {
-		conn = tc.NetConn()
-	}
-	ic, _ := conn.(*idleConn)
-	return ic
-}
-
-// request is one API call.
-type request struct {
-	method, path string
-	query        url.Values
-	body         io.Reader
-	// length is the body's size, sent as Content-Length; -1 for unknown.
-	length      int64
-	contentType string
-	// ctx, when set, cancels the call (a lock given up, a watch stopped).
-	ctx context.Context
-	// blocking marks a blocking query (?index= set): the agent holds it
-	// until the data changes or its wait passes, which is wait when set,
-	// else the agent's default, at most maxWait; plus up to a 16th of that
-	// as jitter. Neither the request timeout nor the idle timeout applies;
-	// the bound is that time plus the margin.
-	blocking bool
-	wait     time.Duration
-	// allow404 makes a 404 an answer rather than an error (a KV read of a
-	// key that does not exist).
-	allow404 bool
-}
-
-// blockingBound is how long a blocking query with the given wait may
-// legitimately take.
-func (c *client) blockingBound(wait time.Duration) time.Duration {
-	if wait <= 0 || wait > c.maxWait {
-		wait = c.maxWait
-	}
-	return wait + wait/16 + c.margin
-}
-
-// do sends req and returns the response if it is a 200 (or a 404 with
-// allow404); any other status is an error carrying the agent's message.
-// The caller closes the body; cancel (always non-nil) ends the request's
-// deadline and must be called once the body is read.
-func (c *client) do(req request) (*http.Response, context.CancelFunc, error) {
-	ctx := req.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	cancel := context.CancelFunc(func() {})
+// bound is how long an exchange may take: a blocking query (?index=) its
+// wait (at most maxWait), a 16th of it (the agent's jitter) and the request
+// timeout; a snapshot transfer any time (0); others the request timeout.
+func (a *agentTransport) bound(r *http.Request) time.Duration {
+	q := r.URL.Query()
 	switch {
-	case req.blocking:
-		bound := c.blockingBound(req.wait)
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeout(ctx, bound)
-		tok := &holdToken{bound: bound}
-		var held atomic.Pointer[idleConn]
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-			if ic := asIdleConn(info.Conn); ic != nil {
-				ic.claim(tok)
-				held.Store(ic)
-			}
-		}})
-		cancel = func() {
-			if ic := held.Load(); ic != nil {
-				ic.release(tok)
-			}
-			stop()
-		}
-	case c.request > 0:
-		ctx, cancel = context.WithTimeout(ctx, c.request)
+	case a.stream:
+		return 0
+	case q.Get("index") == "":
+		return a.timeouts.request
 	}
-	u := *c.base
-	u.Path = req.path
-	u.RawQuery = req.query.Encode()
-	hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), req.body)
-	if err != nil {
-		cancel()
-		return nil, nil, err
+	wait, err := time.ParseDuration(q.Get("wait"))
+	if err != nil || wait <= 0 || wait > a.timeouts.maxWait {
+		wait = a.timeouts.maxWait
 	}
-	if req.body != nil {
-		hr.ContentLength = req.length
-	}
-	if req.contentType != "" {
-		hr.Header.Set("Content-Type", req.contentType)
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		cancel()
-		return nil, nil, explain(err, c.base)
-	}
-	if resp.StatusCode != http.StatusOK && !(req.allow404 && resp.StatusCode == http.StatusNotFound) {
-		defer resp.Body.Close()
-		defer cancel()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, nil, statusError{code: resp.StatusCode, msg: strings.TrimSpace(string(msg))}
-	}
-	return resp, cancel, nil
+	return wait + wait/16 + a.timeouts.request
 }
 
-// statusError is an answer other than 200, worded as Consul's client words it.
-type statusError struct {
-	code int
-	msg  string
-}
-
-func (e statusError) Error() string {
-	return fmt.Sprintf("Unexpected response code: %d (%s)", e.code, e.msg)
+func (a *agentTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(r.Context())
+	release := cancel
+	if bound := a.bound(r); bound > 0 {
+		var cancelBound context.CancelFunc
+		ctx, cancelBound = context.WithTimeout(ctx, bound)
+		release = func() { cancelBound(); cancel() }
+	}
+	if a.abort != nil && r.URL.Query().Get("index") != "" {
+		stopAborting, releaseBound := context.AfterFunc(a.abort, cancel), release
+		release = func() { stopAborting(); releaseBound() }
+	}
+	if body, ok := r.Body.(sizedBody); ok {
+		r = r.Clone(r.Context())
+		r.ContentLength = body.size
+	}
+	resp, err := a.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		release()
+		return nil, a.explain(err)
+	}
+	resp.Body = &agentBody{ReadCloser: resp.Body, release: release, explain: a.explain}
+	return resp, nil
 }
 
 // explain adds a hint to the errors people meet first.
-func explain(err error, base *url.URL) error {
-	var ne net.Error
+func (a *agentTransport) explain(err error) error {
+	var netErr net.Error
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w (is an agent's HTTP API listening on %s? Set -http-addr or %s)", err, base.Host, HTTPAddrEnv)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("%w (the agent at %s did not answer in time)", err, base.Host)
+		return fmt.Errorf("%w (is an agent's HTTP API listening on %s? Set -http-addr or %s)", err, a.host, HTTPAddrEnv)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("%w (the agent at %s did not answer in time)", err, a.host)
 	}
 	return err
 }
 
-// getJSON decodes the response to a GET of path (with query, which may be
-// nil) into out.
-func (c *client) getJSON(path string, query url.Values, out any) error {
-	resp, cancel, err := c.do(request{method: http.MethodGet, path: path, query: query})
-	if err != nil {
-		return err
+// agentBody is an answer's body: read errors explained, the exchange's
+// bound released once it is closed.
+type agentBody struct {
+	io.ReadCloser
+	release context.CancelFunc
+	explain func(error) error
+}
+
+func (b *agentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.explain(err)
 	}
-	defer cancel()
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	return n, err
+}
+
+func (b *agentBody) Close() error { defer b.release(); return b.ReadCloser.Close() }
+
+// sizedBody is a request body sent with a Content-Length (net/http sends a
+// file chunked), so that the agent can refuse one too large at once.
+type sizedBody struct {
+	io.ReadCloser
+	size int64
+}
+
+// idleConn fails a read or a write once the connection carried nothing
+// either way for idle: each moves both deadlines, so a long upload keeps
+// the response read (which the transport starts at once) alive.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c idleConn) Read(p []byte) (int, error) {
+	c.SetDeadline(time.Now().Add(c.idle))
+	return c.Conn.Read(p)
+}
+
+func (c idleConn) Write(p []byte) (int, error) {
+	c.SetDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(p)
+}
+
+// decoded names a failure to decode the agent's answer to path as such.
+func decoded(path string, err error) error {
+	var syntax *json.SyntaxError
+	var unmarshal *json.UnmarshalTypeError
+	if errors.As(err, &syntax) || errors.As(err, &unmarshal) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("decoding the agent's answer to %s: %w", path, err)
 	}
-	return nil
-}
-
-// send makes a call whose answer is only its status: a 200 is success,
-// anything else an error with the agent's message. in, unless nil, goes as
-// the JSON body (the keyring's {"Key": ...}).
-func (c *client) send(method, path string, query url.Values, in any) error {
-	req := request{method: method, path: path, query: query}
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		req.body, req.length, req.contentType = bytes.NewReader(b), int64(len(b)), "application/json"
-	}
-	resp, cancel, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	// The call succeeded with the 200; the body is read only so the
-	// connection can carry the next call (join takes several).
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	return nil
-}
-
-// queryMeta is what a read's answer says besides its data.
-type queryMeta struct {
-	// index is X-Consul-Index: the index to block on next.
-	index uint64
-	// found is false for a 404 to a request with allow404.
-	found bool
-}
-
-// readOpts are a read's blocking and consistency options, sent as Consul's
-// client sends them.
-type readOpts struct {
-	ctx context.Context
-	// index > 0 makes the read a blocking query on it.
-	index uint64
-	// wait is sent as ?wait= when set (with or without an index, as
-	// Consul's client does).
-	wait time.Duration
-	// stale and consistent select the consistency mode; dc the
-	// datacenter.
-	stale, consistent bool
-	dc                string
-	// allow404 makes a 404 an answer: found is false.
-	allow404 bool
-}
-
-// formatWait writes a wait as Consul's client does: whole milliseconds, at
-// least 1.
-func formatWait(d time.Duration) string {
-	ms := d / time.Millisecond
-	if d > 0 && ms == 0 {
-		ms = 1
-	}
-	return strconv.FormatInt(int64(ms), 10) + "ms"
-}
-
-// query GETs path with q (which it may add to) and the options, and decodes
-// a found answer's JSON into out.
-func (c *client) query(path string, q url.Values, o readOpts, out any) (queryMeta, error) {
-	if q == nil {
-		q = url.Values{}
-	}
-	if o.dc != "" {
-		q.Set("dc", o.dc)
-	}
-	if o.stale {
-		q.Set("stale", "")
-	}
-	if o.consistent {
-		q.Set("consistent", "")
-	}
-	if o.index > 0 {
-		q.Set("index", strconv.FormatUint(o.index, 10))
-	}
-	if o.wait > 0 {
-		q.Set("wait", formatWait(o.wait))
-	}
-	resp, cancel, err := c.do(request{method: http.MethodGet, path: path, query: q, ctx: o.ctx,
-		blocking: o.index > 0, wait: o.wait, allow404: o.allow404})
-	if err != nil {
-		return queryMeta{}, err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	var meta queryMeta
-	if s := resp.Header.Get("X-Consul-Index"); s != "" {
-		if meta.index, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return queryMeta{}, consulErrorf("Failed to parse X-Consul-Index: %v", err)
-		}
-	}
-	if resp.StatusCode == http.StatusNotFound {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-		return meta, nil
-	}
-	meta.found = true
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return queryMeta{}, fmt.Errorf("decoding the agent's answer to %s: %w", path, err)
-	}
-	return meta, nil
-}
-
-// maxWriteAnswer bounds the answer to a write (true, false, a session ID).
-const maxWriteAnswer = 1 << 20
-
-// write makes a call that changes something and returns its answer's body:
-// a KV write's "true" or "false", a session's ID. body is sent as it is
-// with contentType; in, when body is nil and in is not, as JSON.
-func (c *client) write(ctx context.Context, method, path string, q url.Values, body []byte, contentType string, in any) ([]byte, error) {
-	req := request{method: method, path: path, query: q, ctx: ctx}
-	if body == nil && in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body, contentType = b, "application/json"
-	}
-	if body != nil {
-		req.body, req.length, req.contentType = bytes.NewReader(body), int64(len(body)), contentType
-	}
-	resp, cancel, err := c.do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxWriteAnswer))
-	if err != nil {
-		return nil, consulErrorf("Failed to read response: %v", err)
-	}
-	return answer, nil
-}
-
-// writeBool is a write whose answer is true or false (KV writes with cas,
-// acquire or release; deletes), read as Consul's client reads it.
-func (c *client) writeBool(ctx context.Context, method, path string, q url.Values, body []byte) (bool, error) {
-	var ct string
-	if body != nil {
-		ct = "application/octet-stream"
-	}
-	answer, err := c.write(ctx, method, path, q, body, ct, nil)
-	if err != nil {
-		return false, err
-	}
-	return strings.Contains(string(answer), "true"), nil
-}
-
-// retryable is Consul's api.IsRetryableError: a network error, or a 500.
-func retryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return strings.Contains(err.Error(), "Unexpected response code: 500")
+	return err
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
 )
 
 // fakeKV is an agent's KV and session API in memory, with Consul's
@@ -27,7 +29,7 @@ type fakeKV struct {
 	mu       sync.Mutex
 	index    uint64
 	changed  chan struct{} // closed and replaced on every change
-	kv       map[string]*kvPair
+	kv       map[string]*consulapi.KVPair
 	sessions map[string]*fakeSession
 	nextID   int
 	views    map[string]string // path → JSON
@@ -61,7 +63,7 @@ func (c fakeCall) String() string {
 }
 
 func newFakeKV(t *testing.T) *fakeKV {
-	f := &fakeKV{t: t, index: 1, changed: make(chan struct{}), kv: map[string]*kvPair{},
+	f := &fakeKV{t: t, index: 1, changed: make(chan struct{}), kv: map[string]*consulapi.KVPair{},
 		sessions: map[string]*fakeSession{}, views: map[string]string{}, renews: map[string]int{},
 		blocked: map[*http.Request]bool{}, defaultWait: 5 * time.Minute}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -92,18 +94,18 @@ func (f *fakeKV) set(key, value string, flags uint64) {
 	f.put(key, []byte(value), flags)
 }
 
-func (f *fakeKV) put(key string, value []byte, flags uint64) *kvPair {
+func (f *fakeKV) put(key string, value []byte, flags uint64) *consulapi.KVPair {
 	idx := f.bump()
 	p := f.kv[key]
 	if p == nil {
-		p = &kvPair{Key: key, CreateIndex: idx}
+		p = &consulapi.KVPair{Key: key, CreateIndex: idx}
 		f.kv[key] = p
 	}
 	p.ModifyIndex, p.Flags, p.Value = idx, flags, value
 	return p
 }
 
-func (f *fakeKV) get(key string) *kvPair {
+func (f *fakeKV) get(key string) *consulapi.KVPair {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p := f.kv[key]; p != nil {
@@ -338,7 +340,7 @@ func (f *fakeKV) read(w http.ResponseWriter, r *http.Request, answer func() (any
 func (f *fakeKV) readKV(key string, q map[string][]string) (any, bool) {
 	_, recurse := q["recurse"]
 	_, keys := q["keys"]
-	var matched []*kvPair
+	var matched []*consulapi.KVPair
 	for k, p := range f.kv {
 		if k == key || ((recurse || keys) && strings.HasPrefix(k, key)) {
 			c := *p

@@ -1,214 +1,139 @@
 package cli
 
 import (
-	"bytes"
-	"context"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // The kv commands: Consul's `kv get`, `put`, `delete`, `export` and
 // `import` (command/kv/*), with their flags, messages and exit codes.
 
-var kvCommand = &command{
-	name:     "kv",
-	synopsis: "Interact with the key-value store",
-	subs:     []*command{kvGetCommand, kvPutCommand, kvDeleteCommand, kvExportCommand, kvImportCommand},
-}
-
-// kvPath is the API path of a key. Consul's client strips one leading
-// slash on reads and deletes.
-func kvPath(key string) string { return "/v1/kv/" + strings.TrimPrefix(key, "/") }
-
-// trimKeySlash is Consul's "nice thing": keys cannot start with a slash, so
-// one the user typed is dropped.
-func trimKeySlash(key string) string {
-	if len(key) > 0 && key[0] == '/' {
-		return key[1:]
-	}
-	return key
+var kvCommand = &command{name: "kv", synopsis: "Interact with the key-value store",
+	subs: []*command{kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand},
 }
 
 // optionalKey is the one optional KEY_OR_PREFIX argument of get, delete
-// and export.
-func optionalKey(ui consulUI, args []string) (string, int) {
+// and export, without the leading slash a key cannot have (Consul's "nice
+// thing").
+func optionalKey(e *env, args []string) (string, int) {
 	switch len(args) {
 	case 0:
 		return "", exitOK
 	case 1:
-		return trimKeySlash(args[0]), exitOK
+		return strings.TrimPrefix(args[0], "/"), exitOK
 	}
-	return "", ui.error("Too many arguments (expected 1, got %d)", len(args))
+	return "", e.fail("Too many arguments (expected 1, got %d)", len(args))
 }
 
-// getKV reads one key: nil when there is none.
-func getKV(c *client, key string, o readOpts) (*kvPair, queryMeta, error) {
-	o.allow404 = true
-	var pairs []*kvPair
-	meta, err := c.query(kvPath(key), nil, o, &pairs)
-	if err != nil || !meta.found || len(pairs) == 0 {
-		return nil, meta, err
-	}
-	return pairs[0], meta, nil
+// casFlags are the check-and-set flags of put and delete.
+func casFlags(fs *flag.FlagSet) {
+	fs.Bool("cas", false, "Perform a Check-And-Set operation; requires -modify-index.")
+	fs.Uint64("modify-index", 0, "The ModifyIndex the key must have, for -cas.")
 }
 
-// listKV reads every key under prefix: nil when there is none.
-func listKV(c *client, prefix string, o readOpts) ([]*kvPair, queryMeta, error) {
-	o.allow404 = true
-	var pairs []*kvPair
-	meta, err := c.query(kvPath(prefix), url.Values{"recurse": {""}}, o, &pairs)
-	if err != nil || !meta.found {
-		return nil, meta, err
-	}
-	return pairs, meta, nil
-}
-
-var kvGetCommand = &command{
-	name:     "get",
-	synopsis: "Retrieves or lists data from the KV store",
-	help:     "beacon kv get [options] [KEY_OR_PREFIX]",
-	http:     true,
+var kvGetCommand = &command{name: "get", synopsis: "Retrieves or lists data from the KV store",
+	help: "beacon kv get [options] [KEY_OR_PREFIX]", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.Bool("base64", false, "Base64 encode the value. The default value is false.")
-		fs.Bool("detailed", false, "Provide additional metadata about the key in addition to the value such as "+
-			"the ModifyIndex and any flags that may have been set on the key. The default value is false.")
-		fs.Bool("keys", false, "List keys which start with the given prefix, but not their values. This is "+
-			"especially useful if you only need the key names themselves. This option is commonly combined with "+
-			"the -separator option. The default value is false.")
-		fs.Bool("recurse", false, "Recursively look at all keys prefixed with the given path. The default value is false.")
-		fs.String("separator", "/", "String to use as a separator between keys. The default value is \"/\", but "+
-			"this option is only taken into account when paired with the -keys flag.")
+		fs.Bool("base64", false, "Base64 encode the value.")
+		fs.Bool("detailed", false, "Show the key's metadata (ModifyIndex, flags, session...) besides its value.")
+		fs.Bool("keys", false, "List the keys that start with the prefix, not their values; see -separator.")
+		fs.Bool("recurse", false, "Recursively look at all keys prefixed with the given path.")
+		fs.String("separator", "/", "With -keys, list the keys only up to the first separator after the prefix.")
 		serverFlags(fs, true)
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		ui := uiOf(e)
-		key, code := optionalKey(ui, args)
+		key, code := optionalKey(e, args)
 		if code != exitOK {
 			return code
 		}
-		b64, detailed := flagBool(fs, "base64"), flagBool(fs, "detailed")
-		keys, recurse := flagBool(fs, "keys"), flagBool(fs, "recurse")
+		b64, detailed := flagOf[bool](fs, "base64"), flagOf[bool](fs, "detailed")
+		keys, recurse := flagOf[bool](fs, "keys"), flagOf[bool](fs, "recurse")
 		if key == "" && !(recurse || keys) {
-			return ui.error("Error! Missing KEY argument")
+			return e.fail("Error! Missing KEY argument")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
+		kv, q := e.client.KV(), &api.QueryOptions{AllowStale: flagOf[bool](fs, "stale")}
+		queryFailed := func(err error) int {
+			return e.fail("Error querying Consul agent: %s", decoded("/v1/kv/"+key, err))
 		}
-		defer c.close()
-		o := readOptsOf(fs)
-
-		var out bytes.Buffer
+		var out strings.Builder
 		switch {
-		case keys && recurse:
-			pairs, _, err := listKV(c, key, o)
-			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
-			}
-			for i, pair := range pairs {
-				if !detailed {
-					fmt.Fprintf(&out, "%s\n", pair.Key)
-					continue
-				}
-				writeKVPairDetailed(&out, pair, false, true)
-				out.WriteString("\n")
-				if i < len(pairs)-1 {
-					out.WriteString("\n")
-				}
-			}
-		case keys:
-			q := url.Values{"keys": {""}}
-			if sep := flagString(fs, "separator"); sep != "" {
-				q.Set("separator", sep)
-			}
-			o.allow404 = true
-			var list []string
-			if _, err := c.query(kvPath(key), q, o, &list); err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
-			}
-			for _, k := range list {
-				fmt.Fprintf(&out, "%s\n", k)
-			}
 		case recurse:
-			pairs, _, err := listKV(c, key, o)
+			pairs, _, err := kv.List(key, q)
 			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+				return queryFailed(err)
 			}
 			for i, pair := range pairs {
 				switch {
 				case detailed:
-					writeKVPairDetailed(&out, pair, b64, false)
+					writeKVPairDetailed(&out, pair, b64, keys)
 					out.WriteString("\n")
 					if i < len(pairs)-1 {
 						out.WriteString("\n")
 					}
-				case b64:
-					fmt.Fprintf(&out, "%s:%s\n", pair.Key, base64.StdEncoding.EncodeToString(pair.Value))
+				case keys:
+					fmt.Fprintf(&out, "%s\n", pair.Key)
 				default:
-					fmt.Fprintf(&out, "%s:%s\n", pair.Key, pair.Value)
+					fmt.Fprintf(&out, "%s:%s\n", pair.Key, encodeValue(pair.Value, b64))
 				}
 			}
-		default:
-			pair, _, err := getKV(c, key, o)
+		case keys:
+			list, _, err := kv.Keys(key, flagString(fs, "separator"), q)
 			if err != nil {
-				return ui.error("Error querying Consul agent: %s", err)
+				return queryFailed(err)
 			}
-			if pair == nil {
-				return ui.error("Error! No key exists at: %s", key)
+			for _, k := range list {
+				fmt.Fprintf(&out, "%s\n", k)
 			}
+		default:
+			pair, _, err := kv.Get(key, q)
 			switch {
+			case err != nil:
+				return queryFailed(err)
+			case pair == nil:
+				return e.fail("Error! No key exists at: %s", key)
 			case detailed:
 				writeKVPairDetailed(&out, pair, b64, false)
 				out.WriteString("\n")
-			case b64:
-				fmt.Fprintf(&out, "%s\n", base64.StdEncoding.EncodeToString(pair.Value))
 			default:
-				fmt.Fprintf(&out, "%s\n", pair.Value)
+				fmt.Fprintf(&out, "%s\n", encodeValue(pair.Value, b64))
 			}
 		}
-		if _, err := e.stdout.Write(out.Bytes()); err != nil {
-			return fail(e, "writing output", err)
-		}
-		return exitOK
+		return writeOutput(e, out.String())
 	},
+}
+
+// encodeValue is a value as get prints it: itself, or in base64.
+func encodeValue(value []byte, b64 bool) string {
+	if b64 {
+		return base64.StdEncoding.EncodeToString(value)
+	}
+	return string(value)
 }
 
 // writeKVPairDetailed is Consul's prettyKVPair: the metadata in two
 // columns, the value last (without a newline after it).
-func writeKVPairDetailed(w io.Writer, pair *kvPair, b64, keysOnly bool) {
+func writeKVPairDetailed(w io.Writer, pair *api.KVPair, b64, keysOnly bool) {
 	tw := tabwriter.NewWriter(w, 0, 2, 6, ' ', 0)
-	fmt.Fprintf(tw, "CreateIndex\t%d\n", pair.CreateIndex)
-	fmt.Fprintf(tw, "Flags\t%d\n", pair.Flags)
-	fmt.Fprintf(tw, "Key\t%s\n", pair.Key)
-	fmt.Fprintf(tw, "LockIndex\t%d\n", pair.LockIndex)
-	fmt.Fprintf(tw, "ModifyIndex\t%d\n", pair.ModifyIndex)
-	if pair.Session == "" {
-		fmt.Fprint(tw, "Session\t-\n")
-	} else {
-		fmt.Fprintf(tw, "Session\t%s\n", pair.Session)
-	}
+	fmt.Fprintf(tw, "CreateIndex\t%d\nFlags\t%d\nKey\t%s\nLockIndex\t%d\nModifyIndex\t%d\nSession\t%s\n",
+		pair.CreateIndex, pair.Flags, pair.Key, pair.LockIndex, pair.ModifyIndex, cmp.Or(pair.Session, "-"))
 	if pair.Partition != "" {
 		fmt.Fprintf(tw, "Partition\t%s\n", pair.Partition)
 	}
 	if pair.Namespace != "" {
 		fmt.Fprintf(tw, "Namespace\t%s\n", pair.Namespace)
 	}
-	switch {
-	case keysOnly:
-	case b64:
-		fmt.Fprintf(tw, "Value\t%s", base64.StdEncoding.EncodeToString(pair.Value))
-	default:
-		fmt.Fprintf(tw, "Value\t%s", pair.Value)
+	if !keysOnly {
+		fmt.Fprintf(tw, "Value\t%s", encodeValue(pair.Value, b64))
 	}
 	tw.Flush()
 }
@@ -216,21 +141,15 @@ func writeKVPairDetailed(w io.Writer, pair *kvPair, b64, keysOnly bool) {
 // loadDataSource is Consul's helpers.LoadDataSource: "@path" is the
 // file's contents, "-" standard input, anything else itself.
 func loadDataSource(e *env, data string) (string, error) {
-	if data == "" {
-		return "", nil
-	}
-	switch data[0] {
-	case '@':
+	switch {
+	case strings.HasPrefix(data, "@"):
 		b, err := os.ReadFile(data[1:])
 		if err != nil {
 			return "", consulErrorf("Failed to read file: %s", err)
 		}
 		return string(b), nil
-	case '-':
-		if len(data) > 1 {
-			return data, nil
-		}
-		b, err := io.ReadAll(e.stdinReader())
+	case data == "-":
+		b, err := io.ReadAll(e.stdin)
 		if err != nil {
 			return "", consulErrorf("Failed to read stdin: %s", err)
 		}
@@ -239,193 +158,124 @@ func loadDataSource(e *env, data string) (string, error) {
 	return data, nil
 }
 
-// putKV writes value at key with the query's operation, and says whether
-// the write was made (what cas, acquire and release answer).
-func putKV(c *client, key string, q url.Values, value []byte) (bool, error) {
-	if len(key) > 0 && key[0] == '/' {
-		// Consul's client refuses such a key before sending.
-		return false, consulErrorf("Invalid key. Key must not begin with a '/': %s", key)
-	}
-	if value == nil {
-		value = []byte{} // always a body, as Consul's client sends
-	}
-	return c.writeBool(context.Background(), http.MethodPut, "/v1/kv/"+key, q, value)
-}
-
-// kvPutQuery is the query Consul's client sends for a put: flags when not
-// zero, and the operation's own parameter.
-func kvPutQuery(fs *flag.FlagSet, flags uint64) url.Values {
-	q := writeQuery(fs)
-	if flags != 0 {
-		q.Set("flags", strconv.FormatUint(flags, 10))
-	}
-	return q
-}
-
-var kvPutCommand = &command{
-	name:     "put",
-	synopsis: "Sets or updates data in the KV store",
-	help:     "beacon kv put [options] KEY [DATA]",
-	http:     true,
+var kvPutCommand = &command{name: "put", synopsis: "Sets or updates data in the KV store",
+	help: "beacon kv put [options] KEY [DATA]", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.Bool("cas", false, "Perform a Check-And-Set operation. Specifying this value also requires the "+
-			"-modify-index flag to be set. The default value is false.")
-		fs.Uint64("flags", 0, "Unsigned integer value to assign to this key-value pair. This value is not read "+
-			"by the agent, so clients can use this value however makes sense for their use case. The default value "+
-			"is 0 (no flags).")
-		fs.Bool("base64", false, "Treat the data as base 64 encoded. The default value is false.")
-		fs.Uint64("modify-index", 0, "Unsigned integer representing the ModifyIndex of the key. This is used in "+
-			"combination with the -cas flag.")
-		fs.String("session", "", "User-defined identifer for this session as a string. This is commonly used with "+
-			"the -acquire and -release operations to build robust locking, but it can be set on any key. The "+
-			"default value is empty (no session).")
-		fs.Bool("acquire", false, "Obtain a lock on the key. If the key does not exist, this operation will create "+
-			"the key and obtain the lock. The session must already exist and be specified via the -session flag. "+
-			"The default value is false.")
-		fs.Bool("release", false, "Forfeit the lock on the key at the given path. This requires the -session flag "+
-			"to be set. The key must be held by the session in order to be unlocked. The default value is false.")
+		casFlags(fs)
+		fs.Uint64("flags", 0, "Unsigned integer to store with the key, for clients to use as they see fit.")
+		fs.Bool("base64", false, "Treat the data as base 64 encoded.")
+		fs.String("session", "", "The session of -acquire and -release, which it must name.")
+		fs.Bool("acquire", false, "Obtain a lock on the key (creating it if need be) for -session.")
+		fs.Bool("release", false, "Forfeit -session's lock on the key.")
 		serverFlags(fs, false)
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		ui := uiOf(e)
-		var key, data string
-		switch len(args) {
-		case 0:
-			return ui.error("Error! Missing KEY argument")
-		case 1:
-			key = args[0]
-		case 2:
-			key = args[0]
-			var err error
+		switch {
+		case len(args) == 0:
+			return e.fail("Error! Missing KEY argument")
+		case len(args) > 2:
+			return e.fail("Error! Too many arguments (expected 1 or 2, got %d)", len(args))
+		}
+		key, data, err := args[0], "", error(nil)
+		if len(args) == 2 {
 			if data, err = loadDataSource(e, args[1]); err != nil {
-				return ui.error("Error! %s", err)
+				return e.fail("Error! %s", err)
 			}
-		default:
-			return ui.error("Error! Too many arguments (expected 1 or 2, got %d)", len(args))
 		}
 		value := []byte(data)
-		if flagBool(fs, "base64") {
-			var err error
+		if flagOf[bool](fs, "base64") {
 			if value, err = base64.StdEncoding.DecodeString(data); err != nil {
-				return ui.error("Error! Cannot base 64 decode data: %s", err)
+				return e.fail("Error! Cannot base 64 decode data: %s", err)
 			}
 		}
-		cas, acquire, release := flagBool(fs, "cas"), flagBool(fs, "acquire"), flagBool(fs, "release")
-		session, modifyIndex := flagString(fs, "session"), flagUint64(fs, "modify-index")
+		cas, acquire, release := flagOf[bool](fs, "cas"), flagOf[bool](fs, "acquire"), flagOf[bool](fs, "release")
+		session, modifyIndex := flagString(fs, "session"), flagOf[uint64](fs, "modify-index")
 		if (release || acquire) && session == "" {
-			return ui.error("Error! Missing -session (required with -acquire and -release)")
+			return e.fail("Error! Missing -session (required with -acquire and -release)")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		q := kvPutQuery(fs, flagUint64(fs, "flags"))
-		put := func() (bool, error) { return putKV(c, key, q, value) }
-
+		kv := e.client.KV()
+		pair := &api.KVPair{Key: key, Flags: flagOf[uint64](fs, "flags"), Value: value, Session: session,
+			ModifyIndex: modifyIndex}
 		switch {
 		case cas:
-			q.Set("cas", strconv.FormatUint(modifyIndex, 10))
-			ok, err := put()
-			if err != nil {
-				return ui.error("Error! Did not write to %s: %s", key, err)
+			ok, _, err := kv.CAS(pair, nil)
+			switch {
+			case err != nil:
+				return e.fail("Error! Did not write to %s: %s", key, err)
+			case !ok && modifyIndex == 0:
+				return e.fail("Error! Did not write to %s: CAS performed with index=0 and key already exists.", key)
+			case !ok:
+				return e.fail("Error! Did not write to %s: CAS failed", key)
 			}
-			if !ok && modifyIndex == 0 {
-				return ui.error("Error! Did not write to %s: CAS performed with index=0 and key already exists.", key)
+			e.info("Success! Data written to: %s", key)
+		case acquire || release:
+			lock, verb, done := kv.Acquire, "acquire", "acquired"
+			if !acquire {
+				lock, verb, done = kv.Release, "release", "released"
 			}
-			if !ok {
-				return ui.error("Error! Did not write to %s: CAS failed", key)
+			ok, _, err := lock(pair, nil)
+			switch {
+			case err != nil:
+				return e.fail("Error! Failed writing data: %s", err)
+			case !ok:
+				return e.fail("Error! Did not %s lock", verb)
 			}
-			ui.info("Success! Data written to: %s", key)
-		case acquire:
-			q.Set("acquire", session)
-			ok, err := put()
-			if err != nil {
-				return ui.error("Error! Failed writing data: %s", err)
-			}
-			if !ok {
-				return ui.error("Error! Did not acquire lock")
-			}
-			ui.info("Success! Lock acquired on: %s", key)
-		case release:
-			q.Set("release", session)
-			ok, err := put()
-			if err != nil {
-				return ui.error("Error! Failed writing data: %s", err)
-			}
-			if !ok {
-				return ui.error("Error! Did not release lock")
-			}
-			ui.info("Success! Lock released on: %s", key)
+			e.info("Success! Lock %s on: %s", done, key)
 		default:
-			if _, err := put(); err != nil {
-				return ui.error("Error! Failed writing data: %s", err)
+			if _, err := kv.Put(pair, nil); err != nil {
+				return e.fail("Error! Failed writing data: %s", err)
 			}
-			ui.info("Success! Data written to: %s", key)
+			e.info("Success! Data written to: %s", key)
 		}
 		return exitOK
 	},
 }
 
-var kvDeleteCommand = &command{
-	name:     "delete",
-	synopsis: "Removes data from the KV store",
-	help:     "beacon kv delete [options] KEY_OR_PREFIX",
-	http:     true,
+var kvDeleteCommand = &command{name: "delete", synopsis: "Removes data from the KV store",
+	help: "beacon kv delete [options] KEY_OR_PREFIX", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.Bool("cas", false, "Perform a Check-And-Set operation. Specifying this value also requires the "+
-			"-modify-index flag to be set. The default value is false.")
-		fs.Uint64("modify-index", 0, "Unsigned integer representing the ModifyIndex of the key. This is used in "+
-			"combination with the -cas flag.")
-		fs.Bool("recurse", false, "Recursively delete all keys with the path. The default value is false.")
+		casFlags(fs)
+		fs.Bool("recurse", false, "Recursively delete all keys with the path.")
 		serverFlags(fs, false)
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		ui := uiOf(e)
-		key, code := optionalKey(ui, args)
+		key, code := optionalKey(e, args)
 		if code != exitOK {
 			return code
 		}
-		cas, recurse, modifyIndex := flagBool(fs, "cas"), flagBool(fs, "recurse"), flagUint64(fs, "modify-index")
+		cas, recurse, modifyIndex := flagOf[bool](fs, "cas"), flagOf[bool](fs, "recurse"), flagOf[uint64](fs, "modify-index")
 		switch {
 		case key == "" && !recurse:
-			return ui.error("Error! Missing KEY argument")
+			return e.fail("Error! Missing KEY argument")
 		case cas && modifyIndex == 0:
-			return ui.error("Cannot delete a key that does not exist. Provide a -modify-index greater than than 0.")
+			return e.fail("Cannot delete a key that does not exist. Provide a -modify-index greater than than 0.")
 		case modifyIndex != 0 && !cas:
-			return ui.error("Cannot specify -modify-index without -cas!")
+			return e.fail("Cannot specify -modify-index without -cas!")
 		case recurse && cas:
-			return ui.error("Cannot specify both -cas and -recurse!")
+			return e.fail("Cannot specify both -cas and -recurse!")
 		}
-		c, err := newClient(e, fs, false)
-		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		q := writeQuery(fs)
+		kv := e.client.KV()
 		switch {
 		case recurse:
-			q.Set("recurse", "")
-			if _, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil); err != nil {
-				return ui.error("Error! Did not delete prefix %s: %s", key, err)
+			if _, err := kv.DeleteTree(key, nil); err != nil {
+				return e.fail("Error! Did not delete prefix %s: %s", key, err)
 			}
-			ui.info("Success! Deleted keys with prefix: %s", key)
+			e.info("Success! Deleted keys with prefix: %s", key)
+			return exitOK
 		case cas:
-			q.Set("cas", strconv.FormatUint(modifyIndex, 10))
-			ok, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil)
+			ok, _, err := kv.DeleteCAS(&api.KVPair{Key: key, ModifyIndex: modifyIndex}, nil)
 			if err != nil {
-				return ui.error("Error! Did not delete key %s: %s", key, err)
+				return e.fail("Error! Did not delete key %s: %s", key, err)
 			}
 			if !ok {
-				return ui.error("Error! Did not delete key %s: CAS failed", key)
+				return e.fail("Error! Did not delete key %s: CAS failed", key)
 			}
-			ui.info("Success! Deleted key: %s", key)
 		default:
-			if _, err := c.writeBool(context.Background(), http.MethodDelete, kvPath(key), q, nil); err != nil {
-				return ui.error("Error deleting key %s: %s", key, err)
+			if _, err := kv.Delete(key, nil); err != nil {
+				return e.fail("Error deleting key %s: %s", key, err)
 			}
-			ui.info("Success! Deleted key: %s", key)
 		}
+		e.info("Success! Deleted key: %s", key)
 		return exitOK
 	},
 }
@@ -439,26 +289,17 @@ type kvEntry struct {
 	Partition string `json:"partition,omitempty"`
 }
 
-var kvExportCommand = &command{
-	name:     "export",
-	synopsis: "Exports a tree from the KV store as JSON",
-	help:     "beacon kv export [options] [KEY_OR_PREFIX]",
-	http:     true,
-	flags:    func(fs *flag.FlagSet) { serverFlags(fs, true) },
+var kvExportCommand = &command{name: "export", synopsis: "Exports a tree from the KV store as JSON",
+	help: "beacon kv export [options] [KEY_OR_PREFIX]", http: true,
+	flags: func(fs *flag.FlagSet) { serverFlags(fs, true) },
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		ui := uiOf(e)
-		prefix, code := optionalKey(ui, args)
+		prefix, code := optionalKey(e, args)
 		if code != exitOK {
 			return code
 		}
-		c, err := newClient(e, fs, false)
+		pairs, _, err := e.client.KV().List(prefix, &api.QueryOptions{AllowStale: flagOf[bool](fs, "stale")})
 		if err != nil {
-			return usageErr(e, "%v", err)
-		}
-		defer c.close()
-		pairs, _, err := listKV(c, prefix, readOptsOf(fs))
-		if err != nil {
-			return ui.error("Error querying Consul agent: %s", err)
+			return e.fail("Error querying Consul agent: %s", decoded("/v1/kv/"+prefix, err))
 		}
 		exported := make([]*kvEntry, len(pairs))
 		for i, p := range pairs {
@@ -467,49 +308,34 @@ var kvExportCommand = &command{
 		}
 		b, err := json.MarshalIndent(exported, "", "\t")
 		if err != nil {
-			return ui.error("Error exporting KV data: %s", err)
+			return e.fail("Error exporting KV data: %s", err)
 		}
-		if _, err := fmt.Fprintf(e.stdout, "%s\n", b); err != nil {
-			return fail(e, "writing output", err)
-		}
-		return exitOK
+		return writeOutput(e, string(b)+"\n")
 	},
 }
 
-var kvImportCommand = &command{
-	name:     "import",
-	synopsis: "Imports a tree stored as JSON to the KV store",
-	help:     "beacon kv import [options] [DATA]",
-	http:     true,
+var kvImportCommand = &command{name: "import", synopsis: "Imports a tree stored as JSON to the KV store",
+	help: "beacon kv import [options] [DATA]", http: true,
 	flags: func(fs *flag.FlagSet) {
 		fs.String("prefix", "", "Key prefix for imported data")
 		serverFlags(fs, false)
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
-		ui := uiOf(e)
-		var data string
-		switch len(args) {
-		case 0:
-			return ui.error("Error! Missing DATA argument")
-		case 1:
-			if args[0] == "" {
-				return ui.error("Error! Empty DATA argument")
-			}
-			var err error
-			if data, err = loadDataSource(e, args[0]); err != nil {
-				return ui.error("Error! %s", err)
-			}
-		default:
-			return ui.error("Error! Too many arguments (expected 1, got %d)", len(args))
+		switch {
+		case len(args) == 0:
+			return e.fail("Error! Missing DATA argument")
+		case len(args) > 1:
+			return e.fail("Error! Too many arguments (expected 1, got %d)", len(args))
+		case args[0] == "":
+			return e.fail("Error! Empty DATA argument")
 		}
-		c, err := newClient(e, fs, false)
+		data, err := loadDataSource(e, args[0])
 		if err != nil {
-			return usageErr(e, "%v", err)
+			return e.fail("Error! %s", err)
 		}
-		defer c.close()
 		var entries []*kvEntry
 		if err := json.Unmarshal([]byte(data), &entries); err != nil {
-			return ui.error("Cannot unmarshal data: %s", err)
+			return e.fail("Cannot unmarshal data: %s", err)
 		}
 		prefix := flagString(fs, "prefix")
 		for _, entry := range entries {
@@ -518,16 +344,16 @@ var kvImportCommand = &command{
 			}
 			value, err := base64.StdEncoding.DecodeString(entry.Value)
 			if err != nil {
-				return ui.error("Error base 64 decoding value for key %s: %s", entry.Key, err)
+				return e.fail("Error base 64 decoding value for key %s: %s", entry.Key, err)
 			}
 			key := path.Join(prefix, entry.Key)
 			if strings.HasSuffix(entry.Key, "/") {
 				key += "/" // a "directory" keeps its slash
 			}
-			if _, err := putKV(c, key, kvPutQuery(fs, entry.Flags), value); err != nil {
-				return ui.error("Error! Failed writing data for key %s: %s", key, err)
+			if _, err := e.client.KV().Put(&api.KVPair{Key: key, Flags: entry.Flags, Value: value}, nil); err != nil {
+				return e.fail("Error! Failed writing data for key %s: %s", key, err)
 			}
-			ui.info("Imported: %s", key)
+			e.info("Imported: %s", key)
 		}
 		return exitOK
 	},

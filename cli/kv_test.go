@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	consulapi "github.com/hashicorp/consul/api"
 )
 
 // runInput runs the CLI with stdin.
 func runInput(stdin string, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	e := &env{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr,
-		getenv: func(string) string { return "" }, timeouts: defaultTimeouts}
+		getenv: func(string) string { return "" }, timeouts: defaultTimeouts, pace: defaultPacing}
 	code := run(e, args)
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -361,7 +363,7 @@ func TestKVExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("export: %v", exp)
 	}
 	routes := map[string]reply{}
-	var pairs []kvPair
+	var pairs []consulapi.KVPair
 	if err := json.Unmarshal([]byte(appJSON), &pairs); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,20 +40,16 @@ func (s *syncBuffer) String() string {
 
 // testPacing is fast where Consul waits seconds; the lock's own waits
 // (15s reads, 15s TTL) stay Consul's unless a test sets them.
-var testPacing = pacing{lockRetry: 20 * time.Millisecond, monitorRetry: 20 * time.Millisecond,
-	killGrace: 300 * time.Millisecond, watchRetry: 20 * time.Millisecond, watchMaxBackoff: 100 * time.Millisecond}
+var testPacing = pacing{monitorRetry: 20 * time.Millisecond, killGrace: 300 * time.Millisecond, sessionTTL: "15s"}
 
 // bgRun is a command running in the background, stopped (as by SIGTERM)
-// by closing stop.
+// by shutdown.
 type bgRun struct {
 	stdout, stderr syncBuffer
-	stop           chan struct{}
-	stopOnce       sync.Once
+	shutdown       context.CancelFunc
 	done           chan struct{}
 	code           int
 }
-
-func (b *bgRun) shutdown() { b.stopOnce.Do(func() { close(b.stop) }) }
 
 // wait waits for the command to end and returns its result.
 func (b *bgRun) wait(t *testing.T) result {
@@ -78,9 +75,23 @@ func (b *bgRun) running() bool {
 // test's end stops it and waits for it.
 func startCLI(t *testing.T, stdin string, p pacing, args ...string) *bgRun {
 	t.Helper()
-	b := &bgRun{stop: make(chan struct{}), done: make(chan struct{})}
-	e := &env{stdin: strings.NewReader(stdin), stdout: &b.stdout, stderr: &b.stderr,
-		getenv: func(string) string { return "" }, timeouts: defaultTimeouts, shutdown: b.stop, pace: p}
+	return startEnv(t, &env{stdin: strings.NewReader(stdin), timeouts: defaultTimeouts, pace: p}, args...)
+}
+
+// startEnv runs the CLI in the background with e, whose outputs and
+// shutdown it sets (and testPacing and an empty environment, unless e has
+// its own).
+func startEnv(t *testing.T, e *env, args ...string) *bgRun {
+	t.Helper()
+	shutdown, cancel := context.WithCancel(context.Background())
+	b := &bgRun{shutdown: cancel, done: make(chan struct{})}
+	e.stdout, e.stderr, e.shutdown = &b.stdout, &b.stderr, shutdown
+	if e.pace == (pacing{}) {
+		e.pace = testPacing
+	}
+	if e.getenv == nil {
+		e.getenv = func(string) string { return "" }
+	}
 	go func() {
 		defer close(b.done)
 		b.code = run(e, args)
@@ -165,9 +176,9 @@ func TestLockRequests(t *testing.T) {
 				"GET /v1/kv/svc/web/.lock?wait=15000ms",
 				"PUT /v1/kv/svc/web/.lock?acquire=" + id + "&flags=" + lockFlags,
 				"PUT /v1/kv/svc/web/.lock?flags=" + lockFlags + "&release=" + id,
-				"PUT /v1/session/destroy/" + id,
 				"GET /v1/kv/svc/web/.lock",
 				"DELETE /v1/kv/svc/web/.lock?cas=4",
+				"PUT /v1/session/destroy/" + id,
 			},
 			bodies: map[int]string{1: `{"Name":"Consul lock for 'true' at 'svc/web'","TTL":"15s"}`, 3: "", 4: ""},
 		},
@@ -175,7 +186,7 @@ func TestLockRequests(t *testing.T) {
 			name: "semaphore",
 			args: []string{"-n=2", "-name=deploy", "-datacenter=dc1", "svc/web", "true"},
 			calls: []string{
-				"GET /v1/agent/self",
+				"GET /v1/agent/self?dc=dc1",
 				"PUT /v1/session/create?dc=dc1",
 				"PUT /v1/kv/svc/web/" + id + "?acquire=" + id + "&dc=dc1&flags=" + semFlags,
 				"GET /v1/kv/svc/web?dc=dc1&recurse=&wait=15000ms",
@@ -183,9 +194,9 @@ func TestLockRequests(t *testing.T) {
 				"GET /v1/kv/svc/web/.lock?dc=dc1",
 				"PUT /v1/kv/svc/web/.lock?cas=4&dc=dc1&flags=" + semFlags,
 				"DELETE /v1/kv/svc/web/" + id + "?dc=dc1",
-				"PUT /v1/session/destroy/" + id + "?dc=dc1",
 				"GET /v1/kv/svc/web?dc=dc1&recurse=",
 				"DELETE /v1/kv/svc/web/.lock?cas=5&dc=dc1",
+				"PUT /v1/session/destroy/" + id + "?dc=dc1",
 			},
 			bodies: map[int]string{
 				1: `{"Behavior":"delete","Name":"deploy","TTL":"15s"}`,
@@ -218,7 +229,7 @@ func TestLockRequests(t *testing.T) {
 				t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.calls, "\n"))
 			}
 			for i, want := range tc.bodies {
-				if calls[i].body != want {
+				if strings.TrimSuffix(calls[i].body, "\n") != want { // Consul's client ends JSON with a newline
 					t.Errorf("body of %s is %q, want %q", calls[i], calls[i].body, want)
 				}
 			}
@@ -284,8 +295,11 @@ func TestSemaphoreLimit(t *testing.T) {
 	if lines := readLines(t, log); len(lines) != 2 {
 		t.Fatalf("log %v: more than two hold the semaphore", lines)
 	}
-	var holders semaphoreLock
-	if p := f.get("svc/.lock"); p == nil || p.Flags != semaphoreFlagValue || json.Unmarshal(p.Value, &holders) != nil ||
+	var holders struct {
+		Limit   int
+		Holders map[string]bool
+	}
+	if p := f.get("svc/.lock"); p == nil || p.Flags != consulapi.SemaphoreFlagValue || json.Unmarshal(p.Value, &holders) != nil ||
 		holders.Limit != 2 || len(holders.Holders) != 2 {
 		t.Errorf("the semaphore's lock key: %+v", p)
 	}
@@ -397,7 +411,7 @@ func TestLockShutdown(t *testing.T) {
 	// Stopped while waiting for the lock: nothing runs, exit 1.
 	holder := f.createSession("other", "")
 	f.mu.Lock()
-	f.kv["svc/.lock"] = &kvPair{Key: "svc/.lock", Flags: lockFlagValue, Session: holder, ModifyIndex: f.bump()}
+	f.kv["svc/.lock"] = &consulapi.KVPair{Key: "svc/.lock", Flags: consulapi.LockFlagValue, Session: holder, ModifyIndex: f.bump()}
 	f.mu.Unlock()
 	b = startCLI(t, "", testPacing, "lock", "-http-addr="+f.addr(), "svc", "echo ran >> "+log)
 	eventually(t, "the contender to wait", func() bool { return f.waiting(acquireWaits("/v1/kv/svc/.lock")) == 1 })
@@ -459,8 +473,8 @@ func TestLockAcquisitionFails(t *testing.T) {
 	f := newFakeKV(t)
 	holder := f.createSession("other", "")
 	f.mu.Lock()
-	f.kv["held/.lock"] = &kvPair{Key: "held/.lock", Flags: lockFlagValue, Session: holder, ModifyIndex: f.bump()}
-	f.kv["sem/.lock"] = &kvPair{Key: "sem/.lock", Flags: semaphoreFlagValue, Value: []byte(`{"Limit":3,"Holders":{}}`),
+	f.kv["held/.lock"] = &consulapi.KVPair{Key: "held/.lock", Flags: consulapi.LockFlagValue, Session: holder, ModifyIndex: f.bump()}
+	f.kv["sem/.lock"] = &consulapi.KVPair{Key: "sem/.lock", Flags: consulapi.SemaphoreFlagValue, Value: []byte(`{"Limit":3,"Holders":{}}`),
 		ModifyIndex: f.bump()}
 	f.mu.Unlock()
 	for _, tc := range []struct {

@@ -45,8 +45,6 @@ const (
 	healthChecksJSON    = `[{"Node":"n1","CheckID":"c1","Name":"disk","Status":"warning","Notes":"n","Output":"80%",
   "ServiceID":"","ServiceName":"","ServiceTags":null,"Type":"script","Definition":{"IntervalDuration":"5s","Interval":"1s"},
   "CreateIndex":3,"ModifyIndex":4}]`
-	eventsJSON = `[{"ID":"b54fe110-7af5-cafc-d1fb-afc8ba432b1c","Name":"deploy","Payload":"MQ==","NodeFilter":"",
-  "ServiceFilter":"","TagFilter":"","Version":1,"LTime":3}]`
 )
 
 // consulPrint is what Consul's watch prints for body decoded into its
@@ -86,7 +84,7 @@ func TestWatchPrints(t *testing.T) {
 	fixed := func(s string) func(*fakeKV) string { return func(*fakeKV) string { return s } }
 	fromKV := func(keys ...string) func(*fakeKV) string {
 		return func(f *fakeKV) string {
-			var pairs []*kvPair
+			var pairs []*consulapi.KVPair
 			for _, k := range keys {
 				pairs = append(pairs, f.get(k))
 			}
@@ -133,9 +131,6 @@ func TestWatchPrints(t *testing.T) {
 		{"checks of a service", []string{"-type=checks", "-service=web"},
 			func(f *fakeKV) { f.setView("/v1/health/checks/web", healthChecksJSON) },
 			"GET /v1/health/checks/web", fixed(consulPrint[[]*consulapi.HealthCheck](t, healthChecksJSON))},
-		{"events", []string{"-type=event", "-name=deploy"},
-			func(f *fakeKV) { f.setView("/v1/event/list", eventsJSON) },
-			"GET /v1/event/list?name=deploy", fixed(consulPrint[[]*consulapi.UserEvent](t, eventsJSON))},
 	} {
 		f := newFakeKV(t)
 		tc.setup(f)
@@ -148,7 +143,11 @@ func TestWatchPrints(t *testing.T) {
 		for _, c := range f.calls() {
 			calls = append(calls, c.String())
 		}
-		if want := "GET /v1/status/leader\n" + tc.call; strings.Join(calls, "\n") != want {
+		leader := "GET /v1/status/leader" // in the datacenter watched, as Consul's watch asks
+		if strings.Contains(tc.call, "dc=dc2") {
+			leader += "?dc=dc2"
+		}
+		if want := leader + "\n" + tc.call; strings.Join(calls, "\n") != want {
 			t.Errorf("%s: calls\n%s\nwant\n%s", tc.name, strings.Join(calls, "\n"), want)
 		}
 	}
@@ -188,7 +187,7 @@ func TestWatchHandler(t *testing.T) {
 	}
 	pairJSON := func() string {
 		p := f.get("cfg")
-		b, _ := json.Marshal([]*kvPair{p})
+		b, _ := json.Marshal([]*consulapi.KVPair{p})
 		return string(b[1 : len(b)-1])
 	}
 
@@ -305,76 +304,34 @@ func scriptedAPI(t *testing.T, path string, steps []step) (*fakeAPI, func() []st
 	}
 }
 
-// Errors back off and start over without an index (and the next answer
-// is handed over even if unchanged, as Consul's plan does); an index that
-// goes backwards is not blocked on; index 0 never is.
-func TestWatchIndexes(t *testing.T) {
+// An error is logged as Consul's watch logs it, backs off (5s, Consul's
+// plan) and starts over without an index; the next answer is handed over
+// even if unchanged, as Consul's plan does. An index that moves with the
+// data unchanged is not handed over.
+func TestWatchErrors(t *testing.T) {
 	api, queries := scriptedAPI(t, "/v1/catalog/services", []step{
 		{index: 10, body: `{"a":[]}`},
 		{status: 500, body: "No cluster leader"},
 		{index: 10, body: `{"a":[]}`}, // after an error: handed over again
 		{index: 12, body: `{"a":[]}`}, // moved, unchanged: not
-		{index: 5, body: `{"b":[]}`},  // backwards
-		{index: 5, body: `{"b":[]}`},
-		{index: 0, body: `{"c":[]}`},
-		{index: 0, body: `{"c":[]}`},
+		{index: 13, body: `{"b":[]}`},
 	})
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	b := startCLI(t, "", testPacing, "watch", "-http-addr="+api.addr(), "-type=services", "cat >> "+log)
-	eventually(t, "all the answers", func() bool { return len(queries()) == 9 })
+	eventually(t, "all the answers", func() bool { return len(queries()) == 6 })
 	b.shutdown()
 	r := b.wait(t)
-	if r.code != 0 || !strings.Contains(r.stderr, `[ERROR] watch: Watch errored: type=services error="Unexpected response code: 500 (No cluster leader)" retry=20ms`) {
+	if r.code != 0 || !strings.Contains(r.stderr, `[ERROR] watch: Watch errored: type=services error="Unexpected response code: 500 (No cluster leader)" retry=5s`) {
 		t.Errorf("%v", r)
 	}
-	want := []string{"", "index=10", "", "index=10", "index=12", "", "index=5", "", "index=1"}
+	want := []string{"", "index=10", "", "index=10", "index=12", "index=13"}
 	if got := queries(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("queries %q, want %q", got, want)
 	}
-	if got := readLines(t, log); strings.Join(got, " ") != `{"a":[]} {"a":[]} {"b":[]} {"c":[]}` {
+	if got := readLines(t, log); strings.Join(got, " ") != `{"a":[]} {"a":[]} {"b":[]}` {
 		t.Errorf("handed over %q", got)
 	}
-}
-
-// An event watch hands over only the events after the last one it did.
-func TestWatchEvents(t *testing.T) {
-	const (
-		id1 = "b54fe110-7af5-cafc-d1fb-afc8ba432b1c"
-		id2 = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
-	)
-	ev := func(id, name string) string {
-		return fmt.Sprintf(`{"ID":%q,"Name":%q,"Payload":null,"NodeFilter":"","ServiceFilter":"","TagFilter":"","Version":1,"LTime":1}`, id, name)
-	}
-	i1, _ := eventIndex(id1)
-	i2, _ := eventIndex(id2)
-	api, queries := scriptedAPI(t, "/v1/event/list", []step{
-		{index: i1, body: "[" + ev(id1, "deploy") + "]"},
-		{index: i2, body: "[" + ev(id1, "deploy") + "," + ev(id2, "deploy") + "]"},
-	})
-	dir := t.TempDir()
-	log := filepath.Join(dir, "log")
-	b := startCLI(t, "", testPacing, "watch", "-http-addr="+api.addr(), "-type=event", "-name=deploy", "cat >> "+log)
-	eventually(t, "both answers", func() bool { return len(queries()) == 3 })
-	b.shutdown()
-	if r := b.wait(t); r.code != 0 || r.stderr != "" {
-		t.Errorf("%v", r)
-	}
-	got := strings.Split(strings.TrimSpace(string(must(os.ReadFile(log)))), "\n")
-	want := []string{"[" + ev(id1, "deploy") + "]", "[" + ev(id2, "deploy") + "]"}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("handed over:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if q := queries(); q[1] != "index="+strconv.FormatUint(i1, 10)+"&name=deploy" {
-		t.Errorf("queries %q", q)
-	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }
 
 func TestWatchArguments(t *testing.T) {
@@ -393,7 +350,8 @@ func TestWatchArguments(t *testing.T) {
 		{[]string{"-type=checks", "-state=sad"}, "Unsupported state: sad\n", false},
 		{[]string{"-type=key", "-key=a", "-prefix=b", "-service=c"}, "Invalid parameters: [prefix service]\n", false},
 		{[]string{"-type=services", "-tag=a"}, "Invalid parameters: [tag]\n", false},
-		{[]string{"-type=event", "-stale"}, "Invalid parameters: [stale]\n", false},
+		{[]string{"-type=event"}, "Unsupported watch type: event\n", false},
+		{[]string{"-type=event", "-name=deploy"}, "Error parsing arguments: flag provided but not defined: -name", true},
 		{[]string{"-type=key", "-key=a", "-filter=x"}, "Invalid parameters: [filter]\n", false},
 		{[]string{"-type=service", "-service=a", "-passingonly=maybe"},
 			"Failed to parse passingonly flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\n", false},
