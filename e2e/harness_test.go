@@ -174,6 +174,12 @@ type Options struct {
 	Client bool
 	// Join are LAN gossip addresses to join.
 	Join []string
+	// Bind is the address the agent listens on and advertises, for DNS,
+	// HTTP, RPC and gossip alike; default 127.0.0.1.
+	Bind string
+	// Netns, when set, runs the agent in that network namespace (`ip netns
+	// exec`, which execs: the process is still beacon's).
+	Netns string
 }
 
 // Agent is one beacon process and the clients that talk to it.
@@ -183,7 +189,7 @@ type Agent struct {
 	ConfPath string
 	LogPath  string
 	Ports    Ports
-	DNSAddr  string // 127.0.0.1:port
+	DNSAddr  string // Bind:port
 	HTTPAddr string
 	RPCAddr  string
 
@@ -324,9 +330,9 @@ func StartClient(t *testing.T, node string, servers []*Agent) *Agent {
 
 func (a *Agent) setPorts(p Ports) {
 	a.Ports = p
-	a.DNSAddr = addr(p.DNS)
-	a.HTTPAddr = addr(p.HTTP)
-	a.RPCAddr = addr(p.RPC)
+	a.DNSAddr = a.addr(p.DNS)
+	a.HTTPAddr = a.addr(p.HTTP)
+	a.RPCAddr = a.addr(p.RPC)
 	if a.transport != nil {
 		a.transport.CloseIdleConnections()
 	}
@@ -351,6 +357,17 @@ func (a *Agent) setPorts(p Ports) {
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
+// bindIP is the address the agent listens on: Options.Bind, else 127.0.0.1.
+func (a *Agent) bindIP() string {
+	if a.Opts.Bind != "" {
+		return a.Opts.Bind
+	}
+	return "127.0.0.1"
+}
+
+// addr is the agent's bind address with port.
+func (a *Agent) addr(port int) string { return net.JoinHostPort(a.bindIP(), strconv.Itoa(port)) }
+
 func (a *Agent) dataDir() string {
 	if a.Opts.DataDir != "" {
 		return a.Opts.DataDir
@@ -363,7 +380,7 @@ func (a *Agent) Corefile() string {
 	o, p := a.Opts, a.Ports
 	var b strings.Builder
 	fmt.Fprintf(&b, "consul:%d %s:%d {\n", p.DNS, o.Datacenter, p.DNS)
-	b.WriteString("    bind 127.0.0.1\n")
+	fmt.Fprintf(&b, "    bind %s\n", a.bindIP())
 	b.WriteString("    discovery {\n")
 	lines := []string{
 		"datacenter " + o.Datacenter,
@@ -374,11 +391,11 @@ func (a *Agent) Corefile() string {
 		lines = append(lines, "server", "bootstrap_expect "+strconv.Itoa(max(o.BootstrapExpect, 1)))
 	}
 	lines = append(lines,
-		"bind 127.0.0.1",
-		"http "+addr(p.HTTP),
-		"rpc "+addr(p.RPC),
-		"serf_lan "+addr(p.SerfLAN),
-		"serf_wan "+addr(p.SerfWAN),
+		"bind "+a.bindIP(),
+		"http "+a.addr(p.HTTP),
+		"rpc "+a.addr(p.RPC),
+		"serf_lan "+a.addr(p.SerfLAN),
+		"serf_wan "+a.addr(p.SerfWAN),
 	)
 	for _, l := range lines {
 		fmt.Fprintf(&b, "        %s\n", l)
@@ -395,7 +412,7 @@ func (a *Agent) Corefile() string {
 	}
 	b.WriteString("}\n")
 	if !o.NoDefaultBlock {
-		fmt.Fprintf(&b, ".:%d {\n    bind 127.0.0.1\n    whoami\n}\n", p.DNS)
+		fmt.Fprintf(&b, ".:%d {\n    bind %s\n    whoami\n}\n", p.DNS, a.bindIP())
 	}
 	for _, blk := range o.Blocks {
 		b.WriteString(strings.TrimRight(blk, "\n"))
@@ -423,8 +440,12 @@ func (a *Agent) launch() error {
 		return err
 	}
 	defer logf.Close() // the child has its own descriptor
-	fmt.Fprintf(logf, "=== e2e %s: %s agent -conf %s\n", time.Now().Format(time.RFC3339Nano), beaconBin, a.ConfPath)
-	cmd := exec.Command(beaconBin, "agent", "-conf", a.ConfPath)
+	args := []string{beaconBin, "agent", "-conf", a.ConfPath}
+	if a.Opts.Netns != "" {
+		args = append([]string{"ip", "netns", "exec", a.Opts.Netns}, args...)
+	}
+	fmt.Fprintf(logf, "=== e2e %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = a.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), a.Opts.Env...)

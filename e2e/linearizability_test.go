@@ -701,13 +701,25 @@ type linClient struct {
 
 func newLinClient(t *testing.T, h *linHistory, w int, agents []*Agent, keys []string, timeout time.Duration) *linClient {
 	t.Helper()
+	return newLinClientVia(t, h, w, agents, keys, timeout, nil)
+}
+
+// newLinClientVia is newLinClient whose requests go through wrap(its
+// transport) when wrap is not nil (the partition test times every request).
+func newLinClientVia(t *testing.T, h *linHistory, w int, agents []*Agent, keys []string, timeout time.Duration,
+	wrap func(http.RoundTripper) http.RoundTripper) *linClient {
+	t.Helper()
 	tr := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	httpClient := &http.Client{Transport: tr, Timeout: timeout}
+	var rt http.RoundTripper = tr
+	if wrap != nil {
+		rt = wrap(tr)
+	}
+	httpClient := &http.Client{Transport: rt, Timeout: timeout}
 	c := &linClient{
 		h: h, w: w, agents: agents, transport: tr, keys: keys,
 		rng:      rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano()))),
@@ -741,30 +753,7 @@ func (c *linClient) loop(stop <-chan struct{}, pace time.Duration) {
 			return
 		default:
 		}
-		srv := (c.w + n) % len(c.apis)
-		key := c.keys[c.rng.IntN(len(c.keys))]
-		viaTxn := c.rng.IntN(2) == 0
-		switch p := c.rng.IntN(10); {
-		case p < 3:
-			_ = c.get(srv, key, viaTxn)
-		case p < 6:
-			c.put(srv, key, viaTxn)
-		default:
-			// Mostly read-then-swap (the read is an operation of its
-			// own), which mostly swaps; sometimes swap on an older read,
-			// which mostly is refused.
-			last, ok := c.lastRead[key]
-			if !ok || c.rng.IntN(4) != 0 {
-				if c.get(srv, key, c.rng.IntN(2) == 0) != nil {
-					break
-				}
-				srv = (srv + 1) % len(c.apis)
-				last, ok = c.lastRead[key]
-			}
-			if ok && last.value != "" {
-				c.cas(srv, key, last, viaTxn)
-			}
-		}
+		_ = c.step(n)
 		timer.Reset(pace)
 		select {
 		case <-stop:
@@ -772,6 +761,37 @@ func (c *linClient) loop(stop <-chan struct{}, pace time.Duration) {
 		case <-timer.C:
 		}
 	}
+}
+
+// step sends the client's n-th operation (a read-then-swap is one) to the
+// next server, and returns the error of a request that got no definite
+// answer.
+func (c *linClient) step(n int) error {
+	srv := (c.w + n) % len(c.apis)
+	key := c.keys[c.rng.IntN(len(c.keys))]
+	viaTxn := c.rng.IntN(2) == 0
+	switch p := c.rng.IntN(10); {
+	case p < 3:
+		return c.get(srv, key, viaTxn)
+	case p < 6:
+		return c.put(srv, key, viaTxn)
+	default:
+		// Mostly read-then-swap (the read is an operation of its own),
+		// which mostly swaps; sometimes swap on an older read, which
+		// mostly is refused.
+		last, ok := c.lastRead[key]
+		if !ok || c.rng.IntN(4) != 0 {
+			if err := c.get(srv, key, c.rng.IntN(2) == 0); err != nil {
+				return err
+			}
+			srv = (srv + 1) % len(c.apis)
+			last, ok = c.lastRead[key]
+		}
+		if ok && last.value != "" {
+			return c.cas(srv, key, last, viaTxn)
+		}
+	}
+	return nil
 }
 
 func (c *linClient) nextValue() string {
@@ -843,7 +863,7 @@ func (c *linClient) get(srv int, key string, viaTxn bool) error {
 	return nil
 }
 
-func (c *linClient) put(srv int, key string, viaTxn bool) {
+func (c *linClient) put(srv int, key string, viaTxn bool) error {
 	in := linInput{kind: linPut, key: key, value: c.nextValue()}
 	var out linOutput
 	var err error
@@ -868,12 +888,13 @@ func (c *linClient) put(srv int, key string, viaTxn bool) {
 	ret := c.h.now()
 	if err != nil {
 		c.recordWriteErr(in, err, call, srv, via)
-		return
+		return err
 	}
 	c.record(in, out, call, ret, srv, via)
+	return nil
 }
 
-func (c *linClient) cas(srv int, key string, read linState, viaTxn bool) {
+func (c *linClient) cas(srv int, key string, read linState, viaTxn bool) error {
 	in := linInput{kind: linCAS, key: key, value: c.nextValue(), from: read.value, index: read.index}
 	var out linOutput
 	var err error
@@ -900,7 +921,8 @@ func (c *linClient) cas(srv int, key string, read linState, viaTxn bool) {
 	ret := c.h.now()
 	if err != nil {
 		c.recordWriteErr(in, err, call, srv, via)
-		return
+		return err
 	}
 	c.record(in, out, call, ret, srv, via)
+	return nil
 }
