@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -84,5 +85,23 @@ func TestLeaderWatch(t *testing.T) {
 	case <-w.changed():
 		t.Fatal("the channel after a change is already closed")
 	default:
+	}
+}
+
+// A typed error keeps its kind and its wording across the wire.
+func TestErrorsCrossTheWire(t *testing.T) {
+	for _, k := range errorKinds {
+		sent := fmt.Errorf("applying on %s: %w", "s1", k.err)
+		resp := &rpcResponse{Error: sent.Error(), Code: errorCode(sent)}
+		got := remoteError(resp)
+		if !errors.Is(got, k.err) || got.Error() != sent.Error() {
+			t.Errorf("%s: got %q (kind %v), want %q", k.code, got, errors.Is(got, k.err), sent)
+		}
+	}
+	if got := remoteError(&rpcResponse{Error: "boom"}); got == nil || got.Error() != "boom" {
+		t.Errorf("untyped error: %v", got)
+	}
+	if got := remoteError(&rpcResponse{}); got != nil {
+		t.Errorf("no error: %v", got)
 	}
 }

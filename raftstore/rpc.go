@@ -97,57 +97,50 @@ const (
 	codeLostLeader  = "leadership_lost"
 )
 
+// errorKinds are the typed errors that cross the wire, by their code, in
+// the order errorCode tries them.
+var errorKinds = []struct {
+	code string
+	err  error
+}{
+	{codeNotLeader, state.ErrNotLeader}, {codeNoLeader, state.ErrNoLeader},
+	{codeInvalid, state.ErrInvalidRegistration}, {codeMissingNode, state.ErrMissingNode},
+	{codePeerMissing, state.ErrPeerNotFound}, {codeBadSnapshot, snapshot.ErrInvalid},
+	{codeBadSession, state.ErrInvalidSession}, {codeNoSession, state.ErrSessionNotFound},
+	{codeLostLeader, state.ErrLeadershipLost},
+}
+
 func errorCode(err error) string {
-	switch {
-	case errors.Is(err, state.ErrNotLeader):
-		return codeNotLeader
-	case errors.Is(err, state.ErrNoLeader):
-		return codeNoLeader
-	case errors.Is(err, state.ErrInvalidRegistration):
-		return codeInvalid
-	case errors.Is(err, state.ErrMissingNode):
-		return codeMissingNode
-	case errors.Is(err, state.ErrPeerNotFound):
-		return codePeerMissing
-	case errors.Is(err, snapshot.ErrInvalid):
-		return codeBadSnapshot
-	case errors.Is(err, state.ErrInvalidSession):
-		return codeBadSession
-	case errors.Is(err, state.ErrSessionNotFound):
-		return codeNoSession
-	case errors.Is(err, state.ErrLeadershipLost):
-		return codeLostLeader
+	for _, k := range errorKinds {
+		if errors.Is(err, k.err) {
+			return k.code
+		}
 	}
 	return ""
 }
 
-// remoteError rebuilds a typed error from a response.
+// remoteError rebuilds a typed error from a response: it reads as the
+// server's error and matches the sentinel its code names.
 func remoteError(resp *rpcResponse) error {
 	if resp.Error == "" {
 		return nil
 	}
-	switch resp.Code {
-	case codeNotLeader:
-		return state.ErrNotLeader
-	case codeNoLeader:
-		return state.ErrNoLeader
-	case codeInvalid:
-		return fmt.Errorf("%w: %s", state.ErrInvalidRegistration, resp.Error)
-	case codeMissingNode:
-		return fmt.Errorf("%w: %s", state.ErrMissingNode, resp.Error)
-	case codePeerMissing:
-		return fmt.Errorf("%w: %s", state.ErrPeerNotFound, resp.Error)
-	case codeBadSnapshot:
-		return fmt.Errorf("%w: %s", snapshot.ErrInvalid, resp.Error)
-	case codeBadSession:
-		return fmt.Errorf("%w: %s", state.ErrInvalidSession, resp.Error)
-	case codeNoSession:
-		return fmt.Errorf("%w: %s", state.ErrSessionNotFound, resp.Error)
-	case codeLostLeader:
-		return fmt.Errorf("%w: %s", state.ErrLeadershipLost, resp.Error)
+	for _, k := range errorKinds {
+		if k.code == resp.Code {
+			return &typedError{msg: resp.Error, kind: k.err}
+		}
 	}
 	return errors.New(resp.Error)
 }
+
+// typedError is a server's error as it worded it, of the kind its code says.
+type typedError struct {
+	msg  string
+	kind error
+}
+
+func (e *typedError) Error() string { return e.msg }
+func (e *typedError) Unwrap() error { return e.kind }
 
 // serveRPC answers requests on one connection until it fails or idles out.
 func (s *Server) serveRPC(conn net.Conn) {
