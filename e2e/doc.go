@@ -1,6 +1,9 @@
 // Package e2e owns beacon's end-to-end tests: they build the real binary
 // once, start it as separate `beacon agent -conf Corefile` processes on free
-// 127.0.0.1 ports, and talk to them only through public interfaces — DNS
+// 127.0.0.1 ports — or, for the partition tests (partition_test.go), each in
+// its own network namespace on a bridge, with links cut by blackhole routes
+// (netns_test.go; root and iproute2's `ip` needed, else they skip saying
+// why) — and talk to them only through public interfaces — DNS
 // (github.com/miekg/dns), the Consul-compatible HTTP API (the official
 // github.com/hashicorp/consul/api client, and plain net/http for what that
 // client will not send), signals (SIGKILL, SIGTERM, SIGUSR1) and the
