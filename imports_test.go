@@ -20,18 +20,19 @@ const module = "github.com/beacon-dns/beacon"
 // the test, so a new package comes with its rule.
 var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
-	"agent":               {"adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
-	"adminapi":            {"snapshot", "state"},
+	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
+	"acl":                 {},
+	"adminapi":            {"acl", "snapshot", "state"},
 	"cli":                 {"internal/atomicfile", "snapshot"},
 	"corefile":            {},
 	"gossip":              {"internal/atomicfile"},
 	"healthcheck":         {"internal/atomicfile", "state"},
 	"internal/atomicfile": {},
 	"internal/wire":       {},
-	"plugin":              {"corefile", "state"},
+	"plugin":              {"acl", "corefile", "state"},
 	"raftstore":           {"internal/wire", "snapshot", "state"},
 	"snapshot":            {"state"},
-	"state":               {},
+	"state":               {"acl"},
 	"state/statetest":     {"state"},
 	// End-to-end tests and benchmarks speak to beacon over its public
 	// interfaces only (checked for their tests below too).

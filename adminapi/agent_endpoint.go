@@ -24,6 +24,10 @@ func (s *Server) agentServiceRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	if !authz(r).ServiceWrite(svc.Service) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	if err := s.agent.AddService(svc, checks); err != nil {
 		s.writeErr(w, err)
 		return
@@ -162,6 +166,12 @@ func (cd *checkDefinition) build(id, name string, svc *state.Service) (*state.He
 
 func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	for _, svc := range s.agent.LocalServices() {
+		if svc.ID == id && !authz(r).ServiceWrite(svc.Service) {
+			s.writeErr(w, errPermissionDenied)
+			return
+		}
+	}
 	ok, err := s.agent.RemoveService(id)
 	if err != nil {
 		s.writeErr(w, err)
@@ -181,13 +191,16 @@ func (s *Server) toAgentService(svc *state.Service) *agentService {
 // agentServices lists the agent's own services. It blocks on the catalog:
 // a local change is always pushed through it.
 func (s *Server) agentServices(w http.ResponseWriter, r *http.Request) {
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, _, _, err := s.agent.Store().NodeServices(ws, s.agent.NodeName())
 		if err != nil {
 			return 0, nil, err
 		}
+		svcs, dropped := keep(s.agent.LocalServices(), func(svc *state.Service) bool { return a.ServiceRead(svc.Service) })
+		filtered(w, dropped)
 		out := map[string]*agentService{}
-		for _, svc := range s.agent.LocalServices() {
+		for _, svc := range svcs {
 			out[svc.ID] = s.toAgentService(svc)
 		}
 		return idx, out, nil
@@ -205,6 +218,10 @@ func (s *Server) agentService(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, svc := range s.agent.LocalServices() {
 		if svc.ID == id {
+			if !authz(r).ServiceRead(svc.Service) {
+				s.writeErr(w, errPermissionDenied)
+				return
+			}
 			as := s.toAgentService(svc)
 			b, _ := json.Marshal(as)
 			sum := sha256.Sum256(b)
@@ -219,14 +236,25 @@ func (s *Server) agentService(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) agentChecks(w http.ResponseWriter, r *http.Request) {
 	out := map[string]*state.HealthCheck{}
+	a := authz(r)
+	dropped := false
 	for _, c := range s.agent.LocalChecks() {
 		c.Node = s.agent.NodeName()
+		if !checkReadable(a, c) {
+			dropped = true
+			continue
+		}
 		out[c.CheckID] = c
 	}
+	filtered(w, dropped)
 	writeJSON(w, out)
 }
 
 func (s *Server) agentSelf(w http.ResponseWriter, r *http.Request) {
+	if !authz(r).AgentRead(s.agent.NodeName()) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	self := s.agent.Self()
 	port, _ := strconv.Atoi(self.SerfLANPort)
 	role := "node"

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
 )
@@ -16,6 +17,10 @@ func (s *Server) catalogRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.validateRegister(&req); err != nil {
 		s.writeErr(w, err)
+		return
+	}
+	if !mayRegister(authz(r), &req) {
+		s.writeErr(w, errPermissionDenied)
 		return
 	}
 	if _, err := s.agent.Apply(state.RegisterRequestType, &req); err != nil {
@@ -109,11 +114,72 @@ func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Must supply either ServiceID or CheckID, not both"))
 		return
 	}
+	if !s.mayDeregister(authz(r), &req) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	if _, err := s.agent.Apply(state.DeregisterRequestType, &req); err != nil {
 		s.writeErr(w, err)
 		return
 	}
 	writeJSON(w, true)
+}
+
+// mayRegister reports whether a may make a registration, as Consul decides
+// it: node:write for the node (unless the registration leaves the node and
+// its own checks alone), service:write for the service and for each
+// service check's service.
+func mayRegister(a *acl.Authorizer, req *state.RegisterRequest) bool {
+	checks := req.Checks
+	if req.Check != nil {
+		checks = append([]*state.HealthCheck{req.Check}, checks...)
+	}
+	nodeChecks := false
+	for _, c := range checks {
+		if c.ServiceID == "" {
+			nodeChecks = true
+		} else if (req.Service == nil || c.ServiceID != req.Service.ID) && !a.ServiceWrite(c.ServiceName) {
+			return false
+		}
+	}
+	if (!req.SkipNodeUpdate || nodeChecks) && !a.NodeWrite(req.Node) {
+		return false
+	}
+	return req.Service == nil || a.ServiceWrite(req.Service.Service)
+}
+
+// mayDeregister reports whether a may make a deregistration: node:write
+// for a node or a node check, service:write for a service or its check.
+func (s *Server) mayDeregister(a *acl.Authorizer, req *state.DeregisterRequest) bool {
+	if req.ServiceID == "" && req.CheckID == "" {
+		return a.NodeWrite(req.Node)
+	}
+	store := s.agent.Store()
+	_, _, svcs, err := store.NodeServices(nil, req.Node)
+	if err != nil {
+		return false
+	}
+	serviceName := func(id string) string {
+		for _, svc := range svcs {
+			if svc.ID == id {
+				return svc.Service
+			}
+		}
+		return ""
+	}
+	if req.ServiceID != "" {
+		return a.ServiceWrite(serviceName(req.ServiceID)) || a.NodeWrite(req.Node)
+	}
+	_, checks, err := store.NodeChecks(nil, req.Node)
+	if err != nil {
+		return false
+	}
+	for _, c := range checks {
+		if c.CheckID == req.CheckID && c.ServiceID != "" {
+			return a.ServiceWrite(serviceName(c.ServiceID)) || a.NodeWrite(req.Node)
+		}
+	}
+	return a.NodeWrite(req.Node)
 }
 
 func (s *Server) catalogDatacenters(w http.ResponseWriter, r *http.Request) {
@@ -126,11 +192,14 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, nodes, err := s.agent.Store().Nodes(ws)
 		if err != nil {
 			return 0, nil, err
 		}
+		nodes, dropped := keep(nodes, func(n *state.Node) bool { return a.NodeRead(n.Node) })
+		filtered(w, dropped)
 		out := []*state.Node{}
 		for _, n := range nodes {
 			if meta.match(n) {
@@ -142,8 +211,18 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		return s.agent.Store().Services(ws)
+		idx, services, err := s.agent.Store().Services(ws)
+		dropped := false
+		for name := range services {
+			if !a.ServiceRead(name) {
+				delete(services, name)
+				dropped = true
+			}
+		}
+		filtered(w, dropped)
+		return idx, services, err
 	})
 }
 
@@ -155,8 +234,9 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, instances, err := s.serviceInstances(ws, name, tags, meta)
+		idx, instances, err := s.serviceInstances(ws, a, w, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -178,12 +258,20 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 
 // serviceInstances reads the instances of service name that carry every
 // one of tags and whose node matches meta: the selection the catalog and
-// health service endpoints share.
-func (s *Server) serviceInstances(ws memdb.WatchSet, name string, tags []string, meta nodeMetaFilter) (uint64, []state.ServiceNode, error) {
+// health service endpoints share. What a may not read (the service, or an
+// instance's node) is left out, and the answer says so.
+func (s *Server) serviceInstances(ws memdb.WatchSet, a *acl.Authorizer, w http.ResponseWriter, name string,
+	tags []string, meta nodeMetaFilter) (uint64, []state.ServiceNode, error) {
 	idx, instances, err := s.agent.Store().ServiceNodes(ws, name, "")
 	if err != nil {
 		return 0, nil, err
 	}
+	if !a.ServiceRead(name) {
+		filtered(w, len(instances) > 0)
+		return idx, nil, nil
+	}
+	instances, dropped := keep(instances, func(sn state.ServiceNode) bool { return a.NodeRead(sn.Node.Node) })
+	filtered(w, dropped)
 	out := instances[:0]
 	for _, sn := range instances {
 		if hasTags(sn.Service, tags) && meta.match(sn.Node) {
@@ -206,11 +294,18 @@ func hasTags(svc *state.Service, tags []string) bool {
 
 func (s *Server) catalogNode(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("node")
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, node, svcs, err := s.agent.Store().NodeServices(ws, name)
 		if err != nil || node == nil {
 			return idx, nil, err
 		}
+		if !a.NodeRead(node.Node) {
+			filtered(w, true)
+			return idx, nil, nil
+		}
+		svcs, dropped := keep(svcs, func(svc *state.Service) bool { return a.ServiceRead(svc.Service) })
+		filtered(w, dropped)
 		out := &catalogNode{Node: node, Services: map[string]*agentService{}}
 		for _, svc := range svcs {
 			out.Services[svc.ID] = s.toAgentService(svc)

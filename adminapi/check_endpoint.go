@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 )
 
@@ -51,6 +52,10 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 	})
 	mux.HandleFunc("PUT /v1/agent/check/deregister/{id...}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if !s.mayWriteLocalCheck(authz(r), id) {
+			s.writeErr(w, errPermissionDenied)
+			return
+		}
 		ok, err := c.RemoveCheck(id)
 		if err != nil {
 			s.writeErr(w, err)
@@ -64,6 +69,10 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 		{"pass", state.HealthPassing}, {"warn", state.HealthWarning}, {"fail", state.HealthCritical},
 	} {
 		mux.HandleFunc("PUT /v1/agent/check/"+op.path+"/{id...}", func(w http.ResponseWriter, r *http.Request) {
+			if !s.mayWriteLocalCheck(authz(r), r.PathValue("id")) {
+				s.writeErr(w, errPermissionDenied)
+				return
+			}
 			s.checkTTL(w, c, r.PathValue("id"), op.status, r.URL.Query().Get("note"))
 		})
 	}
@@ -79,12 +88,20 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 			s.writeErr(w, badRequest("Invalid check status: '%s'", body.Status))
 			return
 		}
+		if !s.mayWriteLocalCheck(authz(r), r.PathValue("id")) {
+			s.writeErr(w, errPermissionDenied)
+			return
+		}
 		s.checkTTL(w, c, r.PathValue("id"), body.Status, body.Output)
 	})
 	mux.HandleFunc("PUT /v1/agent/maintenance", func(w http.ResponseWriter, r *http.Request) {
 		enable, reason, err := maintenanceParams(r)
 		if err != nil {
 			s.writeErr(w, err)
+			return
+		}
+		if !authz(r).NodeWrite(s.agent.NodeName()) {
+			s.writeErr(w, errPermissionDenied)
 			return
 		}
 		if err := c.NodeMaintenance(enable, reason); err != nil {
@@ -98,6 +115,12 @@ func (s *Server) checkRoutes(mux *http.ServeMux, c Checks) {
 			return
 		}
 		id := r.PathValue("id")
+		for _, svc := range s.agent.LocalServices() {
+			if svc.ID == id && !authz(r).ServiceWrite(svc.Service) {
+				s.writeErr(w, errPermissionDenied)
+				return
+			}
+		}
 		ok, err := c.ServiceMaintenance(id, enable, reason)
 		if err != nil {
 			s.writeErr(w, err)
@@ -144,9 +167,29 @@ func (s *Server) checkRegister(w http.ResponseWriter, r *http.Request, c Checks)
 		s.writeErr(w, err)
 		return
 	}
+	if a := authz(r); (svc != nil && !a.ServiceWrite(svc.Service)) || (svc == nil && !a.NodeWrite(s.agent.NodeName())) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	if err := c.AddCheck(check); err != nil {
 		s.writeErr(w, err)
 	}
+}
+
+// mayWriteLocalCheck reports whether a may change the agent's check id:
+// write on its service, or on the node for a node check. An unknown check
+// is let through, for the handler to answer 404.
+func (s *Server) mayWriteLocalCheck(a *acl.Authorizer, id string) bool {
+	for _, c := range s.agent.LocalChecks() {
+		if c.CheckID != id {
+			continue
+		}
+		if c.ServiceID != "" {
+			return a.ServiceWrite(c.ServiceName)
+		}
+		return a.NodeWrite(s.agent.NodeName())
+	}
+	return true
 }
 
 // maxCheckOutput is Consul's default limit on a check's output.

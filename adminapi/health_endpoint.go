@@ -3,6 +3,7 @@ package adminapi
 import (
 	"net/http"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
 )
@@ -20,8 +21,9 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, instances, err := s.serviceInstances(ws, name, tags, meta)
+		idx, instances, err := s.serviceInstances(ws, a, w, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -39,17 +41,19 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) healthNode(w http.ResponseWriter, r *http.Request) {
 	node := r.PathValue("node")
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, checks, err := s.agent.Store().NodeChecks(ws, node)
-		return idx, nonNil(checks), err
+		return idx, readableChecks(w, a, checks), err
 	})
 }
 
 func (s *Server) healthChecks(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, checks, err := s.agent.Store().ServiceChecks(ws, name)
-		return idx, nonNil(checks), err
+		return idx, readableChecks(w, a, checks), err
 	})
 }
 
@@ -61,8 +65,26 @@ func (s *Server) healthState(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Bad state: must be any, passing, warning or critical")
 		return
 	}
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, checks, err := s.agent.Store().ChecksInState(ws, status)
-		return idx, nonNil(checks), err
+		return idx, readableChecks(w, a, checks), err
 	})
+}
+
+// checkReadable reports whether a may read c: its service's, or for a node
+// check its node's, read permission.
+func checkReadable(a *acl.Authorizer, c *state.HealthCheck) bool {
+	if c.ServiceID != "" {
+		return a.ServiceRead(c.ServiceName) && a.NodeRead(c.Node)
+	}
+	return a.NodeRead(c.Node)
+}
+
+// readableChecks is the checks a may read, never nil, with the answer
+// saying whether any was left out.
+func readableChecks(w http.ResponseWriter, a *acl.Authorizer, checks []*state.HealthCheck) []*state.HealthCheck {
+	out, dropped := keep(checks, func(c *state.HealthCheck) bool { return checkReadable(a, c) })
+	filtered(w, dropped)
+	return nonNil(out)
 }

@@ -27,16 +27,25 @@ func (s *Server) kvGet(w http.ResponseWriter, r *http.Request) {
 	_, raw := q["raw"]
 	sep := q.Get("separator")
 	store := s.agent.Store()
+	a := authz(r)
+	if !keys && !recurse && !a.KeyRead(key) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		switch {
 		case keys:
 			idx, list, err := store.KVKeys(ws, key, sep)
+			list, dropped := keep(list, a.KeyRead)
+			filtered(w, dropped)
 			if err != nil || len(list) == 0 {
 				return idx, notFound{}, err
 			}
 			return idx, list, nil
 		case recurse:
 			idx, entries, err := store.KVList(ws, key)
+			entries, dropped := keep(entries, func(e *state.DirEntry) bool { return a.KeyRead(e.Key) })
+			filtered(w, dropped)
 			if err != nil || len(entries) == 0 {
 				return idx, notFound{}, err
 			}
@@ -78,6 +87,10 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	if key == "" {
 		s.writeErr(w, badRequest("Missing key name"))
+		return
+	}
+	if !authz(r).KeyWrite(key) {
+		s.writeErr(w, errPermissionDenied)
 		return
 	}
 	req := state.KVSRequest{Datacenter: s.agent.Datacenter(), Op: state.KVSet, DirEnt: state.DirEntry{Key: key}}
@@ -170,11 +183,19 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	case recurse:
 		req.Op = state.KVDeleteTree
+		if !authz(r).KeyWritePrefix(key) {
+			s.writeErr(w, errPermissionDenied)
+			return
+		}
 	case key == "":
 		s.writeErr(w, badRequest("Missing key name"))
 		return
 	case hasCAS:
 		req.Op, req.DirEnt.ModifyIndex = state.KVDeleteCAS, cas
+	}
+	if !recurse && !authz(r).KeyWrite(key) {
+		s.writeErr(w, errPermissionDenied)
+		return
 	}
 	_, res, err := s.agent.ApplyWithResult(state.KVSRequestType, &req)
 	if err != nil {

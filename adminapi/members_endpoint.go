@@ -1,6 +1,10 @@
 package adminapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/beacon-dns/beacon/acl"
+)
 
 // Gossip is what the membership endpoints (/v1/agent/members, join, leave,
 // force-leave) need of the running agent.
@@ -48,13 +52,16 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 			s.writeErr(w, badRequest("Network segments are not supported"))
 			return
 		}
-		members := g.Members()
+		a := authz(r)
+		members, dropped := keep(g.Members(), func(m AgentMember) bool { return a.NodeRead(m.Name) })
+		filtered(w, dropped)
 		if members == nil {
 			members = []AgentMember{}
 		}
 		writeJSON(w, members)
 	})
-	mux.HandleFunc("PUT /v1/agent/join/{address}", func(w http.ResponseWriter, r *http.Request) {
+	agentWrite := func(a *acl.Authorizer) bool { return a.AgentWrite(s.agent.NodeName()) }
+	mux.HandleFunc("PUT /v1/agent/join/{address}", s.guarded(agentWrite, func(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("wan"); v != "" && v != "0" && v != "false" {
 			s.writeErr(w, badRequest("WAN join is not supported: there is no WAN pool yet"))
 			return
@@ -63,20 +70,20 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 			s.writeErr(w, err)
 			return
 		}
-	})
-	mux.HandleFunc("PUT /v1/agent/leave", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("PUT /v1/agent/leave", s.guarded(agentWrite, func(w http.ResponseWriter, r *http.Request) {
 		if err := g.Leave(); err != nil {
 			s.writeErr(w, err)
 			return
 		}
-	})
-	mux.HandleFunc("PUT /v1/agent/force-leave/{node}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("PUT /v1/agent/force-leave/{node}", s.guarded((*acl.Authorizer).OperatorWrite, func(w http.ResponseWriter, r *http.Request) {
 		_, prune := r.URL.Query()["prune"]
 		if err := g.ForceLeave(r.PathValue("node"), prune); err != nil {
 			s.writeErr(w, err)
 			return
 		}
-	})
+	}))
 }
 
 // Keyring is what /v1/operator/keyring needs of the running agent.
@@ -101,7 +108,7 @@ type KeyringInfo struct {
 }
 
 func (s *Server) keyringRoutes(mux *http.ServeMux, k Keyring) {
-	mux.HandleFunc("GET /v1/operator/keyring", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/operator/keyring", s.guarded((*acl.Authorizer).KeyringRead, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		local := q.Get("local-only") == "true" || q.Get("local-only") == "1"
 		info, err := k.KeyringList(local)
@@ -110,9 +117,9 @@ func (s *Server) keyringRoutes(mux *http.ServeMux, k Keyring) {
 			return
 		}
 		writeJSON(w, []KeyringInfo{info})
-	})
+	}))
 	op := func(f func(string) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+		return s.guarded((*acl.Authorizer).KeyringWrite, func(w http.ResponseWriter, r *http.Request) {
 			var body struct{ Key string }
 			if err := decodeBody(r, &body); err != nil {
 				s.writeErr(w, err)
@@ -125,7 +132,7 @@ func (s *Server) keyringRoutes(mux *http.ServeMux, k Keyring) {
 			if err := f(body.Key); err != nil {
 				s.writeErr(w, err)
 			}
-		}
+		})
 	}
 	mux.HandleFunc("POST /v1/operator/keyring", op(k.KeyringInstall))
 	mux.HandleFunc("PUT /v1/operator/keyring", op(k.KeyringUse))

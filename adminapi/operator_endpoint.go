@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/snapshot"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -45,18 +46,19 @@ func bodyLimit(r *http.Request) int64 {
 const unknownNode = "(unknown)"
 
 func (s *Server) operatorRoutes(mux *http.ServeMux, op Operator) {
-	mux.HandleFunc("GET /v1/operator/raft/configuration", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/operator/raft/configuration", s.guarded((*acl.Authorizer).OperatorRead, func(w http.ResponseWriter, r *http.Request) {
 		s.operatorRaftConfiguration(w, r, op)
-	})
-	mux.HandleFunc("DELETE /v1/operator/raft/peer", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("DELETE /v1/operator/raft/peer", s.guarded((*acl.Authorizer).OperatorWrite, func(w http.ResponseWriter, r *http.Request) {
 		s.operatorRaftPeer(w, r, op)
-	})
-	mux.HandleFunc("GET /v1/snapshot", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	// A snapshot holds every secret: management only, as Consul.
+	mux.HandleFunc("GET /v1/snapshot", s.guarded((*acl.Authorizer).Snapshot, func(w http.ResponseWriter, r *http.Request) {
 		s.snapshotSave(w, r, op)
-	})
-	mux.HandleFunc("PUT "+snapshotRestorePath, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("PUT "+snapshotRestorePath, s.guarded((*acl.Authorizer).Snapshot, func(w http.ResponseWriter, r *http.Request) {
 		s.snapshotRestore(w, r, op, MaxSnapshotBytes)
-	})
+	}))
 }
 
 func (s *Server) operatorRaftConfiguration(w http.ResponseWriter, r *http.Request, op Operator) {

@@ -106,7 +106,7 @@ func newOperatorAPI(t *testing.T) *operatorAPI {
 	srv := New(newFakeAgent(t), hclog.New(&hclog.LoggerOptions{Output: io.Discard}))
 	mux := http.NewServeMux()
 	srv.operatorRoutes(mux, op)
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(srv.withAuthorizer(mux))
 	t.Cleanup(ts.Close)
 	client, err := api.NewClient(&api.Config{Address: ts.URL, HttpClient: ts.Client()})
 	if err != nil {

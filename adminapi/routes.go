@@ -31,6 +31,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.sessionRoutes(mux)
 	s.txnRoutes(mux)
 
+	s.aclRoutes(mux)
+
 	// status
 	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.statusPeers)

@@ -112,7 +112,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return limitBody(mux)
+	return limitBody(s.withAuthorizer(mux))
 }
 
 func limitBody(next http.Handler) http.Handler {
@@ -158,6 +158,10 @@ func badRequest(format string, args ...any) error { return errBadRequest{fmt.Spr
 func (s *Server) writeErr(w http.ResponseWriter, err error) {
 	var br errBadRequest
 	var tooLarge *http.MaxBytesError
+	if code, msg, ok := aclErr(err); ok {
+		httpError(w, code, msg)
+		return
+	}
 	switch {
 	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
 )
@@ -134,6 +135,10 @@ func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Session Name must be at most 1024 bytes"))
 		return
 	}
+	if !authz(r).SessionWrite(sess.Node) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	id, err := newUUID()
 	if err != nil {
 		s.writeErr(w, err)
@@ -158,6 +163,10 @@ func (s *Server) sessionDestroy(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	if !s.maySessionWrite(authz(r), r.PathValue("id")) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	if _, err := s.agent.Apply(state.SessionRequestType, &state.SessionRequest{Datacenter: s.agent.Datacenter(),
 		Op: state.SessionDestroy, Session: state.Session{ID: r.PathValue("id")}}); err != nil {
 		s.writeErr(w, err)
@@ -172,6 +181,10 @@ func (s *Server) sessionRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
+	if !s.maySessionWrite(authz(r), id) {
+		s.writeErr(w, errPermissionDenied)
+		return
+	}
 	idx, err := s.agent.Apply(state.SessionRequestType, &state.SessionRequest{Datacenter: s.agent.Datacenter(),
 		Op: state.SessionRenew, Session: state.Session{ID: id}})
 	if errors.Is(err, state.ErrSessionNotFound) {
@@ -197,31 +210,68 @@ func (s *Server) sessionRenew(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, sess, err := s.agent.Store().GetSession(ws, id)
 		if err != nil || sess == nil {
 			return idx, []*state.Session{}, err
+		}
+		if !a.SessionRead(sess.Node) {
+			filtered(w, true)
+			return idx, []*state.Session{}, nil
 		}
 		return idx, []*state.Session{sess}, nil
 	})
 }
 
 func (s *Server) sessionNode(w http.ResponseWriter, r *http.Request) {
-	node := r.PathValue("node")
-	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, list, err := s.agent.Store().Sessions(ws, node)
-		return idx, nonNil(list), err
-	})
+	s.sessionsOf(w, r, r.PathValue("node"))
 }
 
 func (s *Server) sessionList(w http.ResponseWriter, r *http.Request) {
+	s.sessionsOf(w, r, "")
+}
+
+// sessionsOf answers the sessions of node ("" for all) that the request
+// may read.
+func (s *Server) sessionsOf(w http.ResponseWriter, r *http.Request, node string) {
+	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, list, err := s.agent.Store().Sessions(ws, "")
+		idx, list, err := s.agent.Store().Sessions(ws, node)
+		list, dropped := keep(list, func(sess *state.Session) bool { return a.SessionRead(sess.Node) })
+		filtered(w, dropped)
 		return idx, nonNil(list), err
 	})
 }
 
+// maySessionWrite reports whether a may destroy or renew session id:
+// session:write on its node. An unknown session is let through, for the
+// write to answer as it does without ACLs.
+func (s *Server) maySessionWrite(a *acl.Authorizer, id string) bool {
+	_, sess, err := s.agent.Store().GetSession(nil, id)
+	if err != nil || sess == nil {
+		return true
+	}
+	return a.SessionWrite(sess.Node)
+}
+
 // ---- /v1/txn ----
+
+// mayTxnKV reports whether a may run one KV operation of a transaction:
+// key:read for reads and checks (list on the prefix for get-tree),
+// key:write for writes, write on every key under the prefix for
+// delete-tree. A transaction runs whole or not at all.
+func mayTxnKV(a *acl.Authorizer, op *state.TxnKVOp) bool {
+	switch op.Verb {
+	case state.KVGet, state.KVCheckIndex, state.KVCheckSession, state.KVCheckNotExists:
+		return a.KeyRead(op.Key)
+	case state.KVGetTree:
+		return a.KeyList(op.Key)
+	case state.KVDeleteTree:
+		return a.KeyWritePrefix(op.Key)
+	}
+	return a.KeyWrite(op.Key)
+}
 
 // txnOpBody is one operation of a /v1/txn body.
 type txnOpBody struct {
@@ -256,6 +306,10 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 		if len(op.KV.Value) > state.MaxKVValueBytes {
 			httpError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("Operation %d: value of %d bytes exceeds the %d byte limit", i, len(op.KV.Value), state.MaxKVValueBytes))
+			return
+		}
+		if !mayTxnKV(authz(r), op.KV) {
+			s.writeErr(w, errPermissionDenied)
 			return
 		}
 		req.Ops = append(req.Ops, state.TxnOp{KV: op.KV})

@@ -63,6 +63,8 @@ type Agent struct {
 	logger hclog.Logger
 
 	store *state.Store
+	// acl resolves ACL tokens; nil when ACLs are off.
+	acl *state.ACLResolver
 	// backend is server or client, whichever this agent is.
 	backend backend
 	server  *raftstore.Server
@@ -121,6 +123,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 	}
 	a.started = time.Now()
+	if cfg.ACL != "" {
+		a.acl = state.NewACLResolver(a.store, cfg.ACL == "allow")
+	}
 	a.sessions = newSessionTimers(a.expireSession)
 	// Before Raft starts: gaining leadership triggers a sync.
 	a.sync = healthcheck.NewSyncer(healthcheck.SyncConfig{Local: a.local, Store: a.store, Catalog: a,

@@ -114,6 +114,9 @@ func (a *Agent) clusterLoop() {
 		a.reconcileServers()
 		switch {
 		case full:
+			if gained {
+				a.ensureInitialManagement()
+			}
 			a.reconcileAllMembers(gained)
 			if _, all, err := a.store.Sessions(nil, ""); err == nil {
 				a.sessions.ensure(all)

@@ -47,6 +47,27 @@ type AgentConfig struct {
 	// RPCHoldTimeout is how long a request that needs the leader waits
 	// for one while none is known (Consul's rpc_hold_timeout).
 	RPCHoldTimeout time.Duration `property:"rpc_hold_timeout"`
+	// ACL turns ACLs on with its default policy, "allow" or "deny"; ""
+	// leaves them off.
+	ACL string `property:"acl"`
+	// ACLDownPolicy is Consul's acl down_policy; tokens resolve from the
+	// local replica, which answers while servers are away, so it only
+	// names what Consul users expect to set.
+	ACLDownPolicy string `property:"acl_down_policy"`
+	// ACLTokens are the agent's tokens by role.
+	ACLTokens ACLTokens `property:"acl_token" secret:"true"`
+}
+
+// ACLTokens are the secrets the `acl_token ROLE SECRET` lines give.
+type ACLTokens struct {
+	// InitialManagement becomes a management token when the cluster's
+	// leader first sees it (Consul's initial_management).
+	InitialManagement string
+	// Agent is what the agent acts with (kept for Consul's shape; the
+	// agent's own writes go through Raft directly).
+	Agent string
+	// Default is the token of requests that carry none, and of DNS.
+	Default string
 }
 
 // DNSConfig is how one server block answers. It may change on reload.

@@ -133,6 +133,40 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 		return nil
 	case "enable_script_checks":
 		return none(&a.EnableScriptChecks)
+	case "acl":
+		return one(&a.ACL, func(v string) error {
+			if v != "allow" && v != "deny" {
+				return fmt.Errorf("want allow or deny, got %q", v)
+			}
+			return nil
+		})
+	case "acl_down_policy":
+		return one(&a.ACLDownPolicy, func(v string) error {
+			switch v {
+			case "allow", "deny", "extend-cache", "async-cache":
+				return nil
+			}
+			return fmt.Errorf("want allow, deny, extend-cache or async-cache, got %q", v)
+		})
+	case "acl_token":
+		if len(args) != 2 {
+			return fmt.Errorf("want a role (initial_management, agent or default) and a secret, got %d values", len(args))
+		}
+		role, secret := args[0], args[1]
+		if secret == "" || len(secret) > 128 {
+			return errors.New("the secret must be 1 to 128 characters")
+		}
+		switch role {
+		case "initial_management":
+			a.ACLTokens.InitialManagement = secret
+		case "agent":
+			a.ACLTokens.Agent = secret
+		case "default":
+			a.ACLTokens.Default = secret
+		default:
+			return fmt.Errorf("unknown role %q: want initial_management, agent or default", role)
+		}
+		return nil
 	case "rpc_hold_timeout":
 		if err := duration(&a.RPCHoldTimeout); err != nil {
 			return err

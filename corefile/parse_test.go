@@ -63,6 +63,10 @@ func TestParseFull(t *testing.T) {
 		reconnect_timeout 24h
 		enable_script_checks
 		rpc_hold_timeout 3s
+		acl deny
+		acl_down_policy extend-cache
+		acl_token initial_management 0d2c5a1e-root
+		acl_token default dns-token
 		node_ttl 10s
 		service_ttl * 5
 		service_ttl redis 1m
@@ -83,6 +87,8 @@ func TestParseFull(t *testing.T) {
 		Join:    []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", ReconnectTimeout: 24 * time.Hour,
 		EnableScriptChecks: true, RPCHoldTimeout: 3 * time.Second,
+		ACL: "deny", ACLDownPolicy: "extend-cache",
+		ACLTokens: ACLTokens{InitialManagement: "0d2c5a1e-root", Default: "dns-token"},
 	}
 	if d := want.Diff(cfg.Agent); d != "" {
 		t.Errorf("agent config differs: %s", d)
@@ -125,6 +131,10 @@ func TestParseErrors(t *testing.T) {
 		{"a_record_limit", "discovery {\n a_record_limit -1\n}", `property "a_record_limit": want a whole number`},
 		{"encrypt not base64", "discovery {\n encrypt %%%\n}", `:2 - Error during parsing: discovery: property "encrypt": the key is not base64`},
 		{"encrypt short key", "discovery {\n encrypt c2hvcnQ=\n}", `property "encrypt": the key is 5 bytes; it must be 16, 24 or 32`},
+		{"acl bad policy", "discovery {\n acl maybe\n}", `property "acl": want allow or deny, got "maybe"`},
+		{"acl_down_policy bad", "discovery {\n acl deny\n acl_down_policy never\n}", `property "acl_down_policy"`},
+		{"acl_token bad role", "discovery {\n acl deny\n acl_token root s3cret\n}", `property "acl_token": unknown role "root"`},
+		{"acl_token no secret", "discovery {\n acl deny\n acl_token default\n}", `property "acl_token": want a role`},
 		{"rpc_hold_timeout zero", "discovery {\n rpc_hold_timeout 0s\n}", `property "rpc_hold_timeout": 0s is not between 0 and 1m0s`},
 		{"rpc_hold_timeout too long", "discovery {\n rpc_hold_timeout 2m\n}", `property "rpc_hold_timeout"`},
 		{"reconnect_timeout too short", "discovery {\n reconnect_timeout 1h\n}", `property "reconnect_timeout": 1h0m0s is below the minimum of 8h0m0s`},

@@ -180,6 +180,8 @@ type Options struct {
 	// Netns, when set, runs the agent in that network namespace (`ip netns
 	// exec`, which execs: the process is still beacon's).
 	Netns string
+	// Token is the ACL token the harness's API client sends.
+	Token string
 }
 
 // Agent is one beacon process and the clients that talk to it.
@@ -346,7 +348,7 @@ func (a *Agent) setPorts(p Ports) {
 	cfg := api.DefaultConfig()
 	cfg.Address = a.HTTPAddr
 	cfg.Scheme = "http"
-	cfg.Token = ""
+	cfg.Token = a.Opts.Token
 	cfg.Transport = a.transport
 	c, err := api.NewClient(cfg)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/state"
 
@@ -42,6 +43,10 @@ type Discovery struct {
 	Next plugin.Handler
 	// Readiness reports whether the agent serves reads; nil means ready.
 	Readiness func() bool
+	// Authorizer, when set, is what DNS may answer (the agent's default
+	// token's ACLs); it returns nil while ACLs are off. A service or node
+	// it may not read is NXDOMAIN, as Consul answers it.
+	Authorizer func() *acl.Authorizer
 	// Staleness is how long ago the local replica last heard from the
 	// leader (0 on the leader); nil means never stale. It must be cheap and
 	// lock-free: it is read on every query.
@@ -321,12 +326,32 @@ type reply struct {
 
 const inlineAnswers = 4
 
+// mayRead reports whether the ACLs let DNS answer the service or node pq
+// names (anything else has no ACL of its own).
+func (d *Discovery) mayRead(pq parsedName) bool {
+	if d.Authorizer == nil || (pq.kind != kindService && pq.kind != kindNode) {
+		return true
+	}
+	a := d.Authorizer()
+	if a == nil {
+		return true
+	}
+	if pq.kind == kindService {
+		return a.ServiceRead(pq.name)
+	}
+	return a.NodeRead(pq.name)
+}
+
 // forward answers a name in a domain or datacenter zone.
 func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 	m := &rep.msg
 	pq := d.parse(z, rest)
 	if pq.dc != "" && !strings.EqualFold(pq.dc, d.dc) {
 		// Other datacenters are not reachable yet.
+		m.Rcode = dns.RcodeNameError
+		return
+	}
+	if !d.mayRead(pq) {
 		m.Rcode = dns.RcodeNameError
 		return
 	}

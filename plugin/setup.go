@@ -3,6 +3,7 @@ package discovery
 import (
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/state"
 
@@ -21,6 +22,8 @@ type Agent interface {
 	Ready() bool
 	// Staleness is how long ago the replica last heard from the leader.
 	Staleness() time.Duration
+	// DNSAuthorizer is what DNS may answer; nil while ACLs are off.
+	DNSAuthorizer() *acl.Authorizer
 }
 
 // Agents hands the plugin the process's one agent. main wires it to
@@ -57,6 +60,7 @@ func setup(c *caddy.Controller, agents Agents) error {
 	d := New(a.Store(), cfg.DNS, a.Config())
 	d.Readiness = a.Ready
 	d.Staleness = a.Staleness
+	d.Authorizer = a.DNSAuthorizer
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/coredns/caddy"
@@ -19,8 +20,9 @@ func (a *fakeAgent) Store() *state.Store { return a.store }
 func (a *fakeAgent) Config() corefile.AgentConfig {
 	return corefile.AgentConfig{Datacenter: "dc1", Node: "n1", Domain: "consul."}
 }
-func (a *fakeAgent) Ready() bool              { return true }
-func (a *fakeAgent) Staleness() time.Duration { return 0 }
+func (a *fakeAgent) Ready() bool                    { return true }
+func (a *fakeAgent) Staleness() time.Duration       { return 0 }
+func (a *fakeAgent) DNSAuthorizer() *acl.Authorizer { return nil }
 
 // refusingAgents fails the test if the agent is asked for.
 func refusingAgents(t *testing.T) Agents {

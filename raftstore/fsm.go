@@ -173,6 +173,12 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 			f.sessionTouched(req.Session.ID, ttl)
 		}
 		return nil, nil
+	case state.ACLRequestType:
+		var req state.ACLRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		return f.store.ACLApply(idx, &req), nil
 	case state.TxnRequestType:
 		var req state.TxnRequest
 		if err := decode(&req); err != nil {

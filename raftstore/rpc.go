@@ -95,6 +95,9 @@ const (
 	codeBadSession  = "invalid_session"
 	codeNoSession   = "session_not_found"
 	codeLostLeader  = "leadership_lost"
+	codeACLDone     = "acl_bootstrapped"
+	codeACLMissing  = "acl_not_found"
+	codeACLInvalid  = "acl_invalid"
 )
 
 // errorKinds are the typed errors that cross the wire, by their code, in
@@ -108,6 +111,7 @@ var errorKinds = []struct {
 	{codePeerMissing, state.ErrPeerNotFound}, {codeBadSnapshot, snapshot.ErrInvalid},
 	{codeBadSession, state.ErrInvalidSession}, {codeNoSession, state.ErrSessionNotFound},
 	{codeLostLeader, state.ErrLeadershipLost},
+	{codeACLDone, state.ErrACLBootstrapped}, {codeACLMissing, state.ErrACLNotFound}, {codeACLInvalid, state.ErrACLInvalid},
 }
 
 func errorCode(err error) string {

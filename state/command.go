@@ -13,6 +13,7 @@ const (
 	KVSRequestType        MessageType = 3
 	SessionRequestType    MessageType = 4
 	TxnRequestType        MessageType = 5
+	ACLRequestType        MessageType = 6
 )
 
 func (t MessageType) String() string {
@@ -27,6 +28,8 @@ func (t MessageType) String() string {
 		return "session"
 	case TxnRequestType:
 		return "txn"
+	case ACLRequestType:
+		return "acl"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -73,7 +74,8 @@ const snapshotVersion = 1
 
 // snapshotTables are written in this order; restore inserts in the same
 // order, so nodes exist before the services that refer to them.
-var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs, tableIndex}
+var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
+	tableACLPolicies, tableACLTokens, tableIndex}
 
 func writeSnapshot(tx *memdb.Txn, w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -172,6 +174,10 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		row = new(Session)
 	case tableKVs:
 		row = new(DirEntry)
+	case tableACLPolicies:
+		row = new(acl.Policy)
+	case tableACLTokens:
+		row = new(acl.Token)
 	case tableIndex:
 		row = new(indexEntry)
 	default:

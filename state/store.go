@@ -32,7 +32,7 @@ func stateSchema() *memdb.DBSchema {
 	str := func(field string) memdb.Indexer {
 		return &memdb.StringFieldIndex{Field: field, Lowercase: true}
 	}
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	schema := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		tableNodes: {Name: tableNodes, Indexes: map[string]*memdb.IndexSchema{
 			"id":   {Name: "id", Unique: true, Indexer: str("Node")},
 			"uuid": {Name: "uuid", AllowMissing: true, Unique: true, Indexer: str("ID")},
@@ -63,6 +63,10 @@ func stateSchema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
 	}}
+	for name, table := range aclTableSchemas() {
+		schema.Tables[name] = table
+	}
+	return schema
 }
 
 // nodeServiceIndex indexes checks by (node, service ID), where an empty

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+)
+
+// ACLs with the default policy deny, end to end: bootstrap through the
+// initial_management token, what the anonymous token (and so DNS, without
+// a default token) can no longer see, tokens scoped to a service and to a
+// key prefix, the official client's ACL API, and tokens that survive a
+// restart and a snapshot restore.
+func TestACLsDenyByDefault(t *testing.T) {
+	t.Parallel()
+	const root = "8f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+	a := StartAgent(t, Options{Node: "n1", Token: root, Discovery: []string{
+		"acl deny",
+		"acl_token initial_management " + root,
+	}})
+	admin := a.Client.ACL()
+
+	// The initial management token was made by the leader; a bootstrap
+	// is refused since.
+	self, _, err := admin.TokenReadSelf(nil)
+	if err != nil || len(self.Policies) != 1 || self.Policies[0].Name != "global-management" {
+		t.Fatalf("token/self of the initial management token: %+v, %v", self, err)
+	}
+	if _, _, err := admin.Bootstrap(); err == nil || !strings.Contains(err.Error(), "ACL bootstrap no longer allowed") {
+		t.Errorf("bootstrap after initial_management: %v", err)
+	}
+
+	// Data to protect.
+	mustReg := func(name, addr string) {
+		t.Helper()
+		if _, err := a.Client.Catalog().Register(&api.CatalogRegistration{Node: "node-" + name, Address: addr,
+			Service: &api.AgentService{ID: name, Service: name, Port: 80}}, nil); err != nil {
+			t.Fatalf("registering %s with the management token: %v", name, err)
+		}
+	}
+	mustReg("web", "10.1.0.1")
+	mustReg("db", "10.1.0.2")
+	for _, k := range []string{"app/config", "app/flags", "secret/password"} {
+		if _, err := a.Client.KV().Put(&api.KVPair{Key: k, Value: []byte("v")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The anonymous token sees nothing: not KV, not services, over HTTP
+	// and over DNS.
+	anon := a.clientWithToken(t, "")
+	if _, _, err := anon.KV().Get("app/config", nil); !isForbidden(err) {
+		t.Errorf("anonymous KV get: %v, want 403", err)
+	}
+	if svcs, meta, err := anon.Catalog().Services(nil); err != nil || len(svcs) != 0 || !meta.ResultsFilteredByACLs {
+		t.Errorf("anonymous catalog services: %v (filtered %v), %v; want none, filtered", svcs, meta != nil && meta.ResultsFilteredByACLs, err)
+	}
+	if entries, _, err := anon.Health().Service("web", "", false, nil); err != nil || len(entries) != 0 {
+		t.Errorf("anonymous health of web: %d entries, %v", len(entries), err)
+	}
+	if r := a.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("DNS web without a default token: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	if _, err := anon.KV().Put(&api.KVPair{Key: "app/x", Value: []byte("v")}, nil); !isForbidden(err) {
+		t.Errorf("anonymous KV put: %v, want 403", err)
+	}
+	if _, _, err := anon.ACL().TokenList(nil); !isForbidden(err) {
+		t.Errorf("anonymous token list: %v, want 403", err)
+	}
+	if _, _, err := a.clientWithToken(t, "not-a-token").KV().Get("app/config", nil); !isForbidden(err) ||
+		!strings.Contains(err.Error(), "ACL not found") {
+		t.Errorf("an unknown token: %v, want 403 ACL not found", err)
+	}
+
+	// A token that may write web registers web, and is refused db with
+	// nothing registered.
+	webTok := a.tokenWithRules(t, "web-writer", `service "web" { policy = "write" }
+node_prefix "" { policy = "write" }`)
+	web := a.clientWithToken(t, webTok)
+	if err := web.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-2", Name: "web", Port: 81}); err != nil {
+		t.Errorf("registering web with its token: %v", err)
+	}
+	if err := web.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "db-2", Name: "db", Port: 5432}); !isForbidden(err) {
+		t.Errorf("registering db with web's token: %v, want 403", err)
+	}
+	if svcs, _, _ := a.Client.Catalog().Service("db", "", nil); len(svcs) != 1 {
+		t.Errorf("db has %d instances after a refused registration, want 1", len(svcs))
+	}
+
+	// A token that reads app/ reads app/ keys and gets the filtered list
+	// from a recursive read at the root.
+	appTok := a.tokenWithRules(t, "app-reader", `key_prefix "app/" { policy = "read" }`)
+	app := a.clientWithToken(t, appTok)
+	if kv, _, err := app.KV().Get("app/config", nil); err != nil || kv == nil {
+		t.Errorf("reading app/config with app-reader: %v, %v", kv, err)
+	}
+	pairs, meta, err := app.KV().List("", nil)
+	var keys []string
+	for _, p := range pairs {
+		keys = append(keys, p.Key)
+	}
+	if err != nil || !slices.Equal(keys, []string{"app/config", "app/flags"}) || !meta.ResultsFilteredByACLs {
+		t.Errorf("recursive read at the root with app-reader: %v (filtered %v), %v", keys, meta != nil && meta.ResultsFilteredByACLs, err)
+	}
+	if _, _, err := app.KV().Get("secret/password", nil); !isForbidden(err) {
+		t.Errorf("reading secret/password with app-reader: %v, want 403", err)
+	}
+	if _, err := app.KV().Put(&api.KVPair{Key: "app/config", Value: []byte("w")}, nil); !isForbidden(err) {
+		t.Errorf("writing app/config with app-reader: %v, want 403", err)
+	}
+
+	// DNS answers web once the default token may read it (the token is
+	// a property: the agent restarts with it), and still not db. The
+	// tokens survive the restart.
+	dnsTok := a.tokenWithRules(t, "dns-web", `service "web" { policy = "read" }`)
+	a.Opts.Discovery = append(a.Opts.Discovery, "acl_token default "+dnsTok)
+	a.stopProcess()
+	a.writeCorefile(t)
+	a.Restart(t)
+	eventually(t, 20*time.Second, func() error {
+		if r := a.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return fmt.Errorf("DNS web with the default token: %s, %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		return nil
+	})
+	if r := a.Query(t, "db.service.consul.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("DNS db with a default token for web only: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	if kv, _, err := app.KV().Get("app/config", nil); err != nil || kv == nil {
+		t.Errorf("app-reader after the restart: %v, %v", kv, err)
+	}
+
+	// A snapshot restore brings back the tokens it holds.
+	snap, _, err := a.Client.Snapshot().Save(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := io.ReadAll(snap)
+	snap.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, _, err := admin.TokenList(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appAccessor string
+	for _, tok := range tokens {
+		if tok.Description == "app-reader" {
+			appAccessor = tok.AccessorID
+		}
+	}
+	if _, err := admin.TokenDelete(appAccessor, nil); err != nil {
+		t.Fatalf("deleting app-reader: %v", err)
+	}
+	if _, _, err := app.KV().Get("app/config", nil); !isForbidden(err) {
+		t.Errorf("a deleted token: %v, want 403", err)
+	}
+	if err := a.Client.Snapshot().Restore(nil, bytes.NewReader(archive)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if _, _, err := app.KV().Get("app/config", nil); err != nil {
+			return fmt.Errorf("app-reader after the restore: %w", err)
+		}
+		return nil
+	})
+}
+
+// clientWithToken is an API client of a that sends secret ("" for none).
+func (a *Agent) clientWithToken(t *testing.T, secret string) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = a.HTTPAddr
+	cfg.Token = secret
+	cfg.Transport = a.transport
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// tokenWithRules makes a policy of rules and a token linking it, through
+// the official client with the agent's (management) token; it returns the
+// token's secret.
+func (a *Agent) tokenWithRules(t *testing.T, name, rules string) string {
+	t.Helper()
+	p, _, err := a.Client.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
+	if err != nil {
+		t.Fatalf("creating policy %s: %v", name, err)
+	}
+	tok, _, err := a.Client.ACL().TokenCreate(&api.ACLToken{Description: name,
+		Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+	if err != nil {
+		t.Fatalf("creating token %s: %v", name, err)
+	}
+	if len(tok.Policies) != 1 || tok.Policies[0].Name != name || tok.SecretID == "" {
+		t.Fatalf("token %s: %+v", name, tok)
+	}
+	return tok.SecretID
+}
+
+// isForbidden reports whether err is the official client's 403.
+func isForbidden(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code == 403
+	}
+	return err != nil && strings.Contains(err.Error(), "403")
+}

@@ -1,0 +1,110 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/beacon-dns/beacon/acl"
+)
+
+// ErrACLTokenNotFound is a secret no token has (Consul's "ACL not found",
+// a 403).
+var ErrACLTokenNotFound = errors.New("ACL not found")
+
+// ACLResolver turns the secrets requests carry into authorizers, from the
+// local replica, and keeps what it built until the ACL tables change: the
+// hot paths (every HTTP request, the DNS default token) decide at memory
+// speed. An empty secret is the anonymous token.
+type ACLResolver struct {
+	store    *Store
+	fallback *acl.Authorizer // the default policy: acl.AllowAll() or acl.DenyAll()
+	now      func() time.Time
+
+	mu    sync.Mutex
+	index uint64 // the ACL index the cache was built at
+	cache map[string]resolved
+}
+
+type resolved struct {
+	authz   *acl.Authorizer
+	token   *acl.Token
+	expires *time.Time
+}
+
+// maxResolvedTokens bounds the cache; past it, it starts over.
+const maxResolvedTokens = 4096
+
+// NewACLResolver resolves tokens from store, with allow or deny (the
+// `acl` property) deciding what no rule does.
+func NewACLResolver(store *Store, defaultAllow bool) *ACLResolver {
+	fallback := acl.DenyAll()
+	if defaultAllow {
+		fallback = acl.AllowAll()
+	}
+	return &ACLResolver{store: store, fallback: fallback, now: time.Now, cache: map[string]resolved{}}
+}
+
+// Resolve returns the authorizer of the token whose SecretID is secret
+// (the anonymous token for ""), and the token. A secret no token has, or
+// an expired one, is ErrACLTokenNotFound. Before the ACL bootstrap there
+// is no anonymous token: an empty secret gets the default policy alone.
+func (r *ACLResolver) Resolve(secret string) (*acl.Authorizer, *acl.Token, error) {
+	if secret == "" {
+		secret = acl.AnonymousTokenSecretID
+	}
+	now := r.now()
+	index := r.store.ACLIndex()
+	r.mu.Lock()
+	if index != r.index || len(r.cache) > maxResolvedTokens {
+		r.index, r.cache = index, map[string]resolved{}
+	}
+	got, ok := r.cache[secret]
+	r.mu.Unlock()
+	if ok && (got.expires == nil || now.Before(*got.expires)) {
+		return got.authz, got.token, nil
+	}
+	got, err := r.build(secret, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	if r.index == index {
+		r.cache[secret] = got
+	}
+	r.mu.Unlock()
+	return got.authz, got.token, nil
+}
+
+func (r *ACLResolver) build(secret string, now time.Time) (resolved, error) {
+	_, token, err := r.store.ACLTokenBySecret(nil, secret, now)
+	if err != nil {
+		return resolved{}, err
+	}
+	if token == nil {
+		if secret == acl.AnonymousTokenSecretID {
+			return resolved{authz: r.fallback, token: acl.AnonymousToken()}, nil
+		}
+		return resolved{}, ErrACLTokenNotFound
+	}
+	var rules []*acl.Rules
+	for _, link := range token.Policies {
+		if link.ID == acl.GlobalManagementPolicyID {
+			return resolved{authz: acl.ManageAll(), token: token, expires: token.ExpirationTime}, nil
+		}
+		_, p, err := r.store.ACLPolicyByID(nil, link.ID)
+		if err != nil {
+			return resolved{}, err
+		}
+		if p == nil {
+			continue // deleted meanwhile
+		}
+		parsed, err := acl.ParseRules(p.Rules)
+		if err != nil { // the FSM parsed them before storing: not reached
+			return resolved{}, fmt.Errorf("policy %s: %w", p.Name, err)
+		}
+		rules = append(rules, parsed)
+	}
+	return resolved{authz: acl.NewAuthorizer(r.fallback, rules...), token: token, expires: token.ExpirationTime}, nil
+}
