@@ -45,7 +45,7 @@ type command struct {
 
 // commands are the top-level commands, in the order the usage lists them.
 var commands = []*command{
-	forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
+	aclCommand, forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
 	membersCommand, operatorCommand, snapshotCommand, watchCommand,
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -36,6 +37,28 @@ func TestACLsDenyByDefault(t *testing.T) {
 	}
 	if _, _, err := admin.Bootstrap(); err == nil || !strings.Contains(err.Error(), "ACL bootstrap no longer allowed") {
 		t.Errorf("bootstrap after initial_management: %v", err)
+	}
+
+	// The CLI: a policy and a token made with `beacon acl`, the token's
+	// secret read back with the management token.
+	cli := func(args ...string) string { // acl GROUP VERB flags...
+		t.Helper()
+		cmd := exec.Command(beaconBin, append(args[:3:3], append([]string{"-http-addr=" + a.HTTPAddr, "-token=" + root}, args[3:]...)...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("beacon %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := cli("acl", "policy", "create", "-name=ops", `-rules=operator = "read"`); !strings.Contains(out, "Name:         ops") {
+		t.Errorf("beacon acl policy create:\n%s", out)
+	}
+	out := cli("acl", "token", "create", "-description=ops token", "-policy-name=ops")
+	if !strings.Contains(out, "SecretID:") || !strings.Contains(out, " - ops") {
+		t.Errorf("beacon acl token create:\n%s", out)
+	}
+	if out := cli("acl", "token", "read", "-self"); !strings.Contains(out, "global-management") {
+		t.Errorf("beacon acl token read -self:\n%s", out)
 	}
 
 	// Data to protect.
