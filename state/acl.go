@@ -470,8 +470,20 @@ func (s *Store) ACLPolicies(ws memdb.WatchSet) (uint64, []*acl.Policy, error) {
 	return idx, out, nil
 }
 
-// ACLIndex is the index of the last write to tokens or policies: an
-// authorizer resolved at it stays good until it changes.
-func (s *Store) ACLIndex() uint64 {
-	return maxIndex(s.ReadTxn(), tableACLTokens, tableACLPolicies)
+// aclWatch returns channels closed by the next change to the tokens, the
+// policies, or the whole store (a restore).
+func (s *Store) aclWatch() [3]<-chan struct{} {
+	tx := s.ReadTxn()
+	var out [3]<-chan struct{}
+	for i, table := range []string{tableACLTokens, tableACLPolicies} {
+		if it, err := tx.Get(table, "id"); err == nil {
+			out[i] = it.WatchCh()
+		} else {
+			closed := make(chan struct{})
+			close(closed)
+			out[i] = closed
+		}
+	}
+	out[2] = s.AbandonCh()
+	return out
 }

@@ -22,9 +22,11 @@ type ACLResolver struct {
 	fallback *acl.Authorizer // the default policy: acl.AllowAll() or acl.DenyAll()
 	now      func() time.Time
 
-	mu    sync.Mutex
-	index uint64 // the ACL index the cache was built at
-	cache map[string]resolved
+	mu sync.Mutex
+	// changed are closed by the first change to tokens or policies (or a
+	// restore) since the cache was started; until then it holds.
+	changed [3]<-chan struct{}
+	cache   map[string]resolved
 }
 
 type resolved struct {
@@ -43,7 +45,29 @@ func NewACLResolver(store *Store, defaultAllow bool) *ACLResolver {
 	if defaultAllow {
 		fallback = acl.AllowAll()
 	}
-	return &ACLResolver{store: store, fallback: fallback, now: time.Now, cache: map[string]resolved{}}
+	r := &ACLResolver{store: store, fallback: fallback, now: time.Now}
+	r.reset()
+	return r
+}
+
+// reset starts an empty cache and watches the ACL tables from now on; the
+// caller holds mu (or owns r).
+func (r *ACLResolver) reset() {
+	r.cache = map[string]resolved{}
+	r.changed = r.store.aclWatch()
+}
+
+// stale reports whether the ACL tables changed since the cache started;
+// the caller holds mu.
+func (r *ACLResolver) stale() bool {
+	for _, ch := range r.changed {
+		select {
+		case <-ch:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // Resolve returns the authorizer of the token whose SecretID is secret
@@ -55,22 +79,24 @@ func (r *ACLResolver) Resolve(secret string) (*acl.Authorizer, *acl.Token, error
 		secret = acl.AnonymousTokenSecretID
 	}
 	now := r.now()
-	index := r.store.ACLIndex()
 	r.mu.Lock()
-	if index != r.index || len(r.cache) > maxResolvedTokens {
-		r.index, r.cache = index, map[string]resolved{}
+	if r.stale() || len(r.cache) > maxResolvedTokens {
+		r.reset()
 	}
 	got, ok := r.cache[secret]
+	changed := r.changed
 	r.mu.Unlock()
 	if ok && (got.expires == nil || now.Before(*got.expires)) {
 		return got.authz, got.token, nil
 	}
+	// Built from the state as it is now: if it changes meanwhile, the
+	// channels taken before say so and the result is not kept.
 	got, err := r.build(secret, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.mu.Lock()
-	if r.index == index {
+	if r.changed == changed && !r.stale() {
 		r.cache[secret] = got
 	}
 	r.mu.Unlock()
