@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/state"
 
@@ -587,5 +588,47 @@ func TestReady(t *testing.T) {
 	d.Readiness = func() bool { return false }
 	if d.Ready() {
 		t.Error("Ready ignores the agent's readiness")
+	}
+}
+
+// With ACLs on, DNS answers what the authorizer (the agent's default
+// token) may read, and NXDOMAIN for the rest, as Consul does.
+func TestACLs(t *testing.T) {
+	rules, err := acl.ParseRules(`service "web" { policy = "read" }
+node "n1" { policy = "read" }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := acl.NewAuthorizer(acl.DenyAll(), rules)
+	d := New(testStore(t), testDNSConfig(), testAgentConfig())
+	t.Cleanup(func() { d.shutdown() })
+	d.Authorizer = func() *acl.Authorizer { return authz }
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+		rcode int
+	}{
+		{"web.service.consul.", dns.TypeA, dns.RcodeSuccess},
+		{"_web._tcp.service.consul.", dns.TypeSRV, dns.RcodeSuccess},
+		{"db.service.consul.", dns.TypeA, dns.RcodeNameError},
+		{"api.service.dc1.", dns.TypeA, dns.RcodeNameError},
+		{"n1.node.consul.", dns.TypeA, dns.RcodeSuccess},
+		{"n2.node.consul.", dns.TypeA, dns.RcodeNameError},
+		{"consul.", dns.TypeSOA, dns.RcodeSuccess},
+	} {
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion(tc.name, tc.qtype)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if rec.Msg.Rcode != tc.rcode {
+			t.Errorf("%s %s: %s, want %s", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[rec.Msg.Rcode], dns.RcodeToString[tc.rcode])
+		}
+	}
+	// ACLs off: the authorizer is nil, everything known answers.
+	d.Authorizer = func() *acl.Authorizer { return nil }
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion("db.service.consul.", dns.TypeA))
+	if rec.Msg.Rcode != dns.RcodeSuccess {
+		t.Errorf("db with ACLs off: %s", dns.RcodeToString[rec.Msg.Rcode])
 	}
 }
