@@ -49,11 +49,14 @@ func (s *Server) aclGate(w http.ResponseWriter, r *http.Request, write bool) boo
 	return true
 }
 
-// applyACL commits an ACL write.
+// applyACL commits an ACL write and waits for this agent's replica to
+// show it: the answer reads it back.
 func (s *Server) applyACL(req *state.ACLRequest) error {
 	req.Datacenter = s.agent.Datacenter()
-	_, err := s.agent.Apply(state.ACLRequestType, req)
-	return err
+	if _, err := s.agent.Apply(state.ACLRequestType, req); err != nil {
+		return err
+	}
+	return s.agent.ConsistentRead(false)
 }
 
 func (s *Server) aclBootstrap(w http.ResponseWriter, r *http.Request) {

@@ -240,3 +240,49 @@ func isForbidden(err error) bool {
 	}
 	return err != nil && strings.Contains(err.Error(), "403")
 }
+
+// Tokens and policies are replicated: made through a follower, they keep
+// working on every server after the leader is killed, and on the killed
+// server once it is back.
+func TestACLsSurviveLeaderKill(t *testing.T) {
+	t.Parallel()
+	const root = "3b9d2c7a-1e4f-4a6b-8c5d-7e9f0a1b2c3d"
+	servers := StartCluster(t, 3, func(o *Options) {
+		o.Token = root
+		o.Discovery = append(o.Discovery, "acl deny", "acl_token initial_management "+root)
+	})
+	leader := leaderOf(t, servers)
+	var follower *Agent
+	for _, s := range servers {
+		if s != leader {
+			follower = s
+			break
+		}
+	}
+	secret := follower.tokenWithRules(t, "kv-reader", `key_prefix "" { policy = "read" }`)
+	if _, err := follower.Client.KV().Put(&api.KVPair{Key: "k", Value: []byte("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	leader.Kill(t)
+	var survivors []*Agent
+	for _, s := range servers {
+		if s != leader {
+			survivors = append(survivors, s)
+		}
+	}
+	check := func(a *Agent) error {
+		c := a.clientWithToken(t, secret)
+		if kv, _, err := c.KV().Get("k", &api.QueryOptions{RequireConsistent: true}); err != nil || kv == nil {
+			return fmt.Errorf("%s: reading k with kv-reader: %v, %v", a.Opts.Node, kv, err)
+		}
+		if _, err := c.KV().Put(&api.KVPair{Key: "k", Value: []byte("w")}, nil); !isForbidden(err) {
+			return fmt.Errorf("%s: writing k with kv-reader: %v, want 403", a.Opts.Node, err)
+		}
+		return nil
+	}
+	for _, s := range survivors {
+		eventually(t, 20*time.Second, func() error { return check(s) })
+	}
+	leader.Restart(t)
+	eventually(t, 20*time.Second, func() error { return check(leader) })
+}

@@ -285,8 +285,9 @@ func StartAgent(t *testing.T, opts Options) *Agent {
 
 // StartCluster starts n servers of one datacenter (s1…sn) as separate
 // processes, each expecting n servers and joining the others through LAN
-// gossip, and waits until every one of them is ready.
-func StartCluster(t *testing.T, n int) []*Agent {
+// gossip, and waits until every one of them is ready. configure, when
+// given, changes each server's options before it starts.
+func StartCluster(t *testing.T, n int, configure ...func(*Options)) []*Agent {
 	t.Helper()
 	agents := make([]*Agent, n)
 	for i := range agents {
@@ -294,6 +295,9 @@ func StartCluster(t *testing.T, n int) []*Agent {
 		a := &Agent{
 			Opts: Options{Node: fmt.Sprintf("s%d", i+1), Datacenter: "dc1", BootstrapExpect: n},
 			Dir:  dir, ConfPath: filepath.Join(dir, "Corefile"), LogPath: filepath.Join(dir, "agent.log"),
+		}
+		for _, c := range configure {
+			c(&a.Opts)
 		}
 		t.Cleanup(func() { a.cleanup(t) })
 		a.setPorts(allocatePorts(t))
