@@ -20,8 +20,8 @@ const module = "github.com/beacon-dns/beacon"
 // the test, so a new package comes with its rule.
 var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
-	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
 	"acl":                 {},
+	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
 	"adminapi":            {"acl", "snapshot", "state"},
 	"cli":                 {"internal/atomicfile", "snapshot"},
 	"corefile":            {},
@@ -47,7 +47,7 @@ var beaconImports = map[string][]string{
 // raftFree are the packages that must not link Raft or its bolt store at
 // all, directly or through another package: the DNS path, the HTTP API,
 // the health checks, the CLI and everything they build on.
-var raftFree = []string{"adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
+var raftFree = []string{"acl", "adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
 	"internal/wire", "plugin", "snapshot", "state"}
 
 // raftModules are what raftFree packages must not depend on.
