@@ -29,8 +29,8 @@ type ACLs interface {
 
 type authzKey struct{}
 
-// errPermissionDenied is Consul's 403.
-var errPermissionDenied = errors.New("Permission denied")
+// errPermissionDenied is Consul's 403 ("Permission denied", aclErr).
+var errPermissionDenied = errors.New("permission denied")
 
 // resolver is the agent's ACL resolver, nil when ACLs are off.
 func (s *Server) resolver() (*state.ACLResolver, string) {
