@@ -20,16 +20,17 @@ const module = "github.com/beacon-dns/beacon"
 // the test, so a new package comes with its rule.
 var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
-	"agent":               {"adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
+	"agent":               {"adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "internal/tlsutil", "raftstore", "state"},
 	"adminapi":            {"snapshot", "state"},
-	"cli":                 {"internal/atomicfile", "snapshot"},
-	"corefile":            {},
+	"cli":                 {"internal/atomicfile", "internal/tlsutil", "snapshot"},
+	"corefile":            {"internal/tlsutil"},
 	"gossip":              {"internal/atomicfile"},
 	"healthcheck":         {"internal/atomicfile", "state"},
 	"internal/atomicfile": {},
+	"internal/tlsutil":    {},
 	"internal/wire":       {},
 	"plugin":              {"corefile", "state"},
-	"raftstore":           {"internal/wire", "snapshot", "state"},
+	"raftstore":           {"internal/tlsutil", "internal/wire", "snapshot", "state"},
 	"snapshot":            {"state"},
 	"state":               {},
 	"state/statetest":     {"state"},
@@ -47,7 +48,7 @@ var beaconImports = map[string][]string{
 // all, directly or through another package: the DNS path, the HTTP API,
 // the health checks, the CLI and everything they build on.
 var raftFree = []string{"adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
-	"internal/wire", "plugin", "snapshot", "state"}
+	"internal/tlsutil", "internal/wire", "plugin", "snapshot", "state"}
 
 // raftModules are what raftFree packages must not depend on.
 var raftModules = []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb", "go.etcd.io/bbolt"}
