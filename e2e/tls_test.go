@@ -235,9 +235,9 @@ func startRogue(t *testing.T, opts Options) *rogue {
 		// catalog fails and retries), the write fails: both take the
 		// agent's apply timeout, so they go side by side.
 		go func() {
-			_ = r.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "evil", Name: "evil", Address: "10.6.6.6", Port: 666})
+			_ = r.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "evil", Name: "evil-" + r.Opts.Node, Address: "10.6.6.6", Port: 666})
 		}()
-		if _, err := r.Client.KV().Put(&api.KVPair{Key: "tls/evil", Value: []byte(r.Opts.Node)}, nil); err == nil {
+		if _, err := r.Client.KV().Put(&api.KVPair{Key: "tls/evil/" + r.Opts.Node, Value: []byte("x")}, nil); err == nil {
 			r.wrote <- errors.New("a write through it was accepted")
 			return
 		}
@@ -273,11 +273,11 @@ func (r *rogue) checkKeptOut(t *testing.T, servers []*Agent) {
 		t.Errorf("DNS on %s = %s, want SERVFAIL (it has no state)", r.Opts.Node, rcode(m))
 	}
 	for _, s := range servers {
-		svcs, _, err := s.Client.Catalog().Service("evil", "", &api.QueryOptions{RequireConsistent: true})
+		svcs, _, err := s.Client.Catalog().Service("evil-"+r.Opts.Node, "", &api.QueryOptions{RequireConsistent: true})
 		if err != nil || len(svcs) != 0 {
 			t.Errorf("catalog on %s lists %s's service: %v, %v", s.Opts.Node, r.Opts.Node, svcs, err)
 		}
-		if kv, _, err := s.Client.KV().Get("tls/evil", nil); err != nil || kv != nil {
+		if kv, _, err := s.Client.KV().Get("tls/evil/"+r.Opts.Node, nil); err != nil || kv != nil {
 			t.Errorf("KV on %s has %s's write: %+v, %v", s.Opts.Node, r.Opts.Node, kv, err)
 		}
 	}
