@@ -259,7 +259,6 @@ func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 // inside TLS when the agent's TLS material says so (verify_outgoing,
 // verify_server_hostname), in plaintext otherwise. Connecting, the TLS
 // handshake and the protocol byte take at most timeout, and end with ctx.
-// Only the material's configuration is ever sent to the log, never keys.
 func dialServer(ctx context.Context, tlsc *tlsutil.Configurator, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
