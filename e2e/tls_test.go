@@ -467,6 +467,17 @@ func TestTLSCluster(t *testing.T) {
 		}
 	}()
 	rotationStart := time.Now()
+	// writesGoOn waits for writes after a step of the rotation.
+	writesGoOn := func(step string) {
+		t.Helper()
+		n := writes.Load()
+		eventually(t, 10*time.Second, func() error {
+			if writes.Load() < n+3 {
+				return fmt.Errorf("writes stalled after %s: %d failed", step, failed.Load())
+			}
+			return nil
+		})
+	}
 	sighupAll := func() {
 		t.Helper()
 		offs := make([]int, len(agents))
@@ -481,6 +492,7 @@ func TestTLSCluster(t *testing.T) {
 	// 1. Every agent trusts both CAs (the bundle rewritten, SIGHUP).
 	writeBundle(t, bundle, mainCA, nextCA)
 	sighupAll()
+	writesGoOn("both CAs trusted")
 	// 2. Every agent gets a certificate of the new CA (new files in the
 	// Corefile, SIGUSR1).
 	for _, a := range agents {
@@ -492,9 +504,11 @@ func TestTLSCluster(t *testing.T) {
 		off := a.Reload(t, func(o *Options) { o.Discovery = withTLS(o.Discovery, cert, key, bundle) })
 		waitLog(t, a, off, "TLS reloaded: new connections use it")
 	}
+	writesGoOn("new certificates")
 	// 3. The old CA is trusted no more (SIGHUP).
 	writeBundle(t, bundle, nextCA)
 	sighupAll()
+	writesGoOn("the old CA dropped")
 	close(stopWriting)
 	writer.Wait()
 	t.Logf("the CA rotated in %v; %d writes through the client meanwhile, %d failed",
