@@ -538,6 +538,15 @@ func TestTLSCluster(t *testing.T) {
 	if _, _, err := httpsClient(t, follower, *apiTLS).KV().Keys("", "", nil); err == nil {
 		t.Error("after the rotation, a client certificate of the old CA is still accepted")
 	}
+	// A reload to files that do not load is refused, saying why, and the
+	// running certificates stay.
+	off := follower.Reload(t, func(o *Options) {
+		o.Discovery = withTLS(o.Discovery, filepath.Join(t.TempDir(), "gone.pem"), filepath.Join(t.TempDir(), "gone-key.pem"), bundle)
+	})
+	waitLog(t, follower, off, `property "tls": reading the certificate`)
+	if err := httpsIssuedBy(follower, nextCA.pool(t), newClientCert); err != nil || !follower.Running() {
+		t.Errorf("after a refused reload: running %v, %v", follower.Running(), err)
+	}
 	apiTLS = &api.TLSConfig{CAFile: trust, CertFile: newCLICert, KeyFile: newCLIKey}
 	for _, a := range agents {
 		a.Opts.APITLS = apiTLS
