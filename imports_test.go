@@ -21,16 +21,17 @@ const module = "github.com/beacon-dns/beacon"
 var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
 	"acl":                 {},
-	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "raftstore", "state"},
+	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "internal/tlsutil", "raftstore", "state"},
 	"adminapi":            {"acl", "snapshot", "state"},
-	"cli":                 {"internal/atomicfile", "snapshot"},
-	"corefile":            {},
+	"cli":                 {"internal/atomicfile", "internal/tlsutil", "snapshot"},
+	"corefile":            {"internal/tlsutil"},
 	"gossip":              {"internal/atomicfile"},
 	"healthcheck":         {"internal/atomicfile", "state"},
 	"internal/atomicfile": {},
+	"internal/tlsutil":    {},
 	"internal/wire":       {},
 	"plugin":              {"acl", "corefile", "state"},
-	"raftstore":           {"internal/wire", "snapshot", "state"},
+	"raftstore":           {"internal/tlsutil", "internal/wire", "snapshot", "state"},
 	"snapshot":            {"state"},
 	"state":               {"acl"},
 	"state/statetest":     {"state"},
@@ -48,7 +49,7 @@ var beaconImports = map[string][]string{
 // all, directly or through another package: the DNS path, the HTTP API,
 // the health checks, the CLI and everything they build on.
 var raftFree = []string{"acl", "adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
-	"internal/wire", "plugin", "snapshot", "state"}
+	"internal/tlsutil", "internal/wire", "plugin", "snapshot", "state"}
 
 // raftModules are what raftFree packages must not depend on.
 var raftModules = []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb", "go.etcd.io/bbolt"}

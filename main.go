@@ -108,6 +108,7 @@ func main() {
 			return a, nil
 		},
 		ShutdownFinal: agent.ShutdownFinal,
+		ApplyLive:     agent.ApplyLive,
 	})
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)

@@ -1,6 +1,7 @@
 // Package adminapi owns beacon's HTTP API: Consul's /v1 paths, JSON shapes,
 // status codes and headers; blocking queries and consistency modes; request
-// limits.
+// limits; its listeners, plain HTTP and HTTPS (with the *tls.Config the
+// agent hands it, which picks the current certificates per handshake).
 //
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports

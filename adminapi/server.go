@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beacon-dns/beacon/state"
@@ -58,7 +60,8 @@ type Server struct {
 	agent  Agent
 	logger hclog.Logger
 	http   *http.Server
-	done   chan struct{}
+	// serving counts the listeners being served (HTTP, HTTPS).
+	serving sync.WaitGroup
 	// stop cancels every request's context: blocking queries end at once
 	// on shutdown instead of holding it for their whole wait.
 	stop context.CancelFunc
@@ -66,7 +69,7 @@ type Server struct {
 
 // New returns an API server for agent; Handler serves its routes.
 func New(agent Agent, logger hclog.Logger) *Server {
-	s := &Server{agent: agent, logger: logger, done: make(chan struct{})}
+	s := &Server{agent: agent, logger: logger}
 	base, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.http = &http.Server{
@@ -80,20 +83,40 @@ func New(agent Agent, logger hclog.Logger) *Server {
 	return s
 }
 
-// Listen starts serving the API on addr.
+// Listen starts serving the API on addr over plain HTTP; with addr "" (http
+// off) it serves nothing until ListenTLS adds HTTPS.
 func Listen(addr string, agent Agent, logger hclog.Logger) (*Server, error) {
+	s := New(agent, logger)
+	if addr == "" {
+		return s, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for HTTP on %s: %w", addr, err)
 	}
-	s := New(agent, logger)
+	s.serve(ln, "HTTP")
+	return s, nil
+}
+
+// ListenTLS serves the API over HTTPS on addr as well, with cfg (whose
+// GetConfigForClient may hand each handshake the current certificates).
+func (s *Server) ListenTLS(addr string, cfg *tls.Config) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for HTTPS on %s: %w", addr, err)
+	}
+	s.serve(tls.NewListener(ln, cfg), "HTTPS")
+	return nil
+}
+
+func (s *Server) serve(ln net.Listener, what string) {
+	s.serving.Add(1)
 	go func() {
-		defer close(s.done)
+		defer s.serving.Done()
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("HTTP server stopped", "error", err)
+			s.logger.Error(what+" server stopped", "error", err)
 		}
 	}()
-	return s, nil
 }
 
 // Shutdown stops accepting requests and waits (up to ctx) for those in flight;
@@ -104,7 +127,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err != nil {
 		err = errors.Join(err, s.http.Close())
 	}
-	<-s.done
+	s.serving.Wait()
 	return err
 }
 

@@ -2,13 +2,19 @@ package adminapi
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -114,5 +120,79 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// With http off the API listens on nothing but what ListenTLS adds; the
+// HTTPS listener serves the same API, answers plain HTTP with a 400 and
+// stops with Shutdown.
+func TestListenTLS(t *testing.T) {
+	caPEM, caKey, err := tlsutil.GenerateCA(tlsutil.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := tlsutil.GenerateCert(caPEM, caKey, tlsutil.CertOptions{Kind: tlsutil.KindServer, Datacenter: "dc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	material, err := tlsutil.Load(tlsutil.Config{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Listen("", newFakeAgent(t), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	if err := srv.ListenTLS(addr, tlsutil.NewConfigurator(material).IncomingHTTPS()); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			srv.Shutdown(context.Background())
+		}
+	})
+	if err := srv.ListenTLS(addr, nil); err == nil {
+		t.Error("a second listener on the same address succeeded")
+	}
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	resp, err := client.Get("https://" + addr + "/v1/status/leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != `"`+testLeader+`"` || resp.TLS == nil {
+		t.Errorf("GET /v1/status/leader over HTTPS = %d %q", resp.StatusCode, b)
+	}
+	resp, err = http.Get("http://" + addr + "/v1/status/leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), testLeader) {
+		t.Errorf("plain HTTP to the HTTPS port = %d %q, want 400", resp.StatusCode, b)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	stopped = true
+	if _, err := client.Get("https://" + addr + "/v1/status/leader"); err == nil {
+		t.Error("still serving HTTPS after Shutdown")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/healthcheck"
 	"github.com/beacon-dns/beacon/internal/atomicfile"
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -74,6 +75,9 @@ type Agent struct {
 	checks  checkRunner
 	http    *adminapi.Server
 	lan     *gossip.Pool
+	// tls is the TLS material every connection of the agent takes when it
+	// starts: the server port's, those to servers, HTTPS's (tls.go).
+	tls *tlsutil.Configurator
 
 	// cancelJoin stops retrying join addresses.
 	cancelJoin context.CancelFunc
@@ -126,6 +130,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	if cfg.ACL != "" {
 		a.acl = state.NewACLResolver(a.store, cfg.ACL == "allow")
 	}
+	if a.tls, err = loadTLS(cfg, logger); err != nil {
+		return nil, err
+	}
 	a.sessions = newSessionTimers(a.expireSession)
 	// Before Raft starts: gaining leadership triggers a sync.
 	a.sync = healthcheck.NewSyncer(healthcheck.SyncConfig{Local: a.local, Store: a.store, Catalog: a,
@@ -135,7 +142,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		a.server, err = raftstore.NewServer(raftstore.ServerConfig{
 			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
 			BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
-			SessionTouched: a.sessions.touch, HoldTimeout: cfg.RPCHoldTimeout,
+			SessionTouched: a.sessions.touch, HoldTimeout: cfg.RPCHoldTimeout, TLS: a.tls,
 		}, a.store)
 		if err != nil {
 			return nil, err
@@ -150,10 +157,11 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	if !cfg.Server {
 		// After gossip: the client finds its servers there.
-		a.client = raftstore.NewClient(raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client")}, a.store)
+		a.client = raftstore.NewClient(raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client"),
+			TLS: a.tls}, a.store)
 		a.backend = a.client
 	}
-	a.http, err = adminapi.Listen(cfg.HTTP, a, logger.Named("http"))
+	a.http, err = listenAPI(cfg, a, a.tls, logger.Named("http"))
 	if err != nil {
 		close(a.stop)
 		a.cancelJoin()
@@ -164,12 +172,13 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	a.checks = newCheckRunner(a)
 	a.startChecks()
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() {
 		defer a.wg.Done()
 		a.sync.Run(a.stop)
 	}()
 	go a.reapLoop()
+	go a.reloadTLSOnSIGHUP(watchSIGHUP())
 	if a.server != nil {
 		a.wg.Add(1)
 		go a.stalenessLoop()
@@ -179,7 +188,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		role = "server"
 	}
 	logger.Info("agent started", "role", role, "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
-		"rpc", cfg.RPC, "http", cfg.HTTP)
+		"rpc", cfg.RPC, "http", cfg.HTTP, "https", cfg.HTTPS)
 	return a, nil
 }
 

@@ -3,7 +3,11 @@
 // every reload. It wires the configuration to the Raft server (or, on a
 // client agent, to the servers' state through raftstore.Client), the LAN
 // gossip pool, the local services and checks with their anti-entropy, the
-// HTTP API and, for the DNS plugin, the state store.
+// HTTP and HTTPS API and, for the DNS plugin, the state store. It owns the
+// agent's TLS material at run time: loaded at start, handed to the server
+// port, the connections to servers and HTTPS, and reloaded live by a
+// Corefile reload (ApplyLive) or SIGHUP, the settings that cannot change
+// live being refused.
 //
 // Nothing imports it but main, which hands it to the plugin through
 // discovery.Register (imports_test.go holds every package to its rule).

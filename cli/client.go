@@ -36,6 +36,8 @@ var connectionFlags = []struct{ flag, env, usage string }{
 	{"ca-file", "CACERT", "CA certificate to verify the agent's certificate with"},
 	{"client-cert", "CLIENT_CERT", "Client certificate, for an agent that verifies its clients"},
 	{"client-key", "CLIENT_KEY", "Key of the client certificate"},
+	{"ca-path", "CAPATH", "Directory of CA certificates to verify the agent's certificate with"},
+	{"tls-server-name", "TLS_SERVER_NAME", "Name to verify the agent's certificate against, instead of -http-addr's host"},
 }
 
 // addConnectionFlags declares -http-addr and the connection flags.
@@ -93,8 +95,8 @@ func newClient(e *env, fs *flag.FlagSet, opts clientOptions) (*client, error) {
 		return nil, err
 	}
 	cfg := &api.Config{Address: base.Host, Scheme: base.Scheme, Token: setting["token"],
-		TokenFile: setting["token-file"], TLSConfig: api.TLSConfig{CAFile: setting["ca-file"],
-			CertFile: setting["client-cert"], KeyFile: setting["client-key"]}}
+		TokenFile: setting["token-file"], TLSConfig: api.TLSConfig{CAFile: setting["ca-file"], CAPath: setting["ca-path"],
+			CertFile: setting["client-cert"], KeyFile: setting["client-key"], Address: setting["tls-server-name"]}}
 	if fs.Lookup("datacenter") != nil {
 		cfg.Datacenter = flagString(fs, "datacenter")
 	}

@@ -3,7 +3,9 @@
 // names (flags, output and exit codes): `members`, `join`, `leave`,
 // `force-leave`, `maint`, `keyring`, `operator raft` (list-peers,
 // remove-peer), `snapshot` (save, restore, inspect), `kv` (get, put,
-// delete, export, import), `lock` and `watch`, and `keygen`.
+// delete, export, import), `lock` and `watch`, and `keygen` and `tls` (ca
+// create, cert create: a CA and agent certificates under Consul's file
+// names, made by internal/tlsutil).
 //
 // It is built on Consul's Go client, github.com/hashicorp/consul/api:
 // api.Client for the calls, api.Lock and api.Semaphore for `lock` (so that
@@ -18,9 +20,10 @@
 //
 // It speaks to the agent only over HTTP. Of beacon it imports only the
 // snapshot archive reader (package snapshot), so that `snapshot inspect`
-// and `save` check archives with the code a restore uses, and
+// and `save` check archives with the code a restore uses;
 // internal/atomicfile, with which `snapshot save` puts a verified archive
-// in place. It must not import raft, bbolt, raftstore, the agent, the HTTP
+// in place; and internal/tlsutil, which makes certificates as the agents
+// load them. It must not import raft, bbolt, raftstore, the agent, the HTTP
 // API's server side (adminapi), the DNS plugin or CoreDNS (imports_test.go
 // holds it to that).
 package cli

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/coredns/coredns/plugin/pkg/fall"
 )
 
@@ -22,7 +23,8 @@ type Config struct {
 }
 
 // AgentConfig is what the agent is started with. None of it can change while
-// the process runs: a reload that changes it is refused.
+// the process runs but the fields tagged live (TLS): a reload that changes
+// any other is refused.
 type AgentConfig struct {
 	Datacenter      string   `property:"datacenter"`
 	Domain          string   `property:"domain"`
@@ -56,6 +58,13 @@ type AgentConfig struct {
 	ACLDownPolicy string `property:"acl_down_policy"`
 	// ACLTokens are the agent's tokens by role.
 	ACLTokens ACLTokens `property:"acl_token" secret:"true"`
+	// HTTPS is the HTTPS API's address; "" for none. HTTP may be "" too
+	// (`http off`), for an API over HTTPS only.
+	HTTPS string `property:"https"`
+	// TLS is the agent's certificate and how strictly it checks its
+	// peers'. It changes live: a reload (or SIGHUP) loads its files for
+	// the handshakes that follow.
+	TLS TLSConfig `property:"tls" live:"true"`
 }
 
 // ACLTokens are the secrets the `acl_token ROLE SECRET` lines give.
@@ -68,6 +77,30 @@ type ACLTokens struct {
 	Agent string
 	// Default is the token of requests that carry none, and of DNS.
 	Default string
+}
+
+// TLSConfig is the `tls CERT KEY CA` property (CoreDNS's argument order)
+// and the verify_* ones, with Consul's meanings.
+type TLSConfig struct {
+	CertFile, KeyFile, CAFile string
+	// VerifyIncoming: connections to the server port must be TLS with a
+	// certificate signed by the CA, and so must HTTPS clients (as
+	// Consul's verify_incoming, which applies to HTTPS too).
+	VerifyIncoming bool
+	// VerifyOutgoing: connections to servers use TLS and check the
+	// server's certificate against the CA.
+	VerifyOutgoing bool
+	// VerifyServerHostname: a server's certificate must also be for
+	// server.<datacenter>.<domain>; implies VerifyOutgoing.
+	VerifyServerHostname bool
+}
+
+// TLSUtil is the agent's TLS as package tlsutil loads it.
+func (a AgentConfig) TLSUtil() tlsutil.Config {
+	t := a.TLS
+	return tlsutil.Config{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile,
+		VerifyIncoming: t.VerifyIncoming, VerifyOutgoing: t.VerifyOutgoing, VerifyServerHostname: t.VerifyServerHostname,
+		ServerName: tlsutil.RoleName(tlsutil.KindServer, a.Datacenter, a.Domain)}
 }
 
 // DNSConfig is how one server block answers. It may change on reload.
@@ -157,15 +190,24 @@ func (a *AgentConfig) fillDerived() {
 // Diff names the first property whose value differs between a and b, with
 // both values (but for secrets, which are only named), or returns "" when
 // they are the same.
-func (a AgentConfig) Diff(b AgentConfig) string {
+func (a AgentConfig) Diff(b AgentConfig) string { return a.diff(b, true) }
+
+// DiffFixed is Diff of the properties that cannot change live: a reload
+// that changes one of them is refused.
+func (a AgentConfig) DiffFixed(b AgentConfig) string { return a.diff(b, false) }
+
+func (a AgentConfig) diff(b AgentConfig, live bool) string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	t := va.Type()
 	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !live && f.Tag.Get("live") == "true" {
+			continue
+		}
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()
 		if reflect.DeepEqual(x, y) {
 			continue
 		}
-		f := t.Field(i)
 		if f.Tag.Get("secret") == "true" {
 			return f.Tag.Get("property") + " (a secret: values not shown)"
 		}

@@ -2,6 +2,9 @@
 // block of a Corefile into a Config, its defaults, and validation that names
 // the file, line and property of every mistake.
 //
-// It imports no other beacon package: it only describes what they are asked
-// to be (imports_test.go holds it to that).
+// It imports no other beacon package but internal/tlsutil, with which it
+// checks that the TLS files load (so that a bad certificate stops start-up
+// naming its line) and says how the agent's TLS is loaded: it only
+// describes what the others are asked to be (imports_test.go holds it to
+// that).
 package corefile

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 )
@@ -103,7 +104,29 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 	case "bind":
 		return one(&a.Bind, checkBindIP)
 	case "http":
+		if len(args) == 1 && args[0] == "off" { // an API over HTTPS only
+			a.HTTP = ""
+			return nil
+		}
 		return one(&a.HTTP, checkHostPort)
+	case "https":
+		return one(&a.HTTPS, checkHostPort)
+	case "tls":
+		if len(args) < 2 || len(args) > 3 {
+			return fmt.Errorf("want a certificate, its key and a CA bundle (CERT KEY [CA]), got %d values", len(args))
+		}
+		a.TLS.CertFile, a.TLS.KeyFile = args[0], args[1]
+		a.TLS.CAFile = ""
+		if len(args) == 3 {
+			a.TLS.CAFile = args[2]
+		}
+		return nil
+	case "verify_incoming":
+		return none(&a.TLS.VerifyIncoming)
+	case "verify_outgoing":
+		return none(&a.TLS.VerifyOutgoing)
+	case "verify_server_hostname":
+		return none(&a.TLS.VerifyServerHostname)
 	case "rpc":
 		return one(&a.RPC, checkHostPort)
 	case "serf_lan":
@@ -307,14 +330,44 @@ func (a *AgentConfig) validate() (string, error) {
 		return "bootstrap_expect", errors.New(`only a server can bootstrap; add "server"`)
 	}
 	seen := map[string]string{}
-	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"rpc", a.RPC}, {"serf_lan", a.SerfLAN}, {"serf_wan", a.SerfWAN}} {
+	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"https", a.HTTPS}, {"rpc", a.RPC},
+		{"serf_lan", a.SerfLAN}, {"serf_wan", a.SerfWAN}} {
 		if (p.name == "serf_wan" || p.name == "rpc") && !a.Server {
 			continue // a client listens on neither: only servers take RPC and join the WAN pool
+		}
+		if p.addr == "" {
+			continue // http off, no https
 		}
 		if other, dup := seen[p.addr]; dup {
 			return p.name, fmt.Errorf("address %s is already used by %q", p.addr, other)
 		}
 		seen[p.addr] = p.name
+	}
+	return a.validateTLS()
+}
+
+// validateTLS checks that the TLS properties have what they need, and that
+// the files load: a certificate with its key, a CA bundle of certificates.
+func (a *AgentConfig) validateTLS() (string, error) {
+	t := a.TLS
+	const addTLS = `add "tls CERT KEY CA"`
+	switch {
+	case a.HTTP == "" && a.HTTPS == "":
+		return "http", errors.New(`with http off the agent has no API: set https`)
+	case a.HTTPS != "" && t.CertFile == "":
+		return "https", errors.New("HTTPS needs the agent's certificate: " + addTLS)
+	case t.VerifyIncoming && (t.CertFile == "" || t.CAFile == ""):
+		return "verify_incoming", errors.New("needs the agent's certificate and the CA that signs its peers': " + addTLS)
+	case t.VerifyOutgoing && t.CAFile == "":
+		return "verify_outgoing", errors.New("needs the CA that signs the servers' certificates: " + addTLS)
+	case t.VerifyServerHostname && t.CAFile == "":
+		return "verify_server_hostname", errors.New("needs the CA that signs the servers' certificates: " + addTLS)
+	}
+	if t == (TLSConfig{}) {
+		return "", nil
+	}
+	if _, err := tlsutil.Load(a.TLSUtil()); err != nil {
+		return "tls", err
 	}
 	return "", nil
 }

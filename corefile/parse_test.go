@@ -1,10 +1,14 @@
 package corefile
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/coredns/caddy"
 )
 
@@ -139,6 +143,17 @@ func TestParseErrors(t *testing.T) {
 		{"rpc_hold_timeout too long", "discovery {\n rpc_hold_timeout 2m\n}", `property "rpc_hold_timeout"`},
 		{"reconnect_timeout too short", "discovery {\n reconnect_timeout 1h\n}", `property "reconnect_timeout": 1h0m0s is below the minimum of 8h0m0s`},
 		{"enable_script_checks value", "discovery {\n enable_script_checks yes\n}", `property "enable_script_checks": takes no value`},
+		{"tls arity", "discovery {\n tls cert.pem\n}", `:2 - Error during parsing: discovery: property "tls": want a certificate, its key and a CA bundle`},
+		{"tls too many", "discovery {\n tls a b c d\n}", `property "tls": want a certificate`},
+		{"https address", "discovery {\n https localhost:8501\n}", `property "https": "localhost:8501"`},
+		{"https without tls", "discovery {\n node n1\n https 127.0.0.1:8501\n}", `:3 - Error during parsing: discovery: property "https": HTTPS needs the agent's certificate`},
+		{"https clash", "discovery {\n https 127.0.0.1:8500\n}", `property "https": address 127.0.0.1:8500 is already used by "http"`},
+		{"http and https off", "discovery {\n http off\n}", `property "http": with http off the agent has no API`},
+		{"verify_incoming without CA", "discovery {\n tls c.pem k.pem\n verify_incoming\n}", `:3 - Error during parsing: discovery: property "verify_incoming": needs the agent's certificate and the CA`},
+		{"verify_outgoing without CA", "discovery {\n verify_outgoing\n}", `property "verify_outgoing": needs the CA`},
+		{"verify_server_hostname without CA", "discovery {\n verify_server_hostname\n}", `property "verify_server_hostname": needs the CA`},
+		{"verify_incoming value", "discovery {\n verify_incoming yes\n}", `property "verify_incoming": takes no value`},
+		{"tls files missing", "discovery {\n node n1\n tls /nonexistent/c.pem /nonexistent/k.pem\n}", `:3 - Error during parsing: discovery: property "tls": reading the certificate: open /nonexistent/c.pem`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,6 +168,67 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// tlsFiles writes a CA, and a server certificate and key it signed, and
+// returns their paths.
+func tlsFiles(t *testing.T) (cert, key, ca string) {
+	t.Helper()
+	caPEM, caKey, err := tlsutil.GenerateCA(tlsutil.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := tlsutil.GenerateCert(caPEM, caKey, tlsutil.CertOptions{Kind: tlsutil.KindServer, Datacenter: "dc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for path, b := range map[string][]byte{"server.pem": certPEM, "server-key.pem": keyPEM, "ca.pem": caPEM} {
+		if err := os.WriteFile(filepath.Join(dir, path), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "ca.pem")
+}
+
+func TestParseTLS(t *testing.T) {
+	cert, key, ca := tlsFiles(t)
+	cfg, err := parse(t, fmt.Sprintf(`discovery {
+		domain Example.
+		http off
+		https 127.0.0.1:8501
+		tls %s %s %s
+		verify_incoming
+		verify_outgoing
+		verify_server_hostname
+	}`, cert, key, ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Agent
+	want := TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca, VerifyIncoming: true, VerifyOutgoing: true, VerifyServerHostname: true}
+	if a.TLS != want || a.HTTPS != "127.0.0.1:8501" || a.HTTP != "" || !cfg.AgentSet {
+		t.Errorf("TLS %+v, https %q, http %q, AgentSet %v", a.TLS, a.HTTPS, a.HTTP, cfg.AgentSet)
+	}
+	if u := a.TLSUtil(); u.ServerName != "server.dc1.example" || u.CertFile != cert || !u.VerifyServerHostname {
+		t.Errorf("TLSUtil() = %+v", u)
+	}
+
+	// The CA is optional when nothing verifies: HTTPS alone, as CoreDNS's
+	// tls takes CERT KEY [CA].
+	cfg, err = parse(t, fmt.Sprintf("discovery {\n https 127.0.0.1:8501\n tls %s %s\n}", cert, key))
+	if err != nil || cfg.Agent.TLS.CAFile != "" || cfg.Agent.HTTP != DefaultHTTP {
+		t.Errorf("https with a certificate and no CA: %+v, %v", cfg, err)
+	}
+
+	// A key that is not the certificate's stops start-up at the tls line.
+	_, err = parse(t, fmt.Sprintf("discovery {\n node n1\n tls %s %s %s\n}", cert, ca, ca))
+	if err == nil || !strings.Contains(err.Error(), `:3 - Error during parsing: discovery: property "tls": loading the certificate`) {
+		t.Errorf("a CA as the key: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "BEGIN") {
+		t.Errorf("the error shows file contents: %v", err)
 	}
 }
 
@@ -176,5 +252,19 @@ func TestAgentConfigDiff(t *testing.T) {
 	b.Encrypt = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
 	if d := a.Diff(b); !strings.HasPrefix(d, "encrypt") || strings.Contains(d, b.Encrypt) {
 		t.Errorf("Diff = %q, want encrypt named and its value not shown", d)
+	}
+	// TLS changes live: DiffFixed, what a reload may not change, leaves
+	// it out; https (a listener's address) stays fixed.
+	b = a
+	b.TLS = TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem", VerifyIncoming: true}
+	if d := a.Diff(b); !strings.HasPrefix(d, "tls") {
+		t.Errorf("Diff = %q, want tls", d)
+	}
+	if d := a.DiffFixed(b); d != "" {
+		t.Errorf("DiffFixed = %q for a TLS change, want none", d)
+	}
+	b.HTTPS = "127.0.0.1:8501"
+	if d := a.DiffFixed(b); !strings.HasPrefix(d, "https") {
+		t.Errorf("DiffFixed = %q, want https", d)
 	}
 }

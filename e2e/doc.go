@@ -6,7 +6,8 @@
 // why) — and talk to them only through public interfaces — DNS
 // (github.com/miekg/dns), the Consul-compatible HTTP API (the official
 // github.com/hashicorp/consul/api client, and plain net/http for what that
-// client will not send), signals (SIGKILL, SIGTERM, SIGUSR1) and the
+// client will not send; HTTPS with certificates made by `beacon tls`, in
+// tls_test.go), signals (SIGKILL, SIGTERM, SIGUSR1, SIGHUP) and the
 // process's exit status and output.
 //
 // It must not import any of beacon's own packages: a test that needs to

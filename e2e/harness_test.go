@@ -136,20 +136,22 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// Ports are an agent's listening ports, all on 127.0.0.1.
+// Ports are an agent's listening ports, all on 127.0.0.1. HTTPS is
+// reserved for every agent; a Corefile uses it as HTTPSPORT.
 type Ports struct {
-	DNS, HTTP, RPC, SerfLAN, SerfWAN int
+	DNS, HTTP, HTTPS, RPC, SerfLAN, SerfWAN int
 }
 
 func allocatePorts(t testing.TB) Ports {
 	t.Helper()
-	return Ports{DNS: freePort(t), HTTP: freePort(t), RPC: freePort(t), SerfLAN: freePort(t), SerfWAN: freePort(t)}
+	return Ports{DNS: freePort(t), HTTP: freePort(t), HTTPS: freePort(t), RPC: freePort(t), SerfLAN: freePort(t),
+		SerfWAN: freePort(t)}
 }
 
 // ---- agents ----
 
 // Options shape an agent's Corefile. In every string, DNSPORT, HTTPPORT,
-// RPCPORT and DATADIR are replaced with the agent's values.
+// HTTPSPORT, RPCPORT and DATADIR are replaced with the agent's values.
 type Options struct {
 	// Node defaults to "n1", Datacenter to "dc1".
 	Node, Datacenter string
@@ -182,18 +184,23 @@ type Options struct {
 	Netns string
 	// Token is the ACL token the harness's API client sends.
 	Token string
+	// APITLS, when set, points Client (and HTTP) at the agent's HTTPS
+	// address with these files, for an agent whose Discovery lines have
+	// `https BIND:HTTPSPORT`.
+	APITLS *api.TLSConfig
 }
 
 // Agent is one beacon process and the clients that talk to it.
 type Agent struct {
-	Opts     Options
-	Dir      string // the agent's temporary directory (and working directory)
-	ConfPath string
-	LogPath  string
-	Ports    Ports
-	DNSAddr  string // Bind:port
-	HTTPAddr string
-	RPCAddr  string
+	Opts      Options
+	Dir       string // the agent's temporary directory (and working directory)
+	ConfPath  string
+	LogPath   string
+	Ports     Ports
+	DNSAddr   string // Bind:port
+	HTTPAddr  string
+	HTTPSAddr string
+	RPCAddr   string
 
 	// Client is the official Consul API client, pointed at the agent.
 	Client *api.Client
@@ -289,6 +296,17 @@ func StartAgent(t *testing.T, opts Options) *Agent {
 // given, changes each server's options before it starts.
 func StartCluster(t *testing.T, n int, configure ...func(*Options)) []*Agent {
 	t.Helper()
+	return StartClusterWith(t, n, func(_ int, o *Options) {
+		for _, c := range configure {
+			c(o)
+		}
+	})
+}
+
+// StartClusterWith is StartCluster with set, when not nil, changing the
+// options of server i (from 0) before it starts.
+func StartClusterWith(t *testing.T, n int, set func(i int, o *Options)) []*Agent {
+	t.Helper()
 	agents := make([]*Agent, n)
 	for i := range agents {
 		dir := t.TempDir()
@@ -296,8 +314,8 @@ func StartCluster(t *testing.T, n int, configure ...func(*Options)) []*Agent {
 			Opts: Options{Node: fmt.Sprintf("s%d", i+1), Datacenter: "dc1", BootstrapExpect: n},
 			Dir:  dir, ConfPath: filepath.Join(dir, "Corefile"), LogPath: filepath.Join(dir, "agent.log"),
 		}
-		for _, c := range configure {
-			c(&a.Opts)
+		if set != nil {
+			set(i, &a.Opts)
 		}
 		t.Cleanup(func() { a.cleanup(t) })
 		a.setPorts(allocatePorts(t))
@@ -338,6 +356,7 @@ func (a *Agent) setPorts(p Ports) {
 	a.Ports = p
 	a.DNSAddr = a.addr(p.DNS)
 	a.HTTPAddr = a.addr(p.HTTP)
+	a.HTTPSAddr = a.addr(p.HTTPS)
 	a.RPCAddr = a.addr(p.RPC)
 	if a.transport != nil {
 		a.transport.CloseIdleConnections()
@@ -354,9 +373,17 @@ func (a *Agent) setPorts(p Ports) {
 	cfg.Scheme = "http"
 	cfg.Token = a.Opts.Token
 	cfg.Transport = a.transport
+	if a.Opts.APITLS != nil {
+		tlsConfig, err := api.SetupTLSConfig(a.Opts.APITLS)
+		if err != nil {
+			panic(fmt.Sprintf("api.SetupTLSConfig: %v", err)) // the test's own files
+		}
+		a.transport.TLSClientConfig = tlsConfig
+		cfg.Address, cfg.Scheme, cfg.TLSConfig = a.HTTPSAddr, "https", *a.Opts.APITLS
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		panic(fmt.Sprintf("api.NewClient: %v", err)) // only fails on bad TLS settings, which we do not set
+		panic(fmt.Sprintf("api.NewClient: %v", err)) // only fails on bad TLS settings
 	}
 	a.Client = c
 }
@@ -427,6 +454,7 @@ func (a *Agent) Corefile() string {
 	return strings.NewReplacer(
 		"DNSPORT", strconv.Itoa(p.DNS),
 		"HTTPPORT", strconv.Itoa(p.HTTP),
+		"HTTPSPORT", strconv.Itoa(p.HTTPS),
 		"RPCPORT", strconv.Itoa(p.RPC),
 		"DATADIR", a.dataDir(),
 	).Replace(b.String())

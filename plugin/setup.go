@@ -35,6 +35,11 @@ type Agents struct {
 	Acquire func(cfg *corefile.Config) (Agent, error)
 	// ShutdownFinal stops the agent when the process exits.
 	ShutdownFinal func() error
+	// ApplyLive, when set, applies the agent settings of cfg that change
+	// live (TLS). It is called once the whole Corefile has set up, so a
+	// reload that fails elsewhere changes none of them; its error fails
+	// the reload.
+	ApplyLive func(cfg *corefile.Config) error
 }
 
 // Register adds the `discovery` directive to CoreDNS, its blocks attached
@@ -56,6 +61,9 @@ func setup(c *caddy.Controller, agents Agents) error {
 	}
 	// The agent outlives reloads: only the process's final shutdown stops it.
 	c.OnFinalShutdown(agents.ShutdownFinal)
+	if agents.ApplyLive != nil && cfg.AgentSet {
+		c.OnStartup(func() error { return agents.ApplyLive(cfg) })
+	}
 
 	d := New(a.Store(), cfg.DNS, a.Config())
 	d.Readiness = a.Ready

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 )
@@ -28,6 +29,9 @@ type ClientConfig struct {
 	// (from gossip); it is called whenever a server is needed.
 	Servers func() []string
 	Logger  hclog.Logger
+	// TLS is the agent's TLS material for its connections to servers;
+	// nil is plaintext only.
+	TLS *tlsutil.Configurator
 }
 
 // readYourWritesWait bounds how long a write through a client waits for its
@@ -41,7 +45,9 @@ func NewClient(cfg ClientConfig, store *state.Store) *Client {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Client{replica: NewReplica(store, cfg.Servers, logger.Named("replica")), servers: cfg.Servers, logger: logger}
+	c := &Client{replica: newReplica(store, cfg.Servers, cfg.TLS, logger.Named("replica")), servers: cfg.Servers, logger: logger}
+	c.conns.tls = cfg.TLS
+	return c
 }
 
 // Replica is the client's copy of the state.
@@ -195,7 +201,7 @@ func (c *Client) SaveSnapshot(w io.Writer) (uint64, error) {
 	if leader == "" {
 		return 0, state.ErrNoLeader
 	}
-	return forwardSave(leader, w)
+	return forwardSave(c.conns.tls, leader, w)
 }
 
 // RestoreSnapshot sends an archive to the leader to restore.
@@ -204,7 +210,7 @@ func (c *Client) RestoreSnapshot(r io.Reader) error {
 	if leader == "" {
 		return state.ErrNoLeader
 	}
-	return forwardRestore(leader, r)
+	return forwardRestore(c.conns.tls, leader, r)
 }
 
 // Stats describe the client's link, for /v1/agent/self.

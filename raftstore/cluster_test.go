@@ -16,6 +16,13 @@ import (
 // them together, and waits for a ready leader.
 func startCluster(t *testing.T, n int) ([]*Server, []*state.Store) {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with set, when not nil, changing each
+// server's configuration.
+func startClusterWith(t *testing.T, n int, set func(*ServerConfig)) ([]*Server, []*state.Store) {
+	t.Helper()
 	var servers []*Server
 	var stores []*state.Store
 	var peers []Peer
@@ -24,8 +31,11 @@ func startCluster(t *testing.T, n int) ([]*Server, []*state.Store) {
 	}
 	for _, p := range peers {
 		store := state.NewStore()
-		srv, err := NewServer(ServerConfig{NodeID: p.ID, DataDir: t.TempDir(), RPCAddr: p.Address,
-			BootstrapExpect: n, Logger: testLogger(t)}, store)
+		cfg := ServerConfig{NodeID: p.ID, DataDir: t.TempDir(), RPCAddr: p.Address, BootstrapExpect: n, Logger: testLogger(t)}
+		if set != nil {
+			set(&cfg)
+		}
+		srv, err := NewServer(cfg, store)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@
 package raftstore
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"syscall"
@@ -13,6 +14,12 @@ import (
 // this: Go fails a read whose deadline has passed before looking at the
 // socket.
 func connAlive(conn net.Conn) bool {
+	if tc, ok := conn.(*tls.Conn); ok {
+		// The socket under TLS: the protocol sends nothing unasked, and
+		// the server sends no session tickets (tlsutil), so anything
+		// there is a close_notify or an EOF.
+		conn = tc.NetConn()
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return true

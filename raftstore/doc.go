@@ -11,8 +11,15 @@
 // Every change to the state goes through Raft: the FSM is the only writer of
 // the state store. Readers (DNS, HTTP) take lock-free read transactions.
 //
+// The server port may speak TLS: a connection's first byte asks for it, the
+// protocol's byte follows inside; with verify_incoming nothing else is
+// taken, and with verify_server_hostname only servers' certificates may
+// speak Raft. The agent's TLS material (internal/tlsutil) is read afresh
+// for every connection, in and out, so a reload applies to the next one.
+//
 // Of beacon it imports state (what is replicated), snapshot (the archive
-// format) and internal/wire (the server port's framing). It must not import
+// format), internal/wire (the server port's framing) and internal/tlsutil
+// (its TLS). It must not import
 // the CoreDNS plugin, the HTTP API, the agent or the CLI: those build on it,
 // never the other way round (imports_test.go holds it to that).
 package raftstore

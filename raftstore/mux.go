@@ -1,12 +1,15 @@
 package raftstore
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -20,6 +23,15 @@ const (
 	protoStream byte = 0x03
 	// protoSnapshot is a snapshot save or restore passed on to this server.
 	protoSnapshot byte = 0x04
+	// protoTLS wraps the others, as Consul's RPCTLS byte does: a TLS
+	// handshake follows, then, inside TLS, the byte of the protocol
+	// spoken, which the server repeats once it accepts the connection.
+	// That answer is beacon's: under TLS 1.3 a server refuses a client's
+	// certificate only after the client's handshake is done, so without
+	// it the dialler would learn of a refusal (and why) only from a
+	// broken exchange, after it sent its request. With verify_incoming it
+	// is the only first byte accepted.
+	protoTLS byte = 0x05
 )
 
 // muxHandshakeTimeout bounds how long an accepted connection may take to say
@@ -31,7 +43,10 @@ const muxHandshakeTimeout = 5 * time.Second
 type muxListener struct {
 	ln     net.Listener
 	logger hclog.Logger
-	raft   chan net.Conn
+	// tls is the agent's TLS material, read afresh for every connection
+	// (a reload applies to the next handshake); nil: plaintext only.
+	tls  *tlsutil.Configurator
+	raft chan net.Conn
 	// serve holds the handlers of the protocols other than Raft's, by
 	// first byte; set before the first connection can arrive.
 	serve map[byte]func(net.Conn)
@@ -47,12 +62,12 @@ type muxListener struct {
 	open map[net.Conn]struct{}
 }
 
-func listenMux(addr string, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
+func listenMux(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
-	m := &muxListener{ln: ln, logger: logger, raft: make(chan net.Conn), closed: make(chan struct{}),
+	m := &muxListener{ln: ln, logger: logger, tls: tlsc, raft: make(chan net.Conn), closed: make(chan struct{}),
 		open: map[net.Conn]struct{}{}, serve: serve}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -82,22 +97,19 @@ func (m *muxListener) acceptLoop() {
 	}
 }
 
-func (m *muxListener) route(conn net.Conn) {
+func (m *muxListener) route(raw net.Conn) {
 	defer m.wg.Done()
-	if !m.track(conn) {
-		conn.Close()
+	if !m.track(raw) {
+		raw.Close()
 		return
 	}
-	var b [1]byte
-	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
-	_, err := conn.Read(b[:])
-	m.untrack(conn)
+	conn, proto, err := m.handshake(raw)
+	m.untrack(raw)
 	if err != nil {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
-	if b[0] == protoRaft {
+	if proto == protoRaft {
 		select {
 		case m.raft <- conn:
 		case <-m.closed:
@@ -105,9 +117,9 @@ func (m *muxListener) route(conn net.Conn) {
 		}
 		return
 	}
-	serve := m.serve[b[0]]
+	serve := m.serve[proto]
 	if serve == nil {
-		m.logger.Warn("server port: unknown protocol", "byte", b[0], "remote", conn.RemoteAddr())
+		m.logger.Warn("server port: unknown protocol", "byte", proto, "remote", conn.RemoteAddr())
 		conn.Close()
 		return
 	}
@@ -117,6 +129,66 @@ func (m *muxListener) route(conn net.Conn) {
 	}
 	serve(conn)
 	m.untrack(conn)
+}
+
+// handshake reads which protocol conn speaks, unwrapping TLS when it asks for
+// it, within muxHandshakeTimeout. It returns the connection to speak it
+// on (the TLS one, or conn itself) and the protocol's byte; on an error
+// the connection is to be closed. The TLS material is the one current as
+// the connection arrives.
+func (m *muxListener) handshake(conn net.Conn) (net.Conn, byte, error) {
+	_ = conn.SetDeadline(time.Now().Add(muxHandshakeTimeout))
+	proto, err := readByte(conn)
+	if err != nil {
+		return conn, 0, err
+	}
+	material := m.tls.Current()
+	if proto != protoTLS {
+		if material.PlaintextRefused() {
+			m.logger.Warn("server port: refused a plaintext connection: verify_incoming requires TLS with a certificate signed by the CA",
+				"remote", conn.RemoteAddr(), "byte", proto)
+			return conn, 0, errPlaintextRefused
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, proto, nil
+	}
+	cfg := material.IncomingRPC()
+	if cfg == nil {
+		m.logger.Warn("server port: refused a TLS connection: this agent has no certificate (the tls property)", "remote", conn.RemoteAddr())
+		return conn, 0, errNoTLS
+	}
+	tconn := tls.Server(conn, cfg)
+	if err := tconn.Handshake(); err != nil {
+		m.logger.Warn("server port: TLS handshake failed", "remote", conn.RemoteAddr(), "error", err)
+		return tconn, 0, err
+	}
+	if proto, err = readByte(tconn); err != nil {
+		return tconn, 0, err
+	}
+	if proto == protoRaft {
+		// Raft is for servers only: with verify_server_hostname a
+		// client agent's certificate does not make a peer.
+		if err := material.AuthorizeServer(tconn.ConnectionState()); err != nil {
+			m.logger.Warn("server port: refused Raft from a non-server", "remote", conn.RemoteAddr(), "error", err)
+			return tconn, 0, err
+		}
+	}
+	if _, err := tconn.Write([]byte{proto}); err != nil {
+		return tconn, 0, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return tconn, proto, nil
+}
+
+var (
+	errPlaintextRefused = errors.New("plaintext connection refused: verify_incoming requires TLS")
+	errNoTLS            = errors.New("TLS connection refused: no certificate configured")
+)
+
+func readByte(conn net.Conn) (byte, error) {
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	return b[0], err
 }
 
 // track records conn as served by the listener; false once it is closed.
@@ -155,6 +227,7 @@ func (m *muxListener) Close() error {
 // raftLayer is raft's view of the multiplexed port.
 type raftLayer struct {
 	mux       *muxListener
+	tls       *tlsutil.Configurator
 	advertise net.Addr
 	// ended, when set, is called when a peer's Raft connection ends other
 	// than by a timeout: the peer may be gone (failover.go).
@@ -179,13 +252,63 @@ func (l *raftLayer) Close() error { return nil }
 func (l *raftLayer) Addr() net.Addr { return l.advertise }
 
 func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	conn, err := net.DialTimeout("tcp", string(addr), timeout)
+	return dialServer(context.Background(), l.tls, string(addr), protoRaft, timeout)
+}
+
+// dialServer connects to the server port at addr and opens proto on it:
+// inside TLS when the agent's TLS material says so (verify_outgoing,
+// verify_server_hostname), in plaintext otherwise. Connecting, the TLS
+// handshake and the protocol byte take at most timeout, and end with ctx.
+func dialServer(ctx context.Context, tlsc *tlsutil.Configurator, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	dialer := net.Dialer{}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Write([]byte{protoRaft}); err != nil {
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	fail := func(step string, err error) (net.Conn, error) {
 		conn.Close()
-		return nil, fmt.Errorf("raft handshake with %s: %w", addr, err)
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+			err = cause
+		}
+		return nil, fmt.Errorf("%s with %s: %w", step, addr, err)
 	}
-	return conn, nil
+	cfg := tlsc.Current().OutgoingRPC()
+	if cfg == nil {
+		if _, err := conn.Write([]byte{proto}); err != nil {
+			return fail("protocol handshake", err)
+		}
+		if !stop() {
+			return fail("protocol handshake", context.Cause(ctx))
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+	if _, err := conn.Write([]byte{protoTLS}); err != nil {
+		return fail("protocol handshake", err)
+	}
+	tconn := tls.Client(conn, cfg)
+	if err := tconn.Handshake(); err != nil {
+		return fail("TLS handshake", err)
+	}
+	if _, err := tconn.Write([]byte{proto}); err != nil {
+		return fail("protocol handshake", err)
+	}
+	// The server's answer: where a refusal of this agent's certificate
+	// shows (TLS 1.3), and so before anything is sent.
+	if answer, err := readByte(tconn); err != nil {
+		return fail("TLS handshake", err)
+	} else if answer != proto {
+		return fail("protocol handshake", fmt.Errorf("the server answered protocol %d with %d", proto, answer))
+	}
+	if !stop() {
+		return fail("protocol handshake", context.Cause(ctx))
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return tconn, nil
 }

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"encoding/json"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
@@ -27,6 +29,7 @@ type Replica struct {
 	store   *state.Store
 	fsm     *FSM
 	servers func() []string
+	tls     *tlsutil.Configurator
 	logger  hclog.Logger
 
 	synced atomic.Bool
@@ -64,10 +67,16 @@ const (
 // NewReplica starts following the servers that servers returns (their RPC
 // addresses; it is called again whenever a new server is needed).
 func NewReplica(store *state.Store, servers func() []string, logger hclog.Logger) *Replica {
+	return newReplica(store, servers, nil, logger)
+}
+
+// newReplica is NewReplica connecting to servers with the TLS material of
+// tlsc (nil: plaintext).
+func newReplica(store *state.Store, servers func() []string, tlsc *tlsutil.Configurator, logger hclog.Logger) *Replica {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: servers, logger: logger,
+	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: servers, tls: tlsc, logger: logger,
 		appliedCh: make(chan struct{}), stop: make(chan struct{})}
 	empty := ""
 	r.leader.Store(&empty)
@@ -208,7 +217,7 @@ func (r *Replica) pick(failed string) string {
 
 // follow streams from the server at addr until the stream fails.
 func (r *Replica) follow(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, replicaDialTimeout)
+	conn, err := dialServer(context.Background(), r.tls, addr, protoStream, replicaDialTimeout)
 	if err != nil {
 		return fmt.Errorf("dialing %s: %w", addr, err)
 	}
@@ -232,9 +241,6 @@ func (r *Replica) follow(addr string) error {
 	}()
 
 	_ = conn.SetWriteDeadline(time.Now().Add(replicaDialTimeout))
-	if _, err := conn.Write([]byte{protoStream}); err != nil {
-		return fmt.Errorf("stream handshake: %w", err)
-	}
 	req := streamRequest{Resume: r.synced.Load(), After: r.fsm.AppliedIndex()}
 	if err := wire.WriteMsg(conn, &req); err != nil {
 		return fmt.Errorf("stream request: %w", err)

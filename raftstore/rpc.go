@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/snapshot"
 	"github.com/beacon-dns/beacon/state"
@@ -237,6 +238,9 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 
 // rpcConns keeps connections to servers for reuse.
 type rpcConns struct {
+	// tls is the agent's TLS material for new connections; set before
+	// the first call, nil is plaintext only.
+	tls  *tlsutil.Configurator
 	mu   sync.Mutex
 	idle map[string][]*rpcConn
 }
@@ -276,15 +280,9 @@ func (p *rpcConns) get(ctx context.Context, addr string) (*rpcConn, error) {
 		c.conn.Close()
 	}
 	p.mu.Unlock()
-	dialer := net.Dialer{Timeout: rpcDialTimeout}
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	conn, err := dialServer(ctx, p.tls, addr, protoRPC, rpcDialTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dialing %s: %v", errNotSent, addr, callErr(ctx, err))
-	}
-	_ = conn.SetWriteDeadline(time.Now().Add(rpcDialTimeout))
-	if _, err := conn.Write([]byte{protoRPC}); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: rpc handshake with %s: %v", errNotSent, addr, err)
 	}
 	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
 }

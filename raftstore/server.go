@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -42,6 +43,10 @@ type ServerConfig struct {
 	// when this server becomes a ready leader (after its barrier: every
 	// earlier entry is applied) and when it stops being leader.
 	LeadershipChanged func(leader bool)
+	// TLS is the agent's TLS material, for the server port (incoming) and
+	// the connections to other servers (Raft, forwarded calls); nil is
+	// plaintext only.
+	TLS *tlsutil.Configurator
 }
 
 // Server is a Raft voter holding the replicated state.
@@ -117,6 +122,7 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 		s.holdTimeout = DefaultHoldTimeout
 	}
 	s.forwarder.leaderCtx = s.leaderCtx
+	s.conns.tls = cfg.TLS
 	ok := false
 	defer func() {
 		if !ok {
@@ -131,12 +137,12 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 	s.fsm = NewFSM(store, logger.Named("fsm"))
 	s.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
 	s.fsm.sessionTouched = cfg.SessionTouched
-	s.mux, err = listenMux(cfg.RPCAddr, logger.Named("rpc"), map[byte]func(net.Conn){
+	s.mux, err = listenMux(cfg.RPCAddr, cfg.TLS, logger.Named("rpc"), map[byte]func(net.Conn){
 		protoRPC: s.serveRPC, protoStream: s.serveStream, protoSnapshot: s.serveSnapshotRPC})
 	if err != nil {
 		return nil, err
 	}
-	s.trans = raft.NewNetworkTransportWithLogger(&raftLayer{mux: s.mux, advertise: advertise, ended: s.suspectLeader},
+	s.trans = raft.NewNetworkTransportWithLogger(&raftLayer{mux: s.mux, tls: cfg.TLS, advertise: advertise, ended: s.suspectLeader},
 		raftPool, raftIOTimeout, logger.Named("transport"))
 
 	rc := raft.DefaultConfig()

@@ -235,7 +235,7 @@ func TestNewServerErrorsReleaseResources(t *testing.T) {
 
 func startMux(t *testing.T) *muxListener {
 	t.Helper()
-	m, err := listenMux("127.0.0.1:0", testLogger(t), nil)
+	m, err := listenMux("127.0.0.1:0", nil, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestMuxRoutesRaft(t *testing.T) {
 }
 
 func TestMuxCloseUnblocksAccept(t *testing.T) {
-	m, err := listenMux("127.0.0.1:0", testLogger(t), nil)
+	m, err := listenMux("127.0.0.1:0", nil, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestMuxCloseUnblocksAccept(t *testing.T) {
 // muxHandshakeTimeout (5 s) and Close waits for route, so a single idle
 // connection delays shutdown by up to 5 s.
 func TestMuxCloseDoesNotWaitForIdleHandshakes(t *testing.T) {
-	m, err := listenMux("127.0.0.1:0", testLogger(t), nil)
+	m, err := listenMux("127.0.0.1:0", nil, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

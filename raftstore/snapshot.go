@@ -65,7 +65,7 @@ func (s *Server) RestoreSnapshot(r io.Reader) error {
 	if leader == "" {
 		return state.ErrNoLeader
 	}
-	return forwardRestore(leader, r)
+	return forwardRestore(s.conns.tls, leader, r)
 }
 
 // restoreLocal is RestoreSnapshot on the leader.

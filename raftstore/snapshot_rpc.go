@@ -2,11 +2,13 @@ package raftstore
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"time"
 
+	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -79,17 +81,14 @@ func (s *Server) serveSnapshotRPC(raw net.Conn) {
 }
 
 // forwardRestore sends the archive read from r to the leader at addr.
-func forwardRestore(addr string, r io.Reader) error {
-	raw, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
+func forwardRestore(tlsc *tlsutil.Configurator, addr string, r io.Reader) error {
+	raw, err := dialServer(context.Background(), tlsc, addr, protoSnapshot, rpcDialTimeout)
 	if err != nil {
 		return fmt.Errorf("%w: dialing the leader %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
 	conn := wire.DeadlineConn{Conn: raw, Timeout: snapshotIOTimeout}
 	bw := bufio.NewWriterSize(conn, 64<<10)
-	if err := bw.WriteByte(protoSnapshot); err != nil {
-		return err
-	}
 	if err := wire.WriteMsg(bw, &snapshotRPCRequest{Op: snapshotOpRestore}); err != nil {
 		return err
 	}
@@ -131,17 +130,14 @@ func forwardRestore(addr string, r io.Reader) error {
 }
 
 // forwardSave has the server at addr save a snapshot into w.
-func forwardSave(addr string, w io.Writer) (uint64, error) {
-	raw, err := net.DialTimeout("tcp", addr, rpcDialTimeout)
+func forwardSave(tlsc *tlsutil.Configurator, addr string, w io.Writer) (uint64, error) {
+	raw, err := dialServer(context.Background(), tlsc, addr, protoSnapshot, rpcDialTimeout)
 	if err != nil {
 		return 0, fmt.Errorf("%w: dialing server %s: %v", state.ErrNoLeader, addr, err)
 	}
 	defer raw.Close()
 	conn := wire.DeadlineConn{Conn: raw, Timeout: snapshotIOTimeout}
 	bw := bufio.NewWriter(conn)
-	if err := bw.WriteByte(protoSnapshot); err != nil {
-		return 0, err
-	}
 	if err := wire.WriteMsg(bw, &snapshotRPCRequest{Op: snapshotOpSave}); err != nil {
 		return 0, err
 	}
