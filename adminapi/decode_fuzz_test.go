@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -149,6 +150,39 @@ func fuzzAPI(t *testing.T) (*fuzzChecksAgent, http.Handler) {
 	return a, srv.Handler()
 }
 
+// fuzzEnv is one seeded API per process, put back into its seeded state
+// before each input: building the handler and seeding a store cost more
+// than most inputs.
+var fuzzEnv struct {
+	a      *fuzzChecksAgent
+	h      http.Handler
+	seeded []byte // the store's snapshot
+	index  uint64
+	local  map[string]*state.Service
+	checks map[string]*state.HealthCheck
+}
+
+// freshFuzzAPI returns the process's fuzz API in its seeded state.
+func freshFuzzAPI(t *testing.T) (*fuzzChecksAgent, http.Handler) {
+	t.Helper()
+	e := &fuzzEnv
+	if e.a == nil {
+		a, h := fuzzAPI(t)
+		e.a, e.h, e.seeded, e.index = a, h, snapshotOf(t, a.store), a.index
+		e.local, e.checks = maps.Clone(a.services), maps.Clone(a.checks)
+	}
+	st, err := state.ReadSnapshot(bytes.NewReader(e.seeded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.a
+	a.store.Restore(st)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.index, a.services, a.checks, a.pushErr = e.index, maps.Clone(e.local), maps.Clone(e.checks), nil
+	return a, e.h
+}
+
 // fuzzSnapshot is everything a refused request must leave alone.
 type fuzzSnapshot struct {
 	Store  []byte // the store's snapshot
@@ -175,7 +209,7 @@ var consul5xx = []string{
 // status and body.
 func fuzzRequest(t *testing.T, method, target string, body []byte, chunked bool) (int, string) {
 	t.Helper()
-	a, h := fuzzAPI(t)
+	a, h := freshFuzzAPI(t)
 	req, err := http.NewRequest(method, target, bytes.NewReader(body))
 	if err != nil {
 		t.Skipf("not a request net/http would hand over: %v", err)
