@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
@@ -89,6 +90,10 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Missing key name"))
 		return
 	}
+	if err := checkUTF8("key", key); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	if !authz(r).KeyWrite(key) {
 		s.writeErr(w, errPermissionDenied)
 		return
@@ -123,6 +128,10 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, badRequest("Missing session: acquire and release need a session ID"))
 		return
 	}
+	if err := checkUTF8("session", req.DirEnt.Session); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	value, err := readKVValue(w, r)
 	if err != nil {
 		s.writeErr(w, err)
@@ -137,6 +146,16 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, res != nil && res.OK)
+}
+
+// checkUTF8 refuses a key or session ID that is not UTF-8: the state's
+// snapshot (JSON) cannot carry one, so replicas restoring it would hold
+// another key.
+func checkUTF8(what, v string) error {
+	if !utf8.ValidString(v) {
+		return badRequest("Invalid %s %q: it must be UTF-8", what, v)
+	}
+	return nil
 }
 
 func first(v []string) string {
@@ -170,6 +189,10 @@ func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("key")
+	if err := checkUTF8("key", key); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	_, recurse := r.URL.Query()["recurse"]
 	req := state.KVSRequest{Datacenter: s.agent.Datacenter(), Op: state.KVDelete, DirEnt: state.DirEntry{Key: key}}
 	cas, hasCAS, err := uintParam(r, "cas")

@@ -20,6 +20,13 @@ func Parse(c *caddy.Controller) (*Config, error) {
 	cfg := Default()
 	c.Next() // the directive itself
 	zoneArgs := c.RemainingArgs()
+	for _, z := range zoneArgs {
+		// CoreDNS drops a zone it cannot read without a word, which would
+		// leave the plugin answering for fewer zones, or none.
+		if len(plugin.Host(z).NormalizeExact()) == 0 {
+			return nil, c.Errf("discovery: zone %q is not a domain name", z)
+		}
+	}
 
 	agentDefaults := cfg.Agent
 	lines := map[string]int{}
@@ -276,6 +283,10 @@ func checkLabel(s string) error {
 }
 
 func checkDomain(s string) error {
+	// 253 characters is the longest name DNS carries (255 bytes on the wire).
+	if len(strings.TrimSuffix(s, ".")) > 253 {
+		return fmt.Errorf("%q is not a domain name: longer than 253 characters", s)
+	}
 	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
 		if err := checkLabel(label); err != nil {
 			return fmt.Errorf("%q is not a domain name", s)

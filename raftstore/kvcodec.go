@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
 )
@@ -120,6 +121,18 @@ func decodeKVS(body []byte, req *state.KVSRequest) error {
 	e.ModifyIndex = r.uvarint()
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d bytes after the last field", errKVSBody, len(r.b))
+	}
+	if r.err == nil {
+		// Only UTF-8, as in the JSON encoding: the state's snapshot is JSON,
+		// so a key that is not would restore as another key on the
+		// replicas that start from a snapshot.
+		for _, f := range [...]struct{ name, v string }{
+			{"Datacenter", req.Datacenter}, {"Op", string(req.Op)}, {"Key", e.Key}, {"Session", e.Session},
+		} {
+			if !utf8.ValidString(f.v) {
+				return fmt.Errorf("%w: %s is not UTF-8", errKVSBody, f.name)
+			}
+		}
 	}
 	return r.err
 }

@@ -235,6 +235,9 @@ func ensureRegistrationTxn(tx *memdb.Txn, idx uint64, req *RegisterRequest, dela
 		checks = append([]*HealthCheck{req.Check}, checks...)
 	}
 	for _, c := range checks {
+		if c == nil { // JSON's null: the API refuses it, a log entry may still hold it
+			return fmt.Errorf("%w: a check is null", ErrInvalidRegistration)
+		}
 		hc := *c
 		hc.Node = req.Node
 		if err := ensureCheckTxn(tx, idx, &hc, delays); err != nil {
