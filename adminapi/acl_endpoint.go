@@ -219,10 +219,15 @@ func (s *Server) aclTokenSelf(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) aclTokenDelete(w http.ResponseWriter, r *http.Request) {
+	s.aclDelete(w, r, state.ACLTokenDelete)
+}
+
+// aclDelete deletes the token or policy the path names.
+func (s *Server) aclDelete(w http.ResponseWriter, r *http.Request, op string) {
 	if !s.aclGate(w, r, true) {
 		return
 	}
-	if err := s.applyACL(&state.ACLRequest{Op: state.ACLTokenDelete, ID: r.PathValue("id")}); err != nil {
+	if err := s.applyACL(&state.ACLRequest{Op: op, ID: r.PathValue("id")}); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -358,14 +363,7 @@ func (s *Server) aclPolicyReadBy(w http.ResponseWriter, r *http.Request, key str
 }
 
 func (s *Server) aclPolicyDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.aclGate(w, r, true) {
-		return
-	}
-	if err := s.applyACL(&state.ACLRequest{Op: state.ACLPolicyDelete, ID: r.PathValue("id")}); err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	writeJSON(w, true)
+	s.aclDelete(w, r, state.ACLPolicyDelete)
 }
 
 // policyListEntry is a policy as the list shows it: without its rules.

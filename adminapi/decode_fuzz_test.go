@@ -12,9 +12,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -168,7 +168,7 @@ func freshFuzzAPI(t *testing.T) (*fuzzChecksAgent, http.Handler) {
 	e := &fuzzEnv
 	if e.a == nil {
 		a, h := fuzzAPI(t)
-		e.a, e.h, e.seeded, e.index = a, h, snapshotOf(t, a.store), a.index
+		e.a, e.h, e.seeded, e.index = a, h, statetest.Snapshot(t, a.store), a.index
 		e.local, e.checks = maps.Clone(a.services), maps.Clone(a.checks)
 	}
 	st, err := state.ReadSnapshot(bytes.NewReader(e.seeded))
@@ -192,7 +192,7 @@ type fuzzSnapshot struct {
 
 func takeFuzzSnapshot(t *testing.T, a *fuzzChecksAgent) fuzzSnapshot {
 	t.Helper()
-	return fuzzSnapshot{Store: snapshotOf(t, a.store), Local: a.LocalServices(), Checks: a.LocalChecks()}
+	return fuzzSnapshot{Store: statetest.Snapshot(t, a.store), Local: a.LocalServices(), Checks: a.LocalChecks()}
 }
 
 // consul5xx are the answers Consul gives with a 500 that beacon gives as
@@ -221,8 +221,8 @@ func fuzzRequest(t *testing.T, method, target string, body []byte, chunked bool)
 	code, msg := rec.Code, rec.Body.String()
 	switch {
 	case code >= 200 && code < 300:
-		assertRestorable(t, a.store)
-		assertSnapshotable(t, a.store)
+		statetest.AssertRestorable(t, a.store)
+		statetest.AssertUTF8(t, a.store)
 		if a.pushErr != nil {
 			t.Fatalf("%s %s answered %d, but %v", method, target, code, a.pushErr)
 		}
@@ -256,95 +256,6 @@ func mustJSON(v any) []byte {
 		return []byte(err.Error())
 	}
 	return b
-}
-
-// snapshotOf is the store's snapshot: equal snapshots, equal contents (rows
-// are written in index order, and encoding/json is deterministic).
-func snapshotOf(t *testing.T, s *state.Store) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := s.Snapshot().Write(&buf); err != nil {
-		t.Fatalf("writing a snapshot: %v", err)
-	}
-	return buf.Bytes()
-}
-
-// assertRestorable fails unless the store's snapshot reads back into the
-// same contents: an accepted write must not leave the store in a state a
-// follower restoring its snapshot would not have.
-func assertRestorable(t *testing.T, s *state.Store) {
-	t.Helper()
-	snap := snapshotOf(t, s)
-	back, err := state.ReadSnapshot(bytes.NewReader(snap))
-	if err != nil {
-		t.Fatalf("the store's snapshot does not read back: %v", err)
-	}
-	if again := snapshotOf(t, back); !bytes.Equal(again, snap) {
-		t.Fatalf("the store's snapshot restores other contents:\nstore    %s\nrestored %s", snap, again)
-	}
-}
-
-// assertSnapshotable fails unless every string the store holds is valid
-// UTF-8: its snapshot is JSON, which carries nothing else, so a follower
-// or client replica restoring the snapshot would hold other keys and names
-// than the replicas that applied the log.
-func assertSnapshotable(t *testing.T, s *state.Store) {
-	t.Helper()
-	_, nodes, _ := s.Nodes(nil)
-	contents := []any{nodes}
-	for _, n := range nodes {
-		_, _, svcs, _ := s.NodeServices(nil, n.Node)
-		_, checks, _ := s.NodeChecks(nil, n.Node)
-		contents = append(contents, svcs, checks)
-	}
-	_, sessions, _ := s.Sessions(nil, "")
-	_, kvs, _ := s.KVList(nil, "")
-	contents = append(contents, sessions, kvs)
-	if bad, ok := invalidUTF8(reflect.ValueOf(contents)); ok {
-		t.Fatalf("the store holds %q, which is not UTF-8: its snapshot would restore it as %q", bad, strings.ToValidUTF8(bad, "\uFFFD"))
-	}
-}
-
-// invalidUTF8 returns the first string in v, exported fields and map keys
-// included, that is not valid UTF-8.
-func invalidUTF8(v reflect.Value) (string, bool) {
-	switch v.Kind() {
-	case reflect.String:
-		if !utf8.ValidString(v.String()) {
-			return v.String(), true
-		}
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			return invalidUTF8(v.Elem())
-		}
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				if s, ok := invalidUTF8(v.Field(i)); ok {
-					return s, true
-				}
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return "", false // bytes: base64 in JSON
-		}
-		for i := 0; i < v.Len(); i++ {
-			if s, ok := invalidUTF8(v.Index(i)); ok {
-				return s, true
-			}
-		}
-	case reflect.Map:
-		for it := v.MapRange(); it.Next(); {
-			if s, ok := invalidUTF8(it.Key()); ok {
-				return s, true
-			}
-			if s, ok := invalidUTF8(it.Value()); ok {
-				return s, true
-			}
-		}
-	}
-	return "", false
 }
 
 // fuzzBody is a fuzz target for an endpoint that decodes a JSON body.

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
 	"github.com/beacon-dns/beacon/state/statetest"
@@ -85,95 +84,6 @@ func fuzzStore(t *testing.T) *state.Store {
 	return s
 }
 
-// snapshotOf is the store's snapshot: equal snapshots, equal contents (rows
-// are written in index order, and encoding/json is deterministic).
-func snapshotOf(t *testing.T, s *state.Store) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := s.Snapshot().Write(&buf); err != nil {
-		t.Fatalf("writing a snapshot: %v", err)
-	}
-	return buf.Bytes()
-}
-
-// assertRestorable fails unless snap, a store's snapshot, reads back into a
-// store with the same contents: a command the FSM accepted must not leave
-// the store in a state its snapshot (what followers and client replicas
-// restore) cannot carry.
-func assertRestorable(t *testing.T, snap []byte) {
-	t.Helper()
-	back, err := state.ReadSnapshot(bytes.NewReader(snap))
-	if err != nil {
-		t.Fatalf("the store's own snapshot does not read back: %v", err)
-	}
-	if again := snapshotOf(t, back); !bytes.Equal(again, snap) {
-		t.Fatalf("the store's snapshot restores other contents:\nstore    %s\nrestored %s", snap, again)
-	}
-}
-
-// assertSnapshotable fails unless every string the store holds is valid
-// UTF-8: its snapshot is JSON, which carries nothing else, so a follower
-// or client replica restoring the snapshot would hold other keys and names
-// than the replicas that applied the log.
-func assertSnapshotable(t *testing.T, s *state.Store) {
-	t.Helper()
-	_, nodes, _ := s.Nodes(nil)
-	contents := []any{nodes}
-	for _, n := range nodes {
-		_, _, svcs, _ := s.NodeServices(nil, n.Node)
-		_, checks, _ := s.NodeChecks(nil, n.Node)
-		contents = append(contents, svcs, checks)
-	}
-	_, sessions, _ := s.Sessions(nil, "")
-	_, kvs, _ := s.KVList(nil, "")
-	contents = append(contents, sessions, kvs)
-	if bad, ok := invalidUTF8(reflect.ValueOf(contents)); ok {
-		t.Fatalf("the store holds %q, which is not UTF-8: its snapshot would restore it as %q", bad, strings.ToValidUTF8(bad, "\uFFFD"))
-	}
-}
-
-// invalidUTF8 returns the first string in v, exported fields and map keys
-// included, that is not valid UTF-8.
-func invalidUTF8(v reflect.Value) (string, bool) {
-	switch v.Kind() {
-	case reflect.String:
-		if !utf8.ValidString(v.String()) {
-			return v.String(), true
-		}
-	case reflect.Pointer, reflect.Interface:
-		if !v.IsNil() {
-			return invalidUTF8(v.Elem())
-		}
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				if s, ok := invalidUTF8(v.Field(i)); ok {
-					return s, true
-				}
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return "", false // bytes: base64 in JSON
-		}
-		for i := 0; i < v.Len(); i++ {
-			if s, ok := invalidUTF8(v.Index(i)); ok {
-				return s, true
-			}
-		}
-	case reflect.Map:
-		for it := v.MapRange(); it.Next(); {
-			if s, ok := invalidUTF8(it.Key()); ok {
-				return s, true
-			}
-			if s, ok := invalidUTF8(it.Value()); ok {
-				return s, true
-			}
-		}
-	}
-	return "", false
-}
-
 // FuzzDecodeKVS: any body is errKVSBody or a request that encodes back to
 // a body decoding to the same request (nil and empty values kept apart),
 // whose value does not share the entry's buffer.
@@ -227,7 +137,7 @@ func FuzzApplyCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := fuzzStore(t)
 		fsm := NewFSM(s, nil)
-		before := snapshotOf(t, s)
+		before := statetest.Snapshot(t, s)
 		resp, err := fsm.applyCommand(100, data)
 		unchanged := err != nil
 		switch r := resp.(type) {
@@ -249,12 +159,12 @@ func FuzzApplyCommand(f *testing.F) {
 		if err != nil && resp != nil {
 			t.Errorf("applyCommand answered %v and failed with %v", resp, err)
 		}
-		after := snapshotOf(t, s)
+		after := statetest.Snapshot(t, s)
 		if unchanged && !bytes.Equal(after, before) {
 			t.Fatalf("answer %v (error %v), but the store changed:\nbefore %s\nafter  %s", resp, err, before, after)
 		}
-		assertRestorable(t, after)
-		assertSnapshotable(t, s)
+		statetest.AssertRestorable(t, s)
+		statetest.AssertUTF8(t, s)
 	})
 }
 
@@ -300,7 +210,7 @@ func FuzzApplyBatch(f *testing.F) {
 				t.Errorf("entry %d: batched answer %#v, one by one %#v", i, got[i], want[i])
 			}
 		}
-		if g, w := snapshotOf(t, batched), snapshotOf(t, one); !bytes.Equal(g, w) {
+		if g, w := statetest.Snapshot(t, batched), statetest.Snapshot(t, one); !bytes.Equal(g, w) {
 			t.Fatalf("batched store differs:\nbatched    %s\none by one %s", g, w)
 		}
 		if last := logs[len(logs)-1].Index; bfsm.AppliedIndex() != last {
@@ -340,12 +250,12 @@ func TestDecodeKVSNotUTF8(t *testing.T) {
 				t.Errorf("decodeKVS: %v, want errKVSBody naming %s", err, name)
 			}
 			s := fuzzStore(t)
-			before := snapshotOf(t, s)
+			before := statetest.Snapshot(t, s)
 			resp := NewFSM(s, nil).Apply(&raft.Log{Index: 100, Type: raft.LogCommand, Data: buf})
 			if err, ok := resp.(error); !ok || !errors.Is(err, errKVSBody) {
 				t.Errorf("Apply answered %v, want errKVSBody", resp)
 			}
-			if after := snapshotOf(t, s); !bytes.Equal(after, before) {
+			if after := statetest.Snapshot(t, s); !bytes.Equal(after, before) {
 				t.Errorf("store changed:\n%s", after)
 			}
 		})
@@ -359,14 +269,14 @@ func TestDecodeKVSNotUTF8(t *testing.T) {
 // corpus; the API refuses such a body with a 400 before it reaches Raft).
 func TestApplyRegisterNullCheck(t *testing.T) {
 	s := fuzzStore(t)
-	before := snapshotOf(t, s)
+	before := statetest.Snapshot(t, s)
 	data := []byte(`{"Node":"n9","Address":"10.0.0.9","Service":{"ID":"x","Service":"x"},"Checks":[{"CheckID":"c"},null]}`)
 	resp := NewFSM(s, nil).Apply(&raft.Log{Index: 100, Type: raft.LogCommand,
 		Data: append([]byte{byte(state.RegisterRequestType), encodingV1}, data...)})
 	if err, ok := resp.(error); !ok || !errors.Is(err, state.ErrInvalidRegistration) {
 		t.Errorf("Apply answered %v, want ErrInvalidRegistration", resp)
 	}
-	if after := snapshotOf(t, s); !bytes.Equal(after, before) {
+	if after := statetest.Snapshot(t, s); !bytes.Equal(after, before) {
 		t.Errorf("store changed:\n%s", after)
 	}
 }

@@ -304,15 +304,24 @@ func aclPolicySetTxn(tx *memdb.Txn, idx uint64, in *acl.Policy) error {
 		return fmt.Errorf("inserting policy: %w", err)
 	}
 	if existing != nil && existing.(*acl.Policy).Name != p.Name {
-		if err := renameLinksTxn(tx, idx, p.ID, p.Name); err != nil {
+		err := relinkTxn(tx, idx, p.ID, func(links []acl.PolicyLink) []acl.PolicyLink {
+			for i := range links {
+				if links[i].ID == p.ID {
+					links[i].Name = p.Name
+				}
+			}
+			return links
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return setIndex(tx, idx, tableACLPolicies)
 }
 
-// renameLinksTxn updates the name in every token's link to policy id.
-func renameLinksTxn(tx *memdb.Txn, idx uint64, id, name string) error {
+// relinkTxn rewrites the policy links of every token that links policy
+// id with change.
+func relinkTxn(tx *memdb.Txn, idx uint64, id string, change func([]acl.PolicyLink) []acl.PolicyLink) error {
 	it, err := tx.Get(tableACLTokens, "policies", id)
 	if err != nil {
 		return err
@@ -323,15 +332,11 @@ func renameLinksTxn(tx *memdb.Txn, idx uint64, id, name string) error {
 	}
 	for _, old := range tokens {
 		t := *old
-		t.Policies = slices.Clone(old.Policies)
-		for i := range t.Policies {
-			if t.Policies[i].ID == id {
-				t.Policies[i].Name = name
-			}
-		}
+		t.Policies = change(slices.Clone(old.Policies))
 		t.ModifyIndex = idx
+		t.Hash = t.ContentHash()
 		if err := tx.Insert(tableACLTokens, &t); err != nil {
-			return fmt.Errorf("renaming a token's policy link: %w", err)
+			return fmt.Errorf("relinking a token: %w", err)
 		}
 	}
 	if len(tokens) > 0 {
@@ -355,27 +360,11 @@ func aclPolicyDeleteTxn(tx *memdb.Txn, idx uint64, id string) error {
 	if err := tx.Delete(tableACLPolicies, raw); err != nil {
 		return fmt.Errorf("deleting policy: %w", err)
 	}
-	it, err := tx.Get(tableACLTokens, "policies", id)
+	err = relinkTxn(tx, idx, id, func(links []acl.PolicyLink) []acl.PolicyLink {
+		return slices.DeleteFunc(links, func(l acl.PolicyLink) bool { return l.ID == id })
+	})
 	if err != nil {
 		return err
-	}
-	var tokens []*acl.Token
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		tokens = append(tokens, raw.(*acl.Token))
-	}
-	for _, old := range tokens {
-		t := *old
-		t.Policies = slices.DeleteFunc(slices.Clone(old.Policies), func(l acl.PolicyLink) bool { return l.ID == id })
-		t.ModifyIndex = idx
-		t.Hash = t.ContentHash()
-		if err := tx.Insert(tableACLTokens, &t); err != nil {
-			return fmt.Errorf("unlinking a deleted policy: %w", err)
-		}
-	}
-	if len(tokens) > 0 {
-		if err := setIndex(tx, idx, tableACLTokens); err != nil {
-			return err
-		}
 	}
 	return setIndex(tx, idx, tableACLPolicies)
 }

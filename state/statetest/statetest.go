@@ -10,8 +10,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"sort"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
 )
@@ -30,11 +33,7 @@ const (
 // index order: equal results mean equal contents.
 func Tables(t testing.TB, s *state.Store) map[string][]json.RawMessage {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := s.Snapshot().Write(&buf); err != nil {
-		t.Fatalf("snapshot of the store: %v", err)
-	}
-	sc := bufio.NewScanner(&buf)
+	sc := bufio.NewScanner(bytes.NewReader(Snapshot(t, s)))
 	sc.Buffer(nil, 64<<20)
 	out := map[string][]json.RawMessage{}
 	for first := true; sc.Scan(); first = false {
@@ -153,4 +152,92 @@ func InstanceKeys(sns []state.ServiceNode) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Snapshot is the store's whole contents in its snapshot encoding.
+func Snapshot(t testing.TB, s *state.Store) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := s.Snapshot().Write(&buf); err != nil {
+		t.Fatalf("writing a snapshot: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// AssertRestorable fails unless the store's snapshot reads back into the
+// same contents: an accepted write must not leave the store in a state a
+// follower or client replica restoring its snapshot would not have.
+func AssertRestorable(t testing.TB, s *state.Store) {
+	t.Helper()
+	snap := Snapshot(t, s)
+	back, err := state.ReadSnapshot(bytes.NewReader(snap))
+	if err != nil {
+		t.Fatalf("the store's snapshot does not read back: %v", err)
+	}
+	if again := Snapshot(t, back); !bytes.Equal(again, snap) {
+		t.Fatalf("the store's snapshot restores other contents:\nstore    %s\nrestored %s", snap, again)
+	}
+}
+
+// AssertUTF8 fails unless every string the store holds is valid UTF-8: its
+// snapshot is JSON, which carries nothing else, so a replica restoring the
+// snapshot would hold other keys and names than the replicas that applied
+// the log.
+func AssertUTF8(t testing.TB, s *state.Store) {
+	t.Helper()
+	_, nodes, _ := s.Nodes(nil)
+	contents := []any{nodes}
+	for _, n := range nodes {
+		_, _, svcs, _ := s.NodeServices(nil, n.Node)
+		_, checks, _ := s.NodeChecks(nil, n.Node)
+		contents = append(contents, svcs, checks)
+	}
+	_, sessions, _ := s.Sessions(nil, "")
+	_, kvs, _ := s.KVList(nil, "")
+	contents = append(contents, sessions, kvs)
+	if bad, ok := invalidUTF8(reflect.ValueOf(contents)); ok {
+		t.Fatalf("the store holds %q, which is not UTF-8: its snapshot would restore it as %q", bad, strings.ToValidUTF8(bad, "\uFFFD"))
+	}
+}
+
+// invalidUTF8 returns the first string in v, exported fields and map keys
+// included, that is not valid UTF-8.
+func invalidUTF8(v reflect.Value) (string, bool) {
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return v.String(), true
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return invalidUTF8(v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				if s, ok := invalidUTF8(v.Field(i)); ok {
+					return s, true
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", false // bytes: base64 in JSON
+		}
+		for i := 0; i < v.Len(); i++ {
+			if s, ok := invalidUTF8(v.Index(i)); ok {
+				return s, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if s, ok := invalidUTF8(it.Key()); ok {
+				return s, true
+			}
+			if s, ok := invalidUTF8(it.Value()); ok {
+				return s, true
+			}
+		}
+	}
+	return "", false
 }
