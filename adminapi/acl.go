@@ -55,7 +55,7 @@ func (s *Server) withAuthorizer(next http.Handler) http.Handler {
 			var err error
 			authz, _, err = res.Resolve(secret)
 			if err != nil {
-				if errors.Is(err, state.ErrACLTokenNotFound) {
+				if errors.Is(err, state.ErrACLNotFound) {
 					httpError(w, http.StatusForbidden, "ACL not found")
 					return
 				}

@@ -167,16 +167,20 @@ func (s *Server) aclTokenUpdate(w http.ResponseWriter, r *http.Request) {
 // writeToken answers with a token as the store now holds it.
 func (s *Server) writeToken(w http.ResponseWriter, r *http.Request, accessor string) {
 	idx, tok, err := s.agent.Store().ACLTokenByAccessor(nil, accessor, time.Now())
+	writeFound(s, w, idx, tok, err, "token "+accessor)
+}
+
+// writeFound answers v at idx, or the error, or ACL not found for a nil v.
+func writeFound[T any](s *Server, w http.ResponseWriter, idx uint64, v *T, err error, what string) {
+	if err == nil && v == nil {
+		err = fmt.Errorf("%w: %s", state.ErrACLNotFound, what)
+	}
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	if tok == nil {
-		s.writeErr(w, fmt.Errorf("%w: token %q", state.ErrACLNotFound, accessor))
-		return
-	}
 	s.setMeta(w, idx)
-	writeJSON(w, tok)
+	writeJSON(w, v)
 }
 
 func (s *Server) aclTokenRead(w http.ResponseWriter, r *http.Request) {
@@ -207,15 +211,7 @@ func (s *Server) aclTokenSelf(w http.ResponseWriter, r *http.Request) {
 		secret = acl.AnonymousTokenSecretID
 	}
 	idx, tok, err := s.agent.Store().ACLTokenBySecret(nil, secret, time.Now())
-	if err == nil && tok == nil {
-		err = fmt.Errorf("%w: the token", state.ErrACLNotFound)
-	}
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	s.setMeta(w, idx)
-	writeJSON(w, tok)
+	writeFound(s, w, idx, tok, err, "the token")
 }
 
 func (s *Server) aclTokenDelete(w http.ResponseWriter, r *http.Request) {
@@ -329,15 +325,7 @@ func (s *Server) aclPolicyWrite(w http.ResponseWriter, r *http.Request, id strin
 		return
 	}
 	idx, stored, err := store.ACLPolicyByID(nil, id)
-	if err == nil && stored == nil {
-		err = fmt.Errorf("%w: policy %q", state.ErrACLNotFound, id)
-	}
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	s.setMeta(w, idx)
-	writeJSON(w, stored)
+	writeFound(s, w, idx, stored, err, "policy "+id)
 }
 
 func (s *Server) aclPolicyRead(w http.ResponseWriter, r *http.Request) {
@@ -395,7 +383,7 @@ func aclErr(err error) (code int, msg string, ok bool) {
 		return http.StatusForbidden, "Permission denied", true
 	case errors.Is(err, state.ErrACLBootstrapped):
 		return http.StatusForbidden, "Permission denied: " + err.Error(), true
-	case errors.Is(err, state.ErrACLNotFound), errors.Is(err, state.ErrACLTokenNotFound):
+	case errors.Is(err, state.ErrACLNotFound):
 		return http.StatusForbidden, "ACL not found", true
 	case errors.Is(err, state.ErrACLInvalid):
 		return http.StatusBadRequest, err.Error(), true

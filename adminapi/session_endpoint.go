@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,16 +74,6 @@ type sessionBody struct {
 	Checks []string
 }
 
-func newUUID() (string, error) {
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return "", fmt.Errorf("generating a session ID: %w", err)
-	}
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
-}
-
 func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkDC(r); err != nil {
 		s.writeErr(w, err)
@@ -139,11 +128,7 @@ func (s *Server) sessionCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, errPermissionDenied)
 		return
 	}
-	id, err := newUUID()
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
+	id := acl.NewUUID()
 	sess.ID = id
 	if _, err := s.agent.Apply(state.SessionRequestType,
 		&state.SessionRequest{Datacenter: s.agent.Datacenter(), Op: state.SessionCreate, Session: sess}); err != nil {

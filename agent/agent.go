@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/adminapi"
 	"github.com/beacon-dns/beacon/corefile"
 	"github.com/beacon-dns/beacon/gossip"
@@ -213,13 +213,7 @@ func loadOrCreateNodeID(dataDir string) (string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("reading node ID: %w", err)
 	}
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return "", fmt.Errorf("generating node ID: %w", err)
-	}
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	id := acl.NewUUID()
 	if err := atomicfile.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("writing node ID: %w", err)
 	}

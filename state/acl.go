@@ -50,7 +50,8 @@ type ACLRequest struct {
 var (
 	// ErrACLBootstrapped: bootstrap happens once (Consul's text).
 	ErrACLBootstrapped = errors.New("ACL bootstrap no longer allowed")
-	// ErrACLNotFound: no token or policy by that ID.
+	// ErrACLNotFound: no token or policy by that ID, or no token with a
+	// request's secret (Consul's "ACL not found", a 403).
 	ErrACLNotFound = errors.New("ACL not found")
 	// ErrACLInvalid wraps every other refusal.
 	ErrACLInvalid = errors.New("invalid ACL request")

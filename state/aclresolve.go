@@ -1,17 +1,12 @@
 package state
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/beacon-dns/beacon/acl"
 )
-
-// ErrACLTokenNotFound is a secret no token has (Consul's "ACL not found",
-// a 403).
-var ErrACLTokenNotFound = errors.New("ACL not found")
 
 // ACLResolver turns the secrets requests carry into authorizers, from the
 // local replica, and keeps what it built until the ACL tables change: the
@@ -72,7 +67,7 @@ func (r *ACLResolver) stale() bool {
 
 // Resolve returns the authorizer of the token whose SecretID is secret
 // (the anonymous token for ""), and the token. A secret no token has, or
-// an expired one, is ErrACLTokenNotFound. Before the ACL bootstrap there
+// an expired one, is ErrACLNotFound. Before the ACL bootstrap there
 // is no anonymous token: an empty secret gets the default policy alone.
 func (r *ACLResolver) Resolve(secret string) (*acl.Authorizer, *acl.Token, error) {
 	if secret == "" {
@@ -112,7 +107,7 @@ func (r *ACLResolver) build(secret string, now time.Time) (resolved, error) {
 		if secret == acl.AnonymousTokenSecretID {
 			return resolved{authz: r.fallback, token: acl.AnonymousToken()}, nil
 		}
-		return resolved{}, ErrACLTokenNotFound
+		return resolved{}, fmt.Errorf("%w: no token has that secret", ErrACLNotFound)
 	}
 	var rules []*acl.Rules
 	for _, link := range token.Policies {

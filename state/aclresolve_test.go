@@ -22,7 +22,7 @@ func TestACLResolver(t *testing.T) {
 	if a, _, err := allow.Resolve(""); err != nil || !a.KeyWrite("x") {
 		t.Errorf("anonymous before bootstrap, default allow: %v", err)
 	}
-	if _, _, err := deny.Resolve("nope"); !errors.Is(err, state.ErrACLTokenNotFound) {
+	if _, _, err := deny.Resolve("nope"); !errors.Is(err, state.ErrACLNotFound) {
 		t.Errorf("unknown secret: %v", err)
 	}
 
@@ -55,7 +55,7 @@ func TestACLResolver(t *testing.T) {
 	// A deleted token is gone at once.
 	_, app, _ := s.ACLTokenBySecret(nil, "app", time.Now())
 	aclApply(t, s, 5, &state.ACLRequest{Op: state.ACLTokenDelete, ID: app.AccessorID})
-	if _, _, err := deny.Resolve("app"); !errors.Is(err, state.ErrACLTokenNotFound) {
+	if _, _, err := deny.Resolve("app"); !errors.Is(err, state.ErrACLNotFound) {
 		t.Errorf("a deleted token resolves: %v", err)
 	}
 }
