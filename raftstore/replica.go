@@ -64,14 +64,9 @@ const (
 	replicaRetryMax = 2 * time.Second
 )
 
-// NewReplica starts following the servers that servers returns (their RPC
-// addresses; it is called again whenever a new server is needed).
-func NewReplica(store *state.Store, servers func() []string, logger hclog.Logger) *Replica {
-	return newReplica(store, servers, nil, logger)
-}
-
-// newReplica is NewReplica connecting to servers with the TLS material of
-// tlsc (nil: plaintext).
+// newReplica starts following the servers that servers returns (their RPC
+// addresses; it is called again whenever a new server is needed), with
+// the TLS material of tlsc (nil: plaintext).
 func newReplica(store *state.Store, servers func() []string, tlsc *tlsutil.Configurator, logger hclog.Logger) *Replica {
 	if logger == nil {
 		logger = hclog.NewNullLogger()

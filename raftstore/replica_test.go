@@ -44,7 +44,7 @@ func TestReplicaFollowsServerThroughRestore(t *testing.T) {
 
 	servers := &serverList{}
 	servers.set(addr)
-	replica := NewReplica(state.NewStore(), servers.get, testLogger(t))
+	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
 	t.Cleanup(replica.Close)
 	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
 	waitSameTables(t, "the replica to hold the leader's state", leaderStore, replica.Store())
@@ -97,7 +97,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 
 	servers := &serverList{}
 	servers.set(followerAddr)
-	replica := NewReplica(state.NewStore(), servers.get, testLogger(t))
+	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
 	t.Cleanup(replica.Close)
 	waitSameTables(t, "the replica to hold the state", leaderStore, replica.Store())
 	if replica.Source() != followerAddr {
@@ -122,7 +122,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 }
 
 func TestReplicaWithoutServers(t *testing.T) {
-	replica := NewReplica(state.NewStore(), func() []string { return nil }, testLogger(t))
+	replica := newReplica(state.NewStore(), func() []string { return nil }, nil, testLogger(t))
 	defer replica.Close()
 	if replica.Synced() || replica.Leader() != "" {
 		t.Error("a replica with no server claims a state or a leader")
