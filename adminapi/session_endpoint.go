@@ -243,15 +243,15 @@ func (s *Server) maySessionWrite(a *acl.Authorizer, id string) bool {
 // ---- /v1/txn ----
 
 // mayTxnKV reports whether a may run one KV operation of a transaction:
-// key:read for reads and checks (list on the prefix for get-tree),
-// key:write for writes, write on every key under the prefix for
-// delete-tree. A transaction runs whole or not at all.
+// key:read for reads and checks, key:write for writes, write on every key
+// under the prefix for delete-tree; a get-tree is filtered afterwards, as
+// a KV ?recurse is. A transaction runs whole or not at all.
 func mayTxnKV(a *acl.Authorizer, op *state.TxnKVOp) bool {
 	switch op.Verb {
 	case state.KVGet, state.KVCheckIndex, state.KVCheckSession, state.KVCheckNotExists:
 		return a.KeyRead(op.Key)
 	case state.KVGetTree:
-		return a.KeyList(op.Key)
+		return true
 	case state.KVDeleteTree:
 		return a.KeyWritePrefix(op.Key)
 	}
@@ -324,6 +324,12 @@ func (s *Server) txn(w http.ResponseWriter, r *http.Request) {
 		}
 		res = cr.Txn
 	}
+	// A get-tree answers only the keys the token may read, as a KV
+	// ?recurse does.
+	a := authz(r)
+	kept, dropped := keep(res.Results, func(item state.TxnResultItem) bool { return item.KV == nil || a.KeyRead(item.KV.Key) })
+	filtered(w, dropped)
+	res.Results = kept
 	if len(res.Errors) > 0 {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusConflict)

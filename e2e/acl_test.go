@@ -133,6 +133,21 @@ node_prefix "" { policy = "write" }`)
 	if err != nil || !slices.Equal(keys, []string{"app/config", "app/flags"}) || !meta.ResultsFilteredByACLs {
 		t.Errorf("recursive read at the root with app-reader: %v (filtered %v), %v", keys, meta != nil && meta.ResultsFilteredByACLs, err)
 	}
+	// A transaction's get-tree is filtered the same way; its write is
+	// refused whole.
+	ok, tres, _, err := app.Txn().Txn(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: ""}}}, nil)
+	var treeKeys []string
+	if tres != nil {
+		for _, r := range tres.Results {
+			treeKeys = append(treeKeys, r.KV.Key)
+		}
+	}
+	if err != nil || !ok || !slices.Equal(treeKeys, []string{"app/config", "app/flags"}) {
+		t.Errorf("txn get-tree at the root with app-reader: %v, %v, %v", treeKeys, ok, err)
+	}
+	if _, _, _, err := app.Txn().Txn(api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "app/config", Value: []byte("x")}}}, nil); !isForbidden(err) {
+		t.Errorf("txn set with app-reader: %v, want 403", err)
+	}
 	if _, _, err := app.KV().Get("secret/password", nil); !isForbidden(err) {
 		t.Errorf("reading secret/password with app-reader: %v, want 403", err)
 	}
@@ -232,13 +247,14 @@ func (a *Agent) tokenWithRules(t *testing.T, name, rules string) string {
 	return tok.SecretID
 }
 
-// isForbidden reports whether err is the official client's 403.
+// isForbidden reports whether err is the official client's 403 (its Txn
+// reports the body alone: "Failed request: Permission denied").
 func isForbidden(err error) bool {
 	var se api.StatusError
 	if errors.As(err, &se) {
 		return se.Code == 403
 	}
-	return err != nil && strings.Contains(err.Error(), "403")
+	return err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "Permission denied"))
 }
 
 // Tokens and policies are replicated: made through a follower, they keep
