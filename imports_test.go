@@ -31,7 +31,7 @@ var beaconImports = map[string][]string{
 	"internal/tlsutil":    {},
 	"internal/wire":       {},
 	"plugin":              {"acl", "corefile", "state"},
-	"raftstore":           {"internal/tlsutil", "internal/wire", "snapshot", "state"},
+	"raftstore":           {"acl", "internal/tlsutil", "internal/wire", "snapshot", "state"},
 	"snapshot":            {"state"},
 	"state":               {"acl"},
 	"state/statetest":     {"state"},

@@ -18,13 +18,25 @@ import (
 // it may not see and says so in X-Consul-Results-Filtered-By-ACLs. With
 // ACLs off every request may do everything.
 
+// TokenResolver turns a request's secret into what it may do: a server's
+// resolves from its state, a client agent's asks the servers and caches.
+// An empty secret is the anonymous token; a secret no token has is
+// state.ErrACLNotFound.
+type TokenResolver interface {
+	Resolve(secret string) (*acl.Authorizer, *acl.Token, error)
+}
+
 // ACLs is what an agent with ACLs on gives the API.
 type ACLs interface {
 	// ACLResolver resolves secrets; nil when ACLs are off.
-	ACLResolver() *state.ACLResolver
+	ACLResolver() TokenResolver
 	// ACLDefaultToken is the secret of requests that carry none ("" for
 	// the anonymous token).
 	ACLDefaultToken() string
+	// SetACLToken replaces the agent's token of a kind (Consul's names:
+	// default, agent, and their legacy acl_token, acl_agent_token); false
+	// for a kind it does not have.
+	SetACLToken(kind, secret string) bool
 }
 
 type authzKey struct{}
@@ -33,7 +45,7 @@ type authzKey struct{}
 var errPermissionDenied = errors.New("permission denied")
 
 // resolver is the agent's ACL resolver, nil when ACLs are off.
-func (s *Server) resolver() (*state.ACLResolver, string) {
+func (s *Server) resolver() (TokenResolver, string) {
 	a, ok := s.agent.(ACLs)
 	if !ok {
 		return nil, ""

@@ -31,6 +31,33 @@ func (s *Server) aclRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /v1/acl/policy/{id}", s.aclPolicyUpdate)
 	mux.HandleFunc("DELETE /v1/acl/policy/{id}", s.aclPolicyDelete)
 	mux.HandleFunc("GET /v1/acl/policies", s.aclPolicyList)
+	mux.HandleFunc("PUT /v1/agent/token/{kind}", s.agentTokenSet)
+}
+
+// agentTokenSet sets one of the agent's tokens until it restarts (Consul's
+// /v1/agent/token/:type without token persistence): "default" (also
+// "acl_token") for requests that carry none and for DNS, "agent" (also
+// "acl_agent_token"). It needs acl:write.
+func (s *Server) agentTokenSet(w http.ResponseWriter, r *http.Request) {
+	if !s.aclGate(w, r, true) {
+		return
+	}
+	var body struct{ Token string }
+	if err := decodeBody(r, &body); err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	if len(body.Token) > 128 {
+		s.writeErr(w, badRequest("Token must be at most 128 characters"))
+		return
+	}
+	a, _ := s.agent.(ACLs)
+	if !a.SetACLToken(r.PathValue("kind"), body.Token) {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("Token %q is unknown", r.PathValue("kind")))
+		return
+	}
+	s.logger.Info("agent token updated", "kind", r.PathValue("kind"))
+	w.WriteHeader(http.StatusOK)
 }
 
 // aclGate answers for an ACL endpoint that cannot run: ACLs off (401), or

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beacon-dns/beacon/acl"
+
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
 )
@@ -135,7 +137,47 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return limitBody(s.withAuthorizer(mux))
+	return limitBody(s.forwardToServer(s.withAuthorizer(mux)))
+}
+
+// ServerForwarder is a client agent's way to a server's API, for what its
+// replica does not hold.
+type ServerForwarder interface {
+	// ServerAPI has a server of the datacenter answer requests; nil on a
+	// server.
+	ServerAPI() http.Handler
+}
+
+// forwardToServer passes the ACL endpoints on to a server when this is a
+// client agent, whose replica holds no ACL tables. The request carries the
+// secret this agent would have used (its own, else the agent's default
+// token, else the anonymous one), so the server decides as this agent
+// would with the tables.
+func (s *Server) forwardToServer(next http.Handler) http.Handler {
+	f, ok := s.agent.(ServerForwarder)
+	if !ok {
+		return next
+	}
+	server := f.ServerAPI()
+	if server == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/acl/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		secret := requestToken(r)
+		if _, defaultToken := s.resolver(); secret == "" {
+			secret = defaultToken
+		}
+		if secret == "" {
+			secret = acl.AnonymousTokenSecretID
+		}
+		r.Header.Set("X-Consul-Token", secret)
+		r.Header.Del("Authorization")
+		server.ServeHTTP(w, r)
+	})
 }
 
 func limitBody(next http.Handler) http.Handler {

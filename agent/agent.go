@@ -65,7 +65,10 @@ type Agent struct {
 
 	store *state.Store
 	// acl resolves ACL tokens; nil when ACLs are off.
-	acl *state.ACLResolver
+	acl adminapi.TokenResolver
+	// tokens are the agent's own tokens: the Corefile's, as
+	// /v1/agent/token changed them since.
+	tokens atomic.Pointer[corefile.ACLTokens]
 	// backend is server or client, whichever this agent is.
 	backend backend
 	server  *raftstore.Server
@@ -127,9 +130,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		stop: make(chan struct{}), leadership: make(chan struct{}, 1),
 	}
 	a.started = time.Now()
-	if cfg.ACL != "" {
-		a.acl = state.NewACLResolver(a.store, cfg.ACL == "allow")
-	}
+	a.tokens.Store(&cfg.ACLTokens)
 	if a.tls, err = loadTLS(cfg, logger); err != nil {
 		return nil, err
 	}
@@ -161,6 +162,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 			TLS: a.tls}, a.store)
 		a.backend = a.client
 	}
+	a.acl = a.newACLResolver()
 	a.http, err = listenAPI(cfg, a, a.tls, logger.Named("http"))
 	if err != nil {
 		close(a.stop)
@@ -169,6 +171,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.lan.Shutdown()
 		_ = a.backend.Shutdown()
 		return nil, err
+	}
+	if a.server != nil {
+		a.server.SetAPI(a.http.Handler())
 	}
 	a.checks = newCheckRunner(a)
 	a.startChecks()

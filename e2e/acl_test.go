@@ -155,10 +155,11 @@ node_prefix "" { policy = "write" }`)
 		t.Errorf("writing app/config with app-reader: %v, want 403", err)
 	}
 
-	// DNS answers web once the default token may read it (the token is
-	// a property: the agent restarts with it), and still not db. The
-	// tokens survive the restart.
-	dnsTok := a.tokenWithRules(t, "dns-web", `service "web" { policy = "read" }`)
+	// DNS answers web once the default token may read it and its nodes
+	// (Consul's DNS policy: the token is a property, the agent restarts
+	// with it), and still not db. The tokens survive the restart.
+	dnsTok := a.tokenWithRules(t, "dns-web", `service "web" { policy = "read" }
+node_prefix "" { policy = "read" }`)
 	a.Opts.Discovery = append(a.Opts.Discovery, "acl_token default "+dnsTok)
 	a.stopProcess()
 	a.writeCorefile(t)
@@ -301,4 +302,85 @@ func TestACLsSurviveLeaderKill(t *testing.T) {
 	}
 	leader.Restart(t)
 	eventually(t, 20*time.Second, func() error { return check(leader) })
+}
+
+// A client agent holds no ACL tables: it resolves tokens through the
+// servers (caching them), passes the ACL endpoints on to a server, takes
+// a default token set through /v1/agent/token for DNS, and when the
+// servers are gone goes on (acl_down_policy extend-cache) with the tokens
+// it resolved before, denying those it never saw.
+func TestACLsOnClientAgent(t *testing.T) {
+	t.Parallel()
+	const root = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+	server := StartAgent(t, Options{Node: "s1", Token: root, Discovery: []string{
+		"acl deny", "acl_token initial_management " + root,
+	}})
+	client := StartAgent(t, Options{Node: "c1", Client: true, Join: []string{addr(server.Ports.SerfLAN)}, Token: root,
+		Discovery: []string{"acl deny", "acl_down_policy extend-cache"}})
+
+	// The ACL API through the client agent is the servers'.
+	self, _, err := client.Client.ACL().TokenReadSelf(nil)
+	if err != nil || len(self.Policies) != 1 || self.Policies[0].Name != "global-management" {
+		t.Fatalf("token/self through the client agent: %+v, %v", self, err)
+	}
+	dnsReader := client.tokenWithRules(t, "dns", `service "web" { policy = "read" }
+node_prefix "" { policy = "read" }`)
+	kvReader := client.tokenWithRules(t, "kv", `key_prefix "app/" { policy = "read" }`)
+	unused := client.tokenWithRules(t, "unused", `key_prefix "" { policy = "read" }`)
+	if tokens, _, err := server.Client.ACL().TokenList(nil); err != nil || len(tokens) < 4 {
+		t.Fatalf("tokens made through the client agent, listed on the server: %d, %v", len(tokens), err)
+	}
+	if _, _, err := client.clientWithToken(t, kvReader).ACL().TokenList(nil); !isForbidden(err) {
+		t.Errorf("listing tokens through the client agent with kv's token: %v, want 403", err)
+	}
+
+	if _, err := client.Client.Catalog().Register(&api.CatalogRegistration{Node: "node-web", Address: "10.2.0.1",
+		Service: &api.AgentService{ID: "web", Service: "web", Port: 80}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Client.KV().Put(&api.KVPair{Key: "app/x", Value: []byte("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Tokens resolve on the client agent; DNS follows the default token
+	// set at run time.
+	kv := client.clientWithToken(t, kvReader)
+	eventually(t, 10*time.Second, func() error {
+		if pair, _, err := kv.KV().Get("app/x", nil); err != nil || pair == nil {
+			return fmt.Errorf("reading app/x with kv's token on the client agent: %v, %v", pair, err)
+		}
+		return nil
+	})
+	if _, _, err := kv.KV().Get("other", nil); !isForbidden(err) {
+		t.Errorf("reading outside app/ with kv's token: %v, want 403", err)
+	}
+	if r := client.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("DNS web on the client agent without a default token: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+	if _, err := client.clientWithToken(t, kvReader).Agent().UpdateDefaultACLToken(dnsReader, nil); !isForbidden(err) {
+		t.Errorf("setting the default token with kv's token: %v, want 403", err)
+	}
+	if _, err := client.Client.Agent().UpdateDefaultACLToken(dnsReader, nil); err != nil {
+		t.Fatalf("setting the client agent's default token: %v", err)
+	}
+	if r := client.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("DNS web with the default token: %s %v", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+
+	// The servers go: what the client agent resolved goes on working on
+	// what it holds (?stale reads, DNS), what it never saw is denied.
+	server.Kill(t)
+	stale := &api.QueryOptions{AllowStale: true}
+	if pair, _, err := kv.KV().Get("app/x", stale); err != nil || pair == nil {
+		t.Errorf("a stale read with a cached token, servers down: %v, %v", pair, err)
+	}
+	if _, _, err := client.clientWithToken(t, unused).KV().Get("app/x", stale); !isForbidden(err) {
+		t.Errorf("a stale read with a token never resolved here, servers down: %v, want 403", err)
+	}
+	if r := client.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("DNS web with the cached default token, servers down: %s %v", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	if _, _, err := client.Client.ACL().TokenReadSelf(nil); err == nil {
+		t.Error("the ACL API answered through the client agent with no server")
+	}
 }

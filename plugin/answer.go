@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/miekg/dns"
 )
@@ -22,10 +23,11 @@ func (d *Discovery) serviceTTL(name string) uint32 {
 	return d.svcTTLDefault
 }
 
-// service answers <svc>.service and its tag and RFC 2782 forms.
-func (d *Discovery) service(rep *reply, z *zone, q dns.Question, name, tag string) {
+// service answers <svc>.service and its tag and RFC 2782 forms, with the
+// instances on nodes authz may read (all of them when it is nil).
+func (d *Discovery) service(rep *reply, z *zone, q dns.Question, name, tag string, authz *acl.Authorizer) {
 	m := &rep.msg
-	e := d.lookup(z, name, tag)
+	e := d.lookup(z, name, tag, authz)
 	if e == nil {
 		// No instance, or none healthy: Consul answers NXDOMAIN for both.
 		m.Rcode = dns.RcodeNameError
@@ -395,8 +397,8 @@ func (d *Discovery) nameServer(m *dns.Msg, _ *zone, q dns.Question) {
 }
 
 // reverse answers PTR queries in a reverse zone with the nodes and the
-// services that have the address.
-func (d *Discovery) reverse(m *dns.Msg, z *zone, q dns.Question, rest string) {
+// services that have the address, those authz may read (all when nil).
+func (d *Discovery) reverse(m *dns.Msg, z *zone, q dns.Question, rest string, authz *acl.Authorizer) {
 	if rest == "" {
 		d.apex(m, z, q)
 		return
@@ -409,6 +411,10 @@ func (d *Discovery) reverse(m *dns.Msg, z *zone, q dns.Question, rest string) {
 	addr := ip.String()
 	nodes := d.store.NodesByAddress(addr)
 	svcs := d.store.ServicesByAddress(addr)
+	if authz != nil {
+		nodes = slices.DeleteFunc(nodes, func(n *state.Node) bool { return !authz.NodeRead(n.Node) })
+		svcs = slices.DeleteFunc(svcs, func(s *state.Service) bool { return !authz.ServiceRead(s.Service) })
+	}
 	if len(nodes) == 0 && len(svcs) == 0 {
 		m.Rcode = dns.RcodeNameError
 		return

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
 	"github.com/miekg/dns"
@@ -156,7 +157,9 @@ func prependCopy(chain, stop, rest *cacheNode) *cacheNode {
 
 // serviceEntry is what the answers for one service and tag are built from.
 type serviceEntry struct {
-	ttl   uint32
+	ttl uint32
+	// authz is the authorizer the entry was built for (nil: ACLs off).
+	authz *acl.Authorizer
 	addrs []netip.Addr // A/AAAA answers: unique and sorted, IPv4 first
 	n4    int          // how many of addrs are IPv4
 	// The A and AAAA answers made from addrs, without their owner name:
@@ -216,18 +219,20 @@ func (d *Discovery) abandonCh() <-chan struct{} {
 }
 
 // lookup returns the entry for service name with tag, answered in zone z,
-// or nil when it has no healthy instance.
-func (d *Discovery) lookup(z *zone, name, tag string) *serviceEntry {
+// or nil when it has no healthy instance on a node authz may read. An
+// entry is built for one authorizer: the agent's default token's changes
+// when tokens or policies do, and the entry is then built again.
+func (d *Discovery) lookup(z *zone, name, tag string, authz *acl.Authorizer) *serviceEntry {
 	c := &d.cache
 	t := c.entries.Load()
 	// No allocation unless the query has upper case letters.
 	name, tag = strings.ToLower(name), strings.ToLower(tag)
 	h := cacheHash(z.index, name, tag)
 	old := t.load(h, z.index, name, tag)
-	if old != nil && old.valid() {
+	if old != nil && old.valid() && old.authz == authz {
 		return old
 	}
-	e, ws := d.readService(z, name, tag)
+	e, ws := d.readService(z, name, tag, authz)
 	if e == nil || !c.keep(e, ws) {
 		if old != nil {
 			t.store(h, z.index, name, tag, old, nil) // not left to be found stale again
@@ -275,10 +280,10 @@ func (d *Discovery) shutdown() error {
 	return nil
 }
 
-// readService reads the healthy instances of a service from the store and
-// prepares its answers, returning with them the watch channels that fire
-// when they may have changed.
-func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb.WatchSet) {
+// readService reads the healthy instances of a service on nodes authz may
+// read from the store and prepares its answers, returning with them the
+// watch channels that fire when they may have changed.
+func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer) (*serviceEntry, memdb.WatchSet) {
 	// Names with no healthy instance are not cached, and queried at
 	// random they are the common miss: answer them with the store's
 	// cheapest read, without watches.
@@ -296,7 +301,7 @@ func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb
 	}
 	insts := all[:0]
 	for _, sn := range all {
-		if state.Healthy(sn.Checks, d.onlyPassing) {
+		if state.Healthy(sn.Checks, d.onlyPassing) && (authz == nil || authz.NodeRead(sn.Node.Node)) {
 			insts = append(insts, sn)
 		}
 	}
@@ -304,8 +309,9 @@ func (d *Discovery) readService(z *zone, name, tag string) (*serviceEntry, memdb
 		return nil, nil
 	}
 	e := &serviceEntry{
-		ttl: d.serviceTTL(insts[0].Service.Service),
-		srv: make([]srvRecord, len(insts)),
+		authz: authz,
+		ttl:   d.serviceTTL(insts[0].Service.Service),
+		srv:   make([]srvRecord, len(insts)),
 	}
 	anyIP := false
 	var seen map[string]bool // glue targets, when too many for a linear scan

@@ -299,7 +299,7 @@ func (d *Discovery) answer(r *dns.Msg, z *zone, rest string) (*dns.Msg, int) {
 	rep.q[0] = q
 	m.Question = rep.q[:1:1]
 	if z.kind == zoneReverse {
-		d.reverse(m, z, q, rest)
+		d.reverse(m, z, q, rest, d.authorizer())
 	} else {
 		d.forward(rep, z, q, rest)
 	}
@@ -326,20 +326,26 @@ type reply struct {
 
 const inlineAnswers = 4
 
-// mayRead reports whether the ACLs let DNS answer the service or node pq
+// authorizer is what DNS may answer; nil when ACLs are off.
+func (d *Discovery) authorizer() *acl.Authorizer {
+	if d.Authorizer == nil {
+		return nil
+	}
+	return d.Authorizer()
+}
+
+// mayRead reports whether authz lets DNS answer the service or node pq
 // names (anything else has no ACL of its own).
-func (d *Discovery) mayRead(pq parsedName) bool {
-	if d.Authorizer == nil || (pq.kind != kindService && pq.kind != kindNode) {
+func mayRead(authz *acl.Authorizer, pq parsedName) bool {
+	switch {
+	case authz == nil:
 		return true
+	case pq.kind == kindService:
+		return authz.ServiceRead(pq.name)
+	case pq.kind == kindNode:
+		return authz.NodeRead(pq.name)
 	}
-	a := d.Authorizer()
-	if a == nil {
-		return true
-	}
-	if pq.kind == kindService {
-		return a.ServiceRead(pq.name)
-	}
-	return a.NodeRead(pq.name)
+	return true
 }
 
 // forward answers a name in a domain or datacenter zone.
@@ -351,7 +357,8 @@ func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 		m.Rcode = dns.RcodeNameError
 		return
 	}
-	if !d.mayRead(pq) {
+	authz := d.authorizer()
+	if !mayRead(authz, pq) {
 		m.Rcode = dns.RcodeNameError
 		return
 	}
@@ -361,7 +368,7 @@ func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 	case kindNS:
 		d.nameServer(m, z, q)
 	case kindService:
-		d.service(rep, z, q, pq.name, pq.tag)
+		d.service(rep, z, q, pq.name, pq.tag, authz)
 	case kindNode:
 		d.nodeLookup(m, q, pq.name)
 	case kindAddr:

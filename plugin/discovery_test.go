@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -624,6 +625,47 @@ node "n1" { policy = "read" }`)
 			t.Errorf("%s %s: %s, want %s", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[rec.Msg.Rcode], dns.RcodeToString[tc.rcode])
 		}
 	}
+	ask := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion(name, qtype)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return rec.Msg
+	}
+	answers := func(m *dns.Msg) []string {
+		var out []string
+		for _, rr := range m.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				out = append(out, rr.A.String())
+			case *dns.PTR:
+				out = append(out, rr.Ptr)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	// Instances on nodes the token may not read are left out (web2 is
+	// on n2), and so are names in PTR answers.
+	if got := answers(ask("web.service.consul.", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Errorf("web with node n1 readable only: %v", got)
+	}
+	if got := answers(ask("1.0.0.10.in-addr.arpa.", dns.TypePTR)); !slices.Equal(got, []string{"n1.node.dc1.consul."}) {
+		t.Errorf("PTR of n1: %v", got)
+	}
+	if m := ask("2.0.0.10.in-addr.arpa.", dns.TypePTR); m.Rcode != dns.RcodeNameError {
+		t.Errorf("PTR of n2, which the token may not read: %s %v", dns.RcodeToString[m.Rcode], m.Answer)
+	}
+	// A new authorizer (tokens or policies changed) is not answered from
+	// entries built for the old one.
+	wider, _ := acl.ParseRules(`service "web" { policy = "read" }
+node_prefix "" { policy = "read" }`)
+	authz = acl.NewAuthorizer(acl.DenyAll(), wider)
+	if got := answers(ask("web.service.consul.", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.1", "10.0.1.2"}) {
+		t.Errorf("web with every node readable: %v", got)
+	}
+
 	// ACLs off: the authorizer is nil, everything known answers.
 	d.Authorizer = func() *acl.Authorizer { return nil }
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})

@@ -258,8 +258,10 @@ func (r *Replica) follow(addr string) error {
 			if index <= r.fsm.AppliedIndex() {
 				continue // already applied (cannot happen: the server resumes after our index)
 			}
-			if _, err := r.fsm.applyCommand(index, payload); err != nil {
-				return fmt.Errorf("applying streamed command: %w", err)
+			if len(payload) > 0 { // empty: a command replicas are not sent
+				if _, err := r.fsm.applyCommand(index, payload); err != nil {
+					return fmt.Errorf("applying streamed command: %w", err)
+				}
 			}
 			r.fsm.applied.Store(index)
 			if br.Buffered() < wire.FrameHeaderSize {

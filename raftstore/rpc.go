@@ -34,8 +34,10 @@ const (
 	rpcMethodRaftConfiguration = "RaftConfiguration"
 	rpcMethodRemovePeer        = "RemovePeer"
 
-	// maxRPCFrame bounds one request or response.
-	maxRPCFrame = 4 << 20
+	// maxRPCFrame bounds one request; maxRPCAnswer one answer (a
+	// forwarded HTTP answer's body, in JSON's base64).
+	maxRPCFrame  = 4 << 20
+	maxRPCAnswer = 16 << 20
 	// rpcIdleTimeout closes a server-side connection nobody uses.
 	rpcIdleTimeout = 2 * time.Minute
 	// rpcDialTimeout bounds a connection to a server: far above a LAN's
@@ -70,6 +72,10 @@ type rpcRequest struct {
 	// PeerID and PeerAddress name the server RemovePeer removes.
 	PeerID      string `json:",omitempty"`
 	PeerAddress string `json:",omitempty"`
+	// Secret is the token ResolveToken resolves.
+	Secret string `json:",omitempty"`
+	// HTTP is the request of the HTTP method (apiforward.go).
+	HTTP *forwardedRequest `json:",omitempty"`
 }
 
 type rpcResponse struct {
@@ -83,6 +89,10 @@ type rpcResponse struct {
 	Result *state.CommandResult `json:",omitempty"`
 	// Batch answers ApplyBatch, an answer per entry, in order.
 	Batch []rpcResponse `json:",omitempty"`
+	// Token answers ResolveToken.
+	Token *resolvedToken `json:",omitempty"`
+	// HTTP answers HTTP.
+	HTTP *forwardedResponse `json:",omitempty"`
 }
 
 // Error codes carried by rpcResponse.Code.
@@ -135,8 +145,11 @@ func remoteError(resp *rpcResponse) error {
 			return &typedError{msg: resp.Error, kind: k.err}
 		}
 	}
-	return errors.New(resp.Error)
+	return &typedError{msg: resp.Error, kind: errServer}
 }
+
+// errServer is the kind of a server's error that has no code of its own.
+var errServer = errors.New("server error")
 
 // typedError is a server's error as it worded it, of the kind its code says.
 type typedError struct {
@@ -163,10 +176,19 @@ func (s *Server) serveRPC(conn net.Conn) {
 		}
 		_ = conn.SetReadDeadline(time.Time{})
 		timeout := time.Duration(req.TimeoutMs) * time.Millisecond
-		if timeout <= 0 || timeout > maxApplyTimeout {
-			timeout = maxApplyTimeout
+		limit := maxApplyTimeout
+		if req.Method == rpcMethodHTTP {
+			limit = forwardedBlockingTimeout
 		}
-		resp := s.handleRPC(&req, timeout)
+		if timeout <= 0 || timeout > limit {
+			timeout = limit
+		}
+		var resp *rpcResponse
+		if req.Method == rpcMethodHTTP {
+			resp = s.handleForwarded(&req, remoteAddr(conn), timeout)
+		} else {
+			resp = s.handleRPC(&req, timeout)
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(raftIOTimeout))
 		if err := wire.WriteMsg(w, resp); err != nil {
 			return
@@ -220,6 +242,13 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 		if info, err = s.RaftConfiguration(); err == nil {
 			conf = &info
 		}
+	case rpcMethodResolveToken:
+		resolved, rerr := s.resolveToken(req.Secret)
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		return &rpcResponse{Token: resolved}
 	case rpcMethodRemovePeer:
 		if req.Forward {
 			err = s.RemovePeer(req.PeerID, req.PeerAddress)
@@ -234,6 +263,18 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 		resp.Error, resp.Code = err.Error(), errorCode(err)
 	}
 	return resp
+}
+
+// handleForwarded answers rpcMethodHTTP.
+func (s *Server) handleForwarded(req *rpcRequest, remote string, timeout time.Duration) *rpcResponse {
+	if req.HTTP == nil {
+		return &rpcResponse{Error: "HTTP call without a request", Code: codeInvalid}
+	}
+	out, err := s.serveForwarded(req.HTTP, remote, timeout)
+	if err != nil {
+		return &rpcResponse{Error: err.Error(), Code: errorCode(err)}
+	}
+	return &rpcResponse{HTTP: out}
 }
 
 // rpcConns keeps connections to servers for reuse.
@@ -345,7 +386,7 @@ func (p *rpcConns) call(ctx context.Context, addr string, req *rpcRequest) (*rpc
 		return nil, fmt.Errorf("%w: rpc %s to %s: %w", errNotSent, req.Method, addr, callErr(ctx, err))
 	}
 	var resp rpcResponse
-	if err := wire.ReadMsg(c.r, &resp, maxRPCFrame); err != nil {
+	if err := wire.ReadMsg(c.r, &resp, maxRPCAnswer); err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("rpc %s to %s: %w", req.Method, addr, callErr(ctx, err))
 	}

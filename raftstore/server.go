@@ -58,6 +58,8 @@ type Server struct {
 	mux   *muxListener
 	trans *raft.NetworkTransport
 	conns rpcConns
+	// api answers HTTP requests client agents forward (apiforward.go).
+	api apiHandler
 	// forwarder batches the writes this follower forwards to the leader.
 	forwarder applyForwarder
 	logger    hclog.Logger
@@ -513,8 +515,21 @@ func (s *Server) BootstrapWith(peers []Peer) error {
 	return nil
 }
 
-// AddVoter adds (or re-addresses) a voting server; the leader only.
+// AddVoter adds (or re-addresses) a voting server; the leader only. The
+// server must first answer a call on its server port: a server that gossip
+// knows (it has the gossip key) but whose certificate the cluster's TLS
+// refuses, or whose port cannot be reached, would only be a voter that
+// never votes, raising the quorum without adding to it.
 func (s *Server) AddVoter(p Peer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), rpcDialTimeout+rpcAnswerMargin)
+	resp, err := s.conns.call(ctx, p.Address, &rpcRequest{Method: rpcMethodLastIndex})
+	cancel()
+	if err == nil {
+		err = remoteError(resp)
+	}
+	if err != nil {
+		return fmt.Errorf("not adding server %s at %s: its server port does not answer: %w", p.ID, p.Address, err)
+	}
 	if err := s.raft.AddVoter(raft.ServerID(p.ID), raft.ServerAddress(p.Address), 0, maxApplyTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return state.ErrNotLeader

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/beacon-dns/beacon/internal/wire"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // The state stream (first byte protoStream on the server port): how a
@@ -18,7 +19,8 @@ import (
 //
 //	[kind u8][index u64][length u32][payload]
 //
-// frameEntry carries a command applied at index; a snapshot is
+// frameEntry carries a command applied at index (empty for a command the
+// replica is not sent: see forReplica); a snapshot is
 // frameSnapBegin (index: the state's index), frameSnapChunk frames holding
 // the state in the FSM's snapshot format, then frameSnapEnd; frameHeartbeat
 // (index: the server's applied index) carries a streamHeartbeat in JSON and
@@ -119,7 +121,7 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 			continue
 		}
 		for _, e := range batch {
-			if err := wire.WriteFrame(w, frameEntry, e.index, e.data); err != nil {
+			if err := wire.WriteFrame(w, frameEntry, e.index, forReplica(e.data)); err != nil {
 				return err
 			}
 			after = e.index
@@ -148,6 +150,16 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 	}
 }
 
+// forReplica is what a client agent is sent of a command: nothing of an
+// ACL command (an empty entry moves its index on), since client replicas
+// hold no secrets; the command itself otherwise.
+func forReplica(entry []byte) []byte {
+	if len(entry) > 0 && state.MessageType(entry[0]) == state.ACLRequestType {
+		return nil
+	}
+	return entry
+}
+
 func (s *Server) sendHeartbeat(w *bufio.Writer) error {
 	hb := streamHeartbeat{Leader: s.Leader(), StalenessMs: s.Staleness().Milliseconds()}
 	body, err := json.Marshal(hb)
@@ -165,7 +177,7 @@ func (s *Server) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, e
 		return 0, 0, err
 	}
 	cw := wire.NewChunkWriter(w, func() { _ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) })
-	if err := snap.Write(cw); err != nil {
+	if err := snap.WriteForReplica(cw); err != nil {
 		return 0, 0, fmt.Errorf("streaming a snapshot: %w", err)
 	}
 	if err := cw.Flush(); err != nil {

@@ -315,4 +315,28 @@ func TestClusterOverTLS(t *testing.T) {
 	if statetest.GetNode(t, followerStore, "rogue") != nil {
 		t.Error("the rogue client's write reached the state")
 	}
+
+	// A server with another CA's certificate (it could still have the
+	// gossip key) is not made a voter: it would raise the quorum without
+	// ever voting.
+	var leader *Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			leader = s
+		}
+	}
+	rogueAddr := freeAddr(t)
+	rogueServer, err := NewServer(ServerConfig{NodeID: "rogue", DataDir: t.TempDir(), RPCAddr: rogueAddr, BootstrapExpect: 3,
+		Logger: testLogger(t), TLS: other.material(tlsutil.KindServer, other, "ioh")}, state.NewStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rogueServer.Shutdown() })
+	if err := leader.AddVoter(Peer{ID: "rogue", Address: rogueAddr}); err == nil {
+		t.Error("the leader made a server with another CA's certificate a voter")
+	}
+	conf, err := leader.Configuration()
+	if err != nil || len(conf) != 3 {
+		t.Errorf("configuration after refusing the rogue server: %v, %v", conf, err)
+	}
 }

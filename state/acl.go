@@ -52,7 +52,7 @@ var (
 	ErrACLBootstrapped = errors.New("ACL bootstrap no longer allowed")
 	// ErrACLNotFound: no token or policy by that ID, or no token with a
 	// request's secret (Consul's "ACL not found", a 403).
-	ErrACLNotFound = errors.New("ACL not found")
+	ErrACLNotFound = acl.ErrNotFound
 	// ErrACLInvalid wraps every other refusal.
 	ErrACLInvalid = errors.New("invalid ACL request")
 )
@@ -379,6 +379,36 @@ func (s *Store) ACLBootstrapped() uint64 { return aclBootstrapIndex(s.ReadTxn())
 // there is none or it expired at now.
 func (s *Store) ACLTokenBySecret(ws memdb.WatchSet, secret string, now time.Time) (uint64, *acl.Token, error) {
 	return s.aclToken(ws, "secret", secret, now)
+}
+
+// ACLTokenWithPolicies returns the token whose SecretID is secret and the
+// policies it links, as of one read: ErrACLNotFound when no token has it
+// or it expired at now. Before the ACL bootstrap the anonymous token is
+// not stored; its secret then gets a token linking nothing.
+func (s *Store) ACLTokenWithPolicies(secret string, now time.Time) (*acl.Token, []*acl.Policy, error) {
+	tx := s.ReadTxn()
+	raw, err := tx.First(tableACLTokens, "secret", secret)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading token: %w", err)
+	}
+	if raw == nil || raw.(*acl.Token).Expired(now) {
+		if secret == acl.AnonymousTokenSecretID {
+			return acl.AnonymousToken(), nil, nil
+		}
+		return nil, nil, fmt.Errorf("%w: no token has that secret", ErrACLNotFound)
+	}
+	token := raw.(*acl.Token)
+	var policies []*acl.Policy
+	for _, link := range token.Policies {
+		p, err := tx.First(tableACLPolicies, "id", link.ID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading policy: %w", err)
+		}
+		if p != nil { // nil: deleted meanwhile
+			policies = append(policies, p.(*acl.Policy))
+		}
+	}
+	return token, policies, nil
 }
 
 // ACLTokenByAccessor returns the token whose AccessorID is id, nil when

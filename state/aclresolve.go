@@ -1,7 +1,6 @@
 package state
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -99,33 +98,13 @@ func (r *ACLResolver) Resolve(secret string) (*acl.Authorizer, *acl.Token, error
 }
 
 func (r *ACLResolver) build(secret string, now time.Time) (resolved, error) {
-	_, token, err := r.store.ACLTokenBySecret(nil, secret, now)
+	token, policies, err := r.store.ACLTokenWithPolicies(secret, now)
 	if err != nil {
 		return resolved{}, err
 	}
-	if token == nil {
-		if secret == acl.AnonymousTokenSecretID {
-			return resolved{authz: r.fallback, token: acl.AnonymousToken()}, nil
-		}
-		return resolved{}, fmt.Errorf("%w: no token has that secret", ErrACLNotFound)
+	authz, err := acl.TokenAuthorizer(r.fallback, token, policies)
+	if err != nil {
+		return resolved{}, err
 	}
-	var rules []*acl.Rules
-	for _, link := range token.Policies {
-		if link.ID == acl.GlobalManagementPolicyID {
-			return resolved{authz: acl.ManageAll(), token: token, expires: token.ExpirationTime}, nil
-		}
-		_, p, err := r.store.ACLPolicyByID(nil, link.ID)
-		if err != nil {
-			return resolved{}, err
-		}
-		if p == nil {
-			continue // deleted meanwhile
-		}
-		parsed, err := acl.ParseRules(p.Rules)
-		if err != nil { // the FSM parsed them before storing: not reached
-			return resolved{}, fmt.Errorf("policy %s: %w", p.Name, err)
-		}
-		rules = append(rules, parsed)
-	}
-	return resolved{authz: acl.NewAuthorizer(r.fallback, rules...), token: token, expires: token.ExpirationTime}, nil
+	return resolved{authz: authz, token: token, expires: token.ExpirationTime}, nil
 }

@@ -22,7 +22,14 @@ type Snapshot struct{ tx *memdb.Txn }
 func (s *Store) Snapshot() *Snapshot { return &Snapshot{tx: s.ReadTxn()} }
 
 // Write writes the snapshot to w.
-func (sn *Snapshot) Write(w io.Writer) error { return writeSnapshot(sn.tx, w) }
+func (sn *Snapshot) Write(w io.Writer) error { return writeSnapshot(sn.tx, w, snapshotTables) }
+
+// WriteForReplica writes the snapshot without the ACL tables: what a
+// server streams to a client agent, whose replica holds no secrets (it
+// resolves tokens through the servers).
+func (sn *Snapshot) WriteForReplica(w io.Writer) error {
+	return writeSnapshot(sn.tx, w, replicaTables)
+}
 
 // ReadSnapshot decodes a snapshot into a new store of its own; Restore
 // installs it in a live one.
@@ -77,13 +84,16 @@ const snapshotVersion = 1
 var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
 	tableACLPolicies, tableACLTokens, tableIndex}
 
-func writeSnapshot(tx *memdb.Txn, w io.Writer) error {
+// replicaTables are snapshotTables but the ACL tables.
+var replicaTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs, tableIndex}
+
+func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapshotHeader{Version: snapshotVersion}); err != nil {
 		return fmt.Errorf("writing snapshot header: %w", err)
 	}
-	for _, table := range snapshotTables {
+	for _, table := range tables {
 		it, err := tx.Get(table, "id")
 		if err != nil {
 			return fmt.Errorf("reading %s for snapshot: %w", table, err)
