@@ -14,7 +14,30 @@ import (
 // ACL API, with Consul's command names, flags and output.
 
 var aclCommand = &command{name: "acl", synopsis: "Interact with ACL tokens and policies",
-	subs: []*command{aclBootstrapCommand, aclPolicyCommand, aclTokenCommand}}
+	subs: []*command{aclBootstrapCommand, aclPolicyCommand, aclSetAgentTokenCommand, aclTokenCommand}}
+
+var aclSetAgentTokenCommand = &command{name: "set-agent-token", synopsis: "Set a token of the agent until it restarts",
+	help: "beacon acl set-agent-token (default|agent) TOKEN", http: true,
+	run: func(e *env, fs *flag.FlagSet, args []string) int {
+		if len(args) != 2 {
+			return usageErr(e, "give the token type and the token")
+		}
+		kind, token := args[0], args[1]
+		var err error
+		switch kind {
+		case "default":
+			_, err = e.client.Agent().UpdateDefaultACLToken(token, nil)
+		case "agent":
+			_, err = e.client.Agent().UpdateAgentACLToken(token, nil)
+		default:
+			return usageErr(e, fmt.Sprintf("unknown token type %q: want default or agent", kind))
+		}
+		if err != nil {
+			return e.fail("Failed to set ACL token %q: %v", kind, err)
+		}
+		return writeOutput(e, fmt.Sprintf("ACL token %q set successfully\n", kind))
+	},
+}
 
 var aclBootstrapCommand = &command{name: "bootstrap", synopsis: "Bootstrap the ACL system: the first management token",
 	help: "beacon acl bootstrap", http: true, noArgs: true,

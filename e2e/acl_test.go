@@ -360,8 +360,10 @@ node_prefix "" { policy = "read" }`)
 	if _, err := client.clientWithToken(t, kvReader).Agent().UpdateDefaultACLToken(dnsReader, nil); !isForbidden(err) {
 		t.Errorf("setting the default token with kv's token: %v, want 403", err)
 	}
-	if _, err := client.Client.Agent().UpdateDefaultACLToken(dnsReader, nil); err != nil {
-		t.Fatalf("setting the client agent's default token: %v", err)
+	out, err := exec.Command(beaconBin, "acl", "set-agent-token", "-http-addr="+client.HTTPAddr, "-token="+root,
+		"default", dnsReader).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `ACL token "default" set successfully`) {
+		t.Fatalf("beacon acl set-agent-token default: %v\n%s", err, out)
 	}
 	if r := client.Query(t, "web.service.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("DNS web with the default token: %s %v", dns.RcodeToString[r.Rcode], r.Answer)
