@@ -35,7 +35,7 @@ func (s *Server) validateRegister(req *state.RegisterRequest) error {
 	if req.Datacenter == "" {
 		req.Datacenter = s.agent.Datacenter()
 	} else if req.Datacenter != s.agent.Datacenter() {
-		return errNoPathToDC
+		return state.ErrNoPathToDC
 	}
 	if strings.TrimSpace(req.Node) == "" {
 		return badRequest("Must supply node")
@@ -103,7 +103,7 @@ func (s *Server) catalogDeregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Datacenter != "" && req.Datacenter != s.agent.Datacenter() {
-		s.writeErr(w, errNoPathToDC)
+		s.writeErr(w, state.ErrNoPathToDC)
 		return
 	}
 	if strings.TrimSpace(req.Node) == "" {
@@ -182,7 +182,25 @@ func (s *Server) mayDeregister(a *acl.Authorizer, req *state.DeregisterRequest) 
 	return a.NodeWrite(req.Node)
 }
 
+// Federation is what a server knows of the other datacenters.
+type Federation interface {
+	// Datacenters are the datacenters known, nearest first.
+	Datacenters() []string
+}
+
+// catalogDatacenters lists the datacenters, nearest first: a server's own
+// view (a client agent asks a server, as Consul's does).
 func (s *Server) catalogDatacenters(w http.ResponseWriter, r *http.Request) {
+	if f, ok := s.agent.(ServerForwarder); ok {
+		if server := f.ServerAPI(); server != nil {
+			server.ServeHTTP(w, r)
+			return
+		}
+	}
+	if f, ok := s.agent.(Federation); ok {
+		writeJSON(w, f.Datacenters())
+		return
+	}
 	writeJSON(w, []string{s.agent.Datacenter()})
 }
 

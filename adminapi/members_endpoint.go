@@ -9,11 +9,12 @@ import (
 // Gossip is what the membership endpoints (/v1/agent/members, join, leave,
 // force-leave) need of the running agent.
 type Gossip interface {
-	// Members are the LAN members this agent knows, in Consul's shape.
-	Members() []AgentMember
-	// Join joins the LAN pool through addr and reports how many members
-	// it reached.
-	Join(addr string) (int, error)
+	// Members are the LAN members this agent knows (with wan, the WAN
+	// members a server knows; none on a client agent), in Consul's shape.
+	Members(wan bool) []AgentMember
+	// Join joins the LAN pool (with wan, a server the WAN pool) through
+	// addr and reports how many members it reached.
+	Join(addr string, wan bool) (int, error)
 	// Leave leaves the pool gracefully; the agent then shuts down.
 	Leave() error
 	// ForceLeave marks a failed member left everywhere, forgetting it with
@@ -40,12 +41,6 @@ type AgentMember struct {
 func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 	mux.HandleFunc("GET /v1/agent/members", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if v := q.Get("wan"); v != "" && v != "0" && v != "false" {
-			// No WAN pool yet: Consul answers a client's ?wan with an
-			// empty list; a server without federation has only itself.
-			writeJSON(w, []AgentMember{})
-			return
-		}
 		// consul members sends ?segment=_all: every segment, which is the
 		// only one there is.
 		if seg := q.Get("segment"); seg != "" && seg != "_all" {
@@ -53,7 +48,7 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 			return
 		}
 		a := authz(r)
-		members, dropped := keep(g.Members(), func(m AgentMember) bool { return a.NodeRead(m.Name) })
+		members, dropped := keep(g.Members(isTrue(q.Get("wan"))), func(m AgentMember) bool { return a.NodeRead(m.Name) })
 		filtered(w, dropped)
 		if members == nil {
 			members = []AgentMember{}
@@ -62,11 +57,7 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 	})
 	agentWrite := func(a *acl.Authorizer) bool { return a.AgentWrite(s.agent.NodeName()) }
 	mux.HandleFunc("PUT /v1/agent/join/{address}", s.guarded(agentWrite, func(w http.ResponseWriter, r *http.Request) {
-		if v := r.URL.Query().Get("wan"); v != "" && v != "0" && v != "false" {
-			s.writeErr(w, badRequest("WAN join is not supported: there is no WAN pool yet"))
-			return
-		}
-		if _, err := g.Join(r.PathValue("address")); err != nil {
+		if _, err := g.Join(r.PathValue("address"), isTrue(r.URL.Query().Get("wan"))); err != nil {
 			s.writeErr(w, err)
 			return
 		}
@@ -85,6 +76,9 @@ func (s *Server) gossipRoutes(mux *http.ServeMux, g Gossip) {
 		}
 	}))
 }
+
+// isTrue reads a flag parameter as Consul's API sets it ("1", "true").
+func isTrue(v string) bool { return v != "" && v != "0" && v != "false" }
 
 // Keyring is what /v1/operator/keyring needs of the running agent.
 type Keyring interface {

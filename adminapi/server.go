@@ -140,16 +140,21 @@ func (s *Server) Handler() http.Handler {
 	return limitBody(s.forwardToServer(s.withAuthorizer(mux)))
 }
 
-// ServerForwarder is a client agent's way to a server's API, for what its
-// replica does not hold.
+// ServerForwarder is the agent's way to other agents' APIs: a server's of
+// its datacenter, for what a client agent's replica does not hold, and one
+// of another datacenter's servers.
 type ServerForwarder interface {
 	// ServerAPI has a server of the datacenter answer requests; nil on a
 	// server.
 	ServerAPI() http.Handler
+	// DatacenterAPI has a server of datacenter dc answer requests.
+	DatacenterAPI(dc string) http.Handler
 }
 
-// forwardToServer passes the ACL endpoints on to a server when this is a
-// client agent, whose replica holds no ACL tables. The request carries the
+// forwardToServer passes on what this agent does not answer itself: a
+// request for another datacenter (?dc=) to a server there (through a local
+// server from a client agent), and, on a client agent, whose replica holds
+// no ACL tables, the ACL endpoints to a server. The request carries the
 // secret this agent would have used (its own, else the agent's default
 // token, else the anonymous one), so the server decides as this agent
 // would with the tables.
@@ -159,11 +164,11 @@ func (s *Server) forwardToServer(next http.Handler) http.Handler {
 		return next
 	}
 	server := f.ServerAPI()
-	if server == nil {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/v1/acl/") {
+		to := server
+		if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.agent.Datacenter() && forwardsByDC(r.URL.Path) {
+			to = f.DatacenterAPI(dc)
+		} else if to == nil || !strings.HasPrefix(r.URL.Path, "/v1/acl/") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -176,8 +181,15 @@ func (s *Server) forwardToServer(next http.Handler) http.Handler {
 		}
 		r.Header.Set("X-Consul-Token", secret)
 		r.Header.Del("Authorization")
-		server.ServeHTTP(w, r)
+		to.ServeHTTP(w, r)
 	})
+}
+
+// forwardsByDC reports whether ?dc= sends a request to another datacenter:
+// everything but the agent's own endpoints, which are about this agent
+// (as in Consul, where they take no dc).
+func forwardsByDC(path string) bool {
+	return !strings.HasPrefix(path, "/v1/agent/")
 }
 
 func limitBody(next http.Handler) http.Handler {
@@ -246,7 +258,7 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusInternalServerError, "No cluster leader")
 	case errors.Is(err, state.ErrNotLeader):
 		httpError(w, http.StatusInternalServerError, "Not the cluster leader; retry")
-	case errors.Is(err, errNoPathToDC):
+	case errors.Is(err, state.ErrNoPathToDC):
 		httpError(w, http.StatusInternalServerError, "No path to datacenter")
 	case errors.Is(err, state.ErrMissingNode), errors.Is(err, state.ErrInvalidRegistration),
 		errors.Is(err, ErrUnknownService):
@@ -311,9 +323,7 @@ func (s *Server) setMeta(w http.ResponseWriter, index uint64) {
 // checkDC refuses requests for another datacenter: WAN federation comes later.
 func (s *Server) checkDC(r *http.Request) error {
 	if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.agent.Datacenter() {
-		return errNoPathToDC
+		return state.ErrNoPathToDC
 	}
 	return nil
 }
-
-var errNoPathToDC = errors.New("no path to datacenter")

@@ -53,6 +53,16 @@ func (a *Agent) ServerAPI() http.Handler {
 	return a.client.ServerAPI()
 }
 
+// DatacenterAPI is the HTTP API of a server of datacenter dc: reached
+// through the WAN pool from a server, through a server from a client
+// agent.
+func (a *Agent) DatacenterAPI(dc string) http.Handler {
+	if a.client != nil {
+		return a.client.DatacenterAPI(dc)
+	}
+	return a.server.DatacenterAPI(dc)
+}
+
 // ACLDefaultToken is the secret of requests that carry none.
 func (a *Agent) ACLDefaultToken() string { return a.tokens.Load().Default }
 

@@ -78,6 +78,9 @@ type Agent struct {
 	checks  checkRunner
 	http    *adminapi.Server
 	lan     *gossip.Pool
+	// wan is a server's WAN pool: the servers of every datacenter; nil
+	// on a client agent.
+	wan *gossip.Pool
 	// tls is the TLS material every connection of the agent takes when it
 	// starts: the server port's, those to servers, HTTPS's (tls.go).
 	tls *tlsutil.Configurator
@@ -144,6 +147,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 			NodeID: nodeID, DataDir: cfg.DataDir, RPCAddr: cfg.RPC,
 			BootstrapExpect: cfg.BootstrapExpect, Logger: logger, LeadershipChanged: a.onLeadership,
 			SessionTouched: a.sessions.touch, HoldTimeout: cfg.RPCHoldTimeout, TLS: a.tls,
+			Datacenter: cfg.Datacenter, RemoteServers: a.remoteServers,
 		}, a.store)
 		if err != nil {
 			return nil, err
@@ -169,6 +173,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		a.cancelJoin()
 		a.wg.Wait()
 		_ = a.lan.Shutdown()
+		if a.wan != nil {
+			_ = a.wan.Shutdown()
+		}
 		_ = a.backend.Shutdown()
 		return nil, err
 	}
@@ -249,6 +256,11 @@ func (a *Agent) shutdown() error {
 		}
 		if err := a.lan.Shutdown(); err != nil {
 			errs = append(errs, err)
+		}
+		if a.wan != nil {
+			if err := a.wan.Shutdown(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if err := a.backend.Shutdown(); err != nil {
 			errs = append(errs, err)

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -49,8 +51,23 @@ func (a *Agent) startGossip() error {
 		return err
 	}
 	a.lan = pool
+	if a.cfg.Server {
+		if err := a.startWAN(); err != nil {
+			_ = pool.Shutdown()
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancelJoin = cancel
+	if len(a.cfg.JoinWAN) > 0 {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := a.wan.RetryJoin(ctx, a.cfg.JoinWAN, retryJoinInterval); err != nil && ctx.Err() == nil {
+				a.logger.Error("joining the WAN pool", "error", err)
+			}
+		}()
+	}
 	if len(a.cfg.Join) > 0 {
 		a.wg.Add(1)
 		go func() {
@@ -63,6 +80,101 @@ func (a *Agent) startGossip() error {
 	a.wg.Add(1)
 	go a.clusterLoop()
 	return nil
+}
+
+// startWAN starts a server's WAN pool (serf_wan), which the servers of
+// every datacenter share: how a server finds the others' servers. Its
+// member events are not needed (the pool is read when a request for
+// another datacenter comes), so they are drained.
+func (a *Agent) startWAN() error {
+	pool, err := gossip.NewWAN(gossip.Config{
+		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter, Role: gossip.RoleServer,
+		BindAddr: a.cfg.SerfWAN, RPCAddr: a.cfg.RPC, Logger: a.logger.Named("gossip"),
+		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "remote.keyring"),
+		SnapshotFile: filepath.Join(a.cfg.DataDir, "serf", "remote.snapshot"), ReconnectTimeout: a.cfg.ReconnectTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	a.wan = pool
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		events := pool.Events()
+		for {
+			select {
+			case <-a.stop:
+				return
+			case _, ok := <-events:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// remoteServers are the RPC addresses of datacenter dc's alive servers, as
+// the WAN pool knows them.
+func (a *Agent) remoteServers(dc string) []string {
+	if a.wan == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range a.wan.ServersByDatacenter()[dc] {
+		out = append(out, m.RPCAddr)
+	}
+	return out
+}
+
+// Datacenters are the datacenters the WAN pool knows (this one at least),
+// nearest first: by the median round-trip time estimated to their servers,
+// those with no estimate last, ties by name (Consul's order).
+func (a *Agent) Datacenters() []string {
+	if a.wan == nil {
+		return []string{a.cfg.Datacenter}
+	}
+	type dcRTT struct {
+		name  string
+		rtt   time.Duration
+		known bool
+	}
+	var dcs []dcRTT
+	seenLocal := false
+	for dc, servers := range a.wan.ServersByDatacenter() {
+		var rtts []time.Duration
+		for _, m := range servers {
+			if rtt, ok := a.wan.EstimatedRTT(m.Name); ok {
+				rtts = append(rtts, rtt)
+			}
+		}
+		d := dcRTT{name: dc}
+		if dc == a.cfg.Datacenter {
+			d.known, seenLocal = true, true
+		} else if len(rtts) > 0 {
+			slices.Sort(rtts)
+			d.rtt, d.known = rtts[len(rtts)/2], true
+		}
+		dcs = append(dcs, d)
+	}
+	if !seenLocal {
+		dcs = append(dcs, dcRTT{name: a.cfg.Datacenter, known: true})
+	}
+	slices.SortFunc(dcs, func(x, y dcRTT) int {
+		if x.known != y.known {
+			if x.known {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(x.rtt, y.rtt), cmp.Compare(x.name, y.name))
+	})
+	out := make([]string, len(dcs))
+	for i, d := range dcs {
+		out[i] = d.name
+	}
+	return out
 }
 
 // serverAddrs are the RPC addresses of the datacenter's alive servers: where

@@ -15,11 +15,17 @@ import (
 // The membership endpoints' backend (adminapi.Gossip).
 var _ adminapi.Gossip = (*Agent)(nil)
 
-// Members lists the LAN members in Consul's shape, with the tags Consul's
-// tools read (role "consul" for servers, "node" for clients; dc, id, port,
-// build, expect).
-func (a *Agent) Members() []adminapi.AgentMember {
-	members := a.lan.Members()
+// Members lists the LAN members (with wan, the WAN members a server knows)
+// in Consul's shape, with the tags Consul's tools read (role "consul" for
+// servers, "node" for clients; dc, id, port, build, expect).
+func (a *Agent) Members(wan bool) []adminapi.AgentMember {
+	var members []gossip.Member
+	switch {
+	case !wan:
+		members = a.lan.Members()
+	case a.wan != nil:
+		members = a.wan.Members()
+	}
 	out := make([]adminapi.AgentMember, 0, len(members))
 	for _, m := range members {
 		out = append(out, consulMember(m))
@@ -50,9 +56,16 @@ func consulMember(m gossip.Member) adminapi.AgentMember {
 	}
 }
 
-// Join joins the LAN pool through addr.
-func (a *Agent) Join(addr string) (int, error) {
-	n, err := a.lan.Join([]string{addr})
+// Join joins the LAN pool (with wan, the WAN pool) through addr.
+func (a *Agent) Join(addr string, wan bool) (int, error) {
+	pool := a.lan
+	if wan {
+		if a.wan == nil {
+			return 0, fmt.Errorf("%w: only servers join the WAN pool", adminapi.ErrInvalid)
+		}
+		pool = a.wan
+	}
+	n, err := pool.Join([]string{addr})
 	if err != nil {
 		return n, fmt.Errorf("joining %s: %w", addr, err)
 	}

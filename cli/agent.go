@@ -23,13 +23,16 @@ import (
 
 var joinCommand = &command{name: "join", synopsis: "Tell the agent to join the cluster through one or more members",
 	help: "beacon join [options] ADDRESS...", http: true,
+	flags: func(fs *flag.FlagSet) {
+		fs.Bool("wan", false, "Join the WAN pool (a server joining another datacenter's servers).")
+	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		if len(args) == 0 {
 			return usageErr(e, "At least one address to join must be specified.")
 		}
 		joins := 0
 		for _, addr := range args { // each on its own, as Consul does: one that fails does not stop the others
-			if err := e.client.Agent().Join(addr, false); err != nil {
+			if err := e.client.Agent().Join(addr, flagOf[bool](fs, "wan")); err != nil {
 				fmt.Fprintf(e.stderr, "Error joining address '%s': %v\n", addr, err)
 			} else {
 				joins++
@@ -197,13 +200,14 @@ var membersCommand = &command{name: "members", synopsis: "Lists the members of t
 	flags: func(fs *flag.FlagSet) {
 		fs.Bool("detailed", false, "Show each member's tags instead of the summary columns.")
 		fs.String("status", ".*", "Show only members whose status (alive, leaving, left, failed) matches this regexp.")
+		fs.Bool("wan", false, "List the WAN pool's members (every datacenter's servers) instead.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		statusRe, err := regexp.Compile(flagString(fs, "status"))
 		if err != nil {
 			return usageErr(e, "Failed to compile status regexp: %v", err)
 		}
-		all, err := e.client.Agent().Members(false)
+		all, err := e.client.Agent().Members(flagOf[bool](fs, "wan"))
 		if err != nil {
 			return e.fail("Error retrieving members: %v", decoded("/v1/agent/members", err))
 		}

@@ -109,7 +109,7 @@ func TestJoin(t *testing.T) {
 			requests: []string{"PUT /v1/agent/join/10.0.0.9:8301"},
 			stderr:   "Error joining address '10.0.0.9:8301': Unexpected response code: 500 (dial tcp 10.0.0.9:8301: connect: connection refused)\nFailed to join any nodes.\n"},
 		{name: "no address", args: []string{"join"}, code: 1, stderr: "At least one address to join must be specified."},
-		{name: "unknown flag", args: []string{"join", "-wan", "10.0.0.1:8301"}, code: 1, stderr: "flag provided but not defined: -wan"},
+		{name: "unknown flag", args: []string{"join", "-lan", "10.0.0.1:8301"}, code: 1, stderr: "flag provided but not defined: -lan"},
 	} {
 		tc.routes = routes
 		tc.run(t)

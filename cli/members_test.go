@@ -72,7 +72,7 @@ func TestMembers(t *testing.T) {
 		{name: "bad regexp", args: []string{"members", "-status=("}, code: 1,
 			stderr: "Error: Failed to compile status regexp: error parsing regexp: missing closing ): `(`\n\n" + usageText + "members"},
 		{name: "argument", args: []string{"members", "web-1"}, code: 1, stderr: `unexpected argument "web-1"`},
-		{name: "unknown flag", args: []string{"members", "-wan"}, code: 1, stderr: "flag provided but not defined: -wan"},
+		{name: "unknown flag", args: []string{"members", "-lan"}, code: 1, stderr: "flag provided but not defined: -lan"},
 	} {
 		if tc.routes == nil {
 			tc.routes = routes

@@ -38,6 +38,9 @@ type AgentConfig struct {
 	SerfLAN         string   `property:"serf_lan"`
 	SerfWAN         string   `property:"serf_wan"`
 	Join            []string `property:"join"`
+	// JoinWAN are other datacenters' servers' WAN gossip addresses,
+	// retried until one answers (servers only).
+	JoinWAN []string `property:"join_wan"`
 	// Encrypt is the base64 gossip key (16, 24 or 32 bytes) a new
 	// keyring starts from; the keyring in data_dir wins once it exists.
 	Encrypt string `property:"encrypt" secret:"true"`

@@ -140,7 +140,7 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 		return one(&a.SerfLAN, checkHostPort)
 	case "serf_wan":
 		return one(&a.SerfWAN, checkHostPort)
-	case "join":
+	case "join", "join_wan":
 		if len(args) == 0 {
 			return errMissingValue
 		}
@@ -149,7 +149,11 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 				return err
 			}
 		}
-		a.Join = append(a.Join, args...)
+		if prop == "join_wan" {
+			a.JoinWAN = append(a.JoinWAN, args...)
+		} else {
+			a.Join = append(a.Join, args...)
+		}
 		return nil
 	case "encrypt":
 		return one(&a.Encrypt, checkGossipKey)
@@ -339,6 +343,9 @@ func checkHostPort(s string) error {
 func (a *AgentConfig) validate() (string, error) {
 	if a.BootstrapExpect > 0 && !a.Server {
 		return "bootstrap_expect", errors.New(`only a server can bootstrap; add "server"`)
+	}
+	if len(a.JoinWAN) > 0 && !a.Server {
+		return "join_wan", errors.New(`only servers join the WAN pool; add "server"`)
 	}
 	seen := map[string]string{}
 	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"https", a.HTTPS}, {"rpc", a.RPC},

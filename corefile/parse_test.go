@@ -63,6 +63,7 @@ func TestParseFull(t *testing.T) {
 		serf_wan 10.0.0.1:9302
 		join 10.0.0.2:9301 10.0.0.3:9301
 		join 10.0.0.4:9301
+		join_wan 10.1.0.1:9302 10.1.0.2:9302
 		encrypt pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=
 		reconnect_timeout 24h
 		enable_script_checks
@@ -89,6 +90,7 @@ func TestParseFull(t *testing.T) {
 		BootstrapExpect: 3, Bind: "10.0.0.1", HTTP: "127.0.0.1:9500", RPC: "10.0.0.1:9300",
 		SerfLAN: "10.0.0.1:9301", SerfWAN: "10.0.0.1:9302",
 		Join:    []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
+		JoinWAN: []string{"10.1.0.1:9302", "10.1.0.2:9302"},
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", ReconnectTimeout: 24 * time.Hour,
 		EnableScriptChecks: true, RPCHoldTimeout: 3 * time.Second,
 		ACL: "deny", ACLDownPolicy: "extend-cache",
@@ -128,6 +130,8 @@ func TestParseErrors(t *testing.T) {
 		{"service_ttl arity", "discovery {\n service_ttl 5s\n}", `property "service_ttl": want a service name`},
 		{"server takes no value", "discovery {\n server yes\n}", `property "server": takes no value`},
 		{"bootstrap range", "discovery {\n server\n bootstrap_expect 0\n}", `property "bootstrap_expect": want a number of servers from 1 to 7`},
+		{"join_wan without server", "discovery {\n node n1\n join_wan 10.1.0.1:8302\n}", `property "join_wan": only servers join the WAN pool`},
+		{"join_wan bad address", "discovery {\n server\n join_wan nope\n}", `property "join_wan"`},
 		{"bootstrap without server", "discovery {\n node n1\n bootstrap_expect 1\n}", `:3 - Error during parsing: discovery: property "bootstrap_expect": only a server can bootstrap`},
 		{"port clash", "discovery {\n server\n rpc 127.0.0.1:8500\n}", `property "rpc": address 127.0.0.1:8500 is already used by "http"`},
 		{"allow_stale value", "discovery {\n allow_stale maybe\n}", `property "allow_stale": want true or false`},

@@ -71,6 +71,9 @@ type Config struct {
 	// from EncryptKey otherwise, rewritten by every keyring change. Empty
 	// keeps the keyring in memory only.
 	KeyringFile string
+
+	// wan marks the WAN pool (NewWAN): memberlist's WAN timings.
+	wan bool
 }
 
 // Defaults that serf and memberlist do not provide.
@@ -137,13 +140,16 @@ func (cfg *Config) validate() (netip.Addr, uint16, error) {
 	return ip, ap.Port(), nil
 }
 
-// serfConfig builds the serf configuration of the LAN pool: serf's
-// defaults on memberlist's LAN defaults, with our addresses, tags, logger,
+// serfConfig builds the serf configuration of a pool: serf's defaults on
+// memberlist's LAN (or WAN) defaults, with our addresses, tags, logger,
 // snapshot, keyring and any tuning cfg sets.
 func (cfg *Config) serfConfig(ip netip.Addr, transport *memberlist.NetTransport, std *log.Logger, tags map[string]string,
 	keyring *memberlist.Keyring, events chan<- serf.Event, merge serf.MergeDelegate) *serf.Config {
 	port := transport.GetAutoBindPort()
 	mc := memberlist.DefaultLANConfig()
+	if cfg.wan {
+		mc = memberlist.DefaultWANConfig()
+	}
 	mc.Name = cfg.NodeName
 	mc.Transport = transport
 	mc.BindAddr = ip.String()

@@ -28,10 +28,12 @@ var ErrShutdown = errors.New("gossip: pool is shut down")
 // a goroutine empties it into the coalescing queue at once.
 const serfEventBuffer = 256
 
-// Pool is one serf pool (today: the LAN pool) and this agent's view of its
-// members.
+// Pool is one serf pool (the LAN pool of a datacenter's agents, or the WAN
+// pool of every datacenter's servers) and this agent's view of its members.
 type Pool struct {
-	cfg       Config
+	cfg Config
+	// kind is "LAN" or "WAN", for logs and errors.
+	kind      string
 	logger    hclog.Logger
 	serf      *serf.Serf
 	localIP   netip.Addr // advertised gossip address
@@ -55,7 +57,24 @@ type Pool struct {
 // ready to be joined and to join. With a snapshot file from an earlier run
 // it rejoins the members it knew, unless it had left. On error nothing is
 // left running.
-func NewLAN(cfg Config) (*Pool, error) {
+func NewLAN(cfg Config) (*Pool, error) { return newPool(cfg, "LAN") }
+
+// NewWAN starts the WAN pool of a server (serf_wan): every datacenter's
+// servers, with memberlist's WAN timings, its own keyring and snapshot
+// files. The member name is Consul's "<node>.<datacenter>".
+func NewWAN(cfg Config) (*Pool, error) {
+	if cfg.Role != RoleServer {
+		return nil, errors.New("gossip: only servers join the WAN pool")
+	}
+	cfg.wan = true
+	cfg.NodeName = WANName(cfg.NodeName, cfg.Datacenter)
+	return newPool(cfg, "WAN")
+}
+
+// WANName is a server's name in the WAN pool.
+func WANName(node, datacenter string) string { return node + "." + datacenter }
+
+func newPool(cfg Config, kind string) (*Pool, error) {
 	ip, port, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -64,7 +83,7 @@ func NewLAN(cfg Config) (*Pool, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	logger = logger.Named("gossip.lan")
+	logger = logger.Named("gossip." + strings.ToLower(kind))
 	buffer := cfg.EventBuffer
 	if buffer == 0 {
 		buffer = DefaultEventBuffer
@@ -79,7 +98,7 @@ func NewLAN(cfg Config) (*Pool, error) {
 		}
 	}
 	p := &Pool{
-		cfg: cfg, logger: logger, localIP: ip, keyring: keyring,
+		cfg: cfg, kind: kind, logger: logger, localIP: ip, keyring: keyring,
 		serfEvents: make(chan serf.Event, serfEventBuffer),
 		events:     newEventQueue(buffer),
 		stop:       make(chan struct{}),
@@ -90,7 +109,7 @@ func NewLAN(cfg Config) (*Pool, error) {
 	transport, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{ip.String()}, BindPort: int(port), Logger: std})
 	if err != nil {
-		return nil, fmt.Errorf("gossip: starting LAN pool on %s: %w", cfg.BindAddr, err)
+		return nil, fmt.Errorf("gossip: starting %s pool on %s: %w", kind, cfg.BindAddr, err)
 	}
 	// serf sends events before Create returns (our own join): drain first.
 	p.wg.Add(2)
@@ -107,11 +126,11 @@ func NewLAN(cfg Config) (*Pool, error) {
 		_ = transport.Shutdown()
 		close(p.stop)
 		p.wg.Wait()
-		return nil, fmt.Errorf("gossip: starting LAN pool on %s: %w", cfg.BindAddr, err)
+		return nil, fmt.Errorf("gossip: starting %s pool on %s: %w", kind, cfg.BindAddr, err)
 	}
 	p.serf = s
 	p.localPort = s.LocalMember().Port
-	logger.Info("LAN gossip pool started", "node", cfg.NodeName, "role", cfg.Role,
+	logger.Info(kind+" gossip pool started", "node", cfg.NodeName, "role", cfg.Role,
 		"datacenter", cfg.Datacenter, "addr", net.JoinHostPort(ip.String(), strconv.Itoa(int(p.localPort))),
 		"encrypted", keyring != nil)
 	return p, nil
@@ -228,7 +247,7 @@ func (p *Pool) RetryJoin(ctx context.Context, addrs []string, interval time.Dura
 			return err
 		}
 		if n > 0 {
-			p.logger.Info("joined the LAN pool", "contacted", n, "of", len(others), "attempt", attempt)
+			p.logger.Info("joined the "+p.kind+" pool", "contacted", n, "of", len(others), "attempt", attempt)
 			return nil
 		}
 		p.logger.Warn("join attempt failed; retrying", "addrs", others, "attempt", attempt,
@@ -292,6 +311,34 @@ func (p *Pool) Servers() []Member {
 	return out
 }
 
+// ServersByDatacenter groups the alive servers the pool knows by their
+// datacenter, each group sorted by name: in the WAN pool, where a server
+// finds every datacenter.
+func (p *Pool) ServersByDatacenter() map[string][]Member {
+	out := map[string][]Member{}
+	for _, m := range p.Members() {
+		if m.Status == StatusAlive && m.Role == RoleServer && m.Datacenter != "" {
+			out[m.Datacenter] = append(out[m.Datacenter], m)
+		}
+	}
+	return out
+}
+
+// EstimatedRTT is the round-trip time to member estimated from the
+// network coordinates (Vivaldi) serf keeps; false when the member's is
+// not known yet.
+func (p *Pool) EstimatedRTT(member string) (time.Duration, bool) {
+	other, ok := p.serf.GetCachedCoordinate(member)
+	if !ok || other == nil {
+		return 0, false
+	}
+	self, err := p.serf.GetCoordinate()
+	if err != nil || !self.IsCompatibleWith(other) {
+		return 0, false
+	}
+	return self.DistanceTo(other), true
+}
+
 // LocalMember is this agent as the pool advertises it.
 func (p *Pool) LocalMember() Member { return memberFromSerf(p.serf.LocalMember()) }
 
@@ -313,7 +360,7 @@ func (p *Pool) Leave() error {
 	if p.closed.Load() {
 		return ErrShutdown
 	}
-	p.logger.Info("leaving the LAN pool")
+	p.logger.Info("leaving the " + p.kind + " pool")
 	if err := p.serf.Leave(); err != nil {
 		err = fmt.Errorf("gossip: leave: %w", err)
 		p.logger.Warn("leave not fully announced; some members may see this agent as failed", "error", err)
@@ -332,16 +379,28 @@ func (p *Pool) Shutdown() error {
 		p.shutdownErr = p.serf.Shutdown()
 		close(p.stop)
 		p.wg.Wait()
-		p.logger.Info("LAN gossip pool shut down")
+		p.logger.Info(p.kind + " gossip pool shut down")
 	})
 	return p.shutdownErr
 }
 
 // mergeDelegate refuses, in the LAN pool, members of another datacenter:
-// two datacenters' LAN pools must never merge.
+// two datacenters' LAN pools must never merge; in the WAN pool, anything
+// but servers named as the WAN names them.
 type mergeDelegate struct{ p *Pool }
 
 func (d mergeDelegate) NotifyMerge(members []*serf.Member) error {
+	if d.p.cfg.wan {
+		for _, m := range members {
+			dc := m.Tags[TagDC]
+			if m.Tags[TagRole] != roleTagServer || dc == "" || !strings.HasSuffix(m.Name, "."+dc) || len(m.Name) == len(dc)+1 {
+				err := fmt.Errorf("member %s (role %q, datacenter %q) is not a server of a datacenter", m.Name, m.Tags[TagRole], m.Tags[TagDC])
+				d.p.logger.Error("refusing a WAN member", "error", err)
+				return err
+			}
+		}
+		return nil
+	}
 	for _, m := range members {
 		if dc, ok := m.Tags[TagDC]; ok && dc != d.p.cfg.Datacenter {
 			err := fmt.Errorf("member %s is in datacenter %q, this LAN pool is %q", m.Name, dc, d.p.cfg.Datacenter)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -54,6 +55,9 @@ type forwardedRequest struct {
 	URI    string
 	Header http.Header `json:",omitempty"`
 	Body   []byte      `json:",omitempty"`
+	// Datacenter is where the request is to be answered: a server of
+	// another datacenter passes it on to one there; "" is here.
+	Datacenter string `json:",omitempty"`
 }
 
 // forwardedResponse is the server API's answer.
@@ -81,6 +85,17 @@ func (s *Server) serveForwarded(req *forwardedRequest, remote string, timeout ti
 	h := s.api.h.Load()
 	if h == nil {
 		return &forwardedResponse{Status: http.StatusServiceUnavailable, Body: []byte("server API not ready\n")}, nil
+	}
+	if req.Datacenter != "" && req.Datacenter != s.datacenter {
+		resp, err := s.callDatacenter(req.Datacenter, &rpcRequest{Method: rpcMethodHTTP,
+			HTTP: &forwardedRequest{Method: req.Method, URI: req.URI, Header: req.Header, Body: req.Body}}, timeout, unanswered)
+		if err != nil {
+			return &forwardedResponse{Status: http.StatusInternalServerError, Body: []byte(forwardError(err) + "\n")}, nil
+		}
+		if resp.HTTP == nil {
+			return nil, errors.New("server of the other datacenter sent no answer")
+		}
+		return resp.HTTP, nil
 	}
 	if !strings.HasPrefix(req.URI, "/") {
 		return nil, fmt.Errorf("%w: forwarded request for %q", state.ErrInvalidRegistration, req.URI)
@@ -158,17 +173,38 @@ func (c *Client) ResolveToken(secret string) (*acl.Token, []*acl.Policy, error) 
 }
 
 // ServerAPI is a handler that has a server of the datacenter answer each
-// request (the HTTP API of a server, seen from a client agent). Reads go
-// to any server that answers; other requests move on to another server
-// only when they certainly were not sent.
-func (c *Client) ServerAPI() http.Handler {
+// request (the HTTP API of a server, seen from a client agent).
+func (c *Client) ServerAPI() http.Handler { return c.DatacenterAPI("") }
+
+// DatacenterAPI is a handler that has a server of datacenter dc answer each
+// request, through a server of this datacenter ("" or this datacenter: that
+// server answers itself). Reads go to any server that answers; other
+// requests move on to another server only when they certainly were not
+// sent.
+func (c *Client) DatacenterAPI(dc string) http.Handler {
+	return forwardingHandler(dc, func(req *rpcRequest, timeout time.Duration, retry func(error) bool) (*rpcResponse, error) {
+		return c.call(req, timeout, retry)
+	})
+}
+
+// DatacenterAPI is a handler that has a server of datacenter dc answer each
+// request.
+func (s *Server) DatacenterAPI(dc string) http.Handler {
+	return forwardingHandler(dc, func(req *rpcRequest, timeout time.Duration, retry func(error) bool) (*rpcResponse, error) {
+		return s.callDatacenter(dc, req, timeout, retry)
+	})
+}
+
+// forwardingHandler turns a request into an rpcMethodHTTP call sent with
+// send, and writes the answer back.
+func forwardingHandler(dc string, send func(*rpcRequest, time.Duration, func(error) bool) (*rpcResponse, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, fmt.Sprintf("reading request body: %v", err), http.StatusBadRequest)
 			return
 		}
-		req := &forwardedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: http.Header{}, Body: body}
+		req := &forwardedRequest{Method: r.Method, URI: r.URL.RequestURI(), Header: http.Header{}, Body: body, Datacenter: dc}
 		for _, k := range forwardedHeaders {
 			if v := r.Header.Get(k); v != "" {
 				req.Header.Set(k, v)
@@ -181,11 +217,14 @@ func (c *Client) ServerAPI() http.Handler {
 				timeout = forwardedBlockingTimeout
 			}
 		}
+		if deadline, ok := r.Context().Deadline(); ok {
+			timeout = min(timeout, time.Until(deadline))
+		}
 		start := time.Now()
 		retry := func(err error) bool { return retryable(err) && time.Since(start) < forwardRetryWindow }
-		resp, err := c.call(&rpcRequest{Method: rpcMethodHTTP, HTTP: req}, timeout, retry)
+		resp, err := send(&rpcRequest{Method: rpcMethodHTTP, HTTP: req}, timeout, retry)
 		if err != nil {
-			http.Error(w, fmt.Sprintf("rpc error making call: %v", err), http.StatusInternalServerError)
+			http.Error(w, forwardError(err), http.StatusInternalServerError)
 			return
 		}
 		if resp.HTTP == nil {
@@ -198,6 +237,47 @@ func (c *Client) ServerAPI() http.Handler {
 		w.WriteHeader(resp.HTTP.Status)
 		_, _ = w.Write(resp.HTTP.Body)
 	})
+}
+
+// forwardError is a failed forward's message: Consul's words for a
+// datacenter no server knows.
+func forwardError(err error) string {
+	if errors.Is(err, state.ErrNoPathToDC) {
+		return "No path to datacenter"
+	}
+	return fmt.Sprintf("rpc error making call: %v", err)
+}
+
+// callDatacenter sends req to the servers of datacenter dc, as the WAN pool
+// knows them, in random order: one round, each with the dial timeout, so
+// an unreachable datacenter fails within seconds.
+func (s *Server) callDatacenter(dc string, req *rpcRequest, timeout time.Duration, retry func(error) bool) (*rpcResponse, error) {
+	var addrs []string
+	if s.remoteServers != nil {
+		addrs = s.remoteServers(dc)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w %q", state.ErrNoPathToDC, dc)
+	}
+	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for _, addr := range addrs {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		resp, err := s.conns.call(ctx, addr, req)
+		cancel()
+		if err == nil {
+			err = remoteError(resp)
+		}
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if !retry(err) || time.Now().After(deadline) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("datacenter %s: %w", dc, lastErr)
 }
 
 // unanswered retries a read elsewhere unless a server answered it with an

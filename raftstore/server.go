@@ -43,6 +43,11 @@ type ServerConfig struct {
 	// when this server becomes a ready leader (after its barrier: every
 	// earlier entry is applied) and when it stops being leader.
 	LeadershipChanged func(leader bool)
+	// Datacenter is the server's datacenter; RemoteServers, when set,
+	// returns the RPC addresses of another datacenter's alive servers (from
+	// the WAN pool), where requests for it are sent.
+	Datacenter    string
+	RemoteServers func(dc string) []string
 	// TLS is the agent's TLS material, for the server port (incoming) and
 	// the connections to other servers (Raft, forwarded calls); nil is
 	// plaintext only.
@@ -60,6 +65,10 @@ type Server struct {
 	conns rpcConns
 	// api answers HTTP requests client agents forward (apiforward.go).
 	api apiHandler
+	// datacenter is this server's; remoteServers the RPC addresses of
+	// another datacenter's servers.
+	datacenter    string
+	remoteServers func(dc string) []string
 	// forwarder batches the writes this follower forwards to the leader.
 	forwarder applyForwarder
 	logger    hclog.Logger
@@ -119,7 +128,8 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
 	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{}),
-		started: time.Now(), suspect: make(chan struct{}, 1), holdTimeout: cfg.HoldTimeout}
+		started: time.Now(), suspect: make(chan struct{}, 1), holdTimeout: cfg.HoldTimeout,
+		datacenter: cfg.Datacenter, remoteServers: cfg.RemoteServers}
 	if s.holdTimeout <= 0 {
 		s.holdTimeout = DefaultHoldTimeout
 	}

@@ -6,6 +6,10 @@ import "errors"
 // (gossip has found none), as Consul's "No known Consul servers".
 var ErrNoServers = errors.New("no known servers")
 
+// ErrNoPathToDC is returned for a request for a datacenter no server of
+// the WAN pool belongs to (Consul's "No path to datacenter").
+var ErrNoPathToDC = errors.New("no path to datacenter")
+
 // ErrNoLeader is returned for a write when the cluster has no leader.
 var ErrNoLeader = errors.New("no cluster leader")
 
