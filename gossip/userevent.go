@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/serf/serf"
@@ -172,6 +173,9 @@ func compileFilters(ev *UserEvent) (userEventFilters, error) {
 	switch {
 	case ev.Name == "":
 		return f, fmt.Errorf("%w: missing name", ErrInvalidUserEvent)
+	case !utf8.ValidString(ev.Name):
+		// JSON would answer another name than the one kept.
+		return f, fmt.Errorf("%w: name %q is not UTF-8", ErrInvalidUserEvent, ev.Name)
 	case strings.HasPrefix(ev.Name, "_"):
 		// Consul's own events (remote exec) have these names.
 		return f, fmt.Errorf("%w: event names starting with an underscore are reserved", ErrInvalidUserEvent)

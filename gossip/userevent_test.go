@@ -152,6 +152,7 @@ func TestFireUserEventRefusesBadInput(t *testing.T) {
 	}{
 		{UserEvent{ID: eventID(1)}, ErrInvalidUserEvent, "missing name"},
 		{UserEvent{ID: eventID(1), Name: "_rexec"}, ErrInvalidUserEvent, "reserved"},
+		{UserEvent{ID: eventID(1), Name: "a\xff"}, ErrInvalidUserEvent, "not UTF-8"},
 		{UserEvent{ID: eventID(1), Name: "x", NodeFilter: "(["}, ErrInvalidUserEvent, "invalid node filter"},
 		{UserEvent{ID: eventID(1), Name: "x", ServiceFilter: "a++"}, ErrInvalidUserEvent, "invalid service filter"},
 		{UserEvent{ID: eventID(1), Name: "x", ServiceFilter: "web", TagFilter: "*"}, ErrInvalidUserEvent, "invalid tag filter"},
