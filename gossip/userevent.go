@@ -25,8 +25,8 @@ import (
 const UserEventVersion = 1
 
 // MaxUserEventBytes is the most gossip carries of one user event: serf's
-// UserEventSizeLimit (its default, which Consul keeps), for the event as
-// serf encodes it, name, payload and filters together.
+// UserEventSizeLimit at its default, for the event as serf encodes it,
+// name, payload and filters together.
 const MaxUserEventBytes = 512
 
 const (
