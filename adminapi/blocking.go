@@ -86,13 +86,8 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 		s.writeErr(w, err)
 		return
 	}
-	ctx := r.Context()
-	if opts.minIndex > 0 {
-		wait := opts.wait + rand.N(opts.wait/16+1)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
+	ctx, cancel := blockingContext(r.Context(), opts)
+	defer cancel()
 	store := s.agent.Store()
 	restored := false
 	for {
@@ -126,6 +121,16 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 		default:
 		}
 	}
+}
+
+// blockingContext bounds a blocking read (one with ?index=) by its wait,
+// plus up to 1/16 of it as jitter so that clients do not align; a read that
+// does not block is bounded by its request only.
+func blockingContext(ctx context.Context, opts queryOptions) (context.Context, context.CancelFunc) {
+	if opts.minIndex == 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, opts.wait+rand.N(opts.wait/16+1))
 }
 
 // consistency enforces the read mode: ?stale reads the local replica as it

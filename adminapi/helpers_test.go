@@ -243,8 +243,15 @@ type testAPI struct {
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
 	agent := newFakeAgent(t)
+	return serveTestAPI(t, agent, agent)
+}
+
+// serveTestAPI is newTestAPI for an agent built on fake that offers more of
+// the optional interfaces (Events, ACLs, …).
+func serveTestAPI(t *testing.T, fake *fakeAgent, agent Agent) *testAPI {
+	t.Helper()
 	srv := New(agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard}))
-	ta := &testAPI{t: t, agent: agent, srv: srv}
+	ta := &testAPI{t: t, agent: fake, srv: srv}
 	h := srv.Handler()
 	ta.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ta.mu.Lock()

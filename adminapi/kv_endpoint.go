@@ -1,9 +1,6 @@
 package adminapi
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"unicode/utf8"
@@ -132,7 +129,7 @@ func (s *Server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	value, err := readKVValue(w, r)
+	value, err := readBodyUpTo(r, state.MaxKVValueBytes)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -163,24 +160,6 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
-}
-
-// errValueTooLarge is a KV value over the limit: 413, nothing stored.
-var errValueTooLarge = errors.New("value too large")
-
-// readKVValue reads a KV value of at most state.MaxKVValueBytes.
-func readKVValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > state.MaxKVValueBytes {
-		return nil, fmt.Errorf("%w: Request body(%d bytes) too large, max size: %d bytes", errValueTooLarge, r.ContentLength, state.MaxKVValueBytes)
-	}
-	value, err := io.ReadAll(io.LimitReader(r.Body, state.MaxKVValueBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(value) > state.MaxKVValueBytes {
-		return nil, fmt.Errorf("%w: Request body too large, max size: %d bytes", errValueTooLarge, state.MaxKVValueBytes)
-	}
-	return value, nil
 }
 
 func (s *Server) kvDelete(w http.ResponseWriter, r *http.Request) {

@@ -50,5 +50,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	if c, ok := s.agent.(Checks); ok {
 		s.checkRoutes(mux, c)
 	}
+	if e, ok := s.agent.(Events); ok {
+		s.eventRoutes(mux, e)
+	}
 
 }

@@ -211,12 +211,13 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
-// ErrNotFound and ErrInvalid mark an agent's errors that the API answers with
-// 404 and 400: wrap them as fmt.Errorf("%w: message", ErrNotFound), and the
-// message is the answer.
+// ErrNotFound, ErrInvalid and ErrTooLarge mark an agent's errors that the
+// API answers with 404, 400 and 413: wrap them as fmt.Errorf("%w: message",
+// ErrNotFound), and the message is the answer.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrInvalid  = errors.New("invalid request")
+	ErrTooLarge = errors.New("too large")
 )
 
 // wrappedMessage is err's message without the sentinel's prefix.
@@ -244,8 +245,8 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
 	case errors.As(err, &br):
 		httpError(w, http.StatusBadRequest, br.msg)
-	case errors.Is(err, errValueTooLarge):
-		httpError(w, http.StatusRequestEntityTooLarge, wrappedMessage(err, errValueTooLarge))
+	case errors.Is(err, ErrTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, wrappedMessage(err, ErrTooLarge))
 	case errors.Is(err, state.ErrInvalidSession), errors.Is(err, state.ErrSessionNotFound):
 		httpError(w, http.StatusInternalServerError, err.Error())
 	case errors.Is(err, ErrNotFound):
@@ -289,6 +290,23 @@ func decodeBody(r *http.Request, v any) error {
 		return badRequest("Request decode failed: unexpected data after the JSON body")
 	}
 	return nil
+}
+
+// readBodyUpTo reads a request body of at most limit bytes (a KV value, a
+// user event's payload); a larger one is ErrTooLarge, a 413, in Consul's
+// words for a KV value.
+func readBodyUpTo(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w: Request body(%d bytes) too large, max size: %d bytes", ErrTooLarge, r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%w: Request body too large, max size: %d bytes", ErrTooLarge, limit)
+	}
+	return body, nil
 }
 
 // writeJSON writes v with the query metadata headers.

@@ -46,6 +46,7 @@ func (a *Agent) startGossip() error {
 		Logger: a.logger.Named("gossip"), ProbeInterval: lanProbeInterval, ProbeTimeout: lanProbeTimeout,
 		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "local.keyring"),
 		SnapshotFile: filepath.Join(a.cfg.DataDir, "serf", "local.snapshot"), ReconnectTimeout: a.cfg.ReconnectTimeout,
+		LocalServices: a.eventServices,
 	})
 	if err != nil {
 		return err

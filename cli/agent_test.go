@@ -264,7 +264,7 @@ func TestMaintList(t *testing.T) {
 
 // The new commands are registered, listed, and answer -h.
 func TestAgentCommandsRegistered(t *testing.T) {
-	for _, name := range []string{"members", "join", "leave", "force-leave", "maint", "keygen", "keyring"} {
+	for _, name := range []string{"members", "join", "leave", "force-leave", "maint", "keygen", "keyring", "event"} {
 		if !Has(name) {
 			t.Errorf("Has(%q) is false", name)
 		}
@@ -287,7 +287,7 @@ func TestAgentCommandsAgentDown(t *testing.T) {
 	down := closedAddr(t)
 	for _, args := range [][]string{
 		{"members"}, {"join", "10.0.0.1"}, {"leave"}, {"force-leave", "n"}, {"maint"}, {"maint", "-enable"}, {"keyring", "-list"},
-		{"keyring", "-install=k"},
+		{"keyring", "-install=k"}, {"event", "-name=deploy"},
 	} {
 		r := runCLI(append([]string{args[0], "-http-addr=" + down}, args[1:]...)...)
 		if r.code != 1 || !strings.Contains(r.stderr, "connection refused") || !strings.Contains(r.stderr, HTTPAddrEnv) {

@@ -45,7 +45,7 @@ type command struct {
 
 // commands are the top-level commands, in the order the usage lists them.
 var commands = []*command{
-	aclCommand, forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
+	aclCommand, eventCommand, forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
 	membersCommand, operatorCommand, snapshotCommand, tlsCommand, watchCommand,
 }
 

@@ -17,7 +17,6 @@ import (
 
 // `watch` is Consul's command/watch on its api/watch plans: it hands every
 // change of a view to a handler, or prints the first answer without one.
-// The plans' `event` type is left out: the agent has no /v1/event endpoint.
 
 // stringList is a flag that may be given several times (-tag).
 type stringList []string
@@ -31,7 +30,7 @@ func (l *stringList) Get() any { return []string(*l) }
 var watchCommand = &command{name: "watch", synopsis: "Watch for changes in the cluster's data",
 	help: "beacon watch [options] [child...]", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.String("type", "", "Specifies the watch type. One of key, keyprefix, services, nodes, service or checks.")
+		fs.String("type", "", "Specifies the watch type. One of key, keyprefix, services, nodes, service, checks or event.")
 		fs.String("key", "", "Specifies the key to watch. Only for 'key' type.")
 		fs.String("prefix", "", "Specifies the key prefix to watch. Only for 'keyprefix' type.")
 		fs.String("service", "", "Specifies the service to watch. Required for 'service' type, optional for 'checks' type.")
@@ -39,6 +38,7 @@ var watchCommand = &command{name: "watch", synopsis: "Watch for changes in the c
 		fs.String("passingonly", "", "Show only instances passing all checks, for 'service' type: `true` or false.")
 		fs.Bool("shell", true, "Use a shell to run the command (can set a custom shell via the SHELL environment variable).")
 		fs.String("state", "", "Specifies the states to watch. Optional for 'checks' type.")
+		fs.String("name", "", "Specifies an event name to watch. Only for 'event' type.")
 		fs.String("filter", "", "Filter to use with the request")
 		serverFlags(fs, true)
 	},
@@ -51,7 +51,7 @@ func runWatch(e *env, fs *flag.FlagSet, args []string) int {
 		return exitUsage
 	}
 	params := map[string]any{}
-	for _, name := range []string{"type", "key", "prefix", "service", "filter", "state"} {
+	for _, name := range []string{"type", "key", "prefix", "service", "name", "filter", "state"} {
 		if v := flagString(fs, name); v != "" {
 			params[name] = v
 		}
@@ -110,9 +110,6 @@ var healthStates = map[string]bool{"any": true, "passing": true, "warning": true
 // parseWatch is Consul's watch.Parse for the types the command runs, with
 // its leftover parameters named in order.
 func parseWatch(params map[string]any) (*watch.Plan, error) {
-	if params["type"] == "event" {
-		return nil, consulErrorf("Unsupported watch type: event")
-	}
 	state, _ := params["state"].(string)
 	plan, err := watch.Parse(params)
 	switch {

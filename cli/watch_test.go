@@ -45,6 +45,8 @@ const (
 	healthChecksJSON    = `[{"Node":"n1","CheckID":"c1","Name":"disk","Status":"warning","Notes":"n","Output":"80%",
   "ServiceID":"","ServiceName":"","ServiceTags":null,"Type":"script","Definition":{"IntervalDuration":"5s","Interval":"1s"},
   "CreateIndex":3,"ModifyIndex":4}]`
+	eventListJSON = `[{"ID":"b54fe110-7af5-cafc-d1fb-afc8ba432b1c","Name":"deploy","Payload":"MTYwOTAzMA==",
+  "NodeFilter":"","ServiceFilter":"web","TagFilter":"","Version":1,"LTime":19}]`
 )
 
 // consulPrint is what Consul's watch prints for body decoded into its
@@ -128,6 +130,9 @@ func TestWatchPrints(t *testing.T) {
 			"GET /v1/health/state/any", fixed(consulPrint[[]*consulapi.HealthCheck](t, healthChecksJSON))},
 		{"checks in a state", []string{"-type=checks", "-state=critical"},
 			func(f *fakeKV) { f.setView("/v1/health/state/critical", `[]`) }, "GET /v1/health/state/critical", fixed("[]\n")},
+		{"events", []string{"-type=event", "-name=deploy"},
+			func(f *fakeKV) { f.setView("/v1/event/list", eventListJSON) },
+			"GET /v1/event/list?name=deploy", fixed(consulPrint[[]*consulapi.UserEvent](t, eventListJSON))},
 		{"checks of a service", []string{"-type=checks", "-service=web"},
 			func(f *fakeKV) { f.setView("/v1/health/checks/web", healthChecksJSON) },
 			"GET /v1/health/checks/web", fixed(consulPrint[[]*consulapi.HealthCheck](t, healthChecksJSON))},
@@ -350,8 +355,8 @@ func TestWatchArguments(t *testing.T) {
 		{[]string{"-type=checks", "-state=sad"}, "Unsupported state: sad\n", false},
 		{[]string{"-type=key", "-key=a", "-prefix=b", "-service=c"}, "Invalid parameters: [prefix service]\n", false},
 		{[]string{"-type=services", "-tag=a"}, "Invalid parameters: [tag]\n", false},
-		{[]string{"-type=event"}, "Unsupported watch type: event\n", false},
-		{[]string{"-type=event", "-name=deploy"}, "Error parsing arguments: flag provided but not defined: -name", true},
+		{[]string{"-type=key", "-key=a", "-name=deploy"}, "Invalid parameters: [name]\n", false},
+		{[]string{"-type=event", "-stale"}, "Invalid parameters: [stale]\n", false}, // events are the agent's own
 		{[]string{"-type=key", "-key=a", "-filter=x"}, "Invalid parameters: [filter]\n", false},
 		{[]string{"-type=service", "-service=a", "-passingonly=maybe"},
 			"Failed to parse passingonly flag: strconv.ParseBool: parsing \"maybe\": invalid syntax\n", false},

@@ -93,6 +93,20 @@ func TestFederation(t *testing.T) {
 		t.Fatal("a blocking query for dc2 did not wake on dc2's write")
 	}
 
+	// A user event for dc2 is fired there, not here.
+	if _, _, err := c1.Client.Event().Fire(&api.UserEvent{Name: "deploy"}, dc2); err != nil {
+		t.Fatalf("firing an event into dc2 from a dc1 client agent: %v", err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if evs, _, err := s2.Client.Event().List("deploy", nil); err != nil || len(evs) != 1 {
+			return fmt.Errorf("events on dc2's server: %d, %v", len(evs), err)
+		}
+		return nil
+	})
+	if evs, _, _ := s1.Client.Event().List("deploy", nil); len(evs) != 0 {
+		t.Errorf("the event for dc2 reached dc1 (%d)", len(evs))
+	}
+
 	// An unknown datacenter is Consul's error at once.
 	start := time.Now()
 	if _, _, err := c1.Client.KV().Get("where", &api.QueryOptions{Datacenter: "nowhere"}); err == nil ||

@@ -32,6 +32,12 @@ type Config struct {
 
 	Logger hclog.Logger
 
+	// LocalServices lists the agent's services, which user events with a
+	// service filter are matched against; nil when it has none. It is
+	// called from the goroutine that receives gossip's events: it must
+	// not block for long.
+	LocalServices func() []LocalService
+
 	// SnapshotFile is where serf keeps the members it knows (Consul's
 	// data_dir/serf/local.snapshot), so that a restarted agent rejoins them
 	// without a join address. Empty keeps nothing.
@@ -187,6 +193,8 @@ func (cfg *Config) serfConfig(ip netip.Addr, transport *memberlist.NetTransport,
 	sc.Merge = merge
 	sc.SnapshotPath = cfg.SnapshotFile
 	sc.KeyringFile = cfg.KeyringFile
+	// Said, not left to serf's default: FireUserEvent checks against it.
+	sc.UserEventSizeLimit = MaxUserEventBytes
 	// A failed member is kept, and tried again, for ReconnectTimeout
 	// before it is reaped.
 	setDuration(&sc.ReconnectTimeout, cfg.ReconnectTimeout)

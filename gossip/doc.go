@@ -5,9 +5,11 @@
 // bootstrap_expect, protocol version) and their parsing, the refusal of
 // members of another datacenter, a member event stream that never blocks
 // serf and coalesces per member, join and retry-join, graceful leave,
-// force-leave, and the keyring: gossip encryption from the `encrypt`
+// force-leave, the keyring: gossip encryption from the `encrypt`
 // property, the keyring file in data_dir (Consul's serf/local.keyring) and
-// the cluster-wide keyring operations (serf's KeyManager).
+// the cluster-wide keyring operations (serf's KeyManager), and Consul's
+// user events: fired as serf user events, filtered by each agent against
+// its node name and local services, the last 256 kept for the HTTP API.
 //
 // Serf does the rest, as it does for Consul: leave intents versus failures,
 // reconnecting to failed members (which heals partitions), reaping members

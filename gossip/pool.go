@@ -41,6 +41,8 @@ type Pool struct {
 
 	serfEvents chan serf.Event
 	events     *eventQueue
+	// userEvents are the user events this agent kept (userevent.go).
+	userEvents *userEventLog
 
 	// keyring is memberlist's (nil: plaintext gossip), changed in place by
 	// serf's keyring operations.
@@ -101,6 +103,7 @@ func newPool(cfg Config, kind string) (*Pool, error) {
 		cfg: cfg, kind: kind, logger: logger, localIP: ip, keyring: keyring,
 		serfEvents: make(chan serf.Event, serfEventBuffer),
 		events:     newEventQueue(buffer),
+		userEvents: newUserEventLog(),
 		stop:       make(chan struct{}),
 	}
 	// The transport is bound first: serf leaks a goroutine when it fails
@@ -136,18 +139,22 @@ func newPool(cfg Config, kind string) (*Pool, error) {
 	return p, nil
 }
 
-// drainSerf moves serf's member events into the coalescing queue, so that
-// serf, which sends them holding its member lock, never waits for the
-// consumer.
+// drainSerf moves serf's member events into the coalescing queue and its
+// user events into the user event log, so that serf, which sends them
+// holding its member or event lock, never waits for a consumer.
 func (p *Pool) drainSerf() {
 	for {
 		select {
 		case <-p.stop:
 			return
 		case e := <-p.serfEvents:
+			if ue, ok := e.(serf.UserEvent); ok {
+				p.receiveUserEvent(ue)
+				continue
+			}
 			me, ok := e.(serf.MemberEvent)
 			if !ok {
-				continue // user events and queries are not used
+				continue // queries are not used
 			}
 			typ := eventTypeOf(me.Type)
 			if typ == 0 {
