@@ -3,7 +3,8 @@
 // names (flags, output and exit codes): `members`, `join`, `leave`,
 // `force-leave`, `maint`, `keyring`, `operator raft` (list-peers,
 // remove-peer), `snapshot` (save, restore, inspect), `kv` (get, put,
-// delete, export, import), `lock` and `watch`, and `keygen` and `tls` (ca
+// delete, export, import), `lock`, `watch`, `rtt` (LAN coordinates; -wan
+// waits for a WAN pool), and `keygen` and `tls` (ca
 // create, cert create: a CA and agent certificates under Consul's file
 // names, made by internal/tlsutil).
 //

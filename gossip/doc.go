@@ -5,9 +5,11 @@
 // bootstrap_expect, protocol version) and their parsing, the refusal of
 // members of another datacenter, a member event stream that never blocks
 // serf and coalesces per member, join and retry-join, graceful leave,
-// force-leave, and the keyring: gossip encryption from the `encrypt`
+// force-leave, the keyring: gossip encryption from the `encrypt`
 // property, the keyring file in data_dir (Consul's serf/local.keyring) and
-// the cluster-wide keyring operations (serf's KeyManager).
+// the cluster-wide keyring operations (serf's KeyManager), and this
+// agent's Vivaldi network coordinate, which serf computes from the probes'
+// round trips (Coordinate; the agent sends it to the servers).
 //
 // Serf does the rest, as it does for Consul: leave intents versus failures,
 // reconnecting to failed members (which heals partitions), reaping members

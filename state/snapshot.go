@@ -74,8 +74,10 @@ const snapshotVersion = 1
 
 // snapshotTables are written in this order; restore inserts in the same
 // order, so nodes exist before the services that refer to them.
+// Coordinates came later: they are listed last but for the indexes, so
+// that `snapshot inspect` lists the older tables as it did.
 var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
-	tableACLPolicies, tableACLTokens, tableIndex}
+	tableACLPolicies, tableACLTokens, tableCoordinates, tableIndex}
 
 func writeSnapshot(tx *memdb.Txn, w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -178,6 +180,8 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		row = new(acl.Policy)
 	case tableACLTokens:
 		row = new(acl.Token)
+	case tableCoordinates:
+		row = new(Coordinate)
 	case tableIndex:
 		row = new(indexEntry)
 	default:
