@@ -210,7 +210,7 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	a := authz(r)
+	a, near := authz(r), s.nearNode(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, nodes, err := s.agent.Store().Nodes(ws)
 		if err != nil {
@@ -224,6 +224,7 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 				out = append(out, n)
 			}
 		}
+		sortNear(s.agent.Store(), near, out, func(n *state.Node) string { return n.Node })
 		return idx, out, nil
 	})
 }
@@ -252,12 +253,13 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	a := authz(r)
+	a, near := authz(r), s.nearNode(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, instances, err := s.serviceInstances(ws, a, w, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
+		sortNear(s.agent.Store(), near, instances, instanceNode)
 		out := []catalogService{}
 		for _, sn := range instances {
 			n, svc := sn.Node, sn.Service
@@ -298,6 +300,9 @@ func (s *Server) serviceInstances(ws memdb.WatchSet, a *acl.Authorizer, w http.R
 	}
 	return idx, out, nil
 }
+
+// instanceNode is the node of an instance, which ?near= sorts by.
+func instanceNode(sn state.ServiceNode) string { return sn.Node.Node }
 
 // hasTags reports whether svc carries every one of tags (Consul ANDs
 // repeated ?tag= parameters).

@@ -272,6 +272,7 @@ func FuzzAgentCheckRegister(f *testing.F)   { fuzzBody(f, "/v1/agent/check/regis
 func FuzzAgentCheckUpdate(f *testing.F)     { fuzzBody(f, "/v1/agent/check/update/service:api") }
 func FuzzSessionCreate(f *testing.F)        { fuzzBody(f, "/v1/session/create") }
 func FuzzTxn(f *testing.F)                  { fuzzBody(f, "/v1/txn") }
+func FuzzCoordinateUpdate(f *testing.F)     { fuzzBody(f, "/v1/coordinate/update") }
 
 // FuzzKV: a KV write or delete with any key, query and value.
 func FuzzKV(f *testing.F) {

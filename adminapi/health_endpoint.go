@@ -21,12 +21,13 @@ func (s *Server) healthService(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	a := authz(r)
+	a, near := authz(r), s.nearNode(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, instances, err := s.serviceInstances(ws, a, w, name, tags, meta)
 		if err != nil {
 			return 0, nil, err
 		}
+		sortNear(s.agent.Store(), near, instances, instanceNode)
 		out := []serviceEntry{}
 		for _, sn := range instances {
 			if passing && !state.Healthy(sn.Checks, true) {
@@ -50,10 +51,10 @@ func (s *Server) healthNode(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) healthChecks(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	a := authz(r)
+	a, near := authz(r), s.nearNode(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, checks, err := s.agent.Store().ServiceChecks(ws, name)
-		return idx, readableChecks(w, a, checks), err
+		return idx, s.sortChecksNear(near, readableChecks(w, a, checks)), err
 	})
 }
 
@@ -65,10 +66,10 @@ func (s *Server) healthState(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Bad state: must be any, passing, warning or critical")
 		return
 	}
-	a := authz(r)
+	a, near := authz(r), s.nearNode(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, checks, err := s.agent.Store().ChecksInState(ws, status)
-		return idx, readableChecks(w, a, checks), err
+		return idx, s.sortChecksNear(near, readableChecks(w, a, checks)), err
 	})
 }
 
@@ -87,4 +88,11 @@ func readableChecks(w http.ResponseWriter, a *acl.Authorizer, checks []*state.He
 	out, dropped := keep(checks, func(c *state.HealthCheck) bool { return checkReadable(a, c) })
 	filtered(w, dropped)
 	return nonNil(out)
+}
+
+// sortChecksNear orders checks by their nodes' distance from near
+// (?near=), and returns them.
+func (s *Server) sortChecksNear(near string, checks []*state.HealthCheck) []*state.HealthCheck {
+	sortNear(s.agent.Store(), near, checks, func(c *state.HealthCheck) string { return c.Node })
+	return checks
 }

@@ -371,6 +371,7 @@ type storeState struct {
 	Services map[string][]string
 	Checks   []*state.HealthCheck
 	NodeSvcs map[string][]*state.Service
+	Coords   state.Coordinates
 	Index    uint64
 }
 
@@ -388,6 +389,8 @@ func (ta *testAPI) state() storeState {
 	idx, st.Services, _ = s.Services(nil)
 	st.Index = max(st.Index, idx)
 	idx, st.Checks, _ = s.ChecksInState(nil, state.HealthAny)
+	st.Index = max(st.Index, idx)
+	idx, st.Coords, _ = s.Coordinates(nil)
 	st.Index = max(st.Index, idx)
 	st.NodeSvcs = map[string][]*state.Service{}
 	for _, n := range st.Nodes {

@@ -26,6 +26,12 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/health/checks/{name}", s.healthChecks)
 	mux.HandleFunc("GET /v1/health/state/{state}", s.healthState)
 
+	// network coordinates
+	mux.HandleFunc("GET /v1/coordinate/datacenters", s.coordinateDatacenters)
+	mux.HandleFunc("GET /v1/coordinate/nodes", s.coordinateNodes)
+	mux.HandleFunc("GET /v1/coordinate/node/{node}", s.coordinateNode)
+	mux.HandleFunc("PUT /v1/coordinate/update", s.coordinateUpdate)
+
 	// kv, sessions, transactions
 	s.kvRoutes(mux)
 	s.sessionRoutes(mux)

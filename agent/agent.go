@@ -184,11 +184,12 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	a.checks = newCheckRunner(a)
 	a.startChecks()
-	a.wg.Add(3)
+	a.wg.Add(4)
 	go func() {
 		defer a.wg.Done()
 		a.sync.Run(a.stop)
 	}()
+	go a.coordinateLoop()
 	go a.reapLoop()
 	go a.reloadTLSOnSIGHUP(watchSIGHUP())
 	if a.server != nil {

@@ -3,6 +3,7 @@
 // every reload. It wires the configuration to the Raft server (or, on a
 // client agent, to the servers' state through raftstore.Client), the LAN
 // gossip pool, the local services and checks with their anti-entropy, the
+// sending of the agent's network coordinate to the servers, the
 // HTTP and HTTPS API and, for the DNS plugin, the state store. It owns the
 // agent's TLS material at run time: loaded at start, handed to the server
 // port, the connections to servers and HTTPS, and reloaded live by a

@@ -46,7 +46,7 @@ type command struct {
 // commands are the top-level commands, in the order the usage lists them.
 var commands = []*command{
 	aclCommand, eventCommand, forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
-	membersCommand, operatorCommand, snapshotCommand, tlsCommand, watchCommand,
+	membersCommand, operatorCommand, rttCommand, snapshotCommand, tlsCommand, watchCommand,
 }
 
 // Has reports whether name is a command Run handles.

@@ -385,6 +385,7 @@ func TestSnapshotInspect(t *testing.T) {
 		"kvs           0\n" +
 		"acl-policies  0\n" +
 		"acl-tokens    0\n" +
+		"coordinates   0\n" +
 		"index         3\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("inspect: %v\nwant:\n%s", r, want)

@@ -3,9 +3,9 @@
 // names (flags, output and exit codes): `members`, `join`, `leave`,
 // `force-leave`, `maint`, `keyring`, `operator raft` (list-peers,
 // remove-peer), `snapshot` (save, restore, inspect), `kv` (get, put,
-// delete, export, import), `lock`, `watch` and `event`, and `keygen` and
-// `tls` (ca create, cert create: a CA and agent certificates under
-// Consul's file names, made by internal/tlsutil).
+// delete, export, import), `lock`, `watch`, `event`, `rtt` (network
+// coordinates), and `keygen` and `tls` (ca create, cert create: a CA and
+// agent certificates under Consul's file names, made by internal/tlsutil).
 //
 // It is built on Consul's Go client, github.com/hashicorp/consul/api:
 // api.Client for the calls, api.Lock and api.Semaphore for `lock` (so that

@@ -208,6 +208,11 @@ func (cfg *Config) serfConfig(ip netip.Addr, transport *memberlist.NetTransport,
 	// Two agents with one name are a configuration error to report, not
 	// a conflict to vote on.
 	sc.EnableNameConflictResolution = false
+	// Vivaldi network coordinates from the probes' round trips (serf's
+	// default, stated: the agent sends its coordinate to the servers,
+	// and ?near= sorts by them), with serf's default configuration,
+	// whose dimensionality state.CoordinateDimensionality assumes.
+	sc.DisableCoordinates = false
 	return sc
 }
 

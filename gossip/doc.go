@@ -7,9 +7,11 @@
 // serf and coalesces per member, join and retry-join, graceful leave,
 // force-leave, the keyring: gossip encryption from the `encrypt`
 // property, the keyring file in data_dir (Consul's serf/local.keyring) and
-// the cluster-wide keyring operations (serf's KeyManager), and Consul's
-// user events: fired as serf user events, filtered by each agent against
-// its node name and local services, the last 256 kept for the HTTP API.
+// the cluster-wide keyring operations (serf's KeyManager), Consul's user
+// events (fired as serf user events, filtered by each agent against its
+// node name and local services, the last 256 kept for the HTTP API), and
+// this agent's Vivaldi network coordinate, which serf computes from the
+// probes' round trips (Coordinate; the agent sends it to the servers).
 //
 // Serf does the rest, as it does for Consul: leave intents versus failures,
 // reconnecting to failed members (which heals partitions), reaping members

@@ -10,6 +10,7 @@ import (
 	"github.com/beacon-dns/beacon/state"
 	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/coordinate"
 )
 
 // Fuzz targets for the Raft command decoders: the entry header, the binary
@@ -55,6 +56,9 @@ func fuzzCommands() []struct {
 			{KV: &state.TxnKVOp{Verb: state.KVCheckIndex, Key: "a", Index: 4}},
 			{KV: &state.TxnKVOp{Verb: state.KVSet, Key: "t", Value: []byte("5")}},
 			{KV: &state.TxnKVOp{Verb: state.KVGetTree, Key: "c/"}}}}},
+		{state.CoordinateBatchUpdateType, state.Coordinates{
+			{Node: "n1", Coord: &coordinate.Coordinate{Vec: []float64{0.001, 0, 0, 0, 0, 0, 0, -0.002}, Error: 0.4, Height: 1e-5}},
+			{Node: "n2", Segment: "alpha", Coord: coordinate.NewCoordinate(coordinate.DefaultConfig())}}},
 	}
 }
 

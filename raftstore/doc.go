@@ -11,6 +11,19 @@
 // Every change to the state goes through Raft: the FSM is the only writer of
 // the state store. Readers (DNS, HTTP) take lock-free read transactions.
 //
+// One kind of write is not proposed as it comes: network coordinate
+// updates (state.CoordinateBatchUpdateType). Every agent sends its own
+// every 15 s or more through the ordinary write path, forwarded to the
+// leader like any other; the leader keeps the latest per node and segment
+// in memory, answers at once, and every 5 s commits what it holds in
+// entries of up to 128 updates (at most 640 nodes' a period; a new node's
+// update beyond that is refused, as Consul's rate limit refuses it). This
+// is Consul's shape (coordinate_update_period, _batch_size, _max_batches)
+// with the batching on the leader only, where the log is written: the
+// agents do not each cost the log an entry per sync, an update takes up to
+// 5 s to show, and a deposed leader drops what it held (the agents' next
+// syncs replace it).
+//
 // The server port may speak TLS: a connection's first byte asks for it, the
 // protocol's byte follows inside; with verify_incoming nothing else is
 // taken, and with verify_server_hostname only servers' certificates may

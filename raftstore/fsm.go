@@ -179,6 +179,12 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
 		return f.store.ACLApply(idx, &req), nil
+	case state.CoordinateBatchUpdateType:
+		var updates state.Coordinates
+		if err := decode(&updates); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		return f.store.CoordinateBatchUpdate(idx, updates), nil
 	case state.TxnRequestType:
 		var req state.TxnRequest
 		if err := decode(&req); err != nil {

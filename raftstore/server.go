@@ -77,6 +77,10 @@ type Server struct {
 	leaderWatch leaderWatch
 	holdTimeout time.Duration
 
+	// coordinates holds, on the leader, the coordinate updates of its
+	// next batch (coordinates.go).
+	coordinates coordinateBatcher
+
 	// leaderReady is set once this server, as leader, has applied every
 	// entry of earlier terms (its barrier); until then it serves no
 	// linearizable read.
@@ -200,10 +204,11 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	ok = true
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.leaderLoop(cfg.LeadershipChanged)
 	go s.failoverLoop(s.raft.ReloadableConfig())
 	go s.observeLeader()
+	go s.coordinateLoop()
 	return s, nil
 }
 
@@ -301,6 +306,12 @@ func (s *Server) applyLocal(buf []byte, timeout time.Duration) (uint64, *state.C
 func (s *Server) startApply(buf []byte, timeout time.Duration) func() (uint64, *state.CommandResult, error) {
 	if len(buf) < 2 {
 		return func() (uint64, *state.CommandResult, error) { return 0, nil, errShortEntry }
+	}
+	if state.MessageType(buf[0]) == state.CoordinateBatchUpdateType {
+		// Not proposed: queued for the leader's next coordinate batch.
+		err := s.queueCoordinates(buf)
+		idx := s.fsm.AppliedIndex()
+		return func() (uint64, *state.CommandResult, error) { return idx, nil, err }
 	}
 	if s.lockDelayed(buf) {
 		// Consul's lock-delay: a lock on a key whose holder's session was

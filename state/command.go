@@ -14,6 +14,9 @@ const (
 	SessionRequestType    MessageType = 4
 	TxnRequestType        MessageType = 5
 	ACLRequestType        MessageType = 6
+	// CoordinateBatchUpdateType carries a batch of network coordinates
+	// (Coordinates), as a leader commits what agents sent it.
+	CoordinateBatchUpdateType MessageType = 7
 )
 
 func (t MessageType) String() string {
@@ -30,6 +33,8 @@ func (t MessageType) String() string {
 		return "txn"
 	case ACLRequestType:
 		return "acl"
+	case CoordinateBatchUpdateType:
+		return "coordinate batch update"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

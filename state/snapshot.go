@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/beacon-dns/beacon/acl"
 	"github.com/hashicorp/go-memdb"
@@ -81,11 +82,15 @@ const snapshotVersion = 1
 
 // snapshotTables are written in this order; restore inserts in the same
 // order, so nodes exist before the services that refer to them.
+// Coordinates came later: they are listed last but for the indexes, so
+// that `snapshot inspect` lists the older tables as it did.
 var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
-	tableACLPolicies, tableACLTokens, tableIndex}
+	tableACLPolicies, tableACLTokens, tableCoordinates, tableIndex}
 
 // replicaTables are snapshotTables but the ACL tables.
-var replicaTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs, tableIndex}
+var replicaTables = slices.DeleteFunc(slices.Clone(snapshotTables), func(t string) bool {
+	return t == tableACLPolicies || t == tableACLTokens
+})
 
 func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string) error {
 	bw := bufio.NewWriter(w)
@@ -188,6 +193,8 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		row = new(acl.Policy)
 	case tableACLTokens:
 		row = new(acl.Token)
+	case tableCoordinates:
+		row = new(Coordinate)
 	case tableIndex:
 		row = new(indexEntry)
 	default:

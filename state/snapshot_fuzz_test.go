@@ -6,6 +6,7 @@ import (
 
 	"github.com/beacon-dns/beacon/state"
 	"github.com/beacon-dns/beacon/state/statetest"
+	"github.com/hashicorp/serf/coordinate"
 )
 
 // FuzzReadSnapshot: any bytes are an error or a store; a store read from a
@@ -25,6 +26,9 @@ func FuzzReadSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	if _, err := s.KVSApply(4, &state.KVSRequest{Op: state.KVLock, DirEnt: state.DirEntry{Key: "lock", Value: []byte("x"), Session: sess}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := s.CoordinateBatchUpdate(5, state.Coordinates{{Node: "n1", Coord: coordinate.NewCoordinate(coordinate.DefaultConfig())}}); err != nil {
 		f.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -62,6 +66,15 @@ func FuzzReadSnapshot(f *testing.F) {
 		st.Sessions(nil, "")
 		st.TableRows()
 		st.LastIndex()
+		_, coords, _ := st.Coordinates(nil)
+		lan := st.LANCoordinates()
+		for _, a := range coords {
+			st.NodeCoordinates(nil, a.Node)
+			for _, b := range coords {
+				state.RTT(a.Coord, b.Coord)
+				state.RTT(lan.Of(a.Node), b.Coord)
+			}
+		}
 
 		var snap, again bytes.Buffer
 		if err := st.Snapshot().Write(&snap); err != nil {

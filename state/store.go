@@ -66,6 +66,7 @@ func stateSchema() *memdb.DBSchema {
 	for name, table := range aclTableSchemas() {
 		schema.Tables[name] = table
 	}
+	schema.Tables[tableCoordinates] = coordinatesTableSchema()
 	return schema
 }
 
@@ -516,6 +517,9 @@ func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string, delays *lockDelays) e
 	}
 	if _, err := tx.DeleteAll(tableChecks, "node", node); err != nil {
 		return fmt.Errorf("deleting checks of node: %w", err)
+	}
+	if err := deleteNodeCoordinatesTxn(tx, idx, node); err != nil {
+		return err
 	}
 	if err := tx.Delete(tableNodes, raw); err != nil {
 		return fmt.Errorf("deleting node: %w", err)

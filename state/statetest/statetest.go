@@ -21,12 +21,13 @@ import (
 
 // Table names as a snapshot holds them.
 const (
-	TableNodes    = "nodes"
-	TableServices = "services"
-	TableChecks   = "checks"
-	TableSessions = "sessions"
-	TableKVs      = "kvs"
-	TableIndex    = "index"
+	TableNodes       = "nodes"
+	TableServices    = "services"
+	TableChecks      = "checks"
+	TableSessions    = "sessions"
+	TableKVs         = "kvs"
+	TableCoordinates = "coordinates"
+	TableIndex       = "index"
 )
 
 // Tables returns every row of every table as its snapshot encoding, in
@@ -194,7 +195,8 @@ func AssertUTF8(t testing.TB, s *state.Store) {
 	}
 	_, sessions, _ := s.Sessions(nil, "")
 	_, kvs, _ := s.KVList(nil, "")
-	contents = append(contents, sessions, kvs)
+	_, coords, _ := s.Coordinates(nil)
+	contents = append(contents, sessions, kvs, coords)
 	if bad, ok := invalidUTF8(reflect.ValueOf(contents)); ok {
 		t.Fatalf("the store holds %q, which is not UTF-8: its snapshot would restore it as %q", bad, strings.ToValidUTF8(bad, "\uFFFD"))
 	}
