@@ -186,6 +186,9 @@ func (s *Server) mayDeregister(a *acl.Authorizer, req *state.DeregisterRequest) 
 type Federation interface {
 	// Datacenters are the datacenters known, nearest first.
 	Datacenters() []string
+	// WANCoordinates are the WAN network coordinates of each
+	// datacenter's servers, by datacenter, named <node>.<dc>.
+	WANCoordinates() map[string]state.Coordinates
 }
 
 // catalogDatacenters lists the datacenters, nearest first: a server's own

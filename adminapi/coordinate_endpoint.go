@@ -23,11 +23,31 @@ type coordinateDatacenter struct {
 const serversService = "consul"
 
 // coordinateDatacenters answers with the servers' coordinates of each
-// datacenter, as Consul does from its WAN pool. There is no WAN pool yet:
-// the one datacenter is the agent's, with its servers' LAN coordinates,
-// under the names WAN members have (node.datacenter). Consul asks no ACL
-// permission for it.
+// datacenter, as Consul does from its WAN pool: a server's own view,
+// nearest datacenter first (a client agent asks a server). Without a WAN
+// pool the one datacenter is the agent's, with its servers' LAN
+// coordinates, under the names WAN members have (node.datacenter). Consul
+// asks no ACL permission for it.
 func (s *Server) coordinateDatacenters(w http.ResponseWriter, r *http.Request) {
+	if f, ok := s.agent.(ServerForwarder); ok {
+		if server := f.ServerAPI(); server != nil {
+			server.ServeHTTP(w, r)
+			return
+		}
+	}
+	if f, ok := s.agent.(Federation); ok {
+		byDC := f.WANCoordinates()
+		out := []coordinateDatacenter{}
+		for _, dc := range f.Datacenters() {
+			coords := byDC[dc]
+			if coords == nil {
+				coords = state.Coordinates{}
+			}
+			out = append(out, coordinateDatacenter{Datacenter: dc, AreaID: "WAN", Coordinates: coords})
+		}
+		writeJSON(w, out)
+		return
+	}
 	dc := s.agent.Datacenter()
 	store := s.agent.Store()
 	_, servers, err := store.ServiceNodes(nil, serversService, "")

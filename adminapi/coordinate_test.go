@@ -279,15 +279,6 @@ func slicesWithout(in []string, drop string) []string {
 	return out
 }
 
-// aclAgent is the fake agent with ACLs on, default deny.
-type aclAgent struct {
-	*fakeAgent
-	resolver *state.ACLResolver
-}
-
-func (a *aclAgent) ACLResolver() *state.ACLResolver { return a.resolver }
-func (a *aclAgent) ACLDefaultToken() string         { return "" }
-
 func TestCoordinateACLs(t *testing.T) {
 	fake := newFakeAgent(t)
 	agent := &aclAgent{fakeAgent: fake, resolver: state.NewACLResolver(fake.store, false)}

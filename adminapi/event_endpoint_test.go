@@ -23,8 +23,7 @@ import (
 // once (as its gossip pool delivers an event to itself), and deliver
 // stands for an event from another agent. With a resolver, ACLs are on.
 type eventsAgent struct {
-	*fakeAgent
-	resolver *state.ACLResolver
+	*aclAgent
 
 	mu      sync.Mutex
 	kept    []UserEvent
@@ -42,7 +41,7 @@ var (
 
 func newEventsAPI(t *testing.T) (*testAPI, *eventsAgent) {
 	t.Helper()
-	a := &eventsAgent{fakeAgent: newFakeAgent(t), changed: make(chan struct{})}
+	a := &eventsAgent{aclAgent: &aclAgent{fakeAgent: newFakeAgent(t)}, changed: make(chan struct{})}
 	return serveTestAPI(t, a.fakeAgent, a), a
 }
 
@@ -65,15 +64,6 @@ func (a *eventsAgent) UserEvents() ([]UserEvent, <-chan struct{}) {
 	defer a.mu.Unlock()
 	return slices.Clone(a.kept), a.changed
 }
-
-func (a *eventsAgent) ACLResolver() TokenResolver {
-	if a.resolver == nil {
-		return nil
-	}
-	return a.resolver
-}
-func (a *eventsAgent) ACLDefaultToken() string         { return "" }
-func (a *eventsAgent) SetACLToken(string, string) bool { return false }
 
 // deliver keeps an event named name from another agent, and returns it.
 func (a *eventsAgent) deliver(name string) UserEvent {

@@ -426,3 +426,21 @@ func indexOf(t *testing.T, r response) uint64 {
 	}
 	return n
 }
+
+// aclAgent is the fake agent with ACLs: on (default deny) with a
+// resolver, off without.
+type aclAgent struct {
+	*fakeAgent
+	resolver *state.ACLResolver
+}
+
+var _ ACLs = (*aclAgent)(nil)
+
+func (a *aclAgent) ACLResolver() TokenResolver {
+	if a.resolver == nil {
+		return nil
+	}
+	return a.resolver
+}
+func (a *aclAgent) ACLDefaultToken() string         { return "" }
+func (a *aclAgent) SetACLToken(string, string) bool { return false }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,7 +78,10 @@ type Agent struct {
 	sync    *healthcheck.Syncer
 	checks  checkRunner
 	http    *adminapi.Server
-	lan     *gossip.Pool
+	// api is the HTTP API's handler, for requests the agent makes of
+	// itself (remote.go).
+	api http.Handler
+	lan *gossip.Pool
 	// wan is a server's WAN pool: the servers of every datacenter; nil
 	// on a client agent.
 	wan *gossip.Pool
@@ -179,8 +183,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 		_ = a.backend.Shutdown()
 		return nil, err
 	}
+	a.api = a.http.Handler()
 	if a.server != nil {
-		a.server.SetAPI(a.http.Handler())
+		a.server.SetAPI(a.api)
 	}
 	a.checks = newCheckRunner(a)
 	a.startChecks()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/raftstore"
+	"github.com/beacon-dns/beacon/state"
 )
 
 // Cluster membership of servers: gossip finds the other servers; the agent
@@ -174,6 +175,23 @@ func (a *Agent) Datacenters() []string {
 	out := make([]string, len(dcs))
 	for i, d := range dcs {
 		out[i] = d.name
+	}
+	return out
+}
+
+// WANCoordinates are the WAN coordinates of every datacenter's alive
+// servers this server has heard, by datacenter.
+func (a *Agent) WANCoordinates() map[string]state.Coordinates {
+	out := map[string]state.Coordinates{}
+	if a.wan == nil {
+		return out
+	}
+	for dc, servers := range a.wan.ServersByDatacenter() {
+		for _, m := range servers {
+			if c, ok := a.wan.MemberCoordinate(m.Name); ok {
+				out[dc] = append(out[dc], &state.Coordinate{Node: m.Name, Coord: c})
+			}
+		}
 	}
 	return out
 }

@@ -9,18 +9,19 @@ import (
 
 // rtt estimates the round trip time between two nodes from their network
 // coordinates, as `consul rtt` does; the second node defaults to the
-// agent's own. -wan is refused until beacon has a WAN pool.
+// agent's own. With -wan the nodes are servers named <node>.<dc> in the
+// WAN pool (a bare datacenter name stands for its first server).
 var rttCommand = &command{name: "rtt", synopsis: "Estimates network round trip time between nodes",
 	help: "beacon rtt [options] NODE1 [NODE2]", http: true,
 	flags: func(fs *flag.FlagSet) {
-		fs.Bool("wan", false, "Use WAN coordinates instead of LAN coordinates (not supported yet: beacon has no WAN pool).")
+		fs.Bool("wan", false, "Use WAN coordinates: servers named <node>.<datacenter>, or a datacenter's name.")
 	},
 	run: func(e *env, fs *flag.FlagSet, args []string) int {
 		if len(args) < 1 || len(args) > 2 {
 			return usageErr(e, "One or two node names must be specified")
 		}
 		if flagOf[bool](fs, "wan") {
-			return e.fail("Error: -wan is not supported yet: beacon has no WAN gossip pool, only LAN coordinates")
+			return rttWAN(e, args)
 		}
 		nodes := args
 		if len(nodes) == 1 {
@@ -68,4 +69,43 @@ func intersect(a, b map[string]*coordinate.Coordinate) (*coordinate.Coordinate, 
 		}
 	}
 	return a[segment], b[segment]
+}
+
+// rttWAN is rtt -wan: between two servers of the WAN pool, the second the
+// agent itself (which must then be a server) when not given.
+func rttWAN(e *env, args []string) int {
+	dcs, err := e.client.Coordinate().Datacenters()
+	if err != nil {
+		return e.fail("Error getting coordinates: %v", decoded("/v1/coordinate/datacenters", err))
+	}
+	nodes := args
+	if len(nodes) == 1 {
+		self, err := e.client.Agent().Self()
+		if err != nil {
+			return e.fail("Unable to look up agent info: %v", decoded("/v1/agent/self", err))
+		}
+		cfg, _ := self["Config"]
+		name, _ := cfg["NodeName"].(string)
+		dc, _ := cfg["Datacenter"].(string)
+		if server, _ := cfg["Server"].(bool); !server {
+			return e.fail("Must specify two server node names for client agent")
+		}
+		nodes = append(nodes, name+"."+dc)
+	}
+	find := func(name string) *coordinate.Coordinate {
+		for _, dc := range dcs {
+			for _, c := range dc.Coordinates {
+				if c.Node == name || (dc.Datacenter == name && c == dc.Coordinates[0]) {
+					return c.Coord
+				}
+			}
+		}
+		return nil
+	}
+	c1, c2 := find(nodes[0]), find(nodes[1])
+	if c1 == nil || c2 == nil || !c1.IsCompatibleWith(c2) {
+		return e.fail("Could not find coordinates for both nodes")
+	}
+	e.info("Estimated %s <-> %s rtt: %.3f ms (using WAN coordinates)", nodes[0], nodes[1], c1.DistanceTo(c2).Seconds()*1000)
+	return exitOK
 }

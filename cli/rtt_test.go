@@ -20,7 +20,13 @@ func TestRTT(t *testing.T) {
 		"GET /v1/coordinate/nodes": {body: coordinatesJSON},
 		"GET /v1/agent/self":       {body: `{"Config":{"NodeName":"s2","Datacenter":"dc1"}}`},
 	}
-	coords, self := "GET /v1/coordinate/nodes", "GET /v1/agent/self"
+	coords, self, dcs := "GET /v1/coordinate/nodes", "GET /v1/agent/self", "GET /v1/coordinate/datacenters"
+	wanRoutes := map[string]reply{
+		"GET /v1/coordinate/datacenters": {body: `[
+ {"Datacenter":"dc1","AreaID":"WAN","Coordinates":[{"Node":"s1.dc1","Coord":{"Vec":[0,0,0,0,0,0,0,0],"Error":0.2,"Adjustment":0,"Height":0.00001}}]},
+ {"Datacenter":"dc2","AreaID":"WAN","Coordinates":[{"Node":"s9.dc2","Coord":{"Vec":[0.01,0,0,0,0,0,0,0],"Error":0.2,"Adjustment":0,"Height":0.00001}}]}]`},
+		"GET /v1/agent/self": {body: `{"Config":{"NodeName":"s1","Datacenter":"dc1","Server":true}}`},
+	}
 	for _, tc := range []cmdCase{
 		{name: "two nodes", args: []string{"rtt", "s1", "s2"}, requests: []string{coords},
 			stdout: "Estimated s1 <-> s2 rtt: 0.620 ms (using LAN coordinates)\n"},
@@ -37,8 +43,18 @@ func TestRTT(t *testing.T) {
 			stderr: "Could not find coordinates for both nodes\n"},
 		{name: "other dimensionality", args: []string{"rtt", "s1", "s3"}, code: 1, requests: []string{coords},
 			stderr: "Could not find coordinates for both nodes\n"},
-		{name: "wan", args: []string{"rtt", "-wan", "s1.dc1"}, code: 1,
-			stderr: "-wan is not supported yet"},
+		{name: "wan", args: []string{"rtt", "-wan", "s1.dc1", "s9.dc2"}, requests: []string{dcs}, routes: wanRoutes,
+			stdout: "Estimated s1.dc1 <-> s9.dc2 rtt: 10.020 ms (using WAN coordinates)\n"},
+		{name: "wan by datacenter", args: []string{"rtt", "-wan", "dc2", "s1.dc1"}, requests: []string{dcs}, routes: wanRoutes,
+			stdout: "Estimated dc2 <-> s1.dc1 rtt: 10.020 ms (using WAN coordinates)\n"},
+		{name: "wan from the agent", args: []string{"rtt", "-wan", "s9.dc2"}, requests: []string{dcs, self}, routes: wanRoutes,
+			stdout: "Estimated s9.dc2 <-> s1.dc1 rtt: 10.020 ms (using WAN coordinates)\n"},
+		{name: "wan from a client agent", args: []string{"rtt", "-wan", "s9.dc2"}, code: 1, requests: []string{dcs, self},
+			routes: map[string]reply{"GET /v1/coordinate/datacenters": wanRoutes["GET /v1/coordinate/datacenters"],
+				"GET /v1/agent/self": {body: `{"Config":{"NodeName":"c1","Datacenter":"dc1","Server":false}}`}},
+			stderr: "Must specify two server node names for client agent"},
+		{name: "wan unknown server", args: []string{"rtt", "-wan", "s7.dc3", "s1.dc1"}, code: 1, requests: []string{dcs}, routes: wanRoutes,
+			stderr: "Could not find coordinates for both nodes\n"},
 		{name: "no node", args: []string{"rtt"}, code: 1, stderr: "One or two node names must be specified"},
 		{name: "three nodes", args: []string{"rtt", "a", "b", "c"}, code: 1, stderr: "One or two node names must be specified"},
 		{name: "agent error", args: []string{"rtt", "s1", "s2"}, code: 1, requests: []string{coords},

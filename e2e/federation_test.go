@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
 )
 
 // Two datacenters federated through the WAN pool: each server learns the
@@ -93,6 +94,23 @@ func TestFederation(t *testing.T) {
 		t.Fatal("a blocking query for dc2 did not wake on dc2's write")
 	}
 
+	// DNS on dc1's agents answers dc2's names by asking dc2.
+	for _, a := range []*Agent{c1, s1} {
+		eventually(t, 10*time.Second, func() error {
+			r := a.Query(t, "web.service.dc2.consul.", dns.TypeA)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+				return fmt.Errorf("DNS web.service.dc2.consul on %s: %s %v", a.Opts.Node, dns.RcodeToString[r.Rcode], r.Answer)
+			}
+			return nil
+		})
+	}
+	if r := c1.Query(t, "web-node-1.node.dc2.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("DNS of a dc2 node on a dc1 client agent: %s %v", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	if r := c1.Query(t, "db.service.dc2.consul.", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("DNS of a service dc2 does not have: %s", dns.RcodeToString[r.Rcode])
+	}
+
 	// A user event for dc2 is fired there, not here.
 	if _, _, err := c1.Client.Event().Fire(&api.UserEvent{Name: "deploy"}, dc2); err != nil {
 		t.Fatalf("firing an event into dc2 from a dc1 client agent: %v", err)
@@ -114,6 +132,20 @@ func TestFederation(t *testing.T) {
 		t.Errorf("a read for an unknown datacenter: %v after %v", err, time.Since(start))
 	}
 
+	// WAN coordinates: each datacenter's servers, and rtt -wan between
+	// them, once the WAN pool has probed.
+	eventually(t, 30*time.Second, func() error {
+		dcs, err := c1.Client.Coordinate().Datacenters()
+		if err != nil || len(dcs) != 2 || len(dcs[0].Coordinates) != 1 || len(dcs[1].Coordinates) != 1 {
+			return fmt.Errorf("coordinate datacenters: %+v, %v", dcs, err)
+		}
+		out, err := exec.Command(beaconBin, "rtt", "-wan", "-http-addr="+s1.HTTPAddr, "s2.dc2").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Estimated s2.dc2 <-> s1.dc1 rtt:") {
+			return fmt.Errorf("beacon rtt -wan: %v: %s", err, out)
+		}
+		return nil
+	})
+
 	// dc2's servers gone: requests for dc2 fail fast; dc1 goes on.
 	s2.Kill(t)
 	start = time.Now()
@@ -122,5 +154,22 @@ func TestFederation(t *testing.T) {
 	}
 	if _, err := c1.Client.KV().Put(&api.KVPair{Key: "here", Value: []byte("dc1")}, nil); err != nil {
 		t.Errorf("dc1 with dc2 gone: %v", err)
+	}
+	// DNS: dc2's names turn SERVFAIL (once the answers kept for a couple
+	// of seconds are gone), each answered well within a resolver's
+	// timeout; dc1's names answer.
+	eventually(t, 15*time.Second, func() error {
+		start := time.Now()
+		r := c1.Query(t, "web.service.dc2.consul.", dns.TypeA)
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("a dc2 name with dc2 gone took %v", took)
+		}
+		if r.Rcode != dns.RcodeServerFailure {
+			return fmt.Errorf("web.service.dc2.consul with dc2 gone: %s", dns.RcodeToString[r.Rcode])
+		}
+		return nil
+	})
+	if r := c1.Query(t, "c1.node.consul.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
+		t.Errorf("a dc1 name with dc2 gone: %s", dns.RcodeToString[r.Rcode])
 	}
 }

@@ -19,3 +19,14 @@ func (p *Pool) Coordinate() (*coordinate.Coordinate, error) {
 	}
 	return c, nil
 }
+
+// MemberCoordinate is a member's coordinate as this agent last heard it
+// (its own for the local member); false when none was heard yet.
+func (p *Pool) MemberCoordinate(name string) (*coordinate.Coordinate, bool) {
+	if name == p.cfg.NodeName {
+		c, err := p.Coordinate()
+		return c, err == nil
+	}
+	c, ok := p.serf.GetCachedCoordinate(name)
+	return c, ok && c != nil
+}

@@ -335,8 +335,8 @@ func (p *Pool) ServersByDatacenter() map[string][]Member {
 // network coordinates (Vivaldi) serf keeps; false when the member's is
 // not known yet.
 func (p *Pool) EstimatedRTT(member string) (time.Duration, bool) {
-	other, ok := p.serf.GetCachedCoordinate(member)
-	if !ok || other == nil {
+	other, ok := p.MemberCoordinate(member)
+	if !ok {
 		return 0, false
 	}
 	self, err := p.serf.GetCoordinate()

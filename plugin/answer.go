@@ -26,10 +26,14 @@ func (d *Discovery) serviceTTL(name string) uint32 {
 // service answers <svc>.service and its tag and RFC 2782 forms, with the
 // instances on nodes authz may read (all of them when it is nil).
 func (d *Discovery) service(rep *reply, z *zone, q dns.Question, name, tag string, authz *acl.Authorizer) {
+	d.answerService(rep, q, d.lookup(z, name, tag, authz))
+}
+
+// answerService answers q with the instances of entry e; nil is no
+// healthy instance, which Consul answers NXDOMAIN.
+func (d *Discovery) answerService(rep *reply, q dns.Question, e *serviceEntry) {
 	m := &rep.msg
-	e := d.lookup(z, name, tag, authz)
 	if e == nil {
-		// No instance, or none healthy: Consul answers NXDOMAIN for both.
 		m.Rcode = dns.RcodeNameError
 		return
 	}
@@ -114,16 +118,16 @@ func serviceSRV(m *dns.Msg, q dns.Question, e *serviceEntry) {
 
 // srvTarget is where an SRV record points: the service's own address
 // encoded as <hex>.addr, its hostname, or its node.
-func srvTarget(z *zone, svc *state.Service, node *state.Node) (string, netip.Addr, bool) {
+func srvTarget(suffix string, svc *state.Service, node *state.Node) (string, netip.Addr, bool) {
 	if svc.Address != "" {
 		ip, err := netip.ParseAddr(svc.Address)
 		if err != nil {
 			return dns.Fqdn(svc.Address), netip.Addr{}, false
 		}
 		ip = ip.Unmap().WithZone("")
-		return addrName(ip, z.suffix), ip, true
+		return addrName(ip, suffix), ip, true
 	}
-	target := node.Node + ".node" + z.suffix
+	target := node.Node + ".node" + suffix
 	ip, err := netip.ParseAddr(node.Address)
 	if err != nil {
 		return target, netip.Addr{}, false
@@ -282,7 +286,15 @@ func hostRRs(dst []dns.RR, q dns.Question, address string, ttl uint32) []dns.RR 
 // nodeLookup answers <node>.node: its address, and its metadata as TXT.
 func (d *Discovery) nodeLookup(m *dns.Msg, q dns.Question, name string) {
 	_, node, err := d.store.GetNode(nil, name)
-	if err != nil || node == nil {
+	if err != nil {
+		node = nil
+	}
+	d.answerNode(m, q, node)
+}
+
+// answerNode answers q with node's address and metadata; nil is NXDOMAIN.
+func (d *Discovery) answerNode(m *dns.Msg, q dns.Question, node *state.Node) {
+	if node == nil {
 		m.Rcode = dns.RcodeNameError
 		return
 	}

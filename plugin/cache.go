@@ -308,10 +308,17 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 	if len(insts) == 0 {
 		return nil, nil
 	}
+	e := d.buildEntry(z.suffix, insts)
+	e.authz = authz
+	return e, ws
+}
+
+// buildEntry prepares the answers of instances insts, the names it hands
+// out ending in suffix (".<dc>.<domain>.").
+func (d *Discovery) buildEntry(suffix string, insts []state.ServiceNode) *serviceEntry {
 	e := &serviceEntry{
-		authz: authz,
-		ttl:   d.serviceTTL(insts[0].Service.Service),
-		srv:   make([]srvRecord, len(insts)),
+		ttl: d.serviceTTL(insts[0].Service.Service),
+		srv: make([]srvRecord, len(insts)),
 	}
 	anyIP := false
 	var seen map[string]bool // glue targets, when too many for a linear scan
@@ -331,7 +338,7 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 			e.host = a
 		}
 
-		target, ip, hasIP := srvTarget(z, svc, node)
+		target, ip, hasIP := srvTarget(suffix, svc, node)
 		weight := svc.Weights.Passing
 		if weight <= 0 {
 			weight = 1
@@ -364,7 +371,7 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 		}
 	}
 	e.a, e.aaaa = addrTemplates(e.addrs, e.n4, e.ttl)
-	return e, ws
+	return e
 }
 
 // addrTemplates makes the A and AAAA records of addrs, IPv4 first, the

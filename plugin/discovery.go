@@ -47,6 +47,9 @@ type Discovery struct {
 	// token's ACLs); it returns nil while ACLs are off. A service or node
 	// it may not read is NXDOMAIN, as Consul answers it.
 	Authorizer func() *acl.Authorizer
+	// Remote, when set, answers for other datacenters (remote.go); without
+	// it their names are NXDOMAIN.
+	Remote RemoteCatalog
 	// Staleness is how long ago the local replica last heard from the
 	// leader (0 on the leader); nil means never stale. It must be cheap and
 	// lock-free: it is read on every query.
@@ -72,8 +75,9 @@ type Discovery struct {
 	aLimit        int
 	fall          fall.F
 
-	cache   serviceCache
-	metrics metricsCache
+	cache       serviceCache
+	remoteCache remoteCache
+	metrics     metricsCache
 }
 
 // zoneKind says which of Consul's name forms a zone takes.
@@ -352,14 +356,13 @@ func mayRead(authz *acl.Authorizer, pq parsedName) bool {
 func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 	m := &rep.msg
 	pq := d.parse(z, rest)
-	if pq.dc != "" && !strings.EqualFold(pq.dc, d.dc) {
-		// Other datacenters are not reachable yet.
-		m.Rcode = dns.RcodeNameError
-		return
-	}
 	authz := d.authorizer()
 	if !mayRead(authz, pq) {
 		m.Rcode = dns.RcodeNameError
+		return
+	}
+	if pq.dc != "" && !strings.EqualFold(pq.dc, d.dc) {
+		d.remote(rep, q, pq, authz)
 		return
 	}
 	switch pq.kind {

@@ -24,6 +24,8 @@ type Agent interface {
 	Staleness() time.Duration
 	// DNSAuthorizer is what DNS may answer; nil while ACLs are off.
 	DNSAuthorizer() *acl.Authorizer
+	// Other datacenters' catalogs, asked through the servers.
+	RemoteCatalog
 }
 
 // Agents hands the plugin the process's one agent. main wires it to
@@ -69,6 +71,7 @@ func setup(c *caddy.Controller, agents Agents) error {
 	d.Readiness = a.Ready
 	d.Staleness = a.Staleness
 	d.Authorizer = a.DNSAuthorizer
+	d.Remote = a
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -19,6 +20,12 @@ type fakeAgent struct{ store *state.Store }
 func (a *fakeAgent) Store() *state.Store { return a.store }
 func (a *fakeAgent) Config() corefile.AgentConfig {
 	return corefile.AgentConfig{Datacenter: "dc1", Node: "n1", Domain: "consul."}
+}
+func (a *fakeAgent) RemoteServiceInstances(context.Context, string, string, string) ([]state.ServiceNode, error) {
+	return nil, errors.New("no other datacenter")
+}
+func (a *fakeAgent) RemoteNode(context.Context, string, string) (*state.Node, error) {
+	return nil, errors.New("no other datacenter")
 }
 func (a *fakeAgent) Ready() bool                    { return true }
 func (a *fakeAgent) Staleness() time.Duration       { return 0 }
