@@ -82,9 +82,10 @@ func isTrue(v string) bool { return v != "" && v != "0" && v != "false" }
 
 // Keyring is what /v1/operator/keyring needs of the running agent.
 type Keyring interface {
-	// KeyringList gathers the keys of every LAN member (of this agent
-	// only with localOnly).
-	KeyringList(localOnly bool) (KeyringInfo, error)
+	// KeyringList gathers the keys of every member (of this agent only
+	// with localOnly), one entry per pool: a server's WAN pool, then the
+	// LAN pool.
+	KeyringList(localOnly bool) ([]KeyringInfo, error)
 	KeyringInstall(key string) error
 	KeyringUse(key string) error
 	KeyringRemove(key string) error
@@ -110,7 +111,7 @@ func (s *Server) keyringRoutes(mux *http.ServeMux, k Keyring) {
 			s.writeErr(w, err)
 			return
 		}
-		writeJSON(w, []KeyringInfo{info})
+		writeJSON(w, info)
 	}))
 	op := func(f func(string) error) http.HandlerFunc {
 		return s.guarded((*acl.Authorizer).KeyringWrite, func(w http.ResponseWriter, r *http.Request) {

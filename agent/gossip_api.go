@@ -122,29 +122,56 @@ func nonNilMap[V any](m map[string]V) map[string]V {
 	return m
 }
 
-// KeyringList gathers every member's keys, or this agent's with localOnly.
-func (a *Agent) KeyringList(localOnly bool) (adminapi.KeyringInfo, error) {
+// KeyringList gathers every member's keys, or this agent's with localOnly:
+// the WAN pool's first on a server, then the LAN pool's, as Consul lists
+// them.
+func (a *Agent) KeyringList(localOnly bool) ([]adminapi.KeyringInfo, error) {
+	list := (*gossip.Pool).KeyringList
 	if localOnly {
-		r, err := a.lan.KeyringLocal()
-		return a.keyringInfo(r), keyringErr(err)
+		list = (*gossip.Pool).KeyringLocal
 	}
-	r, err := a.lan.KeyringList()
-	return a.keyringInfo(r), keyringErr(err)
+	var out []adminapi.KeyringInfo
+	for _, pool := range a.pools() {
+		r, err := list(pool)
+		if err != nil {
+			return nil, keyringErr(err)
+		}
+		info := a.keyringInfo(r)
+		info.WAN = pool == a.wan
+		out = append(out, info)
+	}
+	return out, nil
 }
 
-func (a *Agent) keyringOp(op func(string) (gossip.KeyringResponse, error), key string) error {
-	_, err := op(key)
-	return keyringErr(err)
+// pools are the agent's gossip pools: the WAN pool first on a server.
+func (a *Agent) pools() []*gossip.Pool {
+	if a.wan != nil {
+		return []*gossip.Pool{a.wan, a.lan}
+	}
+	return []*gossip.Pool{a.lan}
+}
+
+// keyringOp runs a keyring change on every pool of the agent (a server's
+// WAN pool first, as Consul changes it), stopping at the first failure.
+func (a *Agent) keyringOp(op func(*gossip.Pool, string) (gossip.KeyringResponse, error), key string) error {
+	for _, pool := range a.pools() {
+		if _, err := op(pool, key); err != nil {
+			return keyringErr(err)
+		}
+	}
+	return nil
 }
 
 // KeyringInstall installs key on every member.
-func (a *Agent) KeyringInstall(key string) error { return a.keyringOp(a.lan.KeyringInstall, key) }
+func (a *Agent) KeyringInstall(key string) error {
+	return a.keyringOp((*gossip.Pool).KeyringInstall, key)
+}
 
 // KeyringUse makes key every member's primary key.
-func (a *Agent) KeyringUse(key string) error { return a.keyringOp(a.lan.KeyringUse, key) }
+func (a *Agent) KeyringUse(key string) error { return a.keyringOp((*gossip.Pool).KeyringUse, key) }
 
 // KeyringRemove removes key from every member.
-func (a *Agent) KeyringRemove(key string) error { return a.keyringOp(a.lan.KeyringRemove, key) }
+func (a *Agent) KeyringRemove(key string) error { return a.keyringOp((*gossip.Pool).KeyringRemove, key) }
 
 // keyringErr makes a keyring refusal the caller's bad request where it is.
 func keyringErr(err error) error {

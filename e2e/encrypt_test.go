@@ -94,6 +94,11 @@ func TestGossipEncryptionKeyringAndForceLeave(t *testing.T) {
 	if keys[k2] != 2 || primary[k2] != 2 || keys[k1] != 0 {
 		t.Errorf("keys after the rotation = %v, primary %v; want only k2 on both", keys, primary)
 	}
+	// The server's WAN pool, encrypted with the same key, rotated with it.
+	pools, err := op.KeyringList(nil)
+	if err != nil || len(pools) != 2 || !pools[0].WAN || pools[0].Keys[k2] != 1 || pools[0].PrimaryKeys[k2] != 1 || pools[0].Keys[k1] != 0 {
+		t.Errorf("the server's keyrings after the rotation: %+v, %v; want the WAN pool first, with k2 only", pools, err)
+	}
 	if err := op.KeyringInstall("not-a-key", nil); err == nil {
 		t.Error("installing a malformed key succeeded")
 	}
