@@ -171,7 +171,9 @@ func (a *Agent) KeyringInstall(key string) error {
 func (a *Agent) KeyringUse(key string) error { return a.keyringOp((*gossip.Pool).KeyringUse, key) }
 
 // KeyringRemove removes key from every member.
-func (a *Agent) KeyringRemove(key string) error { return a.keyringOp((*gossip.Pool).KeyringRemove, key) }
+func (a *Agent) KeyringRemove(key string) error {
+	return a.keyringOp((*gossip.Pool).KeyringRemove, key)
+}
 
 // keyringErr makes a keyring refusal the caller's bad request where it is.
 func keyringErr(err error) error {
