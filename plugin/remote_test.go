@@ -123,6 +123,21 @@ func TestRemoteDatacenter(t *testing.T) {
 		t.Errorf("a local name with another datacenter down: %s", dns.RcodeToString[m.Rcode])
 	}
 
+	// Another datacenter's name as a zone of its own (web.service.dc2.).
+	remote.down.Store(false)
+	cfg := testDNSConfig()
+	cfg.Zones = append(cfg.Zones, "dc2.")
+	dz := New(testStore(t), cfg, testAgentConfig())
+	t.Cleanup(func() { dz.shutdown() })
+	dz.Remote = remote
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := dz.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion("web.service.dc2.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Msg.Rcode != dns.RcodeSuccess || len(rec.Msg.Answer) != 1 {
+		t.Errorf("web.service.dc2. in a dc2 zone: %s %v", dns.RcodeToString[rec.Msg.Rcode], rec.Msg.Answer)
+	}
+
 	// Without a RemoteCatalog, other datacenters are NXDOMAIN.
 	d.Remote = nil
 	if m := ask("other.service.dc9.consul.", dns.TypeA); m.Rcode != dns.RcodeNameError {
