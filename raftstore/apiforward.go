@@ -264,7 +264,7 @@ func (s *Server) callDatacenter(dc string, req *rpcRequest, timeout time.Duratio
 	var lastErr error
 	for _, addr := range addrs {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		resp, err := s.conns.call(ctx, addr, req)
+		resp, err := s.conns.callIn(ctx, dc, addr, req)
 		cancel()
 		if err == nil {
 			err = remoteError(resp)

@@ -260,6 +260,12 @@ func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 // verify_server_hostname), in plaintext otherwise. Connecting, the TLS
 // handshake and the protocol byte take at most timeout, and end with ctx.
 func dialServer(ctx context.Context, tlsc *tlsutil.Configurator, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
+	return dialServerIn(ctx, tlsc, "", addr, proto, timeout)
+}
+
+// dialServerIn is dialServer to a server of datacenter dc ("" is this
+// one), whose certificate names that datacenter.
+func dialServerIn(ctx context.Context, tlsc *tlsutil.Configurator, dc, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dialer := net.Dialer{}
@@ -278,7 +284,7 @@ func dialServer(ctx context.Context, tlsc *tlsutil.Configurator, addr string, pr
 		}
 		return nil, fmt.Errorf("%s with %s: %w", step, addr, err)
 	}
-	cfg := tlsc.Current().OutgoingRPC()
+	cfg := tlsc.Current().OutgoingRPCTo(dc)
 	if cfg == nil {
 		if _, err := conn.Write([]byte{proto}); err != nil {
 			return fail("protocol handshake", err)

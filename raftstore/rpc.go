@@ -309,7 +309,7 @@ const rpcConnReuse = rpcIdleTimeout / 4
 // elsewhere, the server cannot have acted on it.
 var errNotSent = errors.New("rpc request not sent")
 
-func (p *rpcConns) get(ctx context.Context, addr string) (*rpcConn, error) {
+func (p *rpcConns) get(ctx context.Context, dc, addr string) (*rpcConn, error) {
 	p.mu.Lock()
 	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
 		c := conns[len(conns)-1]
@@ -321,7 +321,7 @@ func (p *rpcConns) get(ctx context.Context, addr string) (*rpcConn, error) {
 		c.conn.Close()
 	}
 	p.mu.Unlock()
-	conn, err := dialServer(ctx, p.tls, addr, protoRPC, rpcDialTimeout)
+	conn, err := dialServerIn(ctx, p.tls, dc, addr, protoRPC, rpcDialTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dialing %s: %v", errNotSent, addr, callErr(ctx, err))
 	}
@@ -360,6 +360,11 @@ func (p *rpcConns) close() {
 // the server may have acted on it, and the caller must not blindly send it
 // again. The error of a call that ctx ended carries ctx's cause.
 func (p *rpcConns) call(ctx context.Context, addr string, req *rpcRequest) (*rpcResponse, error) {
+	return p.callIn(ctx, "", addr, req)
+}
+
+// callIn is call to a server of datacenter dc ("" is this one).
+func (p *rpcConns) callIn(ctx context.Context, dc, addr string, req *rpcRequest) (*rpcResponse, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(maxApplyTimeout)
@@ -368,7 +373,7 @@ func (p *rpcConns) call(ctx context.Context, addr string, req *rpcRequest) (*rpc
 	if err := context.Cause(ctx); err != nil {
 		return nil, fmt.Errorf("%w: rpc %s to %s: %w", errNotSent, req.Method, addr, err)
 	}
-	c, err := p.get(ctx, addr)
+	c, err := p.get(ctx, dc, addr)
 	if err != nil {
 		return nil, err
 	}

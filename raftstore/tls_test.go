@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,14 +52,19 @@ func (ca *testCA) write(name string, b []byte) string {
 // with the verify_* settings: "i" verify_incoming, "o" verify_outgoing,
 // "h" verify_server_hostname.
 func (ca *testCA) material(kind tlsutil.Kind, trust *testCA, verify string) *tlsutil.Configurator {
+	return ca.materialIn("dc1", kind, trust, verify)
+}
+
+// materialIn is material for an agent of datacenter dc.
+func (ca *testCA) materialIn(dc string, kind tlsutil.Kind, trust *testCA, verify string) *tlsutil.Configurator {
 	ca.t.Helper()
-	cert, key, err := tlsutil.GenerateCert(ca.cert, ca.key, tlsutil.CertOptions{Kind: kind, Datacenter: "dc1"})
+	cert, key, err := tlsutil.GenerateCert(ca.cert, ca.key, tlsutil.CertOptions{Kind: kind, Datacenter: dc})
 	if err != nil {
 		ca.t.Fatal(err)
 	}
-	name := string(kind) + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(ca.t.Name())
+	name := dc + "-" + string(kind) + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(ca.t.Name())
 	cfg := tlsutil.Config{CertFile: ca.write(name+".pem", cert), KeyFile: ca.write(name+"-key.pem", key),
-		CAFile: trust.bundleFile, ServerName: "server.dc1.consul",
+		CAFile: trust.bundleFile, ServerName: "server." + dc + ".consul",
 		VerifyIncoming: strings.Contains(verify, "i"), VerifyOutgoing: strings.Contains(verify, "o"),
 		VerifyServerHostname: strings.Contains(verify, "h")}
 	s, err := tlsutil.Load(cfg)
@@ -338,5 +345,60 @@ func TestClusterOverTLS(t *testing.T) {
 	conf, err := leader.Configuration()
 	if err != nil || len(conf) != 3 {
 		t.Errorf("configuration after refusing the rogue server: %v, %v", conf, err)
+	}
+}
+
+// A server forwards a request to another datacenter's server over TLS
+// with verify_server_hostname: the peer's certificate must name that
+// datacenter (server.dc2.consul), so a dc1 server's cannot stand in.
+func TestDatacenterForwardOverTLS(t *testing.T) {
+	ca := newTestCA(t)
+	dc2Addr := freeAddr(t)
+	dc2, err := NewServer(ServerConfig{NodeID: "dc2-s1", DataDir: t.TempDir(), RPCAddr: dc2Addr, BootstrapExpect: 1,
+		Logger: testLogger(t), Datacenter: "dc2", TLS: ca.materialIn("dc2", tlsutil.KindServer, ca, "ioh")}, state.NewStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc2.Shutdown() })
+	dc2.SetAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("dc2 answers")) }))
+
+	impostorAddr := freeAddr(t) // a dc1 server's certificate, listed as dc3's
+	impostor, err := NewServer(ServerConfig{NodeID: "dc1-s2", DataDir: t.TempDir(), RPCAddr: impostorAddr, BootstrapExpect: 1,
+		Logger: testLogger(t), Datacenter: "dc3", TLS: ca.materialIn("dc1", tlsutil.KindServer, ca, "ioh")}, state.NewStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { impostor.Shutdown() })
+	impostor.SetAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("impostor")) }))
+
+	dc1, err := NewServer(ServerConfig{NodeID: "dc1-s1", DataDir: t.TempDir(), RPCAddr: freeAddr(t), BootstrapExpect: 1,
+		Logger: testLogger(t), Datacenter: "dc1", TLS: ca.materialIn("dc1", tlsutil.KindServer, ca, "ioh"),
+		RemoteServers: func(dc string) []string {
+			switch dc {
+			case "dc2":
+				return []string{dc2Addr}
+			case "dc3":
+				return []string{impostorAddr}
+			}
+			return nil
+		}}, state.NewStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc1.Shutdown() })
+
+	get := func(dc string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		dc1.DatacenterAPI(dc).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/kv/x?dc="+dc, nil))
+		return rec
+	}
+	if rec := get("dc2"); rec.Code != http.StatusOK || rec.Body.String() != "dc2 answers" {
+		t.Errorf("dc2 over TLS: %d %q", rec.Code, rec.Body.String())
+	}
+	if rec := get("dc3"); rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), "impostor") {
+		t.Errorf("a server whose certificate names another datacenter: %d %q", rec.Code, rec.Body.String())
+	}
+	if rec := get("dc9"); rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "No path to datacenter") {
+		t.Errorf("an unknown datacenter: %d %q", rec.Code, rec.Body.String())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,6 +238,23 @@ func (s *State) OutgoingRPC() *tls.Config {
 		return nil
 	}
 	return s.outgoing
+}
+
+// OutgoingRPCTo is OutgoingRPC for a server of datacenter dc ("" is this
+// one's): with verify_server_hostname, its certificate must be for
+// server.<dc>.<domain>, as Consul checks a server of another datacenter.
+func (s *State) OutgoingRPCTo(dc string) *tls.Config {
+	c := s.OutgoingRPC()
+	if c == nil || dc == "" || !s.cfg.VerifyServerHostname {
+		return c
+	}
+	_, domain, ok := strings.Cut(strings.TrimPrefix(s.cfg.ServerName, "server."), ".")
+	if !ok {
+		return c
+	}
+	c = c.Clone()
+	c.ServerName = "server." + dc + "." + domain
+	return c
 }
 
 // AuthorizeServer checks, for a protocol only servers speak (Raft), that
