@@ -12,18 +12,11 @@ import (
 
 	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
+	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/serf/coordinate"
 )
-
-// coordAt is a coordinate x seconds along the first axis: the estimated
-// round trip between coordAt(a) and coordAt(b) is |a-b| plus both heights.
-func coordAt(x float64) *coordinate.Coordinate {
-	c := coordinate.NewCoordinate(coordinate.DefaultConfig())
-	c.Vec[0] = x
-	return c
-}
 
 // registerNodes puts nodes in the catalog, each with a service web and a
 // passing check on it.
@@ -68,11 +61,11 @@ func TestCoordinateUpdateAndReadWithOfficialClient(t *testing.T) {
 		t.Errorf("Node without a coordinate: %v, want a 404", err)
 	}
 
-	updateCoord(t, ta, "n2", coordAt(0.002))
-	updateCoord(t, ta, "N1", coordAt(0.001)) // node names are case-insensitive
-	updateCoord(t, ta, testNode, coordAt(0))
+	updateCoord(t, ta, "n2", statetest.CoordAt(0.002))
+	updateCoord(t, ta, "N1", statetest.CoordAt(0.001)) // node names are case-insensitive
+	updateCoord(t, ta, testNode, statetest.CoordAt(0))
 	// Consul takes an update for a node it does not know, and drops it.
-	updateCoord(t, ta, "ghost", coordAt(0.5))
+	updateCoord(t, ta, "ghost", statetest.CoordAt(0.5))
 
 	entries, meta2, err := co.Nodes(nil)
 	if err != nil {
@@ -81,14 +74,14 @@ func TestCoordinateUpdateAndReadWithOfficialClient(t *testing.T) {
 	if got, want := coordNodes(entries), []string{testNode + "@", "n1@", "n2@"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Nodes = %v, want %v", got, want)
 	}
-	if !reflect.DeepEqual(entries[1].Coord, coordAt(0.001)) {
-		t.Errorf("n1's coordinate = %+v, want %+v", entries[1].Coord, coordAt(0.001))
+	if !reflect.DeepEqual(entries[1].Coord, statetest.CoordAt(0.001)) {
+		t.Errorf("n1's coordinate = %+v, want %+v", entries[1].Coord, statetest.CoordAt(0.001))
 	}
 	if meta2.LastIndex <= meta.LastIndex {
 		t.Errorf("index %d after the updates, was %d", meta2.LastIndex, meta.LastIndex)
 	}
 	one, _, err := co.Node("n2", nil)
-	if err != nil || len(one) != 1 || one[0].Node != "n2" || !reflect.DeepEqual(one[0].Coord, coordAt(0.002)) {
+	if err != nil || len(one) != 1 || one[0].Node != "n2" || !reflect.DeepEqual(one[0].Coord, statetest.CoordAt(0.002)) {
 		t.Errorf("Node(n2) = %+v, %v", one, err)
 	}
 
@@ -97,7 +90,7 @@ func TestCoordinateUpdateAndReadWithOfficialClient(t *testing.T) {
 		t.Fatalf("Datacenters = %+v, %v", dcs, err)
 	}
 	if dcs[0].Datacenter != testDC || dcs[0].AreaID != "WAN" || len(dcs[0].Coordinates) != 1 ||
-		dcs[0].Coordinates[0].Node != testNode+"."+testDC || !reflect.DeepEqual(dcs[0].Coordinates[0].Coord, coordAt(0)) {
+		dcs[0].Coordinates[0].Node != testNode+"."+testDC || !reflect.DeepEqual(dcs[0].Coordinates[0].Coord, statetest.CoordAt(0)) {
 		t.Errorf("Datacenters = %+v, want the server %s.%s with its coordinate", dcs[0], testNode, testDC)
 	}
 
@@ -122,11 +115,11 @@ func TestCoordinateUpdateAndReadWithOfficialClient(t *testing.T) {
 		done <- result{e, m, err}
 	}()
 	waitInFlight(t, ta, before+1)
-	updateCoord(t, ta, "n1", coordAt(0.003))
+	updateCoord(t, ta, "n1", statetest.CoordAt(0.003))
 	select {
 	case r := <-done:
 		if r.err != nil || r.meta.LastIndex <= meta2.LastIndex || len(r.entries) != 3 ||
-			!reflect.DeepEqual(r.entries[1].Coord, coordAt(0.003)) {
+			!reflect.DeepEqual(r.entries[1].Coord, statetest.CoordAt(0.003)) {
 			t.Errorf("blocking Nodes = %+v, %+v, %v", r.entries, r.meta, r.err)
 		}
 	case <-time.After(5 * time.Second):
@@ -166,7 +159,7 @@ func TestCoordinateUpdateBadInput(t *testing.T) {
 	})
 	// The store-level check behind the API's: numbers JSON cannot carry.
 	for _, bad := range []float64{nan(), inf()} {
-		c := coordAt(0)
+		c := statetest.CoordAt(0)
 		c.Height = bad
 		if err := state.ValidateCoordinate(&state.Coordinate{Node: "n1", Coord: c}); !errors.Is(err, state.ErrInvalidCoordinate) {
 			t.Errorf("height %v: %v, want ErrInvalidCoordinate", bad, err)
@@ -210,10 +203,10 @@ func TestNearSortsByEstimatedRTT(t *testing.T) {
 	ta.agent.registerSelf(t)
 	// Registered in name order; the coordinates put them in another.
 	registerNodes(t, ta, "a-far", "b-none", "c-near", "d-mid", "e-none")
-	updateCoord(t, ta, testNode, coordAt(0))
-	updateCoord(t, ta, "a-far", coordAt(0.030))
-	updateCoord(t, ta, "c-near", coordAt(0.001))
-	updateCoord(t, ta, "d-mid", coordAt(0.010))
+	updateCoord(t, ta, testNode, statetest.CoordAt(0))
+	updateCoord(t, ta, "a-far", statetest.CoordAt(0.030))
+	updateCoord(t, ta, "c-near", statetest.CoordAt(0.001))
+	updateCoord(t, ta, "d-mid", statetest.CoordAt(0.010))
 
 	field := func(name string) func(map[string]any) string {
 		return func(e map[string]any) string { return e[name].(string) }
@@ -301,7 +294,7 @@ func TestCoordinateACLs(t *testing.T) {
 	ta.agent.registerSelf(t)
 	registerNodes(t, ta, "n1", "n2", "n3")
 	for i, n := range []string{"n1", "n2", "n3"} {
-		if _, err := fake.Apply(state.CoordinateBatchUpdateType, state.Coordinates{{Node: n, Coord: coordAt(float64(i))}}); err != nil {
+		if _, err := fake.Apply(state.CoordinateBatchUpdateType, state.Coordinates{{Node: n, Coord: statetest.CoordAt(float64(i))}}); err != nil {
 			t.Fatal(err)
 		}
 	}

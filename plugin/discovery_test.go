@@ -70,6 +70,16 @@ func testStore(t testing.TB) *state.Store {
 	return s
 }
 
+// serve asks d name and type, and returns the answer it wrote.
+func serve(t testing.TB, d *Discovery, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion(name, qtype)); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return rec.Msg
+}
+
 func testDNSConfig() corefile.DNSConfig {
 	return corefile.DNSConfig{
 		Zones:       []string{"consul.", "dc1.", "in-addr.arpa.", "ip6.arpa."},
@@ -625,14 +635,7 @@ node "n1" { policy = "read" }`)
 			t.Errorf("%s %s: %s, want %s", tc.name, dns.TypeToString[tc.qtype], dns.RcodeToString[rec.Msg.Rcode], dns.RcodeToString[tc.rcode])
 		}
 	}
-	ask := func(name string, qtype uint16) *dns.Msg {
-		t.Helper()
-		rec := dnstest.NewRecorder(&test.ResponseWriter{})
-		if _, err := d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion(name, qtype)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return rec.Msg
-	}
+	ask := func(name string, qtype uint16) *dns.Msg { t.Helper(); return serve(t, d, name, qtype) }
 	answers := func(m *dns.Msg) []string {
 		var out []string
 		for _, rr := range m.Answer {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 
@@ -62,14 +61,7 @@ func TestRemoteDatacenter(t *testing.T) {
 	t.Cleanup(func() { d.shutdown() })
 	remote := &fakeRemote{}
 	d.Remote = remote
-	ask := func(name string, qtype uint16) *dns.Msg {
-		t.Helper()
-		rec := dnstest.NewRecorder(&test.ResponseWriter{})
-		if _, err := d.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion(name, qtype)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return rec.Msg
-	}
+	ask := func(name string, qtype uint16) *dns.Msg { t.Helper(); return serve(t, d, name, qtype) }
 	soa := []dns.RR{test.SOA(consulSOA)}
 	for _, tc := range []test.Case{
 		{Qname: "web.service.dc2.consul.", Qtype: dns.TypeA, Answer: []dns.RR{test.A("web.service.dc2.consul. 30 IN A 10.2.0.1")}},
@@ -130,12 +122,8 @@ func TestRemoteDatacenter(t *testing.T) {
 	dz := New(testStore(t), cfg, testAgentConfig())
 	t.Cleanup(func() { dz.shutdown() })
 	dz.Remote = remote
-	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	if _, err := dz.ServeDNS(context.Background(), rec, new(dns.Msg).SetQuestion("web.service.dc2.", dns.TypeA)); err != nil {
-		t.Fatal(err)
-	}
-	if rec.Msg.Rcode != dns.RcodeSuccess || len(rec.Msg.Answer) != 1 {
-		t.Errorf("web.service.dc2. in a dc2 zone: %s %v", dns.RcodeToString[rec.Msg.Rcode], rec.Msg.Answer)
+	if m := serve(t, dz, "web.service.dc2.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Errorf("web.service.dc2. in a dc2 zone: %s %v", dns.RcodeToString[m.Rcode], m.Answer)
 	}
 
 	// Without a RemoteCatalog, other datacenters are NXDOMAIN.

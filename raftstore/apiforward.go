@@ -260,24 +260,11 @@ func (s *Server) callDatacenter(dc string, req *rpcRequest, timeout time.Duratio
 		return nil, fmt.Errorf("%w %q", state.ErrNoPathToDC, dc)
 	}
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for _, addr := range addrs {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		resp, err := s.conns.callIn(ctx, dc, addr, req)
-		cancel()
-		if err == nil {
-			err = remoteError(resp)
-		}
-		if err == nil {
-			return resp, nil
-		}
-		lastErr = err
-		if !retry(err) || time.Now().After(deadline) {
-			break
-		}
+	resp, _, err := s.conns.callEach(dc, addrs, req, time.Now().Add(timeout), retry)
+	if err != nil {
+		return nil, fmt.Errorf("datacenter %s: %w", dc, err)
 	}
-	return nil, fmt.Errorf("datacenter %s: %w", dc, lastErr)
+	return resp, nil
 }
 
 // unanswered retries a read elsewhere unless a server answered it with an

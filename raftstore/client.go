@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,23 +88,12 @@ func (c *Client) call(req *rpcRequest, timeout time.Duration, retry func(error) 
 		if len(servers) == 0 {
 			return nil, state.ErrNoServers
 		}
-		for _, addr := range servers {
-			if time.Until(deadline) <= 0 {
-				break
-			}
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			resp, err := c.conns.call(ctx, addr, req)
-			cancel()
-			if err == nil {
-				err = remoteError(resp)
-			}
-			if err == nil {
-				return resp, nil
-			}
+		resp, final, err := c.conns.callEach("", servers, req, deadline, retry)
+		if final {
+			return resp, err
+		}
+		if !errors.Is(err, errNoTimeLeft) {
 			lastErr = err
-			if !retry(err) {
-				return resp, err
-			}
 		}
 		// No server could take it (all restarting, or no leader yet):
 		// wait a little for them, or for gossip to tell of others.

@@ -16,12 +16,6 @@ import (
 	"github.com/hashicorp/serf/coordinate"
 )
 
-func coordAt(x float64) *coordinate.Coordinate {
-	c := coordinate.NewCoordinate(coordinate.DefaultConfig())
-	c.Vec[0] = x
-	return c
-}
-
 func TestCoordinateBatcher(t *testing.T) {
 	var b coordinateBatcher
 	if got := b.take(); len(got) != 0 {
@@ -29,20 +23,20 @@ func TestCoordinateBatcher(t *testing.T) {
 	}
 	// The latest update of a node wins, whatever the case of its name.
 	for i := range coordinateUpdateMaxPending {
-		if err := b.queue(state.Coordinates{{Node: fmt.Sprintf("n%04d", i), Coord: coordAt(0)}}); err != nil {
+		if err := b.queue(state.Coordinates{{Node: fmt.Sprintf("n%04d", i), Coord: statetest.CoordAt(0)}}); err != nil {
 			t.Fatalf("update %d: %v", i, err)
 		}
 	}
-	if err := b.queue(state.Coordinates{{Node: "N0007", Coord: coordAt(0.5)}}); err != nil {
+	if err := b.queue(state.Coordinates{{Node: "N0007", Coord: statetest.CoordAt(0.5)}}); err != nil {
 		t.Errorf("a newer update of a held node: %v", err)
 	}
 	// A new node beyond the limit is refused, and so is its whole command.
-	err := b.queue(state.Coordinates{{Node: "n0001", Coord: coordAt(0.25)}, {Node: "late", Coord: coordAt(0)}})
+	err := b.queue(state.Coordinates{{Node: "n0001", Coord: statetest.CoordAt(0.25)}, {Node: "late", Coord: statetest.CoordAt(0)}})
 	if err == nil || !strings.Contains(err.Error(), "rate limit") {
 		t.Errorf("an update beyond the limit: %v, want the rate limit", err)
 	}
 	// An invalid update refuses the command, as a bad request.
-	err = b.queue(state.Coordinates{{Node: "n0002", Coord: coordAt(0.25)}, {Node: "n0003", Coord: &coordinate.Coordinate{Vec: []float64{math.NaN()}}}})
+	err = b.queue(state.Coordinates{{Node: "n0002", Coord: statetest.CoordAt(0.25)}, {Node: "n0003", Coord: &coordinate.Coordinate{Vec: []float64{math.NaN()}}}})
 	if !errors.Is(err, state.ErrInvalidCoordinate) || !errors.Is(err, state.ErrInvalidRegistration) {
 		t.Errorf("an invalid update: %v, want ErrInvalidCoordinate", err)
 	}
@@ -74,7 +68,7 @@ func TestFSMAppliesCoordinateBatches(t *testing.T) {
 		t.Fatal(resp)
 	}
 	if resp := applyCmd(t, f, 2, state.CoordinateBatchUpdateType, state.Coordinates{
-		{Node: "n1", Coord: coordAt(0.001)}, {Node: "ghost", Coord: coordAt(0.002)}}); resp != nil {
+		{Node: "n1", Coord: statetest.CoordAt(0.001)}, {Node: "ghost", Coord: statetest.CoordAt(0.002)}}); resp != nil {
 		t.Fatalf("Apply(coordinates) = %v", resp)
 	}
 	if idx, cs, _ := s.Coordinates(nil); idx != 2 || len(cs) != 1 || cs[0].Node != "n1" || cs[0].Coord.Vec[0] != 0.001 {
@@ -155,7 +149,7 @@ func TestServerBatchesCoordinateUpdates(t *testing.T) {
 	start := srv.raft.LastIndex()
 	for i := range nodes {
 		if _, err := srv.Apply(state.CoordinateBatchUpdateType,
-			state.Coordinates{{Node: fmt.Sprintf("n%03d", i), Coord: coordAt(float64(i) / 1000)}}, 5*time.Second); err != nil {
+			state.Coordinates{{Node: fmt.Sprintf("n%03d", i), Coord: statetest.CoordAt(float64(i) / 1000)}}, 5*time.Second); err != nil {
 			t.Fatalf("update %d: %v", i, err)
 		}
 	}
@@ -200,7 +194,7 @@ func TestClusterCoordinateUpdateThroughFollower(t *testing.T) {
 	if _, err := follower.Apply(state.RegisterRequestType, statetest.NodeReq("c1", "10.0.0.9"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := follower.Apply(state.CoordinateBatchUpdateType, state.Coordinates{{Node: "c1", Coord: coordAt(0.004)}}, 5*time.Second); err != nil {
+	if _, err := follower.Apply(state.CoordinateBatchUpdateType, state.Coordinates{{Node: "c1", Coord: statetest.CoordAt(0.004)}}, 5*time.Second); err != nil {
 		t.Fatalf("update through a follower: %v", err)
 	}
 	_, err := follower.Apply(state.CoordinateBatchUpdateType, state.Coordinates{{Node: "c1"}}, 5*time.Second)

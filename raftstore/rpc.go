@@ -404,6 +404,34 @@ func (p *rpcConns) callIn(ctx context.Context, dc, addr string, req *rpcRequest)
 	return &resp, nil
 }
 
+// callEach sends req to the servers at addrs (of datacenter dc, "" for
+// this one) in turn until one answers, retry refuses an error, or deadline
+// passes. final reports that the answer or error stands (a success, or an
+// error retry refused); otherwise err is the last failure and the caller
+// may go round again.
+func (p *rpcConns) callEach(dc string, addrs []string, req *rpcRequest, deadline time.Time,
+	retry func(error) bool) (resp *rpcResponse, final bool, err error) {
+	err = errNoTimeLeft
+	for _, addr := range addrs {
+		if time.Until(deadline) <= 0 {
+			break
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		resp, err = p.callIn(ctx, dc, addr, req)
+		cancel()
+		if err == nil {
+			err = remoteError(resp)
+		}
+		if err == nil || !retry(err) {
+			return resp, true, err
+		}
+	}
+	return nil, false, err
+}
+
+// errNoTimeLeft: callEach reached its deadline before calling any server.
+var errNoTimeLeft = fmt.Errorf("no time left to call a server: %w", context.DeadlineExceeded)
+
 // callErr is err, or ctx's cause when ctx ending is what made the exchange
 // fail.
 func callErr(ctx context.Context, err error) error {

@@ -14,13 +14,6 @@ import (
 	"github.com/hashicorp/serf/coordinate"
 )
 
-// coordAt is a coordinate x seconds along the first axis.
-func coordAt(x float64) *coordinate.Coordinate {
-	c := coordinate.NewCoordinate(coordinate.DefaultConfig())
-	c.Vec[0] = x
-	return c
-}
-
 func coordKeys(cs state.Coordinates) []string {
 	out := []string{}
 	for _, c := range cs {
@@ -44,13 +37,13 @@ func TestCoordinateBatchUpdate(t *testing.T) {
 	statetest.MustRegister(t, s, 2, statetest.NodeReq("n2", "10.0.0.2"))
 
 	wrongDims := &coordinate.Coordinate{Vec: []float64{1, 2, 3}}
-	notFinite := coordAt(0)
+	notFinite := statetest.CoordAt(0)
 	notFinite.Adjustment = math.Inf(-1)
 	err := s.CoordinateBatchUpdate(3, state.Coordinates{
-		{Node: "n1", Coord: coordAt(0.001)},
-		{Node: "N2", Segment: "alpha", Coord: coordAt(0.002)}, // the catalog's spelling is kept
-		{Node: "n2", Coord: coordAt(0.003)},
-		{Node: "ghost", Coord: coordAt(0.004)}, // not in the catalog: skipped
+		{Node: "n1", Coord: statetest.CoordAt(0.001)},
+		{Node: "N2", Segment: "alpha", Coord: statetest.CoordAt(0.002)}, // the catalog's spelling is kept
+		{Node: "n2", Coord: statetest.CoordAt(0.003)},
+		{Node: "ghost", Coord: statetest.CoordAt(0.004)}, // not in the catalog: skipped
 		{Node: "n1", Segment: "bad", Coord: wrongDims},
 		{Node: "n1", Segment: "inf", Coord: notFinite},
 		{Node: "n1", Segment: "none"},
@@ -63,13 +56,13 @@ func TestCoordinateBatchUpdate(t *testing.T) {
 	if want := []string{"n1@", "n2@", "n2@alpha"}; idx != 3 || !reflect.DeepEqual(coordKeys(cs), want) {
 		t.Fatalf("Coordinates = %d %v, want 3 %v", idx, coordKeys(cs), want)
 	}
-	if !reflect.DeepEqual(cs[0].Coord, coordAt(0.001)) || !reflect.DeepEqual(cs[2].Coord, coordAt(0.002)) {
+	if !reflect.DeepEqual(cs[0].Coord, statetest.CoordAt(0.001)) || !reflect.DeepEqual(cs[2].Coord, statetest.CoordAt(0.002)) {
 		t.Errorf("stored %+v, %+v", cs[0].Coord, cs[2].Coord)
 	}
 	if idx, n2, err := s.NodeCoordinates(nil, "N2"); err != nil || idx != 3 || !reflect.DeepEqual(coordKeys(n2), []string{"n2@", "n2@alpha"}) {
 		t.Errorf("NodeCoordinates(N2) = %d %v %v", idx, coordKeys(n2), err)
 	}
-	if lan := s.LANCoordinates(); len(lan) != 2 || !reflect.DeepEqual(lan.Of("N1"), coordAt(0.001)) || lan.Of("ghost") != nil {
+	if lan := s.LANCoordinates(); len(lan) != 2 || !reflect.DeepEqual(lan.Of("N1"), statetest.CoordAt(0.001)) || lan.Of("ghost") != nil {
 		t.Errorf("LANCoordinates = %v", lan)
 	}
 
@@ -78,7 +71,7 @@ func TestCoordinateBatchUpdate(t *testing.T) {
 	if _, _, err := s.Coordinates(ws); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CoordinateBatchUpdate(4, state.Coordinates{{Node: "n1", Coord: coordAt(0.001)}}); err != nil {
+	if err := s.CoordinateBatchUpdate(4, state.Coordinates{{Node: "n1", Coord: statetest.CoordAt(0.001)}}); err != nil {
 		t.Fatal(err)
 	}
 	if idx, _ := mustCoordinates(t, s); idx != 3 {
@@ -88,17 +81,17 @@ func TestCoordinateBatchUpdate(t *testing.T) {
 		t.Error("an update that changed nothing woke a blocking query")
 	}
 	// A changed one does, and moves the index.
-	if err := s.CoordinateBatchUpdate(5, state.Coordinates{{Node: "n1", Coord: coordAt(0.005)}}); err != nil {
+	if err := s.CoordinateBatchUpdate(5, state.Coordinates{{Node: "n1", Coord: statetest.CoordAt(0.005)}}); err != nil {
 		t.Fatal(err)
 	}
 	if ws.Watch(time.After(5 * time.Second)) {
 		t.Error("a changed coordinate did not wake the blocking query")
 	}
-	if idx, cs := mustCoordinates(t, s); idx != 5 || !reflect.DeepEqual(cs[0].Coord, coordAt(0.005)) {
+	if idx, cs := mustCoordinates(t, s); idx != 5 || !reflect.DeepEqual(cs[0].Coord, statetest.CoordAt(0.005)) {
 		t.Errorf("after the change: %d %+v", idx, cs[0].Coord)
 	}
 	// A batch with nothing to store writes nothing.
-	if err := s.CoordinateBatchUpdate(6, state.Coordinates{{Node: "ghost", Coord: coordAt(1)}}); err != nil {
+	if err := s.CoordinateBatchUpdate(6, state.Coordinates{{Node: "ghost", Coord: statetest.CoordAt(1)}}); err != nil {
 		t.Fatal(err)
 	}
 	if idx, _ := mustCoordinates(t, s); idx != 5 {
@@ -110,8 +103,8 @@ func TestDeregisteringANodeDeletesItsCoordinates(t *testing.T) {
 	s := state.NewStore()
 	statetest.MustRegister(t, s, 1, statetest.SvcReq("n1", "10.0.0.1", "web", "web", 80, nil))
 	statetest.MustRegister(t, s, 2, statetest.NodeReq("n2", "10.0.0.2"))
-	if err := s.CoordinateBatchUpdate(3, state.Coordinates{{Node: "n1", Coord: coordAt(0.001)},
-		{Node: "n1", Segment: "alpha", Coord: coordAt(0.002)}, {Node: "n2", Coord: coordAt(0.003)}}); err != nil {
+	if err := s.CoordinateBatchUpdate(3, state.Coordinates{{Node: "n1", Coord: statetest.CoordAt(0.001)},
+		{Node: "n1", Segment: "alpha", Coord: statetest.CoordAt(0.002)}, {Node: "n2", Coord: statetest.CoordAt(0.003)}}); err != nil {
 		t.Fatal(err)
 	}
 	// A service's deregistration leaves the node's coordinate alone.
@@ -147,10 +140,10 @@ func TestCoordinatesSnapshotRoundTrip(t *testing.T) {
 	s := state.NewStore()
 	statetest.MustRegister(t, s, 1, statetest.NodeReq("n1", "10.0.0.1"))
 	statetest.MustRegister(t, s, 2, statetest.NodeReq("n2", "10.0.0.2"))
-	odd := coordAt(-0.000123456789)
+	odd := statetest.CoordAt(-0.000123456789)
 	odd.Error, odd.Adjustment, odd.Height = 0.33333333333333331, -1e-7, 0.00011
 	if err := s.CoordinateBatchUpdate(3, state.Coordinates{{Node: "n1", Coord: odd},
-		{Node: "n2", Segment: "alpha", Coord: coordAt(0.002)}}); err != nil {
+		{Node: "n2", Segment: "alpha", Coord: statetest.CoordAt(0.002)}}); err != nil {
 		t.Fatal(err)
 	}
 	statetest.AssertRestorable(t, s)
@@ -185,7 +178,7 @@ func TestCoordinatesSnapshotRoundTrip(t *testing.T) {
 func TestValidateCoordinateAndRTT(t *testing.T) {
 	for name, c := range map[string]*state.Coordinate{
 		"nil":           nil,
-		"no node":       {Coord: coordAt(0)},
+		"no node":       {Coord: statetest.CoordAt(0)},
 		"no coordinate": {Node: "n1"},
 		"NaN":           {Node: "n1", Coord: &coordinate.Coordinate{Vec: make([]float64, 8), Error: math.NaN()}},
 		"infinite":      {Node: "n1", Coord: &coordinate.Coordinate{Vec: []float64{math.Inf(1), 0, 0, 0, 0, 0, 0, 0}}},
@@ -196,11 +189,11 @@ func TestValidateCoordinateAndRTT(t *testing.T) {
 			t.Errorf("%s: %v, want an ErrInvalidCoordinate (an ErrInvalidRegistration)", name, err)
 		}
 	}
-	if err := state.ValidateCoordinate(&state.Coordinate{Node: "n1", Coord: coordAt(1)}); err != nil {
+	if err := state.ValidateCoordinate(&state.Coordinate{Node: "n1", Coord: statetest.CoordAt(1)}); err != nil {
 		t.Errorf("valid coordinate: %v", err)
 	}
 
-	a, b := coordAt(0), coordAt(0.010)
+	a, b := statetest.CoordAt(0), statetest.CoordAt(0.010)
 	want := 0.010 + 2*coordinate.DefaultConfig().HeightMin
 	if got := state.RTT(a, b); math.Abs(got-want) > 1e-12 {
 		t.Errorf("RTT = %v, want %v", got, want)

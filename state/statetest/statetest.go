@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/beacon-dns/beacon/state"
+	"github.com/hashicorp/serf/coordinate"
 )
 
 // Table names as a snapshot holds them.
@@ -242,4 +243,13 @@ func invalidUTF8(v reflect.Value) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// CoordAt is a network coordinate x seconds along the first axis: the
+// round trip estimated between CoordAt(a) and CoordAt(b) is |a-b| plus
+// both heights.
+func CoordAt(x float64) *coordinate.Coordinate {
+	c := coordinate.NewCoordinate(coordinate.DefaultConfig())
+	c.Vec[0] = x
+	return c
 }
