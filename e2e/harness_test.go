@@ -184,6 +184,11 @@ type Options struct {
 	Netns string
 	// Token is the ACL token the harness's API client sends.
 	Token string
+	// Corefile, when set, is the whole Corefile, used as it is but for
+	// the placeholders above and the Corefile.example's own addresses
+	// (127.0.0.1:8600, :8500, :8300, :8301, :8302 and data/dev), which
+	// become the agent's.
+	Corefile string
 	// APITLS, when set, points Client (and HTTP) at the agent's HTTPS
 	// address with these files, for an agent whose Discovery lines have
 	// `https BIND:HTTPSPORT`.
@@ -411,6 +416,15 @@ func (a *Agent) dataDir() string {
 // Corefile renders the agent's Corefile from its options and ports.
 func (a *Agent) Corefile() string {
 	o, p := a.Opts, a.Ports
+	if o.Corefile != "" {
+		return strings.NewReplacer(
+			"127.0.0.1:8600", a.addr(p.DNS), ":8600", ":"+strconv.Itoa(p.DNS),
+			"127.0.0.1:8500", a.addr(p.HTTP), "127.0.0.1:8300", a.addr(p.RPC),
+			"127.0.0.1:8301", a.addr(p.SerfLAN), "127.0.0.1:8302", a.addr(p.SerfWAN),
+			"data/dev", a.dataDir(), "DNSPORT", strconv.Itoa(p.DNS), "HTTPPORT", strconv.Itoa(p.HTTP),
+			"HTTPSPORT", strconv.Itoa(p.HTTPS), "RPCPORT", strconv.Itoa(p.RPC), "DATADIR", a.dataDir(),
+		).Replace(o.Corefile)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "consul:%d %s:%d {\n", p.DNS, o.Datacenter, p.DNS)
 	fmt.Fprintf(&b, "    bind %s\n", a.bindIP())
