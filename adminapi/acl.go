@@ -108,8 +108,11 @@ func (s *Server) aclsOn() bool {
 }
 
 // filtered records on the answer whether a read dropped anything its
-// token may not see.
+// token may not see; nil w records nothing.
 func filtered(w http.ResponseWriter, dropped bool) {
+	if w == nil {
+		return
+	}
 	if dropped {
 		w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
 	} else {

@@ -185,7 +185,10 @@ func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) toAgentService(svc *state.Service) *agentService {
-	return &agentService{Service: *svc, Datacenter: s.agent.Datacenter()}
+	return &agentService{Kind: svc.Kind, ID: svc.ID, Service: svc.Service, Tags: svc.Tags, Address: svc.Address,
+		TaggedAddresses: svc.TaggedAddresses, Meta: svc.Meta, Port: svc.Port, Weights: svc.Weights,
+		EnableTagOverride: svc.EnableTagOverride, CreateIndex: svc.CreateIndex, ModifyIndex: svc.ModifyIndex,
+		Datacenter: s.agent.Datacenter()}
 }
 
 // agentServices lists the agent's own services. It blocks on the catalog:
@@ -247,7 +250,16 @@ func (s *Server) agentChecks(w http.ResponseWriter, r *http.Request) {
 		out[c.CheckID] = c
 	}
 	filtered(w, dropped)
-	writeJSON(w, out)
+	f, err := requestFilter(r)
+	var result any = out
+	if err == nil {
+		result, err = applyFilter(f, out)
+	}
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, result)
 }
 
 func (s *Server) agentSelf(w http.ResponseWriter, r *http.Request) {

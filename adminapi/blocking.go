@@ -47,9 +47,6 @@ func parseQueryOptions(r *http.Request) (queryOptions, error) {
 	if o.stale && o.consistent {
 		return o, badRequest("Cannot specify ?stale with ?consistent, conflicting semantics.")
 	}
-	if q.Get("filter") != "" {
-		return o, badRequest("filter expressions are not supported by this beacon version")
-	}
 	return o, nil
 }
 
@@ -80,12 +77,16 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 		err = s.checkDC(r)
 	}
 	if err == nil {
+		_, err = requestFilter(r) // a bad expression is refused before any read
+	}
+	if err == nil {
 		err = s.consistency(opts)
 	}
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
+	read = filteredRead(r, read)
 	ctx, cancel := blockingContext(r.Context(), opts)
 	defer cancel()
 	store := s.agent.Store()
@@ -120,6 +121,22 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 			restored = true
 		default:
 		}
+	}
+}
+
+// filteredRead is read with the request's ?filter= applied to its answer.
+func filteredRead(r *http.Request, read readFunc) readFunc {
+	f, err := requestFilter(r)
+	if err != nil || f == nil {
+		return read
+	}
+	return func(ws memdb.WatchSet) (uint64, any, error) {
+		idx, result, err := read(ws)
+		if err != nil {
+			return idx, result, err
+		}
+		result, err = applyFilter(f, result)
+		return idx, result, err
 	}
 }
 

@@ -460,7 +460,7 @@ func TestQueryOptionErrors(t *testing.T) {
 		{"bad wait", "index=1&wait=soon", nil, 400, "Invalid wait"},
 		{"negative wait", "index=1&wait=-1s", nil, 400, "Invalid wait"},
 		{"stale and consistent", "stale&consistent", nil, 400, "Cannot specify ?stale with ?consistent"},
-		{"filter", "filter=Service+%3D%3D+web", nil, 400, "filter"},
+		{"filter", "filter=Service+%3D%3D", nil, 400, "Failed to create boolexpr evaluator"},
 		{"other dc", "dc=dc2", nil, 500, "No path to datacenter"},
 		{"no leader", "", func(a *fakeAgent) { a.setLeader("") }, 500, "No cluster leader"},
 		{"no leader, blocking", "index=1", func(a *fakeAgent) { a.setLeader("") }, 500, "No cluster leader"},

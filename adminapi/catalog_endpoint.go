@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/beacon-dns/beacon/acl"
@@ -232,10 +233,27 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// catalogServices lists the services with the tags of their instances.
+// With ?node-meta= or ?filter= (on Consul's ServiceNode selectors:
+// ServiceName, ServiceTags, NodeMeta...), only the instances that match
+// count.
 func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
+	meta, err := parseNodeMeta(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	f, err := requestFilter(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, services, err := s.agent.Store().Services(ws)
+		if err != nil {
+			return 0, nil, err
+		}
 		dropped := false
 		for name := range services {
 			if !a.ServiceRead(name) {
@@ -243,8 +261,39 @@ func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
 				dropped = true
 			}
 		}
+		if len(meta) == 0 && f == nil {
+			filtered(w, dropped)
+			return idx, selfFiltered{services}, nil
+		}
+		out := map[string][]string{}
+		for name := range services {
+			_, instances, err := s.serviceInstances(ws, a, nil, name, nil, meta)
+			if err != nil {
+				return 0, nil, err
+			}
+			var nodes []catalogService
+			for _, sn := range instances {
+				nodes = append(nodes, toCatalogService(sn))
+			}
+			kept, err := applyFilter(f, nodes)
+			if err != nil {
+				return 0, nil, err
+			}
+			for _, cs := range kept.([]catalogService) {
+				tags := out[name]
+				if tags == nil {
+					tags = []string{}
+				}
+				for _, t := range cs.ServiceTags {
+					if !slices.Contains(tags, t) {
+						tags = append(tags, t)
+					}
+				}
+				out[name] = tags
+			}
+		}
 		filtered(w, dropped)
-		return idx, services, err
+		return idx, selfFiltered{out}, nil
 	})
 }
 
@@ -265,18 +314,23 @@ func (s *Server) catalogService(w http.ResponseWriter, r *http.Request) {
 		sortNear(s.agent.Store(), near, instances, instanceNode)
 		out := []catalogService{}
 		for _, sn := range instances {
-			n, svc := sn.Node, sn.Service
-			out = append(out, catalogService{
-				ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
-				TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta,
-				ServiceKind: svc.Kind, ServiceID: svc.ID, ServiceName: svc.Service, ServiceAddress: svc.Address,
-				ServiceTaggedAddresses: svc.TaggedAddresses, ServiceTags: svc.Tags, ServiceMeta: svc.Meta,
-				ServicePort: svc.Port, ServiceWeights: svc.Weights, ServiceEnableTagOverride: svc.EnableTagOverride,
-				CreateIndex: svc.CreateIndex, ModifyIndex: svc.ModifyIndex,
-			})
+			out = append(out, toCatalogService(sn))
 		}
 		return idx, out, nil
 	})
+}
+
+// toCatalogService is an instance in Consul's ServiceNode shape.
+func toCatalogService(sn state.ServiceNode) catalogService {
+	n, svc := sn.Node, sn.Service
+	return catalogService{
+		ID: n.ID, Node: n.Node, Address: n.Address, Datacenter: n.Datacenter,
+		TaggedAddresses: n.TaggedAddresses, NodeMeta: n.Meta,
+		ServiceKind: svc.Kind, ServiceID: svc.ID, ServiceName: svc.Service, ServiceAddress: svc.Address,
+		ServiceTaggedAddresses: svc.TaggedAddresses, ServiceTags: svc.Tags, ServiceMeta: svc.Meta,
+		ServicePort: svc.Port, ServiceWeights: svc.Weights, ServiceEnableTagOverride: svc.EnableTagOverride,
+		CreateIndex: svc.CreateIndex, ModifyIndex: svc.ModifyIndex,
+	}
 }
 
 // serviceInstances reads the instances of service name that carry every
@@ -321,6 +375,11 @@ func hasTags(svc *state.Service, tags []string) bool {
 func (s *Server) catalogNode(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("node")
 	a := authz(r)
+	f, err := requestFilter(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
 		idx, node, svcs, err := s.agent.Store().NodeServices(ws, name)
 		if err != nil || node == nil {
@@ -336,6 +395,12 @@ func (s *Server) catalogNode(w http.ResponseWriter, r *http.Request) {
 		for _, svc := range svcs {
 			out.Services[svc.ID] = s.toAgentService(svc)
 		}
+		// ?filter= applies to the node's services, as Consul's does.
+		kept, err := applyFilter(f, out.Services)
+		if err != nil {
+			return 0, nil, err
+		}
+		out.Services = kept.(map[string]*agentService)
 		return idx, out, nil
 	})
 }

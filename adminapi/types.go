@@ -49,9 +49,22 @@ type serviceEntry struct {
 
 // agentService is Consul's AgentService: a service without its node.
 type agentService struct {
-	state.Service
-	Datacenter  string `json:",omitempty"`
-	ContentHash string `json:",omitempty"`
+	// The fields of state.Service, spelled out rather than embedded:
+	// ?filter= selectors (go-bexpr) name a struct's own fields.
+	Kind              string                          `json:"Kind,omitempty"`
+	ID                string                          `json:"ID"`
+	Service           string                          `json:"Service"`
+	Tags              []string                        `json:"Tags"`
+	Address           string                          `json:"Address"`
+	TaggedAddresses   map[string]state.ServiceAddress `json:"TaggedAddresses,omitempty"`
+	Meta              map[string]string               `json:"Meta"`
+	Port              int                             `json:"Port"`
+	Weights           state.Weights                   `json:"Weights"`
+	EnableTagOverride bool                            `json:"EnableTagOverride"`
+	CreateIndex       uint64                          `json:"CreateIndex"`
+	ModifyIndex       uint64                          `json:"ModifyIndex"`
+	Datacenter        string                          `json:",omitempty"`
+	ContentHash       string                          `json:",omitempty"`
 }
 
 // catalogNode is /v1/catalog/node/:node.
