@@ -66,6 +66,12 @@ func (s *Server) operatorRaftConfiguration(w http.ResponseWriter, r *http.Reques
 		s.writeErr(w, err)
 		return
 	}
+	if f, ok := s.agent.(ServerForwarder); ok {
+		if server := f.ServerAPI(); server != nil {
+			server.ServeHTTP(w, r) // a server knows its peers' names
+			return
+		}
+	}
 	conf, err := op.RaftConfiguration()
 	if err != nil {
 		s.writeErr(w, err)

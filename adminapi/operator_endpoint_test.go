@@ -182,8 +182,8 @@ func TestOperatorRaftConfiguration(t *testing.T) {
 	for k := range raw.Servers[0] {
 		keys = append(keys, k)
 	}
-	if len(keys) != 6 {
-		t.Errorf("server keys = %v, want ID, Node, Address, Leader, ProtocolVersion, Voter", keys)
+	if len(keys) != 7 {
+		t.Errorf("server keys = %v, want ID, Node, Address, Leader, ProtocolVersion, Voter, LastIndex", keys)
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)

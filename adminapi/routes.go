@@ -38,6 +38,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.txnRoutes(mux)
 
 	s.aclRoutes(mux)
+	s.autopilotRoutes(mux)
 
 	// status
 	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)

@@ -103,6 +103,9 @@ type Agent struct {
 	// the cluster loop touches it.
 	bootstrapped bool
 
+	// autopilot tracks servers' health and failures across reads.
+	autopilot autopilotTracker
+
 	// sessions are the leader's session TTL timers.
 	sessions *sessionTimers
 
@@ -379,8 +382,36 @@ func (a *Agent) SaveSnapshot(w io.Writer) (uint64, error) { return a.backend.Sav
 func (a *Agent) RestoreSnapshot(r io.Reader) error { return a.backend.RestoreSnapshot(r) }
 
 // RaftConfiguration describes the Raft servers.
+// On a server each server carries its node name (from gossip) and the
+// last index of its log (asked of it; 0 when it does not answer), as
+// Consul's list-peers shows them.
 func (a *Agent) RaftConfiguration() (state.RaftConfigurationInfo, error) {
-	return a.backend.RaftConfiguration()
+	conf, err := a.backend.RaftConfiguration()
+	if err != nil || a.server == nil {
+		return conf, err
+	}
+	names := map[string]string{}
+	for _, m := range a.lan.Members() {
+		if m.IsServer() && m.ID != "" {
+			names[m.ID] = m.Name
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range conf.Servers {
+		srv := &conf.Servers[i]
+		if srv.Node == "" {
+			srv.Node = names[srv.ID]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, err := a.server.StatsOf(srv.Address); err == nil {
+				srv.LastIndex = st.LastIndex
+			}
+		}()
+	}
+	wg.Wait()
+	return conf, nil
 }
 
 // RemovePeer removes a server from the Raft configuration.

@@ -349,9 +349,12 @@ func (a *Agent) reconcileServers() {
 		return
 	}
 	inConf := map[string]string{}
+	var peers []raftPeer
 	for _, p := range conf {
 		inConf[p.ID] = p.Address
+		peers = append(peers, raftPeer{ID: p.ID, Address: p.Address})
 	}
+	a.cleanupDeadServers(peers)
 	for _, m := range a.dcServers() {
 		if addr, ok := inConf[m.ID]; ok && addr == m.RPCAddr {
 			continue

@@ -396,12 +396,12 @@ var keyringCommand = &command{name: "keyring", synopsis: "Manages gossip layer e
 	},
 }
 
-var operatorCommand = &command{name: "operator", synopsis: "Operate the cluster's servers: the Raft peer set",
+var operatorCommand = &command{name: "operator", synopsis: "Operate the cluster's servers: the Raft peer set, autopilot",
 	subs: []*command{{
 		name:     "raft",
 		synopsis: "Inspect and change the Raft configuration",
-		subs:     []*command{listPeersCommand, removePeerCommand},
-	}},
+		subs:     []*command{listPeersCommand, removePeerCommand, transferLeaderCommand},
+	}, autopilotCommand},
 }
 
 var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft list-peers [options]",
@@ -414,18 +414,26 @@ var listPeersCommand = &command{name: "list-peers", help: "beacon operator raft 
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "Node\tID\tAddress\tState\tVoter\tRaftProtocol")
+		fmt.Fprintln(tw, "Node\tID\tAddress\tState\tVoter\tRaftProtocol\tCommit Index\tTrails Leader By")
+		var leaderIndex uint64
+		for _, s := range conf.Servers {
+			if s != nil && s.Leader {
+				leaderIndex = s.LastIndex
+			}
+		}
 		for _, s := range conf.Servers {
 			if s == nil {
 				continue
 			}
-			state := "follower"
+			state, trails := "follower", "-"
 			if s.Leader {
 				state = "leader"
+			} else if leaderIndex >= s.LastIndex {
+				trails = fmt.Sprintf("%d commits", leaderIndex-s.LastIndex)
 			}
 			// "<=1" is Consul's rendering of a server that does not say.
 			node, proto := cmp.Or(s.Node, "(unknown)"), cmp.Or(s.ProtocolVersion, "<=1")
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", node, s.ID, s.Address, state, s.Voter, proto)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%d\t%s\n", node, s.ID, s.Address, state, s.Voter, proto, s.LastIndex, trails)
 		}
 		tw.Flush()
 		return writeOutput(e, b.String())

@@ -89,8 +89,8 @@ func closedAddr(t *testing.T) string {
 }
 
 const peersJSON = `{"Servers":[
- {"ID":"5b8b0f0c-6a4e-4b1e-9c7f-0a1b2c3d4e5f","Node":"alice","Address":"10.0.1.8:8300","Leader":true,"ProtocolVersion":"3","Voter":true},
- {"ID":"e35bde83-4e9c-434f-a6ef-453f44ee21ea","Node":"(unknown)","Address":"10.0.1.6:8300","Leader":false,"ProtocolVersion":"3","Voter":false}
+ {"ID":"5b8b0f0c-6a4e-4b1e-9c7f-0a1b2c3d4e5f","Node":"alice","Address":"10.0.1.8:8300","Leader":true,"ProtocolVersion":"3","Voter":true,"LastIndex":120},
+ {"ID":"e35bde83-4e9c-434f-a6ef-453f44ee21ea","Node":"(unknown)","Address":"10.0.1.6:8300","Leader":false,"ProtocolVersion":"3","Voter":false,"LastIndex":117}
 ],"Index":12}`
 
 func TestListPeers(t *testing.T) {
@@ -102,9 +102,9 @@ func TestListPeers(t *testing.T) {
 		io.WriteString(w, peersJSON)
 	})
 	want := "" +
-		"Node       ID                                    Address        State     Voter  RaftProtocol\n" +
-		"alice      5b8b0f0c-6a4e-4b1e-9c7f-0a1b2c3d4e5f  10.0.1.8:8300  leader    true   3\n" +
-		"(unknown)  e35bde83-4e9c-434f-a6ef-453f44ee21ea  10.0.1.6:8300  follower  false  3\n"
+		"Node       ID                                    Address        State     Voter  RaftProtocol  Commit Index  Trails Leader By\n" +
+		"alice      5b8b0f0c-6a4e-4b1e-9c7f-0a1b2c3d4e5f  10.0.1.8:8300  leader    true   3             120           -\n" +
+		"(unknown)  e35bde83-4e9c-434f-a6ef-453f44ee21ea  10.0.1.6:8300  follower  false  3             117           3 commits\n"
 
 	for name, r := range map[string]result{
 		"flag":                runCLI("operator", "raft", "list-peers", "-http-addr="+api.addr()),
@@ -377,16 +377,17 @@ func TestSnapshotInspect(t *testing.T) {
 		"Term     2\n" +
 		"Version  1\n" +
 		"\n" +
-		"Table         Rows\n" +
-		"nodes         3\n" +
-		"services      2\n" +
-		"checks        1\n" +
-		"sessions      0\n" + // tables the archive predates are listed empty
-		"kvs           0\n" +
-		"acl-policies  0\n" +
-		"acl-tokens    0\n" +
-		"coordinates   0\n" +
-		"index         3\n"
+		"Table             Rows\n" +
+		"nodes             3\n" +
+		"services          2\n" +
+		"checks            1\n" +
+		"sessions          0\n" + // tables the archive predates are listed empty
+		"kvs               0\n" +
+		"acl-policies      0\n" +
+		"acl-tokens        0\n" +
+		"coordinates       0\n" +
+		"autopilot-config  0\n" +
+		"index             3\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("inspect: %v\nwant:\n%s", r, want)
 	}

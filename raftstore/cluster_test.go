@@ -270,3 +270,40 @@ func TestClusterForwardsConcurrentWritesInBatches(t *testing.T) {
 		return true
 	})
 }
+
+// A follower passes a leadership transfer on to the leader, which hands
+// leadership to the server named; every server reports its log's stats.
+func TestClusterTransfersLeadership(t *testing.T) {
+	servers, _ := startCluster(t, 3)
+	var leader *Server
+	var followers []*Server
+	for _, s := range servers {
+		if s.IsLeader() {
+			leader = s
+		} else {
+			followers = append(followers, s)
+		}
+	}
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	for _, s := range servers {
+		st, err := leader.StatsOf(string(s.trans.LocalAddr()))
+		if err != nil || st.LastIndex == 0 || st.LastTerm == 0 {
+			t.Errorf("stats of %s: %+v, %v", s.trans.LocalAddr(), st, err)
+		}
+	}
+	target := followers[1]
+	targetID := ""
+	conf, _ := leader.Configuration()
+	for _, p := range conf {
+		if p.Address == string(target.trans.LocalAddr()) {
+			targetID = p.ID
+		}
+	}
+	if err := followers[0].TransferLeadership(targetID); err != nil {
+		t.Fatalf("transfer through a follower: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the chosen server to lead", target.IsLeader)
+	if err := target.TransferLeadership("no-such-server"); !errors.Is(err, state.ErrPeerNotFound) {
+		t.Errorf("a transfer to an unknown server: %v", err)
+	}
+}

@@ -185,6 +185,16 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
 		return f.store.CoordinateBatchUpdate(idx, updates), nil
+	case state.AutopilotRequestType:
+		var req state.AutopilotRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		ok, err := f.store.AutopilotApply(idx, &req)
+		if err != nil {
+			return err, nil
+		}
+		return &state.CommandResult{OK: ok}, nil
 	case state.TxnRequestType:
 		var req state.TxnRequest
 		if err := decode(&req); err != nil {

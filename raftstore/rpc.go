@@ -93,6 +93,8 @@ type rpcResponse struct {
 	Token *resolvedToken `json:",omitempty"`
 	// HTTP answers HTTP.
 	HTTP *forwardedResponse `json:",omitempty"`
+	// Stats answers ServerStats.
+	Stats *ServerStats `json:",omitempty"`
 }
 
 // Error codes carried by rpcResponse.Code.
@@ -249,6 +251,11 @@ func (s *Server) handleRPC(req *rpcRequest, timeout time.Duration) *rpcResponse 
 			break
 		}
 		return &rpcResponse{Token: resolved}
+	case rpcMethodServerStats:
+		st := s.LocalStats()
+		return &rpcResponse{Stats: &st}
+	case rpcMethodTransferLeader:
+		err = s.transferLocal(req.PeerID)
 	case rpcMethodRemovePeer:
 		if req.Forward {
 			err = s.RemovePeer(req.PeerID, req.PeerAddress)

@@ -36,6 +36,8 @@ type RaftServerInfo struct {
 	Leader          bool
 	ProtocolVersion string
 	Voter           bool
+	// LastIndex is the last index of the server's own log.
+	LastIndex uint64
 }
 
 // RaftConfigurationInfo is the Raft configuration and the index it was

@@ -17,6 +17,9 @@ const (
 	// CoordinateBatchUpdateType carries a batch of network coordinates
 	// (Coordinates), as a leader commits what agents sent it.
 	CoordinateBatchUpdateType MessageType = 7
+	// AutopilotRequestType sets autopilot's configuration
+	// (AutopilotRequest). 8 is the prepared queries'.
+	AutopilotRequestType MessageType = 9
 )
 
 func (t MessageType) String() string {
@@ -35,6 +38,8 @@ func (t MessageType) String() string {
 		return "acl"
 	case CoordinateBatchUpdateType:
 		return "coordinate batch update"
+	case AutopilotRequestType:
+		return "autopilot"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

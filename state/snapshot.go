@@ -85,7 +85,7 @@ const snapshotVersion = 1
 // Coordinates came later: they are listed last but for the indexes, so
 // that `snapshot inspect` lists the older tables as it did.
 var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
-	tableACLPolicies, tableACLTokens, tableCoordinates, tableIndex}
+	tableACLPolicies, tableACLTokens, tableCoordinates, tableAutopilot, tableIndex}
 
 // replicaTables are snapshotTables but the ACL tables.
 var replicaTables = slices.DeleteFunc(slices.Clone(snapshotTables), func(t string) bool {
@@ -195,6 +195,8 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		row = new(acl.Token)
 	case tableCoordinates:
 		row = new(Coordinate)
+	case tableAutopilot:
+		row = new(autopilotRow)
 	case tableIndex:
 		row = new(indexEntry)
 	default:
