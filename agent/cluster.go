@@ -43,7 +43,7 @@ func (a *Agent) startGossip() error {
 	}
 	pool, err := gossip.NewLAN(gossip.Config{
 		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter, Role: role,
-		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect,
+		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect, WANAddr: a.wanAddr(),
 		Logger: a.logger.Named("gossip"), ProbeInterval: lanProbeInterval, ProbeTimeout: lanProbeTimeout,
 		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "local.keyring"),
 		SnapshotFile: filepath.Join(a.cfg.DataDir, "serf", "local.snapshot"), ReconnectTimeout: a.cfg.ReconnectTimeout,
@@ -115,6 +115,43 @@ func (a *Agent) startWAN() error {
 		}
 	}()
 	return nil
+}
+
+// wanAddr is the WAN pool's address a server advertises in the LAN pool;
+// "" on a client agent.
+func (a *Agent) wanAddr() string {
+	if !a.cfg.Server {
+		return ""
+	}
+	return a.cfg.SerfWAN
+}
+
+// floodJoinWAN joins to the WAN pool the servers of this datacenter that
+// the LAN pool knows and the WAN pool does not (Consul's flood join): a
+// datacenter's servers find each other there, and the other datacenters'
+// servers find them all, from one join_wan.
+func (a *Agent) floodJoinWAN() {
+	if a.wan == nil {
+		return
+	}
+	inWAN := map[string]bool{}
+	for _, m := range a.wan.Members() {
+		inWAN[m.Name] = m.Status == gossip.StatusAlive
+	}
+	var addrs []string
+	for _, m := range a.dcServers() {
+		if addr := m.Tags[gossip.TagWANAddr]; addr != "" && m.Name != a.cfg.Node && !inWAN[gossip.WANName(m.Name, m.Datacenter)] {
+			addrs = append(addrs, addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if n, err := a.wan.Join(addrs); err != nil {
+		a.logger.Debug("joining this datacenter's servers to the WAN pool", "servers", addrs, "error", err)
+	} else {
+		a.logger.Info("joined this datacenter's servers to the WAN pool", "joined", n)
+	}
 }
 
 // remoteServers are the RPC addresses of datacenter dc's alive servers, as
@@ -236,6 +273,7 @@ func (a *Agent) clusterLoop() {
 		if a.server == nil {
 			continue
 		}
+		a.floodJoinWAN()
 		if a.cfg.BootstrapExpect > 1 && !a.bootstrapped {
 			a.maybeBootstrap()
 		}

@@ -463,13 +463,15 @@ func TestSlowTransferIsNotIdle(t *testing.T) {
 	archive := readFixture(t)
 	api := newFakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(archive)))
-		for i := 0; i < len(archive); i += 100 {
-			w.Write(archive[i:min(i+100, len(archive))])
+		// About 1.6 s in all, a chunk every 25 ms: three times the idle
+		// timeout, with a gap of 20 times the pace before a chunk is late.
+		for i := 0; i < len(archive); i += 20 {
+			w.Write(archive[i:min(i+20, len(archive))])
 			w.(http.Flusher).Flush()
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(25 * time.Millisecond)
 		}
 	})
-	to := timeouts{dial: time.Second, request: 100 * time.Millisecond, idle: 200 * time.Millisecond}
+	to := timeouts{dial: time.Second, request: 100 * time.Millisecond, idle: 500 * time.Millisecond}
 	r := runWith(nil, to, "snapshot", "save", "-http-addr="+api.addr(), filepath.Join(t.TempDir(), "x.snap"))
 	if r.code != 0 {
 		t.Errorf("slow save: %v", r)

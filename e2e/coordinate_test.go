@@ -111,10 +111,18 @@ func TestCoordinatesNearAndRTT(t *testing.T) {
 	if one, _, err := servers[1].Client.Coordinate().Node("c1", nil); err != nil || len(one) != 1 || one[0].Node != "c1" {
 		t.Errorf("GET /v1/coordinate/node/c1 on s2 = %+v, %v", one, err)
 	}
-	dcs, err := client.Client.Coordinate().Datacenters()
-	if err != nil || len(dcs) != 1 || dcs[0].Datacenter != "dc1" || len(dcs[0].Coordinates) != 3 {
-		t.Fatalf("GET /v1/coordinate/datacenters = %+v, %v: want dc1 with its 3 servers", dcs, err)
-	}
+	// The datacenters' coordinates are the WAN pool's: each server's is
+	// known once the WAN pool (probing every 5 s) has reached it.
+	var dcs []*api.CoordinateDatacenterMap
+	eventually(t, 30*time.Second, func() error {
+		var err error
+		dcs, err = client.Client.Coordinate().Datacenters()
+		if err != nil || len(dcs) != 1 || dcs[0].Datacenter != "dc1" || len(dcs[0].Coordinates) != 3 {
+			return fmt.Errorf("GET /v1/coordinate/datacenters = %+v, %v: want dc1 with its 3 servers", dcs, err)
+		}
+		return nil
+	})
+	slices.SortFunc(dcs[0].Coordinates, func(a, b api.CoordinateEntry) int { return strings.Compare(a.Node, b.Node) })
 	for i, e := range dcs[0].Coordinates {
 		if want := fmt.Sprintf("s%d.dc1", i+1); e.Node != want || e.Coord == nil {
 			t.Errorf("datacenters' coordinate %d = %+v, want %s's", i, e, want)
@@ -234,7 +242,12 @@ func TestCoordinatesNearAndRTT(t *testing.T) {
 	if out, err := beacon("s1", "mm-none"); err == nil || !strings.Contains(out, "Could not find coordinates for both nodes") {
 		t.Errorf("beacon rtt to a node without a coordinate: %v, %q", err, out)
 	}
-	if out, err := beacon("-wan", "s1.dc1"); err == nil || !strings.Contains(out, "-wan is not supported yet") {
-		t.Errorf("beacon rtt -wan: %v, %q", err, out)
+	// The WAN pool's coordinates, between two servers; a client agent
+	// cannot stand for one.
+	if out, err := beacon("-wan", "s1.dc1", "s2.dc1"); err != nil || !strings.Contains(out, "Estimated s1.dc1 <-> s2.dc1 rtt:") {
+		t.Errorf("beacon rtt -wan s1.dc1 s2.dc1: %v, %q", err, out)
+	}
+	if out, err := beacon("-wan", "s1.dc1"); err == nil || !strings.Contains(out, "Must specify two server node names for client agent") {
+		t.Errorf("beacon rtt -wan from a client agent with one name: %v, %q", err, out)
 	}
 }

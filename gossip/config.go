@@ -27,6 +27,11 @@ type Config struct {
 	BindAddr string
 	// RPCAddr is advertised by servers: where they take Raft and RPC.
 	RPCAddr string
+	// WANAddr is advertised by servers in the LAN pool: the address of
+	// their WAN pool, which the datacenter's other servers join, so every
+	// server of a datacenter is in the WAN pool without join_wan on each
+	// (Consul's WAN flood join).
+	WANAddr string
 	// BootstrapExpect is advertised by servers started with it.
 	BootstrapExpect int
 

@@ -52,6 +52,7 @@ const (
 	TagID      = "id"       // node ID
 	TagRPCAddr = "rpc_addr" // servers: where they take Raft and RPC
 	TagExpect  = "expect"   // servers started with bootstrap_expect
+	TagWANAddr = "wan_addr" // servers, in the LAN pool: their WAN pool's address
 	TagVsn     = "vsn"      // beacon's gossip protocol version
 )
 
@@ -95,6 +96,9 @@ func localTags(cfg *Config) map[string]string {
 	case RoleServer:
 		tags[TagRole] = roleTagServer
 		tags[TagRPCAddr] = cfg.RPCAddr
+		if cfg.WANAddr != "" {
+			tags[TagWANAddr] = cfg.WANAddr
+		}
 		if cfg.BootstrapExpect > 0 {
 			tags[TagExpect] = strconv.Itoa(cfg.BootstrapExpect)
 		}
