@@ -21,13 +21,14 @@ const module = "github.com/beacon-dns/beacon"
 var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
 	"acl":                 {},
-	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "internal/tlsutil", "raftstore", "state"},
-	"adminapi":            {"acl", "snapshot", "state"},
+	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "internal/telemetry", "internal/tlsutil", "raftstore", "state"},
+	"adminapi":            {"acl", "internal/telemetry", "snapshot", "state"},
 	"cli":                 {"internal/atomicfile", "internal/tlsutil", "snapshot"},
 	"corefile":            {"internal/tlsutil"},
 	"gossip":              {"internal/atomicfile"},
 	"healthcheck":         {"internal/atomicfile", "state"},
 	"internal/atomicfile": {},
+	"internal/telemetry":  {},
 	"internal/tlsutil":    {},
 	"internal/wire":       {},
 	"plugin":              {"acl", "corefile", "state"},
@@ -49,7 +50,7 @@ var beaconImports = map[string][]string{
 // all, directly or through another package: the DNS path, the HTTP API,
 // the health checks, the CLI and everything they build on.
 var raftFree = []string{"acl", "adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
-	"internal/tlsutil", "internal/wire", "plugin", "snapshot", "state"}
+	"internal/telemetry", "internal/tlsutil", "internal/wire", "plugin", "snapshot", "state"}
 
 // raftModules are what raftFree packages must not depend on.
 var raftModules = []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb", "go.etcd.io/bbolt"}

@@ -1,11 +1,14 @@
 // Package adminapi owns beacon's HTTP API: Consul's /v1 paths, JSON shapes,
 // status codes and headers; blocking queries and consistency modes; request
 // limits; its listeners, plain HTTP and HTTPS (with the *tls.Config the
-// agent hands it, which picks the current certificates per handshake).
+// agent hands it, which picks the current certificates per handshake); the
+// HTTP metrics of every request and /v1/agent/metrics, served from the
+// process's sinks (internal/telemetry).
 //
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports
-// only state and snapshot (for the archive's error): it must not import
+// only acl, state, snapshot (for the archive's error) and
+// internal/telemetry: it must not import
 // raftstore, Raft or bolt, the agent package (the agent imports it), the DNS
 // plugin or CoreDNS (imports_test.go holds it to that).
 package adminapi

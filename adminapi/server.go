@@ -137,7 +137,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return limitBody(s.forwardToServer(s.withAuthorizer(mux)))
+	return measured(mux, limitBody(s.forwardToServer(s.withAuthorizer(mux))))
 }
 
 // ServerForwarder is the agent's way to other agents' APIs: a server's of

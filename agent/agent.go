@@ -23,6 +23,7 @@ import (
 	"github.com/beacon-dns/beacon/gossip"
 	"github.com/beacon-dns/beacon/healthcheck"
 	"github.com/beacon-dns/beacon/internal/atomicfile"
+	"github.com/beacon-dns/beacon/internal/telemetry"
 	"github.com/beacon-dns/beacon/internal/tlsutil"
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
@@ -88,6 +89,8 @@ type Agent struct {
 	// tls is the TLS material every connection of the agent takes when it
 	// starts: the server port's, those to servers, HTTPS's (tls.go).
 	tls *tlsutil.Configurator
+	// telemetry are the process's metrics sinks (telemetry.go).
+	telemetry *telemetry.Sinks
 
 	// cancelJoin stops retrying join addresses.
 	cancelJoin context.CancelFunc
@@ -141,6 +144,10 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	a.started = time.Now()
 	a.tokens.Store(&cfg.ACLTokens)
+	// Before Raft and gossip start: they emit into the global from then on.
+	if a.telemetry, err = telemetry.Process(); err != nil {
+		return nil, err
+	}
 	if a.tls, err = loadTLS(cfg, logger); err != nil {
 		return nil, err
 	}
@@ -200,6 +207,8 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	go a.coordinateLoop()
 	go a.reapLoop()
 	go a.reloadTLSOnSIGHUP(watchSIGHUP())
+	a.wg.Add(1)
+	go a.telemetryLoop()
 	if a.server != nil {
 		a.wg.Add(1)
 		go a.stalenessLoop()
@@ -340,11 +349,13 @@ func (a *Agent) ConsistentRead(verify bool) error {
 
 // Apply commits a command through Raft.
 func (a *Agent) Apply(t state.MessageType, msg any) (uint64, error) {
+	defer measureApply(t, time.Now())
 	return a.backend.Apply(t, msg, applyTimeout)
 }
 
 // ApplyWithResult commits a command through Raft and returns its result.
 func (a *Agent) ApplyWithResult(t state.MessageType, msg any) (uint64, *state.CommandResult, error) {
+	defer measureApply(t, time.Now())
 	return a.backend.ApplyWithResult(t, msg, applyTimeout)
 }
 

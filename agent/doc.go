@@ -8,7 +8,11 @@
 // agent's TLS material at run time: loaded at start, handed to the server
 // port, the connections to servers and HTTPS, and reloaded live by a
 // Corefile reload (ApplyLive) or SIGHUP, the settings that cannot change
-// live being refused.
+// live being refused. It sets up the process's metrics
+// (internal/telemetry) before Raft and gossip start, and emits what
+// nothing else does (runtime, members, checks, the change feed, the
+// client replica, the catalog's size, the time of its writes) until it
+// stops.
 //
 // Nothing imports it but main, which hands it to the plugin through
 // discovery.Register (imports_test.go holds every package to its rule).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 )
@@ -151,6 +152,17 @@ func (cfg *Config) validate() (netip.Addr, uint16, error) {
 	return ip, ap.Port(), nil
 }
 
+// metricLabels label the pool's serf and memberlist metrics with its
+// network, as Consul's: the LAN and WAN pools of a server emit the same
+// names.
+func (cfg *Config) metricLabels() []metrics.Label {
+	network := "lan"
+	if cfg.wan {
+		network = "wan"
+	}
+	return []metrics.Label{{Name: "network", Value: network}}
+}
+
 // serfConfig builds the serf configuration of a pool: serf's defaults on
 // memberlist's LAN (or WAN) defaults, with our addresses, tags, logger,
 // snapshot, keyring and any tuning cfg sets.
@@ -191,6 +203,8 @@ func (cfg *Config) serfConfig(ip netip.Addr, transport *memberlist.NetTransport,
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.NodeName
+	// serf hands its labels on to memberlist.
+	sc.MetricLabels = cfg.metricLabels()
 	sc.Tags = tags
 	sc.MemberlistConfig = mc
 	sc.Logger = std

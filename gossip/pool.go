@@ -110,7 +110,7 @@ func newPool(cfg Config, kind string) (*Pool, error) {
 	// after starting, and a taken port is the common failure.
 	std := logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	transport, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{ip.String()}, BindPort: int(port), Logger: std})
+		BindAddrs: []string{ip.String()}, BindPort: int(port), Logger: std, MetricLabels: cfg.metricLabels()})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: starting %s pool on %s: %w", kind, cfg.BindAddr, err)
 	}

@@ -11,6 +11,11 @@
 // Every change to the state goes through Raft: the FSM is the only writer of
 // the state store. Readers (DNS, HTTP) take lock-free read transactions.
 //
+// Its metrics go, as Raft's own, to go-metrics' global (through its compat
+// package, where the agent's sinks are): the FSM's apply times
+// (consul.fsm.*), the full states servers send and replicas install; the
+// agent reads the feed's size and a replica's lag for its gauges.
+//
 // One kind of write is not proposed as it comes: network coordinate
 // updates (state.CoordinateBatchUpdateType). Every agent sends its own
 // every 15 s or more through the ordinary write path, forwarded to the

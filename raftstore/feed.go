@@ -120,6 +120,13 @@ func (f *changeFeed) since(dst []feedEntry, after, gen uint64, fromSnapshot bool
 	return append(dst, live[lo:end]...), true, f.changed
 }
 
+// size is how many commands the feed holds and their bytes.
+func (f *changeFeed) size() (entries, bytes int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.entries) - f.start, f.bytes
+}
+
 // generation returns the feed's current generation.
 func (f *changeFeed) generation() uint64 {
 	f.mu.Lock()

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
+	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/raft"
 )
 
@@ -103,11 +105,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 				if batch == nil {
 					batch = f.store.KVSBatch()
 				}
+				start := time.Now()
 				if ok, err := batch.Apply(l.Index, &req); err != nil {
 					resps[i] = err
 				} else {
 					resps[i] = &state.CommandResult{OK: ok}
 				}
+				measureKVS(req.Op, start)
 			}
 			inTx = append(inTx, l)
 			continue
@@ -138,18 +142,21 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer metrics.MeasureSince([]string{"fsm", "register"}, time.Now())
 		return f.store.EnsureRegistration(idx, &req), nil
 	case state.DeregisterRequestType:
 		var req state.DeregisterRequest
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer metrics.MeasureSince([]string{"fsm", "deregister"}, time.Now())
 		return f.store.Deregister(idx, &req), nil
 	case state.KVSRequestType:
 		var req state.KVSRequest
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer measureKVS(req.Op, time.Now())
 		ok, err := f.store.KVSApply(idx, &req)
 		if err != nil {
 			return err, nil
@@ -160,6 +167,7 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer measureWithOp([]string{"fsm", "session"}, req.Op, time.Now())
 		if err := f.store.SessionApply(idx, &req); err != nil {
 			return err, nil
 		}
@@ -178,12 +186,14 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer measureWithOp([]string{"fsm", "acl"}, req.Op, time.Now())
 		return f.store.ACLApply(idx, &req), nil
 	case state.CoordinateBatchUpdateType:
 		var updates state.Coordinates
 		if err := decode(&updates); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer metrics.MeasureSince([]string{"fsm", "coordinate", "batch-update"}, time.Now())
 		return f.store.CoordinateBatchUpdate(idx, updates), nil
 	case state.AutopilotRequestType:
 		var req state.AutopilotRequest
@@ -200,9 +210,23 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 		if err := decode(&req); err != nil {
 			return fmt.Errorf("decoding %s: %w", t, err), nil
 		}
+		defer metrics.MeasureSince([]string{"fsm", "txn"}, time.Now())
 		return &state.CommandResult{Txn: f.store.TxnApply(idx, &req)}, nil
 	}
 	return nil, fmt.Errorf("raft log entry %d: unknown %s (written by a newer beacon?)", idx, t)
+}
+
+// measureKVS records a KV command's apply time: consul.fsm.kvs{op}.
+func measureKVS(op state.KVOp, start time.Time) {
+	measureWithOp([]string{"fsm", "kvs"}, string(op), start)
+}
+
+// measureWithOp records a command's apply time (Consul's consul.fsm.*,
+// on servers and client replicas alike: a replica applies the same
+// commands with this code) with its operation as the op label. The
+// operations are the API's fixed verbs: the label set is bounded.
+func measureWithOp(key []string, op string, start time.Time) {
+	metrics.MeasureSinceWithLabels(key, start, []metrics.Label{{Name: "op", Value: op}})
 }
 
 // Snapshot captures the state at this point of the log; Persist writes it

@@ -19,6 +19,7 @@ import (
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
+	metrics "github.com/hashicorp/go-metrics/compat"
 )
 
 // Replica is a client agent's copy of the state: it follows one server's
@@ -42,6 +43,9 @@ type Replica struct {
 	staleness atomic.Int64
 	leader    atomic.Pointer[string]
 	source    atomic.Pointer[string]
+	// serverIndex is the followed server's applied index as of its last
+	// heartbeat.
+	serverIndex atomic.Uint64
 
 	// appliedMu guards appliedCh, closed (and replaced) when the applied
 	// index moves.
@@ -89,6 +93,16 @@ func (r *Replica) Synced() bool { return r.synced.Load() }
 
 // AppliedIndex is the index of the last command the replica reflects.
 func (r *Replica) AppliedIndex() uint64 { return r.fsm.AppliedIndex() }
+
+// IndexLag is how many commands the replica is behind its server, as of
+// the server's last heartbeat; 0 once it caught up.
+func (r *Replica) IndexLag() uint64 {
+	server, applied := r.serverIndex.Load(), r.fsm.AppliedIndex()
+	if server <= applied {
+		return 0
+	}
+	return server - applied
+}
 
 // SnapshotsInstalled counts the full states the replica has installed.
 func (r *Replica) SnapshotsInstalled() uint64 { return r.snapshots.Load() }
@@ -273,6 +287,7 @@ func (r *Replica) follow(addr string) error {
 				return fmt.Errorf("decoding heartbeat: %w", err)
 			}
 			r.leader.Store(&hb.Leader)
+			r.serverIndex.Store(index)
 			r.staleness.Store(max(hb.StalenessMs, 0) * int64(time.Millisecond))
 			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
 		case frameSnapBegin:
@@ -303,6 +318,7 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	r.fsm.applied.Store(index)
 	r.synced.Store(true)
 	r.snapshots.Add(1)
+	metrics.IncrCounter([]string{"client", "replica", "resyncs"}, 1)
 	r.lastFrame.Store(time.Now().UnixNano())
 	r.wakeWaiters()
 	r.logger.Debug("installed a snapshot from the server", "index", index)

@@ -95,6 +95,9 @@ type Server struct {
 	wg             sync.WaitGroup
 	stopOnce       sync.Once
 	stopErr        error
+
+	// streams counts the client replicas following this server.
+	streams atomic.Int64
 }
 
 // Timeouts on the server port.
@@ -167,6 +170,9 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 	rc.SnapshotThreshold = 16384
 	rc.TrailingLogs = 10240
 	rc.NotifyCh = s.notify
+	// Raft's per-peer metrics carry the peer in a label; the legacy copies
+	// with the peer ID in the name would make a metric per server.
+	rc.NoLegacyTelemetry = true
 	// Writes queue for the leader's loop instead of handing over one at a
 	// time, so concurrent writes go to disk, to the followers and to the FSM
 	// (ApplyBatch) together: a quarter more writes per second. Raft leaves
@@ -626,6 +632,19 @@ func (s *Server) VerifyLeader() error {
 // new leader calls it before serving reads.
 func (s *Server) Barrier(timeout time.Duration) error {
 	return s.waitQueued(s.raft.Barrier(timeout))
+}
+
+// FeedStats describe the change feed client replicas follow: the commands
+// it holds, their bytes, and the replicas streaming from this server.
+type FeedStats struct {
+	Entries, Bytes int
+	Streams        int64
+}
+
+// FeedStats reads the change feed's size and followers, for the metrics.
+func (s *Server) FeedStats() FeedStats {
+	entries, bytes := s.fsm.feed.size()
+	return FeedStats{Entries: entries, Bytes: bytes, Streams: s.streams.Load()}
 }
 
 // Stats are raft's counters, for /v1/agent/self.

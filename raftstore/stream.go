@@ -11,6 +11,7 @@ import (
 
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
+	metrics "github.com/hashicorp/go-metrics/compat"
 )
 
 // The state stream (first byte protoStream on the server port): how a
@@ -75,6 +76,8 @@ func (s *Server) serveStream(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	// The client sends nothing more: a read that ends means it hung up,
 	// which stops the stream without waiting for a write to fail.
 	gone := make(chan struct{})
@@ -173,6 +176,7 @@ func (s *Server) sendHeartbeat(w *bufio.Writer) error {
 // generation it reflects.
 func (s *Server) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, error) {
 	snap, idx, gen := s.fsm.feedSnapshot()
+	metrics.IncrCounter([]string{"feed", "snapshots_sent"}, 1)
 	if err := wire.WriteFrame(w, frameSnapBegin, idx, nil); err != nil {
 		return 0, 0, err
 	}
