@@ -285,8 +285,11 @@ type aclAgent struct {
 	resolver *state.ACLResolver
 }
 
-func (a *aclAgent) ACLResolver() *state.ACLResolver { return a.resolver }
+var _ ACLs = (*aclAgent)(nil)
+
+func (a *aclAgent) ACLResolver() TokenResolver      { return a.resolver }
 func (a *aclAgent) ACLDefaultToken() string         { return "" }
+func (a *aclAgent) SetACLToken(string, string) bool { return false }
 
 func TestCoordinateACLs(t *testing.T) {
 	fake := newFakeAgent(t)

@@ -2,6 +2,9 @@
 // status codes and headers; blocking queries and consistency modes; request
 // limits; its listeners, plain HTTP and HTTPS (with the *tls.Config the
 // agent hands it, which picks the current certificates per handshake).
+// It also executes prepared queries, for its own endpoints and for DNS
+// (ExecutePreparedQuery, which the agent hands the plugin), asking other
+// datacenters' servers through ServerForwarder when a query fails over.
 //
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports

@@ -377,16 +377,17 @@ func TestSnapshotInspect(t *testing.T) {
 		"Term     2\n" +
 		"Version  1\n" +
 		"\n" +
-		"Table         Rows\n" +
-		"nodes         3\n" +
-		"services      2\n" +
-		"checks        1\n" +
-		"sessions      0\n" + // tables the archive predates are listed empty
-		"kvs           0\n" +
-		"acl-policies  0\n" +
-		"acl-tokens    0\n" +
-		"coordinates   0\n" +
-		"index         3\n"
+		"Table             Rows\n" +
+		"nodes             3\n" +
+		"services          2\n" +
+		"checks            1\n" +
+		"sessions          0\n" + // tables the archive predates are listed empty
+		"kvs               0\n" +
+		"acl-policies      0\n" +
+		"acl-tokens        0\n" +
+		"coordinates       0\n" +
+		"prepared-queries  0\n" +
+		"index             3\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("inspect: %v\nwant:\n%s", r, want)
 	}

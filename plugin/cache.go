@@ -308,10 +308,17 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 	if len(insts) == 0 {
 		return nil, nil
 	}
+	e := newServiceEntry(z, insts, d.serviceTTL(insts[0].Service.Service))
+	e.authz = authz
+	return e, ws
+}
+
+// newServiceEntry prepares the answers for instances insts, with SRV
+// targets in zone z and records of TTL ttl.
+func newServiceEntry(z *zone, insts []state.ServiceNode, ttl uint32) *serviceEntry {
 	e := &serviceEntry{
-		authz: authz,
-		ttl:   d.serviceTTL(insts[0].Service.Service),
-		srv:   make([]srvRecord, len(insts)),
+		ttl: ttl,
+		srv: make([]srvRecord, len(insts)),
 	}
 	anyIP := false
 	var seen map[string]bool // glue targets, when too many for a linear scan
@@ -364,7 +371,7 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 		}
 	}
 	e.a, e.aaaa = addrTemplates(e.addrs, e.n4, e.ttl)
-	return e, ws
+	return e
 }
 
 // addrTemplates makes the A and AAAA records of addrs, IPv4 first, the

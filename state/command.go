@@ -17,6 +17,9 @@ const (
 	// CoordinateBatchUpdateType carries a batch of network coordinates
 	// (Coordinates), as a leader commits what agents sent it.
 	CoordinateBatchUpdateType MessageType = 7
+	// PreparedQueryRequestType creates, updates or deletes a prepared
+	// query (PreparedQueryRequest).
+	PreparedQueryRequestType MessageType = 8
 )
 
 func (t MessageType) String() string {
@@ -35,6 +38,8 @@ func (t MessageType) String() string {
 		return "acl"
 	case CoordinateBatchUpdateType:
 		return "coordinate batch update"
+	case PreparedQueryRequestType:
+		return "prepared query"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

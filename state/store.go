@@ -67,6 +67,7 @@ func stateSchema() *memdb.DBSchema {
 		schema.Tables[name] = table
 	}
 	schema.Tables[tableCoordinates] = coordinatesTableSchema()
+	schema.Tables[tablePreparedQueries] = preparedQueriesTableSchema()
 	return schema
 }
 
