@@ -66,6 +66,10 @@ import (
 	discovery "github.com/beacon-dns/beacon/plugin"
 )
 
+// The plugin finds the agent's execution of prepared queries by assertion:
+// keep the agent providing it.
+var _ discovery.PreparedQueries = (*agent.Agent)(nil)
+
 // leftOut are CoreDNS directives whose plugins this build does not carry.
 var leftOut = []string{"kubernetes", "k8s_external", "etcd", "route53", "azure", "clouddns", "nomad"}
 

@@ -185,10 +185,22 @@ func (s *Server) agentServiceDeregister(w http.ResponseWriter, r *http.Request) 
 }
 
 func (s *Server) toAgentService(svc *state.Service) *agentService {
+	return newAgentService(svc, s.agent.Datacenter())
+}
+
+// newAgentService is svc in the API's shape, in datacenter dc.
+func newAgentService(svc *state.Service, dc string) *agentService {
 	return &agentService{Kind: svc.Kind, ID: svc.ID, Service: svc.Service, Tags: svc.Tags, Address: svc.Address,
 		TaggedAddresses: svc.TaggedAddresses, Meta: svc.Meta, Port: svc.Port, Weights: svc.Weights,
 		EnableTagOverride: svc.EnableTagOverride, CreateIndex: svc.CreateIndex, ModifyIndex: svc.ModifyIndex,
-		Datacenter: s.agent.Datacenter()}
+		Datacenter: dc}
+}
+
+// stateService is the state's service that a is, on node.
+func (a *agentService) stateService(node string) *state.Service {
+	return &state.Service{Node: node, Kind: a.Kind, ID: a.ID, Service: a.Service, Tags: a.Tags, Address: a.Address,
+		TaggedAddresses: a.TaggedAddresses, Meta: a.Meta, Port: a.Port, Weights: a.Weights,
+		EnableTagOverride: a.EnableTagOverride, CreateIndex: a.CreateIndex, ModifyIndex: a.ModifyIndex}
 }
 
 // agentServices lists the agent's own services. It blocks on the catalog:

@@ -274,6 +274,14 @@ func FuzzSessionCreate(f *testing.F)        { fuzzBody(f, "/v1/session/create") 
 func FuzzTxn(f *testing.F)                  { fuzzBody(f, "/v1/txn") }
 func FuzzCoordinateUpdate(f *testing.F)     { fuzzBody(f, "/v1/coordinate/update") }
 
+// FuzzQueryCreate: a prepared query definition (a POST, where fuzzBody
+// PUTs).
+func FuzzQueryCreate(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte, chunked bool) {
+		fuzzRequest(t, http.MethodPost, "/v1/query", body, chunked)
+	})
+}
+
 // FuzzKV: a KV write or delete with any key, query and value.
 func FuzzKV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, del bool, key, query string, value []byte) {

@@ -3,7 +3,10 @@
 // limits; its listeners, plain HTTP and HTTPS (with the *tls.Config the
 // agent hands it, which picks the current certificates per handshake); the
 // HTTP metrics of every request and /v1/agent/metrics, served from the
-// process's sinks (internal/telemetry).
+// process's sinks (internal/telemetry). It also executes prepared queries,
+// for its own endpoints and for DNS (ExecutePreparedQuery, which the agent
+// hands the plugin), asking other datacenters' servers through
+// ServerForwarder when a query fails over.
 //
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports

@@ -372,6 +372,7 @@ type storeState struct {
 	Checks   []*state.HealthCheck
 	NodeSvcs map[string][]*state.Service
 	Coords   state.Coordinates
+	Queries  []*state.PreparedQuery
 	Index    uint64
 }
 
@@ -391,6 +392,8 @@ func (ta *testAPI) state() storeState {
 	idx, st.Checks, _ = s.ChecksInState(nil, state.HealthAny)
 	st.Index = max(st.Index, idx)
 	idx, st.Coords, _ = s.Coordinates(nil)
+	st.Index = max(st.Index, idx)
+	idx, st.Queries, _ = s.PreparedQueries(nil)
 	st.Index = max(st.Index, idx)
 	st.NodeSvcs = map[string][]*state.Service{}
 	for _, n := range st.Nodes {

@@ -41,6 +41,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.aclRoutes(mux)
 	s.autopilotRoutes(mux)
 
+	// prepared queries
+	s.queryRoutes(mux)
+
 	// status
 	mux.HandleFunc("GET /v1/status/leader", s.statusLeader)
 	mux.HandleFunc("GET /v1/status/peers", s.statusPeers)

@@ -153,10 +153,9 @@ type ServerForwarder interface {
 
 // forwardToServer passes on what this agent does not answer itself: a
 // request for another datacenter (?dc=) to a server there (through a local
-// server from a client agent), and, on a client agent, whose replica holds
-// no ACL tables, the ACL endpoints to a server. The request carries the
-// secret this agent would have used (its own, else the agent's default
-// token, else the anonymous one), so the server decides as this agent
+// server from a client agent), and, on a client agent, what its replica
+// does not hold to a server (answeredByServer). The request carries the
+// secret this agent would have used, so the server decides as this agent
 // would with the tables.
 func (s *Server) forwardToServer(next http.Handler) http.Handler {
 	f, ok := s.agent.(ServerForwarder)
@@ -168,21 +167,47 @@ func (s *Server) forwardToServer(next http.Handler) http.Handler {
 		to := server
 		if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.agent.Datacenter() && forwardsByDC(r.URL.Path) {
 			to = f.DatacenterAPI(dc)
-		} else if to == nil || !strings.HasPrefix(r.URL.Path, "/v1/acl/") {
+		} else if to == nil || !answeredByServer(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		secret := requestToken(r)
-		if _, defaultToken := s.resolver(); secret == "" {
-			secret = defaultToken
-		}
-		if secret == "" {
-			secret = acl.AnonymousTokenSecretID
-		}
-		r.Header.Set("X-Consul-Token", secret)
+		r.Header.Set("X-Consul-Token", s.forwardedSecret(r))
 		r.Header.Del("Authorization")
 		to.ServeHTTP(w, r)
 	})
+}
+
+// forwardedSecret is the token a request this agent passes on carries: the
+// request's own, else the agent's default token, else the anonymous one.
+func (s *Server) forwardedSecret(r *http.Request) string {
+	secret := requestToken(r)
+	if _, defaultToken := s.resolver(); secret == "" {
+		secret = defaultToken
+	}
+	if secret == "" {
+		secret = acl.AnonymousTokenSecretID
+	}
+	return secret
+}
+
+// answeredByServer reports whether a client agent has a server answer the
+// request, for what its replica leaves out: the ACL endpoints (it holds no
+// ACL tables), and the reads that show prepared query definitions (it
+// holds them without the tokens they captured, which a management token
+// is shown).
+func answeredByServer(r *http.Request) bool {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/v1/acl/") {
+		return true
+	}
+	if r.Method != http.MethodGet {
+		return false
+	}
+	if path == "/v1/query" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, "/v1/query/")
+	return ok && (!strings.Contains(rest, "/") || strings.HasSuffix(rest, "/explain"))
 }
 
 // forwardsByDC reports whether ?dc= sends a request to another datacenter:
@@ -236,11 +261,17 @@ func badRequest(format string, args ...any) error { return errBadRequest{fmt.Spr
 func (s *Server) writeErr(w http.ResponseWriter, err error) {
 	var br errBadRequest
 	var tooLarge *http.MaxBytesError
+	var other *apiError
 	if code, msg, ok := aclErr(err); ok {
 		httpError(w, code, msg)
 		return
 	}
 	switch {
+	case errors.As(err, &other):
+		// Another agent's answer, passed on as it gave it.
+		httpError(w, other.status, other.msg)
+	case errors.Is(err, state.ErrQueryNotFound):
+		httpError(w, http.StatusNotFound, "Query not found")
 	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body too large: the limit is %d bytes", tooLarge.Limit))
 	case errors.As(err, &br):

@@ -4,7 +4,8 @@
 // client agent, to the servers' state through raftstore.Client), the LAN
 // gossip pool, the local services and checks with their anti-entropy, the
 // sending of the agent's network coordinate to the servers, the
-// HTTP and HTTPS API and, for the DNS plugin, the state store. It owns the
+// HTTP and HTTPS API and, for the DNS plugin, the state store and the
+// execution of prepared queries. It owns the
 // agent's TLS material at run time: loaded at start, handed to the server
 // port, the connections to servers and HTTPS, and reloaded live by a
 // Corefile reload (ApplyLive) or SIGHUP, the settings that cannot change

@@ -386,6 +386,7 @@ func TestSnapshotInspect(t *testing.T) {
 		"acl-policies      0\n" +
 		"acl-tokens        0\n" +
 		"coordinates       0\n" +
+		"prepared-queries  0\n" +
 		"autopilot-config  0\n" +
 		"index             3\n"
 	if r.code != 0 || r.stdout != want {

@@ -308,16 +308,16 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 	if len(insts) == 0 {
 		return nil, nil
 	}
-	e := d.buildEntry(z.suffix, insts)
+	e := newServiceEntry(z.suffix, insts, d.serviceTTL(insts[0].Service.Service))
 	e.authz = authz
 	return e, ws
 }
 
-// buildEntry prepares the answers of instances insts, the names it hands
-// out ending in suffix (".<dc>.<domain>.").
-func (d *Discovery) buildEntry(suffix string, insts []state.ServiceNode) *serviceEntry {
+// newServiceEntry prepares the answers for instances insts, the names it
+// hands out ending in suffix (".<dc>.<domain>."), records of TTL ttl.
+func newServiceEntry(suffix string, insts []state.ServiceNode, ttl uint32) *serviceEntry {
 	e := &serviceEntry{
-		ttl: d.serviceTTL(insts[0].Service.Service),
+		ttl: ttl,
 		srv: make([]srvRecord, len(insts)),
 	}
 	anyIP := false

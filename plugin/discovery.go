@@ -54,6 +54,9 @@ type Discovery struct {
 	// leader (0 on the leader); nil means never stale. It must be cheap and
 	// lock-free: it is read on every query.
 	Staleness func() time.Duration
+	// Queries executes prepared queries (<query>.query); nil answers them
+	// NXDOMAIN.
+	Queries PreparedQueries
 
 	store Catalog
 	// zones, longest first so the most specific zone wins.
@@ -356,13 +359,18 @@ func mayRead(authz *acl.Authorizer, pq parsedName) bool {
 func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 	m := &rep.msg
 	pq := d.parse(z, rest)
+	if pq.kind == kindQuery {
+		// Executed by the agent, in another datacenter too, with ACLs.
+		d.preparedQuery(rep, z, q, pq)
+		return
+	}
 	authz := d.authorizer()
 	if !mayRead(authz, pq) {
 		m.Rcode = dns.RcodeNameError
 		return
 	}
 	if pq.dc != "" && !strings.EqualFold(pq.dc, d.dc) {
-		d.remote(rep, q, pq, authz)
+		d.remote(rep, z, q, pq, authz)
 		return
 	}
 	switch pq.kind {
@@ -377,7 +385,7 @@ func (d *Discovery) forward(rep *reply, z *zone, q dns.Question, rest string) {
 	case kindAddr:
 		d.addr(m, q, pq.name)
 	default:
-		// Unknown names, and prepared queries, which are not served yet.
+		// Names of no form of ours.
 		m.Rcode = dns.RcodeNameError
 	}
 }

@@ -268,7 +268,8 @@ func TestServeDNS(t *testing.T) {
 		{Qname: "0a0001zz.addr.dc1.consul.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: soa},
 		{Qname: "0a00010.addr.dc1.consul.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: soa},
 
-		// Prepared queries and other datacenters are not served yet.
+		// Prepared queries without the agent to execute them (query_test.go
+		// has them); other datacenters are not served yet.
 		{Qname: "q1.query.consul.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: soa},
 		{Qname: "web.service.dc2.consul.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: soa},
 		// Names that are no form of ours.

@@ -8,7 +8,9 @@
 //
 // The handler reads the catalog through the small Catalog interface, so it
 // can be tested with a bare state.Store. Only setup knows the agent, through
-// the Agent interface it defines.
+// the Agent interface it defines, and hands the handler the agent's
+// execution of prepared queries (PreparedQueries), which may ask other
+// datacenters.
 //
 // Of beacon it imports only state and corefile: the DNS path reads the state
 // store and nothing else, and does not link Raft. It does not import the

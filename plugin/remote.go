@@ -96,7 +96,7 @@ func (c *remoteCache) fetch(key string, ask func() *remoteResult) *remoteResult 
 }
 
 // remote answers a name in datacenter pq.dc, another than ours.
-func (d *Discovery) remote(rep *reply, q dns.Question, pq parsedName, authz *acl.Authorizer) {
+func (d *Discovery) remote(rep *reply, z *zone, q dns.Question, pq parsedName, authz *acl.Authorizer) {
 	m := &rep.msg
 	dc := strings.ToLower(pq.dc)
 	switch pq.kind {
@@ -112,7 +112,7 @@ func (d *Discovery) remote(rep *reply, q dns.Question, pq parsedName, authz *acl
 		m.Rcode = dns.RcodeNameError
 		return
 	}
-	suffix := "." + dc + "." + d.domain
+	suffix := d.zoneOfDatacenter(z, dc).suffix
 	var got *remoteResult
 	if pq.kind == kindService {
 		name, tag := strings.ToLower(pq.name), strings.ToLower(pq.tag)
@@ -133,7 +133,7 @@ func (d *Discovery) remote(rep *reply, q dns.Question, pq parsedName, authz *acl
 			if len(insts) == 0 {
 				return &remoteResult{}
 			}
-			return &remoteResult{svc: d.buildEntry(suffix, insts)}
+			return &remoteResult{svc: newServiceEntry(suffix, insts, d.serviceTTL(insts[0].Service.Service))}
 		})
 	} else {
 		got = d.remoteCache.fetch("n\x00"+dc+"\x00"+strings.ToLower(pq.name), func() *remoteResult {

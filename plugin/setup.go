@@ -72,6 +72,9 @@ func setup(c *caddy.Controller, agents Agents) error {
 	d.Staleness = a.Staleness
 	d.Authorizer = a.DNSAuthorizer
 	d.Remote = a
+	if q, ok := a.(PreparedQueries); ok {
+		d.Queries = q
+	}
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)

@@ -22,6 +22,9 @@ import (
 // fuzzSession is the session the fuzz store's lock is held by.
 const fuzzSession = "adf4238a-882b-9ddc-4a9d-5b6758e4159e"
 
+// fuzzQueryID is the prepared query the fuzz store holds.
+const fuzzQueryID = "8f246b77-f3e1-ff88-5b48-8ec93abf3e05"
+
 // fuzzCommands are valid commands of every type, against fuzzStore's
 // contents: the seeds the fuzzer mutates.
 func fuzzCommands() []struct {
@@ -59,11 +62,24 @@ func fuzzCommands() []struct {
 		{state.CoordinateBatchUpdateType, state.Coordinates{
 			{Node: "n1", Coord: &coordinate.Coordinate{Vec: []float64{0.001, 0, 0, 0, 0, 0, 0, -0.002}, Error: 0.4, Height: 1e-5}},
 			{Node: "n2", Segment: "alpha", Coord: coordinate.NewCoordinate(coordinate.DefaultConfig())}}},
+		{state.PreparedQueryRequestType, &state.PreparedQueryRequest{Datacenter: "dc1", Op: state.PreparedQueryCreate,
+			Query: &state.PreparedQuery{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Name: "web-primary", Session: fuzzSession, Token: "captured",
+				Service: state.ServiceQuery{Service: "web", Tags: []string{"v1", "!v2"}, OnlyPassing: true,
+					NodeMeta: map[string]string{"rack": "r1"}, Failover: state.QueryFailoverOptions{NearestN: 2, Datacenters: []string{"dc2"}}},
+				DNS: state.QueryDNSOptions{TTL: "10s"}}}},
+		{state.PreparedQueryRequestType, &state.PreparedQueryRequest{Op: state.PreparedQueryCreate,
+			Query: &state.PreparedQuery{ID: "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", Name: "geo-",
+				Template: state.QueryTemplate{Type: state.QueryTemplateTypeNamePrefixMatch, Regexp: `^geo-(\w+)-(\w+)$`, RemoveEmptyTags: true},
+				Service:  state.ServiceQuery{Service: "${match(1)}", Tags: []string{"${match(2)}"}}}}},
+		{state.PreparedQueryRequestType, &state.PreparedQueryRequest{Op: state.PreparedQueryUpdate,
+			Query: &state.PreparedQuery{ID: fuzzQueryID, Name: "web-any", Token: state.RedactedToken, Service: state.ServiceQuery{Service: "web"}}}},
+		{state.PreparedQueryRequestType, &state.PreparedQueryRequest{Op: state.PreparedQueryDelete, Query: &state.PreparedQuery{ID: fuzzQueryID}}},
 	}
 }
 
 // fuzzStore returns a small store with a node, a service, its check, a
-// session holding a lock and a few keys, written at indexes 1 to 6.
+// session holding a lock, a few keys and a prepared query, written at
+// indexes 1 to 7.
 func fuzzStore(t *testing.T) *state.Store {
 	t.Helper()
 	s := state.NewStore()
@@ -84,6 +100,10 @@ func fuzzStore(t *testing.T) *state.Store {
 		if ok, err := s.KVSApply(uint64(3+i), req); !ok || err != nil {
 			t.Fatalf("KVSApply(%s): %v %v", req.DirEnt.Key, ok, err)
 		}
+	}
+	if err := s.PreparedQueryApply(7, &state.PreparedQueryRequest{Op: state.PreparedQueryCreate,
+		Query: &state.PreparedQuery{ID: fuzzQueryID, Name: "web", Service: state.ServiceQuery{Service: "web"}}}); err != nil {
+		t.Fatal(err)
 	}
 	return s
 }

@@ -205,6 +205,12 @@ func (f *FSM) applyCommand(idx uint64, data []byte) (resp any, err error) {
 			return err, nil
 		}
 		return &state.CommandResult{OK: ok}, nil
+	case state.PreparedQueryRequestType:
+		var req state.PreparedQueryRequest
+		if err := decode(&req); err != nil {
+			return fmt.Errorf("decoding %s: %w", t, err), nil
+		}
+		return f.store.PreparedQueryApply(idx, &req), nil
 	case state.TxnRequestType:
 		var req state.TxnRequest
 		if err := decode(&req); err != nil {

@@ -111,6 +111,7 @@ const (
 	codeACLDone     = "acl_bootstrapped"
 	codeACLMissing  = "acl_not_found"
 	codeACLInvalid  = "acl_invalid"
+	codeNoQuery     = "query_not_found"
 )
 
 // errorKinds are the typed errors that cross the wire, by their code, in
@@ -125,6 +126,7 @@ var errorKinds = []struct {
 	{codeBadSession, state.ErrInvalidSession}, {codeNoSession, state.ErrSessionNotFound},
 	{codeLostLeader, state.ErrLeadershipLost},
 	{codeACLDone, state.ErrACLBootstrapped}, {codeACLMissing, state.ErrACLNotFound}, {codeACLInvalid, state.ErrACLInvalid},
+	{codeNoQuery, state.ErrQueryNotFound},
 }
 
 func errorCode(err error) string {

@@ -153,14 +153,47 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 	}
 }
 
-// forReplica is what a client agent is sent of a command: nothing of an
-// ACL command (an empty entry moves its index on), since client replicas
-// hold no secrets; the command itself otherwise.
+// forReplica is what a client agent is sent of a command, since client
+// replicas hold no secrets: nothing of an ACL command (an empty entry moves
+// its index on); a prepared query with the token it captured replaced by
+// state.RedactedToken (as the replica's snapshot has it); the command
+// itself otherwise.
 func forReplica(entry []byte) []byte {
-	if len(entry) > 0 && state.MessageType(entry[0]) == state.ACLRequestType {
+	if len(entry) == 0 {
+		return entry
+	}
+	switch state.MessageType(entry[0]) {
+	case state.ACLRequestType:
 		return nil
+	case state.PreparedQueryRequestType:
+		return redactQueryToken(entry)
 	}
 	return entry
+}
+
+// redactQueryToken is a prepared query command without its token. The FSM
+// applied the entry, so it decodes; if it somehow does not, the replica is
+// sent nothing of it rather than the secret (its index moves on).
+func redactQueryToken(entry []byte) []byte {
+	_, decode, err := decodeHeader(entry)
+	if err != nil {
+		return nil
+	}
+	var req state.PreparedQueryRequest
+	if err := decode(&req); err != nil {
+		return nil
+	}
+	if req.Query == nil || req.Query.Token == "" || req.Query.Token == state.RedactedToken {
+		return entry
+	}
+	q := *req.Query
+	q.Token = state.RedactedToken
+	req.Query = &q
+	redacted, err := Encode(state.PreparedQueryRequestType, &req)
+	if err != nil {
+		return nil
+	}
+	return redacted
 }
 
 func (s *Server) sendHeartbeat(w *bufio.Writer) error {

@@ -17,6 +17,9 @@ const (
 	// CoordinateBatchUpdateType carries a batch of network coordinates
 	// (Coordinates), as a leader commits what agents sent it.
 	CoordinateBatchUpdateType MessageType = 7
+	// PreparedQueryRequestType creates, updates or deletes a prepared
+	// query (PreparedQueryRequest).
+	PreparedQueryRequestType MessageType = 8
 	// AutopilotRequestType sets autopilot's configuration
 	// (AutopilotRequest). 8 is the prepared queries'.
 	AutopilotRequestType MessageType = 9
@@ -40,6 +43,8 @@ func (t MessageType) String() string {
 		return "coordinate batch update"
 	case AutopilotRequestType:
 		return "autopilot"
+	case PreparedQueryRequestType:
+		return "prepared query"
 	}
 	return fmt.Sprintf("message type %d", uint8(t))
 }

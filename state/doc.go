@@ -1,6 +1,7 @@
 // Package state owns beacon's data: the catalog types (nodes, services,
 // checks, and the nodes' network coordinates), the KV entries, sessions
-// and transactions, the commands that
+// and transactions, prepared queries (their validation, templates and the
+// selection of their instances), the commands that
 // change them (MessageType and the request types), and the go-memdb state
 // store that holds them, with its indexes and the watch channels blocking
 // queries wait on. It also owns the store's snapshot encoding, which the

@@ -162,8 +162,9 @@ func sessionCreateTxn(tx *memdb.Txn, idx uint64, in *Session) error {
 }
 
 // sessionDestroyTxn invalidates session id: its locks are released (with
-// the lock delay) or its keys deleted, per its behaviour. A session that is
-// not there is nothing to do.
+// the lock delay) or its keys deleted, per its behaviour, and the prepared
+// queries bound to it are deleted. A session that is not there is nothing
+// to do.
 func sessionDestroyTxn(tx *memdb.Txn, idx uint64, id string, delays *lockDelays) error {
 	raw, err := tx.First(tableSessions, "id", id)
 	if err != nil {
@@ -202,6 +203,9 @@ func sessionDestroyTxn(tx *memdb.Txn, idx uint64, id string, delays *lockDelays)
 		if err := setIndex(tx, idx, tableKVs); err != nil {
 			return err
 		}
+	}
+	if err := deleteSessionQueriesTxn(tx, idx, id); err != nil {
+		return err
 	}
 	if err := tx.Delete(tableSessions, s); err != nil {
 		return fmt.Errorf("deleting session: %w", err)

@@ -23,13 +23,15 @@ type Snapshot struct{ tx *memdb.Txn }
 func (s *Store) Snapshot() *Snapshot { return &Snapshot{tx: s.ReadTxn()} }
 
 // Write writes the snapshot to w.
-func (sn *Snapshot) Write(w io.Writer) error { return writeSnapshot(sn.tx, w, snapshotTables) }
+func (sn *Snapshot) Write(w io.Writer) error { return writeSnapshot(sn.tx, w, snapshotTables, false) }
 
-// WriteForReplica writes the snapshot without the ACL tables: what a
+// WriteForReplica writes the snapshot without the ACL tables, and with the
+// tokens prepared queries captured replaced by RedactedToken: what a
 // server streams to a client agent, whose replica holds no secrets (it
-// resolves tokens through the servers).
+// resolves tokens through the servers, and has a server execute a query
+// that captured one).
 func (sn *Snapshot) WriteForReplica(w io.Writer) error {
-	return writeSnapshot(sn.tx, w, replicaTables)
+	return writeSnapshot(sn.tx, w, replicaTables, true)
 }
 
 // ReadSnapshot decodes a snapshot into a new store of its own; Restore
@@ -82,17 +84,18 @@ const snapshotVersion = 1
 
 // snapshotTables are written in this order; restore inserts in the same
 // order, so nodes exist before the services that refer to them.
-// Coordinates came later: they are listed last but for the indexes, so
-// that `snapshot inspect` lists the older tables as it did.
+// Coordinates and prepared queries came later: they are listed last but
+// for the indexes, so that `snapshot inspect` lists the older tables as it
+// did.
 var snapshotTables = []string{tableNodes, tableServices, tableChecks, tableSessions, tableKVs,
-	tableACLPolicies, tableACLTokens, tableCoordinates, tableAutopilot, tableIndex}
+	tableACLPolicies, tableACLTokens, tableCoordinates, tablePreparedQueries, tableAutopilot, tableIndex}
 
 // replicaTables are snapshotTables but the ACL tables.
 var replicaTables = slices.DeleteFunc(slices.Clone(snapshotTables), func(t string) bool {
 	return t == tableACLPolicies || t == tableACLTokens
 })
 
-func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string) error {
+func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string, forReplica bool) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapshotHeader{Version: snapshotVersion}); err != nil {
@@ -104,7 +107,7 @@ func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string) error {
 			return fmt.Errorf("reading %s for snapshot: %w", table, err)
 		}
 		for raw := it.Next(); raw != nil; raw = it.Next() {
-			row, err := marshalRow(table, raw)
+			row, err := marshalRow(table, raw, forReplica)
 			if err != nil {
 				return err
 			}
@@ -117,15 +120,22 @@ func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string) error {
 }
 
 // marshalRow encodes a row with the fields that JSON tags hide from the API
-// (Service.Node) kept.
-func marshalRow(table string, raw any) ([]byte, error) {
+// (Service.Node) kept; for a replica, without the secrets of its rows.
+func marshalRow(table string, raw any, forReplica bool) ([]byte, error) {
 	var v any = raw
-	if table == tableServices {
+	switch table {
+	case tableServices:
 		svc := raw.(*Service)
 		v = struct {
 			Node string
 			*Service
 		}{svc.Node, svc}
+	case tablePreparedQueries:
+		if q := raw.(*PreparedQuery); forReplica && q.Token != "" {
+			redacted := *q
+			redacted.Token = RedactedToken
+			v = &redacted
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -197,6 +207,8 @@ func unmarshalRow(rec snapshotRecord) (any, error) {
 		row = new(Coordinate)
 	case tableAutopilot:
 		row = new(autopilotRow)
+	case tablePreparedQueries:
+		row = new(PreparedQuery)
 	case tableIndex:
 		row = new(indexEntry)
 	default:

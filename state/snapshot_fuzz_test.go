@@ -31,6 +31,18 @@ func FuzzReadSnapshot(f *testing.F) {
 	if err := s.CoordinateBatchUpdate(5, state.Coordinates{{Node: "n1", Coord: coordinate.NewCoordinate(coordinate.DefaultConfig())}}); err != nil {
 		f.Fatal(err)
 	}
+	for i, q := range []*state.PreparedQuery{
+		{ID: "8f246b77-f3e1-ff88-5b48-8ec93abf3e05", Name: "web-primary", Session: sess, Token: "t",
+			Service: state.ServiceQuery{Service: "web", Tags: []string{"v1", "!v2"}, NodeMeta: map[string]string{"rack": "r1"}},
+			DNS:     state.QueryDNSOptions{TTL: "5s"}},
+		{ID: "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", Name: "geo-",
+			Template: state.QueryTemplate{Type: state.QueryTemplateTypeNamePrefixMatch, Regexp: `^geo-(\w+)$`},
+			Service:  state.ServiceQuery{Service: "${match(1)}", Failover: state.QueryFailoverOptions{NearestN: 1}}},
+	} {
+		if err := s.PreparedQueryApply(uint64(6+i), &state.PreparedQueryRequest{Op: state.PreparedQueryCreate, Query: q}); err != nil {
+			f.Fatal(err)
+		}
+	}
 	var buf bytes.Buffer
 	if err := s.Snapshot().Write(&buf); err != nil {
 		f.Fatal(err)
@@ -66,6 +78,15 @@ func FuzzReadSnapshot(f *testing.F) {
 		st.Sessions(nil, "")
 		st.TableRows()
 		st.LastIndex()
+		_, queries, _ := st.PreparedQueries(nil)
+		for _, q := range queries {
+			st.PreparedQueryGet(nil, q.ID)
+			for _, name := range []string{q.ID, q.Name, q.Name + "-web"} {
+				if _, r, err := st.PreparedQueryResolve(name); err == nil {
+					st.PreparedQueryInstances(nil, r)
+				}
+			}
+		}
 		_, coords, _ := st.Coordinates(nil)
 		lan := st.LANCoordinates()
 		for _, a := range coords {

@@ -68,6 +68,7 @@ func stateSchema() *memdb.DBSchema {
 	}
 	schema.Tables[tableCoordinates] = coordinatesTableSchema()
 	schema.Tables[tableAutopilot] = autopilotTableSchema()
+	schema.Tables[tablePreparedQueries] = preparedQueriesTableSchema()
 	return schema
 }
 

@@ -28,6 +28,7 @@ const (
 	TableSessions    = "sessions"
 	TableKVs         = "kvs"
 	TableCoordinates = "coordinates"
+	TableQueries     = "prepared-queries"
 	TableIndex       = "index"
 )
 
@@ -197,7 +198,8 @@ func AssertUTF8(t testing.TB, s *state.Store) {
 	_, sessions, _ := s.Sessions(nil, "")
 	_, kvs, _ := s.KVList(nil, "")
 	_, coords, _ := s.Coordinates(nil)
-	contents = append(contents, sessions, kvs, coords)
+	_, queries, _ := s.PreparedQueries(nil)
+	contents = append(contents, sessions, kvs, coords, queries)
 	if bad, ok := invalidUTF8(reflect.ValueOf(contents)); ok {
 		t.Fatalf("the store holds %q, which is not UTF-8: its snapshot would restore it as %q", bad, strings.ToValidUTF8(bad, "\uFFFD"))
 	}
