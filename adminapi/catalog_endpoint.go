@@ -1,7 +1,9 @@
 package adminapi
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/beacon-dns/beacon/acl"
@@ -233,9 +235,18 @@ func (s *Server) catalogNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
+	meta, err := parseNodeMeta(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	a := authz(r)
 	s.blockingRead(w, r, func(ws memdb.WatchSet) (uint64, any, error) {
-		idx, services, err := s.agent.Store().Services(ws)
+		read := s.agent.Store().Services
+		if len(meta) > 0 {
+			read = func(ws memdb.WatchSet) (uint64, map[string][]string, error) { return s.servicesOnNodes(ws, meta) }
+		}
+		idx, services, err := read(ws)
 		dropped := false
 		for name := range services {
 			if !a.ServiceRead(name) {
@@ -338,6 +349,40 @@ func (s *Server) catalogNode(w http.ResponseWriter, r *http.Request) {
 		}
 		return idx, out, nil
 	})
+}
+
+// servicesOnNodes is the services of the nodes meta selects, each with the
+// union of its instances' tags there: /v1/catalog/services?node-meta=.
+func (s *Server) servicesOnNodes(ws memdb.WatchSet, meta nodeMetaFilter) (uint64, map[string][]string, error) {
+	store := s.agent.Store()
+	idx, nodes, err := store.Nodes(ws)
+	if err != nil {
+		return 0, nil, err
+	}
+	tags := map[string]map[string]bool{}
+	for _, n := range nodes {
+		if !meta.match(n) {
+			continue
+		}
+		svcIdx, _, svcs, err := store.NodeServices(ws, n.Node)
+		if err != nil {
+			return 0, nil, err
+		}
+		idx = max(idx, svcIdx)
+		for _, svc := range svcs {
+			if tags[svc.Service] == nil {
+				tags[svc.Service] = map[string]bool{}
+			}
+			for _, t := range svc.Tags {
+				tags[svc.Service][t] = true
+			}
+		}
+	}
+	out := make(map[string][]string, len(tags))
+	for name, set := range tags {
+		out[name] = slices.Sorted(maps.Keys(set))
+	}
+	return idx, out, nil
 }
 
 // nodeMetaFilter is ?node-meta=key:value, repeatable; all must match.

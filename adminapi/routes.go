@@ -10,6 +10,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/agent/service/{id...}", s.agentService)
 	mux.HandleFunc("GET /v1/agent/checks", s.agentChecks)
 	mux.HandleFunc("GET /v1/agent/self", s.agentSelf)
+	s.agentInfoRoutes(mux) // version, host, reload, monitor
 
 	// catalog
 	mux.HandleFunc("PUT /v1/catalog/register", s.catalogRegister)

@@ -8,7 +8,12 @@
 // agent's TLS material at run time: loaded at start, handed to the server
 // port, the connections to servers and HTTPS, and reloaded live by a
 // Corefile reload (ApplyLive) or SIGHUP, the settings that cannot change
-// live being refused.
+// live being refused. It describes itself for the API's endpoints about
+// the agent: /v1/agent/self (its configuration without secrets, its
+// coordinate, Consul's Stats sections), host (gopsutil), version (the
+// build, from the Go toolchain's build information), reload (through the
+// Corefile reloader main sets, the plugin's) and monitor (its logger is an
+// hclog InterceptLogger the API taps).
 //
 // Nothing imports it but main, which hands it to the plugin through
 // discovery.Register (imports_test.go holds every package to its rule).
