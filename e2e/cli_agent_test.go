@@ -116,6 +116,8 @@ func TestCLICatalogAndServices(t *testing.T) {
 		wantFail(t, "deregister unknown", beacon(t, a, "services", "deregister", "-id=nope"),
 			`Error deregistering service "nope": Unexpected response code: 404`)
 		wantFail(t, "deregister both", beacon(t, a, "services", "deregister", "-id=web-1", hclFile), "not both")
+		wantFail(t, "deregister bad flag", beacon(t, a, "services", "deregister", "-name=web"),
+			"flag provided but not defined: -name")
 		if svcs, _ := a.Client.Agent().Services(); svcs["cache-1"] != nil || svcs["web-1"] == nil {
 			t.Errorf("after deregistering cache-1: %v", keysOf(svcs))
 		}
@@ -162,6 +164,8 @@ func TestCLICatalogAndServices(t *testing.T) {
 		}
 
 		wantFail(t, "bad flag", beacon(t, a, "catalog", "nodes", "-detail"), "flag provided but not defined: -detail")
+		wantFail(t, "datacenters bad flag", beacon(t, a, "catalog", "datacenters", "-wan"), "flag provided but not defined: -wan")
+		wantFail(t, "services bad flag", beacon(t, a, "catalog", "services", "-tag"), "flag provided but not defined: -tag")
 		wantFail(t, "argument", beacon(t, a, "catalog", "services", "web"), "Too many arguments (expected 0, got 1)")
 		wantFail(t, "bad node-meta", beacon(t, a, "catalog", "nodes", "-node-meta=rack"), `Missing "=" value in argument: rack`)
 		wantFail(t, "unknown datacenter", beacon(t, a, "catalog", "nodes", "-datacenter=dc9"), "No path to datacenter")
@@ -255,6 +259,7 @@ func TestCLIReload(t *testing.T) {
 		t.Errorf("TTL after refused reloads: %d, %v; want the old 30", ttl, err)
 	}
 	wantFail(t, "argument", beacon(t, a, "reload", "now"), `unexpected argument "now"`)
+	wantFail(t, "bad flag", beacon(t, a, "reload", "-force"), "flag provided but not defined: -force")
 
 	a.Opts = good
 	a.writeCorefile(t)
