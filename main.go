@@ -93,7 +93,6 @@ var usage = `Usage: beacon <command> [options]
 
 Commands:
     agent -conf FILE   run an agent (a CoreDNS server with the discovery plugin)
-    version            print the version
 ` + cli.Summary()
 
 func main() {
@@ -114,21 +113,26 @@ func main() {
 		ShutdownFinal: agent.ShutdownFinal,
 		ApplyLive:     agent.ApplyLive,
 	})
+	// PUT /v1/agent/reload reloads the Corefile as the reload plugin does.
+	agent.SetConfigReloader(discovery.ReloadCorefile)
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(1)
 	}
-	// Commands that talk to an agent's HTTP API.
+	// The CLI's commands: those that talk to an agent's HTTP API, and
+	// version and validate, which need this binary's build and parser.
+	bin := cli.Binary{Version: agent.Version, Revision: agent.Revision(), BuildDate: agent.BuildDate(),
+		CoreDNSVersion: coremain.CoreVersion, ValidateCorefile: discovery.ValidateCorefile}
 	if cli.Has(os.Args[1]) {
-		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr, bin))
 	}
 	switch os.Args[1] {
 	case "agent":
 		// coremain parses the process's flags: hand it the agent's.
 		os.Args = append([]string{os.Args[0]}, os.Args[2:]...)
 		coremain.Run()
-	case "version", "-version", "--version":
-		fmt.Printf("beacon %s (CoreDNS %s)\n", agent.Version, coremain.CoreVersion)
+	case "-version", "--version":
+		os.Exit(cli.Run([]string{"version"}, os.Stdout, os.Stderr, bin))
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 	default:

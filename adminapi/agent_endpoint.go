@@ -280,23 +280,19 @@ func (s *Server) agentSelf(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	self := s.agent.Self()
-	port, _ := strconv.Atoi(self.SerfLANPort)
-	role := "node"
-	if self.Server {
-		role = "consul"
-	}
 	writeJSON(w, map[string]any{
 		"Config": map[string]any{
 			"Datacenter": self.Datacenter, "PrimaryDatacenter": self.Datacenter, "NodeName": self.NodeName,
 			"NodeID": self.NodeID, "Server": self.Server, "Domain": self.Domain, "Version": self.Version,
-			"Revision": "", "DataDir": self.DataDir,
+			"Revision": self.Revision, "BuildDate": self.BuildDate, "DataDir": self.DataDir,
 		},
-		"Member": map[string]any{
-			"Name": self.NodeName, "Addr": self.SerfLANAddr, "Port": port,
-			"Tags":   map[string]string{"role": role, "dc": self.Datacenter, "id": self.NodeID},
-			"Status": 1,
-		},
-		"Stats": self.Stats,
-		"Meta":  map[string]string{},
+		"DebugConfig": self.DebugConfig,
+		"Coord":       self.Coord,
+		"Member":      self.Member,
+		"Stats":       self.Stats,
+		"Meta":        map[string]string{},
+		// beacon has no service mesh: no xDS server, as a Consul agent
+		// without one reports it.
+		"xDS": nil,
 	})
 }

@@ -292,6 +292,9 @@ func (s *Server) catalogServices(w http.ResponseWriter, r *http.Request) {
 				out[name] = tags
 			}
 		}
+		for _, tags := range out {
+			slices.Sort(tags) // as the unfiltered list has them
+		}
 		filtered(w, dropped)
 		return idx, selfFiltered{out}, nil
 	})

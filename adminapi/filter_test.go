@@ -32,11 +32,11 @@ func TestFilterExpressions(t *testing.T) {
 		t.Errorf("catalog service web filtered: %v, %v", svc, err)
 	}
 	services, _, err := cat.Services(q(`ServiceName == "db" or "eu" in ServiceTags`))
-	if err != nil || len(services) != 2 || !slices.Equal(services["web"], []string{"v1", "eu"}) || services["db"] == nil {
+	if err != nil || len(services) != 2 || !slices.Equal(services["web"], []string{"eu", "v1"}) || services["db"] == nil {
 		t.Errorf("catalog services filtered: %v, %v", services, err)
 	}
 	services, _, err = cat.Services(&api.QueryOptions{NodeMeta: map[string]string{"rack": "r2"}})
-	if err != nil || len(services) != 1 || !slices.Equal(services["web"], []string{"v1", "us"}) {
+	if err != nil || len(services) != 1 || !slices.Equal(services["web"], []string{"us", "v1"}) {
 		t.Errorf("catalog services with node-meta rack=r2: %v, %v", services, err)
 	}
 	entries, _, err := health.Service("web", "", false, q(`Service.Port == 8080`))

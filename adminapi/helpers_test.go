@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/coordinate"
 
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
@@ -209,8 +210,12 @@ func (a *fakeAgent) LocalChecks() []*state.HealthCheck {
 
 func (a *fakeAgent) Self() AgentSelf {
 	return AgentSelf{NodeName: testNode, NodeID: testNodeID, Datacenter: testDC, Domain: "consul.",
-		Version: "0.1.0", Server: true, AdvertiseAddr: testNodeAddr, SerfLANAddr: testNodeAddr, SerfLANPort: "8301",
-		RPCAddr: testLeader, DataDir: "/tmp/beacon", Stats: map[string]map[string]string{"raft": {"state": "Leader"}}}
+		Version: "0.1.0", Revision: "0123456789ab", BuildDate: "2026-01-02T03:04:05Z", Server: true, DataDir: "/tmp/beacon",
+		DebugConfig: map[string]any{"NodeName": testNode, "EncryptKey": "hidden"},
+		Coord:       coordinate.NewCoordinate(coordinate.DefaultConfig()),
+		Member: AgentMember{Name: testNode, Addr: testNodeAddr, Port: 8301, Status: 1,
+			Tags: map[string]string{"role": "consul", "dc": testDC, "id": testNodeID}},
+		Stats: map[string]map[string]string{"raft": {"state": "Leader"}, "consul": {"server": "true"}}}
 }
 
 func (a *fakeAgent) applyCount() int {
@@ -250,7 +255,13 @@ func newTestAPI(t *testing.T) *testAPI {
 // the optional interfaces (Events, ACLs, …).
 func serveTestAPI(t *testing.T, fake *fakeAgent, agent Agent) *testAPI {
 	t.Helper()
-	srv := New(agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard}))
+	return serveTestAPIWithLogger(t, fake, agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard}))
+}
+
+// serveTestAPIWithLogger is serveTestAPI with the API logging to logger.
+func serveTestAPIWithLogger(t *testing.T, fake *fakeAgent, agent Agent, logger hclog.Logger) *testAPI {
+	t.Helper()
+	srv := New(agent, logger)
 	ta := &testAPI{t: t, agent: fake, srv: srv}
 	h := srv.Handler()
 	ta.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

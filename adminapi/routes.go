@@ -11,6 +11,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/agent/checks", s.agentChecks)
 	mux.HandleFunc("GET /v1/agent/self", s.agentSelf)
 	mux.HandleFunc("GET /v1/agent/metrics", s.guarded(s.agentReadable, s.agentMetrics))
+	s.agentInfoRoutes(mux) // version, host, reload, monitor
 
 	// catalog
 	mux.HandleFunc("PUT /v1/catalog/register", s.catalogRegister)

@@ -1,20 +1,33 @@
 package adminapi
 
-import "github.com/beacon-dns/beacon/state"
+import (
+	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/beacon-dns/beacon/state"
+)
 
 // The JSON shapes of Consul's API where they differ from the state store's.
 
 // AgentSelf is what /v1/agent/self reports about the agent.
 type AgentSelf struct {
 	NodeName, NodeID, Datacenter, Domain string
-	Version                              string
-	Server                               bool
-	AdvertiseAddr                        string
-	SerfLANAddr, SerfLANPort             string
-	RPCAddr, DataDir                     string
-	// Stats are grouped as Consul's: "consul" (role, leader, known
-	// servers; on a client, the server it follows) and, on a server,
-	// "raft".
+	// Version, Revision and BuildDate describe the build, as Consul's
+	// Config reports its own.
+	Version, Revision, BuildDate string
+	Server                       bool
+	DataDir                      string
+	// DebugConfig is the agent's configuration under the names of
+	// Consul's RuntimeConfig. It must hold no secret: no ACL token, no
+	// gossip key (Consul's "hidden" says one is set).
+	DebugConfig map[string]any
+	// Coord is the agent's network coordinate in the LAN pool; nil when
+	// the pool has none.
+	Coord *coordinate.Coordinate
+	// Member is the agent as the LAN pool advertises it.
+	Member AgentMember
+	// Stats are grouped as Consul's: "agent", "build", "consul" (role,
+	// leader, known servers; on a client, the server it follows),
+	// "runtime", "serf_lan", and on a server "raft" and "serf_wan".
 	Stats map[string]map[string]string
 }
 

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,7 +123,9 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{
+	// An intercept logger: /v1/agent/monitor taps it with sinks of their
+	// own level, without changing what goes to stderr.
+	logger := hclog.NewInterceptLogger(&hclog.LoggerOptions{
 		Name:   "beacon",
 		Level:  hclog.LevelFromString(envOr("BEACON_LOG_LEVEL", "info")),
 		Output: os.Stderr,
@@ -427,32 +427,3 @@ func (a *Agent) RaftConfiguration() (state.RaftConfigurationInfo, error) {
 
 // RemovePeer removes a server from the Raft configuration.
 func (a *Agent) RemovePeer(id, address string) error { return a.backend.RemovePeer(id, address) }
-
-// Self describes the agent for /v1/agent/self.
-func (a *Agent) Self() adminapi.AgentSelf {
-	host, port, _ := net.SplitHostPort(a.cfg.SerfLAN)
-	return adminapi.AgentSelf{
-		Version:  Version,
-		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter,
-		Domain: a.cfg.Domain, Server: a.cfg.Server, AdvertiseAddr: a.cfg.Bind,
-		SerfLANAddr: host, SerfLANPort: port, RPCAddr: a.cfg.RPC, DataDir: a.cfg.DataDir,
-		Stats: a.stats(),
-	}
-}
-
-// stats are /v1/agent/self's Stats.
-func (a *Agent) stats() map[string]map[string]string {
-	if a.client != nil {
-		return map[string]map[string]string{"consul": a.client.Stats()}
-	}
-	return map[string]map[string]string{
-		"consul": {
-			"server":        "true",
-			"leader":        strconv.FormatBool(a.server.IsLeader()),
-			"leader_addr":   a.server.Leader(),
-			"known_servers": strconv.Itoa(len(a.dcServers())),
-			"bootstrap":     strconv.FormatBool(a.cfg.BootstrapExpect == 1),
-		},
-		"raft": a.server.Stats(),
-	}
-}

@@ -13,7 +13,12 @@
 // (internal/telemetry) before Raft and gossip start, and emits what
 // nothing else does (runtime, members, checks, the change feed, the
 // client replica, the catalog's size, the time of its writes) until it
-// stops.
+// stops. It describes itself for the API's endpoints about the agent:
+// /v1/agent/self (its configuration without secrets, its coordinate,
+// Consul's Stats sections), host (gopsutil), version (the build, from the
+// Go toolchain's build information), reload (through the Corefile
+// reloader main sets, the plugin's) and monitor (its logger is an hclog
+// InterceptLogger the API taps).
 //
 // Nothing imports it but main, which hands it to the plugin through
 // discovery.Register (imports_test.go holds every package to its rule).

@@ -47,6 +47,9 @@ type cmdCase struct {
 	stdout, stderr string
 	// noAddr leaves -http-addr out (commands that take none).
 	noAddr bool
+	// words is how many of args name the command ("catalog nodes" is 2);
+	// 0 is 1.
+	words int
 }
 
 func (tc cmdCase) run(t *testing.T) {
@@ -54,7 +57,8 @@ func (tc cmdCase) run(t *testing.T) {
 	api := routedAPI(t, tc.routes)
 	args := tc.args
 	if !tc.noAddr {
-		args = append([]string{args[0], "-http-addr=" + api.addr()}, args[1:]...)
+		words := max(tc.words, 1)
+		args = append(append(args[:words:words], "-http-addr="+api.addr()), args[words:]...)
 	}
 	r := runCLI(args...)
 	if r.code != tc.code || r.stdout != tc.stdout ||

@@ -28,25 +28,28 @@ type env struct {
 	shutdown       context.Context
 	pace           pacing
 	client         *client
+	binary         Binary
 }
 
 // command is a node of the command tree: a group of subs (by name, as its
 // usage lists them), or a leaf with its usage line (help), flags and run.
 // http gives a leaf the connection flags and e.client; stream lifts the
 // bound on its exchanges but for idleness (snapshot transfers); noArgs
-// refuses arguments after the options.
+// refuses arguments after the options; follow lifts every bound on its
+// exchange, idleness too (a monitor's stream, quiet while the agent is).
 type command struct {
-	name, synopsis, help string
-	subs                 []*command
-	flags                func(fs *flag.FlagSet)
-	run                  func(e *env, fs *flag.FlagSet, args []string) int
-	http, stream, noArgs bool
+	name, synopsis, help         string
+	subs                         []*command
+	flags                        func(fs *flag.FlagSet)
+	run                          func(e *env, fs *flag.FlagSet, args []string) int
+	http, stream, follow, noArgs bool
 }
 
 // commands are the top-level commands, in the order the usage lists them.
 var commands = []*command{
-	aclCommand, eventCommand, forceLeaveCommand, joinCommand, keygenCommand, keyringCommand, kvCommand, leaveCommand, lockCommand, maintCommand,
-	membersCommand, operatorCommand, rttCommand, snapshotCommand, tlsCommand, watchCommand,
+	aclCommand, catalogCommand, eventCommand, forceLeaveCommand, infoCommand, joinCommand, keygenCommand, keyringCommand,
+	kvCommand, leaveCommand, lockCommand, maintCommand, membersCommand, monitorCommand, operatorCommand, reloadCommand,
+	rttCommand, servicesCommand, snapshotCommand, tlsCommand, validateCommand, versionCommand, watchCommand,
 }
 
 // Has reports whether name is a command Run handles.
@@ -64,11 +67,12 @@ func Summary() string {
 }
 
 // Run runs the command in args (os.Args without the program name) and
-// returns the exit code. The children of lock and watch write to stdout
-// and stderr too: writers other than files must be safe for concurrent use.
-func Run(args []string, stdout, stderr io.Writer) int {
+// returns the exit code; bin is what version and validate need of the
+// binary. The children of lock and watch write to stdout and stderr too:
+// writers other than files must be safe for concurrent use.
+func Run(args []string, stdout, stderr io.Writer, bin Binary) int {
 	return run(&env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, timeouts: defaultTimeouts,
-		pace: defaultPacing}, args)
+		pace: defaultPacing, binary: bin}, args)
 }
 
 func run(e *env, args []string) int {
@@ -144,7 +148,7 @@ func (c *command) runLeaf(e *env, path string, args []string) int {
 	case c.noArgs && fs.NArg() > 0:
 		usageErr(e, "unexpected argument %q", fs.Arg(0))
 	case c.http:
-		if e.client, err = newClient(e, fs, clientOptions{stream: c.stream}); err != nil {
+		if e.client, err = newClient(e, fs, clientOptions{stream: c.stream, follow: c.follow}); err != nil {
 			usageErr(e, "%v", err)
 			break
 		}

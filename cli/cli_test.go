@@ -505,7 +505,7 @@ func TestDispatch(t *testing.T) {
 			t.Errorf("%q: %v", tc.args, r)
 		}
 	}
-	if !Has("operator") || !Has("snapshot") || Has("agent") || Has("version") {
+	if !Has("operator") || !Has("snapshot") || Has("agent") || !Has("version") || !Has("validate") {
 		t.Error("Has answers wrongly")
 	}
 	if s := Summary(); !strings.Contains(s, "operator") || !strings.Contains(s, "snapshot") {
@@ -515,7 +515,7 @@ func TestDispatch(t *testing.T) {
 
 func TestRunWritesToGivenWriters(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := Run([]string{"snapshot", "inspect", fixture}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Index    7") {
+	if code := Run([]string{"snapshot", "inspect", fixture}, &stdout, &stderr, Binary{}); code != 0 || !strings.Contains(stdout.String(), "Index    7") {
 		t.Errorf("Run: %d %q %q", code, stdout.String(), stderr.String())
 	}
 }

@@ -68,12 +68,13 @@ type client struct {
 func (c *client) close() { c.transport.CloseIdleConnections() }
 
 // clientOptions: stream (snapshot transfers) lifts the bound on a whole
-// exchange, leaving the idle timeout; abort, when set, ends the blocking
-// reads in flight once it is done (api.Lock and api.Semaphore look at
-// their stop channel only between reads, which block for up to 15s).
+// exchange, leaving the idle timeout; follow (a log stream, which ends when
+// the command does) lifts both; abort, when set, ends the blocking reads
+// in flight once it is done (api.Lock and api.Semaphore look at their stop
+// channel only between reads, which block for up to 15s).
 type clientOptions struct {
-	stream bool
-	abort  context.Context
+	stream, follow bool
+	abort          context.Context
 }
 
 // newClient returns a client of the agent the leaf's flags name, in its
@@ -158,7 +159,7 @@ type agentTransport struct {
 func (a *agentTransport) bound(r *http.Request) time.Duration {
 	q := r.URL.Query()
 	switch {
-	case a.stream:
+	case a.stream, a.follow:
 		return 0
 	case q.Get("index") == "":
 		return a.timeouts.request

@@ -4,8 +4,14 @@
 // `force-leave`, `maint`, `keyring`, `operator raft` (list-peers,
 // remove-peer), `snapshot` (save, restore, inspect), `kv` (get, put,
 // delete, export, import), `lock`, `watch`, `event`, `rtt` (network
-// coordinates), and `keygen` and `tls` (ca create, cert create: a CA and
-// agent certificates under Consul's file names, made by internal/tlsutil).
+// coordinates), `catalog` (datacenters, nodes, services), `services`
+// (register, deregister, from flags or JSON/HCL definition files read as
+// Consul reads them), `info`, `reload`, `monitor` (the agent's log
+// stream), and `keygen` and `tls` (ca create, cert create: a CA and agent
+// certificates under Consul's file names, made by internal/tlsutil).
+// `version` and `validate` (a Corefile, checked as start-up would) need
+// the binary's build and its Corefile parser: main hands them in (Binary),
+// as this package links neither the agent nor CoreDNS.
 //
 // It is built on Consul's Go client, github.com/hashicorp/consul/api:
 // api.Client for the calls, api.Lock and api.Semaphore for `lock` (so that

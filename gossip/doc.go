@@ -11,7 +11,8 @@
 // events (fired as serf user events, filtered by each agent against its
 // node name and local services, the last 256 kept for the HTTP API), and
 // this agent's Vivaldi network coordinate, which serf computes from the
-// probes' round trips (Coordinate; the agent sends it to the servers).
+// probes' round trips (Coordinate; the agent sends it to the servers),
+// and serf's figures about the pool (Stats, for `beacon info`).
 //
 // Serf does the rest, as it does for Consul: leave intents versus failures,
 // reconnecting to failed members (which heals partitions), reaping members

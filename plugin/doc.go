@@ -4,7 +4,11 @@
 // matching, parsing of Consul's name forms, building the answers from the
 // local replica of the catalog), the per-handler cache of service answers
 // that the store's watch channels keep current, its Prometheus metrics and
-// its readiness.
+// its readiness; and, for the CLI and the API through main, checking a
+// Corefile as start-up would without starting anything (ValidateCorefile,
+// `beacon validate`) and reloading the Corefile in process as the reload
+// plugin does, reporting the outcome (ReloadCorefile, PUT
+// /v1/agent/reload).
 //
 // The handler reads the catalog through the small Catalog interface, so it
 // can be tested with a bare state.Store. Only setup knows the agent, through
