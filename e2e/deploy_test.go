@@ -123,6 +123,17 @@ func (lab *netLab) etcFiles(t *testing.T, extra map[string]string) {
 	for _, name := range names {
 		fmt.Fprintf(&hosts, "%s %s\n", extra[name], name)
 	}
+	// Those of labs whose namespace is gone (a test process killed before
+	// its cleanups) go first.
+	if entries, err := os.ReadDir("/etc/netns"); err == nil {
+		for _, e := range entries {
+			if staleNSRE.MatchString(e.Name()) {
+				if _, err := os.Stat(filepath.Join("/run/netns", e.Name())); os.IsNotExist(err) {
+					_ = os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
+				}
+			}
+		}
+	}
 	for _, h := range lab.hosts {
 		dir := filepath.Join("/etc/netns", h.NS)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
