@@ -145,7 +145,7 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 			return errMissingValue
 		}
 		for _, j := range args {
-			if err := checkHostPort(j); err != nil {
+			if err := checkJoinAddr(j); err != nil {
 				return err
 			}
 		}
@@ -334,6 +334,57 @@ func checkHostPort(s string) error {
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q: port %q is not from 1 to 65535", s, port)
+	}
+	return nil
+}
+
+// checkJoinAddr accepts a gossip address to join: IP:port, or host:port
+// with a DNS host name (as Consul's retry_join takes them: a StatefulSet's
+// pods, a round-robin name), which gossip resolves at every attempt.
+func checkJoinAddr(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an address of the form IP:port or host:port", s)
+	}
+	if net.ParseIP(host) == nil {
+		if err := checkHostName(host); err != nil {
+			return fmt.Errorf("%q: %v", s, err)
+		}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not from 1 to 65535", s, port)
+	}
+	return nil
+}
+
+// checkHostName accepts a DNS host name: dot-separated labels of letters,
+// digits and hyphens, neither starting nor ending with a hyphen, with an
+// optional final dot; not all digits and dots (a mistyped IP address).
+func checkHostName(s string) error {
+	bad := fmt.Errorf("%q is neither an IP address nor a host name", s)
+	name := strings.TrimSuffix(s, ".")
+	if name == "" || len(name) > 253 {
+		return bad
+	}
+	allDigits := true
+	for _, label := range strings.Split(name, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return bad
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			switch {
+			case c >= '0' && c <= '9':
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
+				allDigits = false
+			default:
+				return bad
+			}
+		}
+	}
+	if allDigits {
+		return bad
 	}
 	return nil
 }

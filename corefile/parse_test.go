@@ -63,6 +63,7 @@ func TestParseFull(t *testing.T) {
 		serf_wan 10.0.0.1:9302
 		join 10.0.0.2:9301 10.0.0.3:9301
 		join 10.0.0.4:9301
+		join beacon-server-0.beacon-server:9301 s4.example.org.:9301
 		join_wan 10.1.0.1:9302 10.1.0.2:9302
 		encrypt pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=
 		reconnect_timeout 24h
@@ -89,7 +90,8 @@ func TestParseFull(t *testing.T) {
 		Datacenter: "east", Domain: "example.", Node: "n1", DataDir: "/var/lib/beacon", Server: true,
 		BootstrapExpect: 3, Bind: "10.0.0.1", HTTP: "127.0.0.1:9500", RPC: "10.0.0.1:9300",
 		SerfLAN: "10.0.0.1:9301", SerfWAN: "10.0.0.1:9302",
-		Join:    []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301"},
+		Join: []string{"10.0.0.2:9301", "10.0.0.3:9301", "10.0.0.4:9301", "beacon-server-0.beacon-server:9301",
+			"s4.example.org.:9301"},
 		JoinWAN: []string{"10.1.0.1:9302", "10.1.0.2:9302"},
 		Encrypt: "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=", ReconnectTimeout: 24 * time.Hour,
 		EnableScriptChecks: true, RPCHoldTimeout: 3 * time.Second,
@@ -136,6 +138,13 @@ func TestParseErrors(t *testing.T) {
 		{"port clash", "discovery {\n server\n rpc 127.0.0.1:8500\n}", `property "rpc": address 127.0.0.1:8500 is already used by "http"`},
 		{"allow_stale value", "discovery {\n allow_stale maybe\n}", `property "allow_stale": want true or false`},
 		{"join empty", "discovery {\n join\n}", `property "join": missing value`},
+		{"join no port", "discovery {\n join beacon-server-0.beacon-server\n}", `property "join": "beacon-server-0.beacon-server" is not an address of the form IP:port or host:port`},
+		{"join bad name", "discovery {\n join bad_name.example:8301\n}", `property "join": "bad_name.example:8301": "bad_name.example" is neither an IP address nor a host name`},
+		{"join bad IP", "discovery {\n join 10.0.0.300:8301\n}", `property "join": "10.0.0.300:8301": "10.0.0.300" is neither`},
+		{"join hyphen", "discovery {\n join -s1.example:8301\n}", `property "join": "-s1.example:8301"`},
+		{"join empty label", "discovery {\n join s1..example:8301\n}", `property "join": "s1..example:8301"`},
+		{"join bad port", "discovery {\n join s1.example:0\n}", `property "join": "s1.example:0": port "0" is not from 1 to 65535`},
+		{"join_wan name", "discovery {\n server\n join_wan dc2-server:http\n}", `property "join_wan": "dc2-server:http": port "http"`},
 		{"a_record_limit", "discovery {\n a_record_limit -1\n}", `property "a_record_limit": want a whole number`},
 		{"encrypt not base64", "discovery {\n encrypt %%%\n}", `:2 - Error during parsing: discovery: property "encrypt": the key is not base64`},
 		{"encrypt short key", "discovery {\n encrypt c2hvcnQ=\n}", `property "encrypt": the key is 5 bytes; it must be 16, 24 or 32`},

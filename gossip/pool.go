@@ -221,7 +221,8 @@ func (p *Pool) Join(addrs []string) (int, error) {
 }
 
 // RetryJoin joins addrs, retrying every interval (DefaultRetryJoinInterval
-// when zero) until at least one other member was reached. Our own address
+// when zero) until at least one other member was reached (reaching only
+// ourselves, through a name of ours, does not count). Our own address
 // among addrs is skipped, so every agent can be given the same list; when it
 // is the only one, there is nobody to join and RetryJoin returns at once.
 // It returns nil once joined, ctx.Err() when ctx is done, ErrShutdown when
@@ -253,6 +254,12 @@ func (p *Pool) RetryJoin(ctx context.Context, addrs []string, interval time.Dura
 		if errors.Is(err, ErrShutdown) {
 			return err
 		}
+		if n > 0 && !p.knowsOthers() {
+			// Only ourselves answered: a host name of our own (the same
+			// list on every server, as a StatefulSet's pods are given it)
+			// is not caught by isSelf.
+			n, err = 0, errors.New("only this agent itself answered")
+		}
 		if n > 0 {
 			p.logger.Info("joined the "+p.kind+" pool", "contacted", n, "of", len(others), "attempt", attempt)
 			return nil
@@ -272,8 +279,20 @@ func (p *Pool) RetryJoin(ctx context.Context, addrs []string, interval time.Dura
 	}
 }
 
+// knowsOthers reports whether another member is alive in the pool.
+func (p *Pool) knowsOthers() bool {
+	self := p.serf.LocalMember().Name
+	for _, m := range p.serf.Members() {
+		if m.Name != self && m.Status == serf.StatusAlive {
+			return true
+		}
+	}
+	return false
+}
+
 // isSelf reports whether a join address names this pool's own address.
-// Only IP literals are recognised; names are not resolved.
+// Only IP literals are recognised; names are not resolved (RetryJoin goes
+// on until another member answers).
 func (p *Pool) isSelf(addr string) bool {
 	if i := strings.IndexByte(addr, '/'); i >= 0 { // memberlist's "node/addr" form
 		addr = addr[i+1:]

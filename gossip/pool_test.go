@@ -367,6 +367,51 @@ func TestRetryJoinTargetStartsLater(t *testing.T) {
 	}
 }
 
+// Every server may be given the same list of host names (a StatefulSet's
+// pods): a name of our own is joined like any other, and answers, but
+// reaching only ourselves is not a join; RetryJoin goes on until another
+// member answers.
+func TestRetryJoinOwnHostName(t *testing.T) {
+	t.Parallel()
+	sink := newLogSink(t)
+	port := freePort(t)
+	joiner := startPool(t, sink, testConfig("joiner", RoleServer))
+	self := "localhost:" + strconv.Itoa(int(joiner.localPort))
+	if joiner.isSelf(self) {
+		t.Fatal("isSelf resolved a name; this test needs one it does not recognise")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	result := make(chan error, 1)
+	go func() {
+		result <- joiner.RetryJoin(ctx, []string{self, "localhost:" + strconv.Itoa(port)}, 50*time.Millisecond)
+	}()
+	waitFor(t, 10*time.Second, "two attempts that reached only ourselves", func() bool {
+		return sink.count("only this agent itself answered") >= 2
+	})
+	select {
+	case err := <-result:
+		t.Fatalf("RetryJoin returned %v having reached only itself", err)
+	default:
+	}
+
+	cfg := testConfig("target", RoleServer)
+	cfg.BindAddr = "127.0.0.1:" + strconv.Itoa(port)
+	tp := startPool(t, sink, cfg)
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("RetryJoin: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("RetryJoin did not return after the target started")
+	}
+	waitFor(t, 10*time.Second, "both pools to see each other", func() bool {
+		return aliveCount(joiner) == 2 && aliveCount(tp) == 2
+	})
+}
+
 func TestRetryJoinStops(t *testing.T) {
 	t.Parallel()
 	sink := newLogSink(t)
