@@ -160,7 +160,10 @@ func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request, op Operato
 }
 
 // snapshotRestore restores the archive in the request body, of at most
-// limit bytes.
+// limit bytes. A Consul snapshot is turned into beacon's archive here
+// (snapshot.PrepareRestore); its answer is 200 with what it restored and
+// skipped as JSON (a snapshot.ConsulReport), also logged. A beacon
+// archive's is 200 with no body, as Consul answers.
 func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, op Operator, limit int64) {
 	if err := s.checkDC(r); err != nil {
 		s.writeErr(w, err)
@@ -172,9 +175,17 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request, op Oper
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	err := op.RestoreSnapshot(body)
+	archive, consul, err := snapshot.PrepareRestore(body)
+	if err == nil {
+		defer archive.Close()
+		err = op.RestoreSnapshot(archive)
+	}
 	var tooLarge *http.MaxBytesError
 	switch {
+	case err == nil && consul != nil:
+		s.logger.Info("restored a Consul snapshot", "id", consul.ID, "index", consul.Index,
+			"restored", consul.TablesSummary(), "skipped", consul.SkippedSummary())
+		writeJSON(w, consul)
 	case err == nil:
 	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge,

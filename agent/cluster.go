@@ -255,10 +255,14 @@ func (a *Agent) clusterLoop() {
 	lastFull := time.Time{}
 	for {
 		var changed *gossip.Event
-		full, gained := false, false
+		full, gained, restored := false, false, false
 		select {
 		case <-a.stop:
 			return
+		case <-a.store.AbandonCh():
+			// A snapshot restore replaced the state (a leader's own
+			// restore, or one it took from another).
+			restored = true
 		case ev, ok := <-events:
 			if !ok {
 				events = nil // the pool shut down
@@ -269,6 +273,11 @@ func (a *Agent) clusterLoop() {
 			full, gained = true, true
 		case now := <-tick.C:
 			full = now.Sub(lastFull) >= reconcileInterval
+		}
+		if restored {
+			// The restored state may lack this agent's node and
+			// services: sync them at once.
+			a.triggerSync()
 		}
 		if a.server == nil {
 			continue
@@ -282,6 +291,21 @@ func (a *Agent) clusterLoop() {
 		}
 		a.reconcileServers()
 		switch {
+		case restored:
+			// As Consul's leader reasserts its leadership after a
+			// restore: the initial management token back if the
+			// restored ACL tables lack it, and the restored sessions'
+			// TTL timers. Gossip's members are put back as it knows
+			// them; nodes it does not know are reaped at the next full
+			// reconcile (within reconcileInterval), as Consul's leader
+			// reaps them.
+			for _, m := range a.lan.Members() {
+				a.reconcileMember(m)
+			}
+			a.ensureInitialManagement()
+			if _, all, err := a.store.Sessions(nil, ""); err == nil {
+				a.sessions.ensure(all)
+			}
 		case full:
 			if gained {
 				a.ensureInitialManagement()

@@ -63,6 +63,7 @@ var defaultTimeouts = timeouts{dial: 5 * time.Second, request: 30 * time.Second,
 type client struct {
 	*api.Client
 	transport *http.Transport
+	agent     *agentTransport
 }
 
 func (c *client) close() { c.transport.CloseIdleConnections() }
@@ -118,12 +119,13 @@ func newClient(e *env, fs *flag.FlagSet, opts clientOptions) (*client, error) {
 			}
 			return idleConn{Conn: conn, idle: t.idle}, nil
 		}}
-	cfg.HttpClient = &http.Client{Transport: &agentTransport{cfg.Transport, base.Host, t, opts}}
+	agent := &agentTransport{base: cfg.Transport, host: base.Host, timeouts: t, clientOptions: opts}
+	cfg.HttpClient = &http.Client{Transport: agent}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the client: %w", err)
 	}
-	return &client{Client: c, transport: cfg.Transport}, nil
+	return &client{Client: c, transport: cfg.Transport, agent: agent}, nil
 }
 
 // parseHTTPAddr takes host:port, which gets scheme, or an http(s) URL.
@@ -145,12 +147,14 @@ func parseHTTPAddr(addr, scheme string) (*url.URL, error) {
 }
 
 // agentTransport bounds each exchange with the agent and words the errors
-// people meet first.
+// people meet first. answered, when set, sees each answer before the api
+// package does (which drops some bodies, a snapshot restore's).
 type agentTransport struct {
 	base     http.RoundTripper
 	host     string
 	timeouts timeouts
 	clientOptions
+	answered func(*http.Response)
 }
 
 // bound is how long an exchange may take: a blocking query (?index=) its
@@ -191,6 +195,9 @@ func (a *agentTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		release()
 		return nil, a.explain(err)
+	}
+	if a.answered != nil {
+		a.answered(resp)
 	}
 	resp.Body = &agentBody{ReadCloser: resp.Body, release: release, explain: a.explain}
 	return resp, nil

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -84,12 +88,115 @@ var snapshotRestoreCommand = &command{name: "restore", http: true, stream: true,
 		case !st.Mode().IsRegular():
 			return e.fail("Error opening snapshot: %s is not a regular file", file)
 		}
+		// The agent answers a Consul snapshot's restore with what it
+		// restored and skipped, a body the api package drops: take it
+		// on its way.
+		var report []byte
+		e.client.agent.answered = func(resp *http.Response) {
+			if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				report, _ = io.ReadAll(io.LimitReader(resp.Body, maxRestoreReport))
+				resp.Body.Close()
+				resp.Body = io.NopCloser(bytes.NewReader(report))
+			}
+		}
 		if err := e.client.Snapshot().Restore(nil, sizedBody{ReadCloser: f, size: st.Size()}); err != nil {
 			return e.fail("Error restoring snapshot: %v", err)
 		}
 		fmt.Fprintln(e.stdout, "Restored snapshot")
+		var consul snapshot.ConsulReport
+		if len(report) > 0 && json.Unmarshal(report, &consul) == nil {
+			return writeOutput(e, consulRestored(&consul))
+		}
 		return exitOK
 	},
+}
+
+// maxRestoreReport bounds the answer to a restore the CLI reads.
+const maxRestoreReport = 1 << 20
+
+// consulRestored says what the restore of a Consul snapshot took and
+// skipped.
+func consulRestored(r *snapshot.ConsulReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Restored a Consul snapshot (index %d):", r.Index)
+	sep := " "
+	for _, t := range r.Tables {
+		if t.Rows > 0 && t.Table != "index" {
+			fmt.Fprintf(&b, "%s%s %d", sep, t.Table, t.Rows)
+			sep = ", "
+		}
+	}
+	if sep == " " {
+		b.WriteString(" nothing")
+	}
+	b.WriteString("\n")
+	b.WriteString(skippedTable(r.Skipped))
+	return b.String()
+}
+
+// skippedTable lists the records a restore of a Consul snapshot skips.
+func skippedTable(skipped []snapshot.SkippedRecords) string {
+	if len(skipped) == 0 {
+		return "Skipped nothing.\n"
+	}
+	var b strings.Builder
+	b.WriteString("Skipped (not restored):\n")
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, " Type\tCount\tReason\n")
+	for _, s := range skipped {
+		fmt.Fprintf(tw, " %s\t%d\t%s\n", s.Type, s.Count, s.Reason)
+	}
+	tw.Flush()
+	return b.String()
+}
+
+// consulInspected describes a Consul snapshot as `consul snapshot inspect`
+// does (its metadata, then its records by type, largest first), then what
+// a restore into beacon makes of it.
+func consulInspected(info *snapshot.Info) string {
+	r := info.Consul
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 8, 8, 6, ' ', 0)
+	fmt.Fprintf(tw, " ID\t%s\n Size\t%d\n Index\t%d\n Term\t%d\n Version\t%d\n", r.ID, r.Size, r.Index, r.Term, r.Version)
+	tw.Flush()
+	b.WriteString("\n")
+	tw = tabwriter.NewWriter(&b, 8, 8, 6, ' ', 0)
+	fmt.Fprintf(tw, " Type\tCount\tSize\t\n ----\t----\t----\t\n")
+	for _, s := range r.Records {
+		fmt.Fprintf(tw, " %s\t%d\t%s\t\n", s.Type, s.Count, byteSize(s.Size))
+	}
+	fmt.Fprintf(tw, " ----\t----\t----\t\n Total\t\t%s\t\n", byteSize(r.Size))
+	tw.Flush()
+	b.WriteString("\nA Consul snapshot; restored into beacon it holds:\n")
+	tw = tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, " Table\tRows\n")
+	for _, t := range r.Tables {
+		fmt.Fprintf(tw, " %s\t%d\n", t.Table, t.Rows)
+	}
+	tw.Flush()
+	b.WriteString("\n")
+	b.WriteString(skippedTable(r.Skipped))
+	// tabwriter pads the last column of the records too: trim it.
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// byteSize is a size as `consul snapshot inspect` prints one: 512B, 1.2KB.
+func byteSize(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	v, unit := float64(n), "B"
+	for _, u := range []string{"KB", "MB", "GB", "TB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + unit
 }
 
 var snapshotInspectCommand = &command{name: "inspect", help: "beacon snapshot inspect FILE",
@@ -107,6 +214,9 @@ var snapshotInspectCommand = &command{name: "inspect", help: "beacon snapshot in
 		info, err := snapshot.Inspect(f)
 		if err != nil {
 			return e.fail("Error inspecting snapshot: %v", err)
+		}
+		if info.Consul != nil {
+			return writeOutput(e, consulInspected(&info))
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)

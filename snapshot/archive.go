@@ -23,8 +23,9 @@ import (
 //	state.bin    the state's snapshot, exactly as the FSM persists it
 //	SHA256SUMS   "<hex sha256>  <name>" for meta.json and state.bin, as sha256sum writes it
 //
-// which is Consul's layout (the state inside is beacon's, so neither
-// restores the other's). `tar xzf` and `sha256sum -c SHA256SUMS` check an
+// which is Consul's layout. The state inside is beacon's; Read and Inspect
+// also take a Consul snapshot, whose state.bin is Consul's (consul.go), and
+// turn it into beacon's. `tar xzf` and `sha256sum -c SHA256SUMS` check an
 // archive by hand; every read here verifies the checksums, that the state
 // decodes, and that the metadata agrees with it, before anything is
 // restored.
@@ -146,14 +147,20 @@ func Write(w io.Writer, meta *Meta, state io.Reader) error {
 type Archive struct {
 	Meta Meta
 	// State is state.bin, spooled to a temporary file and positioned at
-	// its start; Close removes it.
+	// its start; Close removes it. Of a Consul snapshot, it is the state
+	// turned into beacon's, and Meta.Size its size.
 	State *os.File
+	// Consul describes the archive when it is a Consul snapshot; nil for
+	// beacon's.
+	Consul *ConsulReport
 }
 
 // Close releases the archive's temporary file.
 func (a *Archive) Close() {
-	a.State.Close()
-	os.Remove(a.State.Name())
+	if a.State != nil {
+		a.State.Close()
+		os.Remove(a.State.Name())
+	}
 }
 
 // trackedReader remembers the first error of its source other than EOF: a
@@ -307,6 +314,14 @@ func read(r io.Reader) (_ *Archive, _ *state.Store, err error) {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, nil, fmt.Errorf("spooling snapshot state: %w", err)
 	}
+	var first [1]byte
+	if n, _ := tmp.ReadAt(first[:], 0); n == 1 && isConsulState(first[0]) {
+		st, err := readConsul(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a, st, nil
+	}
 	// The FSM's own reader: what decodes here restores there. Raft
 	// panics if a restore fails in the FSM, so this check is what keeps a
 	// bad archive from taking the leader down.
@@ -390,10 +405,15 @@ type Info struct {
 	Index   uint64
 	Term    uint64
 	Version int
-	// Size is the size of the state in bytes, uncompressed.
+	// Size is the size of the state in bytes, uncompressed (of a Consul
+	// snapshot, of Consul's state).
 	Size int64
-	// Tables counts the rows of each table of the state, in snapshot order.
+	// Tables counts the rows of each table of the state, in snapshot order
+	// (of a Consul snapshot, what a restore makes of it).
 	Tables []state.TableRows
+	// Consul describes a Consul snapshot: its records, and what a restore
+	// skips. Nil for beacon's archives.
+	Consul *ConsulReport
 }
 
 // Inspect reads and verifies an archive, as a restore does, and describes
@@ -404,6 +424,10 @@ func Inspect(r io.Reader) (Info, error) {
 		return Info{}, err
 	}
 	defer a.Close()
-	return Info{ID: a.Meta.ID, Index: a.Meta.Index, Term: a.Meta.Term,
-		Version: a.Meta.Version, Size: a.Meta.Size, Tables: st.TableRows()}, nil
+	info := Info{ID: a.Meta.ID, Index: a.Meta.Index, Term: a.Meta.Term,
+		Version: a.Meta.Version, Size: a.Meta.Size, Tables: st.TableRows(), Consul: a.Consul}
+	if a.Consul != nil {
+		info.Size = a.Consul.Size
+	}
+	return info, nil
 }
