@@ -110,19 +110,19 @@ func consulTypeName(t uint8) string {
 // Why records are skipped. Those of whole types are Consul's own
 // machinery, or features beacon does not have.
 const (
-	reasonQueryPeering  = "prepared queries that use cluster peering, sameness groups or Connect: beacon has none"
-	reasonACL           = "ACL data is not imported: recreate tokens and policies with `beacon acl`"
-	reasonMesh          = "Consul-internal: service mesh (Connect) state; beacon has no service mesh"
-	reasonPeering       = "Consul-internal: cluster peering state; beacon has no cluster peering"
-	reasonTombstone     = "Consul-internal: a deleted KV entry kept for blocking queries; beacon keeps the KV index it implies"
-	reasonIndex         = "Consul-internal: the index of a table beacon does not restore"
-	reasonNotState      = "a Consul log command, not state: unexpected in a snapshot"
-	reasonUnknown       = "a record type this beacon does not know"
-	reasonPeered        = "imported from a cluster peer: beacon has no cluster peering"
-	reasonPartition     = "in a Consul Enterprise admin partition or namespace other than the default"
-	reasonCoordNoNode   = "the coordinate of a node the snapshot does not hold"
-	reasonCoordInvalid  = "an invalid coordinate (NaN, infinite, or not of the cluster's dimensionality)"
-	reasonCoordTwice    = "a second coordinate of the same node and segment"
+	reasonQueryPeering = "prepared queries that use cluster peering, sameness groups or Connect: beacon has none"
+	reasonACL          = "ACL data is not imported: recreate tokens and policies with `beacon acl`"
+	reasonMesh         = "Consul-internal: service mesh (Connect) state; beacon has no service mesh"
+	reasonPeering      = "Consul-internal: cluster peering state; beacon has no cluster peering"
+	reasonTombstone    = "Consul-internal: a deleted KV entry kept for blocking queries; beacon keeps the KV index it implies"
+	reasonIndex        = "Consul-internal: the index of a table beacon does not restore"
+	reasonNotState     = "a Consul log command, not state: unexpected in a snapshot"
+	reasonUnknown      = "a record type this beacon does not know"
+	reasonPeered       = "imported from a cluster peer: beacon has no cluster peering"
+	reasonPartition    = "in a Consul Enterprise admin partition or namespace other than the default"
+	reasonCoordNoNode  = "the coordinate of a node the snapshot does not hold"
+	reasonCoordInvalid = "an invalid coordinate (NaN, infinite, or not of the cluster's dimensionality)"
+	reasonCoordTwice   = "a second coordinate of the same node and segment"
 )
 
 // consulSkipReasons says why each type beacon does not restore is
