@@ -40,13 +40,14 @@ func stateSchema() *memdb.DBSchema {
 		tableServices: {Name: tableServices, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				str("Node"), &memdb.StringFieldIndex{Field: "ID"}}}},
-			"node":    {Name: "node", Indexer: str("Node")},
+			// A node's services are a prefix of "id" (nodeRows): no
+			// index of their own, which would cost a radix tree entry
+			// per instance on every agent.
 			"service": {Name: "service", Indexer: str("Service")},
 		}},
 		tableChecks: {Name: tableChecks, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				str("Node"), &memdb.StringFieldIndex{Field: "CheckID"}}}},
-			"node":         {Name: "node", Indexer: str("Node")},
 			"node_service": {Name: "node_service", Indexer: nodeServiceIndex{}},
 			"status":       {Name: "status", Indexer: str("Status")},
 			"service":      {Name: "service", AllowMissing: true, Indexer: str("ServiceName")},
@@ -322,7 +323,7 @@ func ensureServiceTxn(tx *memdb.Txn, idx uint64, svc *Service) error {
 		return fmt.Errorf("inserting service: %w", err)
 	}
 	// Checks of the service carry its name and tags: keep them in step.
-	it, err := tx.Get(tableChecks, "node", svc.Node)
+	it, err := nodeRows(tx, tableChecks, svc.Node)
 	if err != nil {
 		return fmt.Errorf("check lookup: %w", err)
 	}
@@ -465,7 +466,7 @@ func deleteServiceTxn(tx *memdb.Txn, idx uint64, node, id string, delays *lockDe
 	if err := tx.Delete(tableServices, raw); err != nil {
 		return fmt.Errorf("deleting service: %w", err)
 	}
-	checks, err := tx.Get(tableChecks, "node", node)
+	checks, err := nodeRows(tx, tableChecks, node)
 	if err != nil {
 		return fmt.Errorf("check lookup: %w", err)
 	}
@@ -514,10 +515,10 @@ func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string, delays *lockDelays) e
 	if err := invalidateNodeSessionsTxn(tx, idx, node, "", delays); err != nil {
 		return err
 	}
-	if _, err := tx.DeleteAll(tableServices, "node", node); err != nil {
+	if _, err := tx.DeleteAll(tableServices, "id_prefix", node, ""); err != nil {
 		return fmt.Errorf("deleting services of node: %w", err)
 	}
-	if _, err := tx.DeleteAll(tableChecks, "node", node); err != nil {
+	if _, err := tx.DeleteAll(tableChecks, "id_prefix", node, ""); err != nil {
 		return fmt.Errorf("deleting checks of node: %w", err)
 	}
 	if err := deleteNodeCoordinatesTxn(tx, idx, node); err != nil {
@@ -763,7 +764,7 @@ func (s *Store) NodeServices(ws memdb.WatchSet, name string) (uint64, *Node, []*
 	if raw == nil {
 		return idx, nil, nil, nil
 	}
-	it, err := tx.Get(tableServices, "node", name)
+	it, err := nodeRows(tx, tableServices, name)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("service lookup: %w", err)
 	}
@@ -777,7 +778,14 @@ func (s *Store) NodeServices(ws memdb.WatchSet, name string) (uint64, *Node, []*
 
 // NodeChecks returns the checks of a node, its services' included.
 func (s *Store) NodeChecks(ws memdb.WatchSet, node string) (uint64, []*HealthCheck, error) {
-	return s.checksBy(ws, "node", node)
+	return s.checksBy(ws, "id_prefix", node, "")
+}
+
+// nodeRows iterates the rows of table (services or checks) on node: those
+// whose (node, ID) key starts with the node's full name (the empty second
+// part makes the node's own part exact, so "n1" does not take "n10").
+func nodeRows(tx *memdb.Txn, table, node string) (memdb.ResultIterator, error) {
+	return tx.Get(table, "id_prefix", node, "")
 }
 
 // ServiceChecks returns the checks of every instance of service name.

@@ -879,3 +879,35 @@ func TestByAddressComparesIPs(t *testing.T) {
 		t.Errorf("NodesByAddress(garbage) = %+v, want nil", got)
 	}
 }
+
+// A node's services and checks are read (and deleted with it) by a prefix
+// of their key: a node whose name starts with another's is not taken.
+func TestNodeRowsDoNotTakeLongerNames(t *testing.T) {
+	s := state.NewStore()
+	for i, node := range []string{"n1", "n10", "n1x"} {
+		statetest.MustRegister(t, s, uint64(i*2+1), statetest.SvcReq(node, "10.0.0.1", "web-"+node, "web", 80, nil))
+		statetest.MustRegister(t, s, uint64(i*2+2), &state.RegisterRequest{Node: node, SkipNodeUpdate: true,
+			Checks: []*state.HealthCheck{{CheckID: "c-" + node, Status: state.HealthPassing}}})
+	}
+	for _, name := range []string{"n1", "N1"} {
+		_, _, svcs, err := s.NodeServices(nil, name)
+		if err != nil || len(svcs) != 1 || svcs[0].ID != "web-n1" {
+			t.Errorf("services of %s: %v, %v", name, svcs, err)
+		}
+		_, checks, err := s.NodeChecks(nil, name)
+		if err != nil || len(checks) != 1 || checks[0].CheckID != "c-n1" {
+			t.Errorf("checks of %s: %v, %v", name, checks, err)
+		}
+	}
+	if err := s.Deregister(10, &state.DeregisterRequest{Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"n10", "n1x"} {
+		if _, _, svcs, _ := s.NodeServices(nil, node); len(svcs) != 1 {
+			t.Errorf("deregistering n1 took %s's services: %v", node, svcs)
+		}
+		if _, checks, _ := s.NodeChecks(nil, node); len(checks) != 1 {
+			t.Errorf("deregistering n1 took %s's checks: %v", node, checks)
+		}
+	}
+}
