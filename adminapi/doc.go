@@ -5,7 +5,8 @@
 //
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports
-// only state and snapshot (for the archive's error): it must not import
+// only acl, state, snapshot (for the archive's error) and ui (the web UI's
+// files, which it serves under /ui/): it must not import
 // raftstore, Raft or bolt, the agent package (the agent imports it), the DNS
 // plugin or CoreDNS (imports_test.go holds it to that).
 package adminapi

@@ -60,4 +60,5 @@ func (s *Server) routes(mux *http.ServeMux) {
 		s.eventRoutes(mux, e)
 	}
 
+	s.uiRoutes(mux)
 }
