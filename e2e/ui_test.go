@@ -99,6 +99,7 @@ func checkUIFiles(t *testing.T, a *Agent) {
 // (checked through the API), a CAS conflict, the datacenter switcher, and
 // names full of markup shown as text.
 func TestUIViews(t *testing.T) {
+	t.Parallel()
 	b := StartBrowser(t)
 	a := StartAgent(t, Options{Node: "n1"})
 	dc2 := StartAgent(t, Options{Node: "n2", Datacenter: "dc2",
@@ -308,6 +309,16 @@ func TestUIViews(t *testing.T) {
 	}
 	b.Screenshot("kv-folder")
 
+	// A value that is not UTF-8 shows as base64, and cannot be saved over.
+	if _, err := kv.Put(&api.KVPair{Key: "app/blob", Value: []byte{0xff, 0x00, 0xfe}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Go("#/dc1/kv/app/blob")
+	b.WaitJS("the binary value as base64, read-only", `document.querySelector('#kv-value').value === '/wD+' &&
+		document.querySelector('#kv-value').readOnly && document.querySelector('#kv-save').disabled`)
+	b.WaitText("#kv-info", "not UTF-8")
+	b.Go("#/dc1/kv/app/")
+
 	// Create a key through the form.
 	b.SetInput("#kv-new-key", "new-key")
 	b.SetInput("#kv-new-value", "first version")
@@ -477,6 +488,7 @@ func TestUIViews(t *testing.T) {
 // X-Consul-Token) it shows what the token may read, and refuses what it
 // may not write.
 func TestUIToken(t *testing.T) {
+	t.Parallel()
 	b := StartBrowser(t)
 	const root = "5c0ffee0-8a1b-4c2d-9e3f-0a1b2c3d4e5f"
 	a := StartAgent(t, Options{Node: "n1", Token: root, Discovery: []string{"acl deny", "acl_token initial_management " + root}})
@@ -537,6 +549,7 @@ node_prefix "" { policy = "read" }`)
 // up the banner and the error of a read that needs the leader; restarting
 // them takes both away.
 func TestUILostLeader(t *testing.T) {
+	t.Parallel()
 	b := StartBrowser(t)
 	servers := StartCluster(t, 3)
 	s1 := servers[0]
@@ -638,7 +651,8 @@ func registerServices(t *testing.T, a *Agent, n, workers int) time.Duration {
 
 // The services view stays usable at 10,000 services: its first page shows
 // in under a second from navigation, and search, paging and the health
-// filter work across all of them.
+// filter work across all of them. Not parallel: it measures, and the
+// package's parallel tests wait while it runs.
 func TestUIServices10k(t *testing.T) {
 	const services, workers = 10000, 64
 	b := StartBrowser(t)

@@ -166,10 +166,11 @@ function keyView(ctx, key) {
   const status = h('div', { id: 'kv-status' });
   const confirmArea = h('div');
   const value = h('textarea', { id: 'kv-value', spellcheck: 'false', 'aria-label': 'Value', oninput: () => { dirty = true; } });
+  const saveButton = h('button', { type: 'submit', class: 'primary', id: 'kv-save' }, 'Save');
   const form = h('form', { class: 'editor', id: 'kv-edit-form', onsubmit: save },
     h('label', null, 'Value', value),
     h('div', { class: 'buttons' },
-      h('button', { type: 'submit', class: 'primary', id: 'kv-save' }, 'Save'),
+      saveButton,
       h('button', { type: 'button', class: 'danger', id: 'kv-delete', onclick: askDelete }, 'Delete')));
   fill(main, crumbs(ctx, key), h('h1', { id: 'kv-title' }, key.split('/').pop()),
     info, changed, status, confirmArea, form);
@@ -185,7 +186,10 @@ function keyView(ctx, key) {
   function load() {
     const v = entry ? decodeValue(entry.Value) : { text: '', binary: false };
     value.value = v.text;
+    // A value that is not UTF-8 is shown as base64: saving that text
+    // would replace the bytes with it.
     value.readOnly = v.binary;
+    saveButton.disabled = v.binary;
     baseIndex = entry ? entry.ModifyIndex : 0;
     dirty = false;
     fill(changed);
@@ -216,6 +220,7 @@ function keyView(ctx, key) {
 
   async function save(e) {
     e.preventDefault();
+    if (saveButton.disabled) return;
     const text = value.value;
     const cas = baseIndex;
     fill(status);
