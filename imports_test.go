@@ -22,7 +22,7 @@ var beaconImports = map[string][]string{
 	"":                    {"*"}, // main: the composition
 	"acl":                 {},
 	"agent":               {"acl", "adminapi", "corefile", "gossip", "healthcheck", "internal/atomicfile", "internal/telemetry", "internal/tlsutil", "raftstore", "state"},
-	"adminapi":            {"acl", "internal/telemetry", "snapshot", "state"},
+	"adminapi":            {"acl", "internal/telemetry", "snapshot", "state", "ui"},
 	"cli":                 {"internal/atomicfile", "internal/tlsutil", "snapshot"},
 	"corefile":            {"internal/tlsutil"},
 	"gossip":              {"internal/atomicfile"},
@@ -36,6 +36,7 @@ var beaconImports = map[string][]string{
 	"snapshot":            {"state"},
 	"state":               {"acl"},
 	"state/statetest":     {"state"},
+	"ui":                  {},
 	// End-to-end tests and benchmarks speak to beacon over its public
 	// interfaces only (checked for their tests below too).
 	"e2e":                    {},
@@ -51,7 +52,7 @@ var beaconImports = map[string][]string{
 // all, directly or through another package: the DNS path, the HTTP API,
 // the health checks, the CLI and everything they build on.
 var raftFree = []string{"acl", "adminapi", "cli", "corefile", "gossip", "healthcheck", "internal/atomicfile",
-	"internal/telemetry", "internal/tlsutil", "internal/wire", "plugin", "snapshot", "state"}
+	"internal/telemetry", "internal/tlsutil", "internal/wire", "plugin", "snapshot", "state", "ui"}
 
 // raftModules are what raftFree packages must not depend on.
 var raftModules = []string{"github.com/hashicorp/raft", "github.com/hashicorp/raft-boltdb", "go.etcd.io/bbolt"}

@@ -11,8 +11,8 @@
 // It reads the state store directly and writes only through the Agent
 // interface it defines (which commits through Raft). Of beacon it imports
 // only acl, state, snapshot (for the archive's error, and to turn a Consul
-// snapshot into beacon's archive before a restore) and internal/telemetry:
-// it must not import
+// snapshot into beacon's archive before a restore), internal/telemetry and
+// ui (the web UI's files, which it serves under /ui/): it must not import
 // raftstore, Raft or bolt, the agent package (the agent imports it), the DNS
 // plugin or CoreDNS (imports_test.go holds it to that).
 package adminapi

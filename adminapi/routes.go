@@ -66,4 +66,5 @@ func (s *Server) routes(mux *http.ServeMux) {
 		s.eventRoutes(mux, e)
 	}
 
+	s.uiRoutes(mux)
 }

@@ -7,7 +7,9 @@
 // (github.com/miekg/dns), the Consul-compatible HTTP API (the official
 // github.com/hashicorp/consul/api client, and plain net/http for what that
 // client will not send; HTTPS with certificates made by `beacon tls`, in
-// tls_test.go), signals (SIGKILL, SIGTERM, SIGUSR1, SIGHUP) and the
+// tls_test.go), the web UI in a headless Chromium driven with chromedp
+// (browser_test.go, ui_test.go; Debian's chromium needed, else they skip
+// saying why), signals (SIGKILL, SIGTERM, SIGUSR1, SIGHUP) and the
 // process's exit status and output.
 //
 // It must not import any of beacon's own packages: a test that needs to
