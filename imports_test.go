@@ -46,6 +46,7 @@ var beaconImports = map[string][]string{
 	"bench/cmd/healthbench":  {},
 	"bench/cmd/kvbench":      {},
 	"bench/cmd/register":     {},
+	"bench/cmd/dnswait":      {},
 }
 
 // raftFree are the packages that must not link Raft or its bolt store at

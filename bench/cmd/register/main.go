@@ -14,7 +14,8 @@
 //	instance i = 1 … instances            ID svcNNNN-i, on node node-i
 //	node     node-i                       address 10.0.0.i
 //	address  10.i.(s/250).(s%250+1)      distinct per instance
-//	port     20000 + s*instances + i-1    distinct per instance
+//	port     20000 + (s*instances + i-1) mod 45000: distinct per
+//	         instance up to 45,000 instances, wrapping past them
 package main
 
 import (
@@ -49,7 +50,7 @@ func layout(services, instances int) []instance {
 				node:     fmt.Sprintf("node-%d", i),
 				nodeAddr: fmt.Sprintf("10.0.0.%d", i),
 				addr:     fmt.Sprintf("10.%d.%d.%d", i, s/250, s%250+1),
-				port:     20000 + s*instances + i - 1,
+				port:     20000 + (s*instances+i-1)%45000,
 			})
 		}
 	}
