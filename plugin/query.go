@@ -66,18 +66,7 @@ func (d *Discovery) preparedQuery(rep *reply, z *zone, q dns.Question, pq parsed
 			ttl = seconds(t)
 		}
 	}
-	e := newServiceEntry(d.zoneOfDatacenter(z, res.Datacenter).suffix, res.Nodes, ttl)
-	switch q.Qtype {
-	case dns.TypeA:
-		d.serviceAddresses(rep, q, e, e.a, nil)
-	case dns.TypeAAAA:
-		d.serviceAddresses(rep, q, e, nil, e.aaaa)
-	case dns.TypeANY:
-		d.serviceAddresses(rep, q, e, e.a, e.aaaa)
-	case dns.TypeSRV:
-		serviceSRV(m, q, e)
-	}
-	// Any other type: the name exists, so NODATA.
+	d.answerService(rep, q, newServiceEntry(d.zoneOfDatacenter(z, res.Datacenter).suffix, res.Nodes, ttl))
 }
 
 // zoneOfDatacenter is z with the names it hands out (SRV targets) in
