@@ -63,7 +63,26 @@ type RemoteResolver struct {
 	mu         sync.Mutex
 	cache      map[string]remoteEntry
 	refreshing map[string]bool
+	// inflight are the fetches under way, by secret: requests that miss
+	// together share one.
+	inflight map[string]*remoteFetch
+	// downUntil: after a fetch the servers did not answer, the down
+	// policy decides at once until then, rather than every request
+	// waiting out a fetch of its own.
+	downUntil time.Time
 }
+
+// remoteFetch is one fetch under way; done closes when its result is set.
+type remoteFetch struct {
+	done  chan struct{}
+	authz *Authorizer
+	token *Token
+	err   error
+}
+
+// downPause is how long the down policy decides alone after the servers
+// failed to answer.
+const downPause = time.Second
 
 type remoteEntry struct {
 	authz   *Authorizer
@@ -86,7 +105,7 @@ func NewRemoteResolver(fetch TokenFetch, defaultAllow bool, downPolicy string, t
 		downPolicy = DownExtendCache
 	}
 	return &RemoteResolver{fetch: fetch, fallback: fallback, ttl: ttl, downPolicy: downPolicy, now: time.Now,
-		cache: map[string]remoteEntry{}, refreshing: map[string]bool{}}
+		cache: map[string]remoteEntry{}, refreshing: map[string]bool{}, inflight: map[string]*remoteFetch{}}
 }
 
 // Resolve returns the authorizer of the token whose SecretID is secret
@@ -104,7 +123,11 @@ func (r *RemoteResolver) Resolve(secret string) (*Authorizer, *Token, error) {
 	if background {
 		r.refreshing[secret] = true
 	}
+	down := !fresh && now.Before(r.downUntil)
 	r.mu.Unlock()
+	if down {
+		return r.whenDown(got, cached, now)
+	}
 	switch {
 	case fresh:
 		return got.authz, got.token, nil
@@ -117,11 +140,41 @@ func (r *RemoteResolver) Resolve(secret string) (*Authorizer, *Token, error) {
 		}()
 		return got.authz, got.token, nil
 	}
-	authz, token, err := r.refresh(secret)
+	authz, token, err := r.shared(secret)
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return authz, token, err
 	}
-	// The servers did not answer.
+	r.mu.Lock()
+	r.downUntil = r.now().Add(downPause)
+	r.mu.Unlock()
+	return r.whenDown(got, cached, now)
+}
+
+// shared is refresh, one at a time per secret: a request that finds a
+// fetch of its secret under way waits for its result.
+func (r *RemoteResolver) shared(secret string) (*Authorizer, *Token, error) {
+	r.mu.Lock()
+	if f, ok := r.inflight[secret]; ok {
+		r.mu.Unlock()
+		<-f.done
+		return f.authz, f.token, f.err
+	}
+	f := &remoteFetch{done: make(chan struct{})}
+	r.inflight[secret] = f
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.inflight, secret)
+		r.mu.Unlock()
+		close(f.done)
+	}()
+	f.authz, f.token, f.err = r.refresh(secret)
+	return f.authz, f.token, f.err
+}
+
+// whenDown is what the down policy decides with the servers away, got
+// being the cached entry when cached.
+func (r *RemoteResolver) whenDown(got remoteEntry, cached bool, now time.Time) (*Authorizer, *Token, error) {
 	switch r.downPolicy {
 	case DownAllow:
 		return AllowAll(), AnonymousToken(), nil

@@ -175,3 +175,30 @@ func TestRemoteResolver(t *testing.T) {
 		}
 	})
 }
+
+// With the servers away, one failed fetch lets the down policy decide
+// alone for a second, rather than every request waiting out a fetch of its
+// own; past that second the servers are asked again.
+func TestRemoteResolverAsksOnceWhenDown(t *testing.T) {
+	f := &fakeServers{tokens: map[string]*Token{"web": {AccessorID: "a1", SecretID: "web"}}}
+	var clockNs atomic.Int64
+	clockNs.Store(time.Unix(1_000_000, 0).UnixNano())
+	r := NewRemoteResolver(f.fetch, false, DownExtendCache, 30*time.Second)
+	r.now = func() time.Time { return time.Unix(0, clockNs.Load()) }
+
+	f.set(true)
+	calls := f.set(true)
+	for range 5 {
+		if authz, _, _ := r.Resolve("web"); authz.ServiceRead("web") {
+			t.Fatal("an uncached token was allowed with the servers down")
+		}
+	}
+	if n := f.set(true) - calls; n != 1 {
+		t.Errorf("5 requests with the servers down made %d fetches, want 1", n)
+	}
+	clockNs.Add(int64(2 * time.Second))
+	calls = f.set(false)
+	if _, tok, err := r.Resolve("web"); err != nil || tok.AccessorID != "a1" || f.set(false)-calls != 1 {
+		t.Errorf("after the pause, with the servers back: %v, %v, %d fetches", tok, err, f.set(false)-calls)
+	}
+}

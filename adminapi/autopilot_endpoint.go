@@ -102,7 +102,7 @@ func (s *Server) onServer(h func(http.ResponseWriter, *http.Request, Autopilot))
 		}
 		if f, ok := s.agent.(ServerForwarder); ok {
 			if server := f.ServerAPI(); server != nil {
-				server.ServeHTTP(w, r)
+				s.passOn(w, r, server)
 				return
 			}
 		}

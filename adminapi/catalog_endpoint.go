@@ -197,7 +197,7 @@ type Federation interface {
 func (s *Server) catalogDatacenters(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.agent.(ServerForwarder); ok {
 		if server := f.ServerAPI(); server != nil {
-			server.ServeHTTP(w, r)
+			s.passOn(w, r, server)
 			return
 		}
 	}

@@ -31,7 +31,7 @@ const serversService = "consul"
 func (s *Server) coordinateDatacenters(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.agent.(ServerForwarder); ok {
 		if server := f.ServerAPI(); server != nil {
-			server.ServeHTTP(w, r)
+			s.passOn(w, r, server)
 			return
 		}
 	}

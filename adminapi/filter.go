@@ -11,7 +11,7 @@ import (
 // ?filter=, Consul's filtering language (github.com/hashicorp/go-bexpr, what
 // Consul uses), on list answers: a slice or map of the endpoint's output
 // type, whose field names are Consul's selectors (ServiceName, NodeMeta,
-// Service.Tags, Checks.Status...). A malformed expression, or a selector
+// Service.Tags, Service.Port...). A malformed expression, or a selector
 // the output type does not have, is a 400 with the parser's message, even
 // when the list is empty.
 

@@ -68,7 +68,7 @@ func (s *Server) operatorRaftConfiguration(w http.ResponseWriter, r *http.Reques
 	}
 	if f, ok := s.agent.(ServerForwarder); ok {
 		if server := f.ServerAPI(); server != nil {
-			server.ServeHTTP(w, r) // a server knows its peers' names
+			s.passOn(w, r, server) // a server knows its peers' names
 			return
 		}
 	}

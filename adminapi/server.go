@@ -166,15 +166,36 @@ func (s *Server) forwardToServer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		to := server
 		if dc := r.URL.Query().Get("dc"); dc != "" && dc != s.agent.Datacenter() && forwardsByDC(r.URL.Path) {
+			if r.Header.Get(state.ForwardedHopHeader) != "" {
+				s.writeErr(w, state.ErrNoPathToDC) // it crossed a datacenter already
+				return
+			}
 			to = f.DatacenterAPI(dc)
 		} else if to == nil || !answeredByServer(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		r.Header.Set("X-Consul-Token", s.forwardedSecret(r))
-		r.Header.Del("Authorization")
-		to.ServeHTTP(w, r)
+		s.passOn(w, r, to)
 	})
+}
+
+// maxPassedBody bounds the body of a request passed to another agent: it
+// travels in one frame of the server port (wire's base64 included).
+const maxPassedBody = 2 << 20
+
+// passOn has the agent behind to answer r, with the secret this agent
+// would have used: the request's own, else the agent's default token,
+// else the anonymous one, so the other agent decides as this one would.
+func (s *Server) passOn(w http.ResponseWriter, r *http.Request, to http.Handler) {
+	if r.ContentLength > maxPassedBody {
+		httpError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("Request body too large to pass to another agent: %d bytes, the limit is %d", r.ContentLength, maxPassedBody))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPassedBody)
+	r.Header.Set("X-Consul-Token", s.forwardedSecret(r))
+	r.Header.Del("Authorization")
+	to.ServeHTTP(w, r)
 }
 
 // forwardedSecret is the token a request this agent passes on carries: the

@@ -82,8 +82,9 @@ type Agent struct {
 	api http.Handler
 	lan *gossip.Pool
 	// wan is a server's WAN pool: the servers of every datacenter; nil
-	// on a client agent.
-	wan *gossip.Pool
+	// on a client agent. wanJoining is set while a flood join runs.
+	wan        *gossip.Pool
+	wanJoining atomic.Bool
 	// tls is the TLS material every connection of the agent takes when it
 	// starts: the server port's, those to servers, HTTPS's (tls.go).
 	tls *tlsutil.Configurator

@@ -23,6 +23,8 @@ type autopilotTracker struct {
 	mu           sync.Mutex
 	healthySince map[string]time.Time
 	failedSince  map[string]time.Time
+	// lastCleanup is when the leader last ran cleanupDeadServers.
+	lastCleanup time.Time
 }
 
 // since records that the server id is (or is not) in the condition the
@@ -136,8 +138,21 @@ type raftStats struct {
 // fewer than MinQuorum voters stay, nor half of them or more at once (the
 // leader may be the one cut off). It runs on the leader.
 func (a *Agent) cleanupDeadServers(conf []raftPeer) {
+	now := time.Now()
+	a.autopilot.mu.Lock()
+	// Failures seen before a pause in these calls (leadership lost and
+	// gained again, cleanup turned off and on) are not this leader's:
+	// start their stabilization over.
+	if now.Sub(a.autopilot.lastCleanup) > 3*clusterCheckInterval {
+		a.autopilot.failedSince = nil
+	}
+	a.autopilot.lastCleanup = now
+	a.autopilot.mu.Unlock()
 	_, cfg, err := a.store.AutopilotConfig(nil)
 	if err != nil || !cfg.CleanupDeadServers {
+		a.autopilot.mu.Lock()
+		a.autopilot.failedSince = nil
+		a.autopilot.mu.Unlock()
 		return
 	}
 	status := map[string]gossip.MemberStatus{}
@@ -146,7 +161,6 @@ func (a *Agent) cleanupDeadServers(conf []raftPeer) {
 			status[m.ID] = m.Status
 		}
 	}
-	now := time.Now()
 	a.autopilot.mu.Lock()
 	if a.autopilot.failedSince == nil {
 		a.autopilot.failedSince = map[string]time.Time{}

@@ -144,14 +144,21 @@ func (a *Agent) floodJoinWAN() {
 			addrs = append(addrs, addr)
 		}
 	}
-	if len(addrs) == 0 {
+	if len(addrs) == 0 || !a.wanJoining.CompareAndSwap(false, true) {
 		return
 	}
-	if n, err := a.wan.Join(addrs); err != nil {
-		a.logger.Debug("joining this datacenter's servers to the WAN pool", "servers", addrs, "error", err)
-	} else {
-		a.logger.Info("joined this datacenter's servers to the WAN pool", "joined", n)
-	}
+	// A join waits on unreachable addresses (memberlist's WAN TCP timeout
+	// is 30 s): never in the cluster loop, one at a time.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer a.wanJoining.Store(false)
+		if n, err := a.wan.Join(addrs); err != nil {
+			a.logger.Debug("joining this datacenter's servers to the WAN pool", "servers", addrs, "error", err)
+		} else {
+			a.logger.Info("joined this datacenter's servers to the WAN pool", "joined", n)
+		}
+	}()
 }
 
 // remoteServers are the RPC addresses of datacenter dc's alive servers, as

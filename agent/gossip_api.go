@@ -93,6 +93,13 @@ func (a *Agent) leave() error {
 		return nil
 	}
 	a.logger.Info("leaving the cluster gracefully")
+	if a.wan != nil {
+		// The WAN pool first, as Consul leaves: other datacenters stop
+		// routing to this server at once.
+		if err := a.wan.Leave(); err != nil {
+			a.logger.Warn("leaving the WAN pool", "error", err)
+		}
+	}
 	return a.lan.Leave()
 }
 

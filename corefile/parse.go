@@ -89,7 +89,13 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 
 	switch prop {
 	case "datacenter":
-		return one(&a.Datacenter, checkLabel)
+		// Lowercased, as Consul takes it: the name is compared with what
+		// gossip, DNS names and ?dc= carry.
+		if err := one(&a.Datacenter, checkLabel); err != nil {
+			return err
+		}
+		a.Datacenter = strings.ToLower(a.Datacenter)
+		return nil
 	case "domain":
 		return one(&a.Domain, checkDomain)
 	case "node":

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -76,24 +77,29 @@ func (c *remoteCache) fetch(key string, ask func() *remoteResult) *remoteResult 
 	if c.inflight == nil {
 		c.inflight = map[string]*remoteResult{}
 	}
-	wait := &remoteResult{done: make(chan struct{})}
+	wait := &remoteResult{done: make(chan struct{}), err: errRemoteFailed}
 	c.inflight[key] = wait
 	c.mu.Unlock()
-
+	// Whatever ask does (a panic CoreDNS recovers included), the waiters
+	// are released and the name is asked again next time.
+	defer func() {
+		wait.expires = time.Now().Add(remoteCacheTTL)
+		c.mu.Lock()
+		delete(c.inflight, key)
+		if c.entries == nil || len(c.entries) >= maxRemoteEntries {
+			c.entries = map[string]*remoteResult{}
+		}
+		c.entries[key] = wait
+		c.mu.Unlock()
+		close(wait.done)
+	}()
 	got := ask()
 	wait.svc, wait.node, wait.err = got.svc, got.node, got.err
-	wait.expires = time.Now().Add(remoteCacheTTL)
-	close(wait.done)
-
-	c.mu.Lock()
-	delete(c.inflight, key)
-	if c.entries == nil || len(c.entries) >= maxRemoteEntries {
-		c.entries = map[string]*remoteResult{}
-	}
-	c.entries[key] = wait
-	c.mu.Unlock()
 	return wait
 }
+
+// errRemoteFailed is the result of an ask that did not return.
+var errRemoteFailed = errors.New("asking another datacenter failed")
 
 // remote answers a name in datacenter pq.dc, another than ours.
 func (d *Discovery) remote(rep *reply, z *zone, q dns.Question, pq parsedName, authz *acl.Authorizer) {

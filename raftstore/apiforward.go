@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -58,6 +60,8 @@ type forwardedRequest struct {
 	// Datacenter is where the request is to be answered: a server of
 	// another datacenter passes it on to one there; "" is here.
 	Datacenter string `json:",omitempty"`
+	// Hops counts the datacenters the request crossed: it crosses one.
+	Hops int `json:",omitempty"`
 }
 
 // forwardedResponse is the server API's answer.
@@ -87,8 +91,14 @@ func (s *Server) serveForwarded(req *forwardedRequest, remote string, timeout ti
 		return &forwardedResponse{Status: http.StatusServiceUnavailable, Body: []byte("server API not ready\n")}, nil
 	}
 	if req.Datacenter != "" && req.Datacenter != s.datacenter {
+		if req.Hops > 0 {
+			// Forwarded here from another datacenter already: a second hop
+			// could only bounce between servers until the deadline.
+			return &forwardedResponse{Status: http.StatusInternalServerError,
+				Body: []byte("No path to datacenter: a request is forwarded across datacenters once\n")}, nil
+		}
 		resp, err := s.callDatacenter(req.Datacenter, &rpcRequest{Method: rpcMethodHTTP,
-			HTTP: &forwardedRequest{Method: req.Method, URI: req.URI, Header: req.Header, Body: req.Body}}, timeout, unanswered)
+			HTTP: &forwardedRequest{Method: req.Method, URI: req.URI, Header: req.Header, Body: req.Body, Hops: 1}}, timeout, unanswered)
 		if err != nil {
 			return &forwardedResponse{Status: http.StatusInternalServerError, Body: []byte(forwardError(err) + "\n")}, nil
 		}
@@ -97,8 +107,16 @@ func (s *Server) serveForwarded(req *forwardedRequest, remote string, timeout ti
 		}
 		return resp.HTTP, nil
 	}
-	if !strings.HasPrefix(req.URI, "/") {
+	u, err := url.ParseRequestURI(req.URI)
+	if err != nil || !strings.HasPrefix(u.Path, "/v1/") {
 		return nil, fmt.Errorf("%w: forwarded request for %q", state.ErrInvalidRegistration, req.URI)
+	}
+	if strings.HasPrefix(u.Path, "/v1/agent/") {
+		// An agent's endpoints are about the agent asked; nothing forwards
+		// them, and a peer on the server port must not reach this one's
+		// (check registration, leave, tokens) through here.
+		return &forwardedResponse{Status: http.StatusForbidden,
+			Body: []byte("Permission denied: agent endpoints are not forwarded\n")}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -110,6 +128,14 @@ func (s *Server) serveForwarded(req *forwardedRequest, remote string, timeout ti
 		if v := req.Header.Get(k); v != "" {
 			r.Header.Set(k, v)
 		}
+	}
+	if r.Header.Get("X-Consul-Token") == "" {
+		// Every forwarder names the token; one that does not is asking as
+		// the anonymous token, never with this server's default token.
+		r.Header.Set("X-Consul-Token", acl.AnonymousTokenSecretID)
+	}
+	if req.Hops > 0 {
+		r.Header.Set(state.ForwardedHopHeader, strconv.Itoa(req.Hops))
 	}
 	r.RemoteAddr = remote
 	r.ContentLength = int64(len(req.Body))
@@ -191,6 +217,7 @@ func (c *Client) DatacenterAPI(dc string) http.Handler {
 // request.
 func (s *Server) DatacenterAPI(dc string) http.Handler {
 	return forwardingHandler(dc, func(req *rpcRequest, timeout time.Duration, retry func(error) bool) (*rpcResponse, error) {
+		req.HTTP.Hops = 1 // the server there answers it, and forwards it no further
 		return s.callDatacenter(dc, req, timeout, retry)
 	})
 }

@@ -82,6 +82,27 @@ func TestClientHoldsNoSecretsAndAsksTheServers(t *testing.T) {
 		t.Errorf("forwarded request: %d %v %q (token %q)", rec.Code, rec.Header(), rec.Body.String(), gotToken)
 	}
 
+	// Nothing reaches the server's agent endpoints through here, and a
+	// request without a token asks as the anonymous token, never with the
+	// server's default one.
+	gotToken = ""
+	rec = httptest.NewRecorder()
+	client.ServerAPI().ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/v1/agent/check/register", strings.NewReader(`{}`)))
+	if rec.Code != http.StatusForbidden || gotToken != "" {
+		t.Errorf("a forwarded agent endpoint: %d %q (the API saw token %q)", rec.Code, rec.Body.String(), gotToken)
+	}
+	rec = httptest.NewRecorder()
+	client.ServerAPI().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/kv/x", nil))
+	if rec.Code != http.StatusTeapot || gotToken != acl.AnonymousTokenSecretID {
+		t.Errorf("a forwarded request without a token: %d, the API saw token %q", rec.Code, gotToken)
+	}
+	// A request for another datacenter that crossed one already is not
+	// sent on again.
+	resp, err := leader.serveForwarded(&forwardedRequest{Method: "GET", URI: "/v1/kv/x?dc=dc9", Datacenter: "dc9", Hops: 1}, "", time.Second)
+	if err != nil || resp.Status != http.StatusInternalServerError || !strings.Contains(string(resp.Body), "once") {
+		t.Errorf("a second hop: %+v, %v", resp, err)
+	}
+
 	// With the server gone, both fail fast with an error of their own.
 	_ = leader.Shutdown()
 	if _, _, err := client.ResolveToken(late.SecretID); err == nil || errors.Is(err, acl.ErrNotFound) {

@@ -319,10 +319,11 @@ const rpcConnReuse = rpcIdleTimeout / 4
 var errNotSent = errors.New("rpc request not sent")
 
 func (p *rpcConns) get(ctx context.Context, dc, addr string) (*rpcConn, error) {
+	key := poolKey(dc, addr)
 	p.mu.Lock()
-	for conns := p.idle[addr]; len(conns) > 0; conns = p.idle[addr] {
+	for conns := p.idle[key]; len(conns) > 0; conns = p.idle[key] {
 		c := conns[len(conns)-1]
-		p.idle[addr] = conns[:len(conns)-1]
+		p.idle[key] = conns[:len(conns)-1]
 		if time.Since(c.lastUsed) < rpcConnReuse && c.alive() {
 			p.mu.Unlock()
 			return c, nil
@@ -337,19 +338,25 @@ func (p *rpcConns) get(ctx context.Context, dc, addr string) (*rpcConn, error) {
 	return &rpcConn{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
 }
 
-func (p *rpcConns) put(addr string, c *rpcConn) {
+func (p *rpcConns) put(dc, addr string, c *rpcConn) {
+	key := poolKey(dc, addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.idle == nil {
 		p.idle = map[string][]*rpcConn{}
 	}
-	if len(p.idle[addr]) >= rpcMaxIdle {
+	if len(p.idle[key]) >= rpcMaxIdle {
 		c.conn.Close()
 		return
 	}
 	c.lastUsed = time.Now()
-	p.idle[addr] = append(p.idle[addr], c)
+	p.idle[key] = append(p.idle[key], c)
 }
+
+// poolKey keys idle connections by datacenter and address: a connection
+// whose TLS checked one datacenter's server name is not reused for
+// another's, even at the same address.
+func poolKey(dc, addr string) string { return dc + "\x00" + addr }
 
 func (p *rpcConns) close() {
 	p.mu.Lock()
@@ -409,7 +416,7 @@ func (p *rpcConns) callIn(ctx context.Context, dc, addr string, req *rpcRequest)
 		return &resp, nil
 	}
 	_ = c.conn.SetDeadline(time.Time{})
-	p.put(addr, c)
+	p.put(dc, addr, c)
 	return &resp, nil
 }
 

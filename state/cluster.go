@@ -6,6 +6,12 @@ import "errors"
 // (gossip has found none), as Consul's "No known Consul servers".
 var ErrNoServers = errors.New("no known servers")
 
+// ForwardedHopHeader marks a request a server answers for another
+// datacenter's agent: its API must not forward it again (a ?dc= naming yet
+// another datacenter, or an address two datacenters share, would bounce
+// it between servers until its deadline).
+const ForwardedHopHeader = "X-Beacon-Forwarded-Hops"
+
 // ErrNoPathToDC is returned for a request for a datacenter no server of
 // the WAN pool belongs to (Consul's "No path to datacenter").
 var ErrNoPathToDC = errors.New("no path to datacenter")
