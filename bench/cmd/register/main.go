@@ -14,8 +14,15 @@
 //	instance i = 1 … instances            ID svcNNNN-i, on node node-i
 //	node     node-i                       address 10.0.0.i
 //	address  10.i.(s/250).(s%250+1)      distinct per instance
-//	port     20000 + (s*instances + i-1) mod 45000: distinct per
-//	         instance up to 45,000 instances, wrapping past them
+//	port     20000 + (s*instances + i-1) mod 45536
+//	                                      distinct per instance up to 45,536
+//	                                      instances (ports end at 65535)
+//
+// With -nodes N the instances are spread over N nodes instead (instance k of
+// the whole catalog, k = s*instances + i-1, on node-(k mod N) with address
+// 10.0.(j/250).(j%250+1) for node-j): bench/fanout.sh uses it for a catalog
+// of 10,000 services × 5 instances on 1,000 nodes. The zone file does not
+// name nodes, so it is the same either way.
 package main
 
 import (
@@ -39,18 +46,25 @@ type instance struct {
 	port                              int
 }
 
-func layout(services, instances int) []instance {
+// layout is the catalog: with nodes 0, instance i of every service on
+// node-i; otherwise the instances spread over node-0 … node-(nodes-1).
+func layout(services, instances, nodes int) []instance {
 	out := make([]instance, 0, services*instances)
 	for s := 0; s < services; s++ {
 		for i := 1; i <= instances; i++ {
 			name := fmt.Sprintf("svc%04d", s)
+			node, nodeAddr := fmt.Sprintf("node-%d", i), fmt.Sprintf("10.0.0.%d", i)
+			if nodes > 0 {
+				j := (s*instances + i - 1) % nodes
+				node, nodeAddr = fmt.Sprintf("node-%d", j), fmt.Sprintf("10.0.%d.%d", j/250, j%250+1)
+			}
 			out = append(out, instance{
 				service:  name,
 				id:       fmt.Sprintf("%s-%d", name, i),
-				node:     fmt.Sprintf("node-%d", i),
-				nodeAddr: fmt.Sprintf("10.0.0.%d", i),
+				node:     node,
+				nodeAddr: nodeAddr,
 				addr:     fmt.Sprintf("10.%d.%d.%d", i, s/250, s%250+1),
-				port:     20000 + (s*instances+i-1)%45000,
+				port:     20000 + (s*instances+i-1)%45536,
 			})
 		}
 	}
@@ -62,6 +76,7 @@ func main() {
 	services := flag.Int("services", 1000, "number of services")
 	instances := flag.Int("instances", 3, "instances per service")
 	concurrency := flag.Int("concurrency", 16, "registrations in flight")
+	nodes := flag.Int("nodes", 0, "spread the instances over this many nodes (0: instance i on node-i)")
 	zonefile := flag.String("zonefile", "", "write the records as a zone file to this path instead of registering")
 	origin := flag.String("origin", "file.test.", "zone origin for -zonefile")
 	dc := flag.String("dc", "dc1", "datacenter, used in SRV targets of -zonefile")
@@ -69,7 +84,10 @@ func main() {
 	if *services < 1 || *services > 10000 || *instances < 1 || *instances > 255 {
 		fatalf("services must be 1..10000 and instances 1..255")
 	}
-	insts := layout(*services, *instances)
+	if *nodes < 0 || *nodes > 62500 {
+		fatalf("nodes must be 0..62500 (their addresses are 10.0.x.y)")
+	}
+	insts := layout(*services, *instances, *nodes)
 	if *zonefile != "" {
 		if err := writeZone(*zonefile, strings.TrimSuffix(*origin, ".")+".", *dc, insts); err != nil {
 			fatalf("zone file: %v", err)
