@@ -53,7 +53,7 @@ func (a *introspectAgent) reloadCount() int {
 	return a.reloads
 }
 
-// logBuffer is the agent's stderr in these tests.
+// logBuffer is a log a running handler writes while the test reads it.
 type logBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -2,9 +2,7 @@ package adminapi
 
 import (
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"github.com/beacon-dns/beacon/state"
 	"github.com/beacon-dns/beacon/state/statetest"
 	"github.com/hashicorp/consul/api"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/serf/coordinate"
 )
 
@@ -273,19 +270,7 @@ func slicesWithout(in []string, drop string) []string {
 }
 
 func TestCoordinateACLs(t *testing.T) {
-	fake := newFakeAgent(t)
-	agent := &aclAgent{fakeAgent: fake, resolver: state.NewACLResolver(fake.store, false)}
-	ts := httptest.NewServer(New(agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard})).Handler())
-	t.Cleanup(ts.Close)
-	ta := &testAPI{t: t, agent: fake, ts: ts}
-
-	apply := func(req *state.ACLRequest) {
-		t.Helper()
-		if _, err := fake.Apply(state.ACLRequestType, req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	apply(&state.ACLRequest{Op: state.ACLBootstrap, Token: &acl.Token{AccessorID: acl.NewUUID(), SecretID: "root"}})
+	ta, fake, apply := newACLTestAPI(t)
 	policy := &acl.Policy{ID: acl.NewUUID(), Name: "coords",
 		Rules: "node \"n1\" { policy = \"read\" }\nnode \"n2\" { policy = \"write\" }"}
 	apply(&state.ACLRequest{Op: state.ACLPolicySet, Policy: policy})
@@ -300,7 +285,7 @@ func TestCoordinateACLs(t *testing.T) {
 	}
 	as := func(token, method, path, body string) response {
 		t.Helper()
-		req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		req, err := http.NewRequest(method, ta.ts.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/coordinate"
 
+	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
 )
@@ -458,3 +459,23 @@ func (a *aclAgent) ACLResolver() TokenResolver {
 }
 func (a *aclAgent) ACLDefaultToken() string         { return "" }
 func (a *aclAgent) SetACLToken(string, string) bool { return false }
+
+// newACLTestAPI serves the fake agent with ACLs on (default deny) and the
+// ACL system bootstrapped with the management secret "root"; apply commits
+// an ACL write straight to the fake agent's state.
+func newACLTestAPI(t *testing.T) (ta *testAPI, fake *fakeAgent, apply func(*state.ACLRequest)) {
+	t.Helper()
+	fake = newFakeAgent(t)
+	agent := &aclAgent{fakeAgent: fake, resolver: state.NewACLResolver(fake.store, false)}
+	ts := httptest.NewServer(New(agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard})).Handler())
+	t.Cleanup(ts.Close)
+	ta = &testAPI{t: t, agent: fake, ts: ts}
+	apply = func(req *state.ACLRequest) {
+		t.Helper()
+		if _, err := fake.Apply(state.ACLRequestType, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(&state.ACLRequest{Op: state.ACLBootstrap, Token: &acl.Token{AccessorID: acl.NewUUID(), SecretID: "root"}})
+	return ta, fake, apply
+}

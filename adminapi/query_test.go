@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sort"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
@@ -457,18 +454,7 @@ func TestPreparedQueryBlocking(t *testing.T) {
 }
 
 func TestPreparedQueryACLs(t *testing.T) {
-	fake := newFakeAgent(t)
-	agent := &aclAgent{fakeAgent: fake, resolver: state.NewACLResolver(fake.store, false)}
-	ts := httptest.NewServer(New(agent, hclog.New(&hclog.LoggerOptions{Output: io.Discard})).Handler())
-	t.Cleanup(ts.Close)
-	ta := &testAPI{t: t, agent: fake, ts: ts}
-	apply := func(req *state.ACLRequest) {
-		t.Helper()
-		if _, err := fake.Apply(state.ACLRequestType, req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	apply(&state.ACLRequest{Op: state.ACLBootstrap, Token: &acl.Token{AccessorID: acl.NewUUID(), SecretID: "root"}})
+	ta, fake, apply := newACLTestAPI(t)
 	token := func(secret, rules string) {
 		t.Helper()
 		p := &acl.Policy{ID: acl.NewUUID(), Name: "p-" + secret, Rules: rules}
@@ -485,7 +471,7 @@ func TestPreparedQueryACLs(t *testing.T) {
 
 	as := func(secret, method, path, body string) response {
 		t.Helper()
-		req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		req, err := http.NewRequest(method, ta.ts.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/consul/api"
@@ -20,23 +19,6 @@ import (
 // The Consul snapshot the snapshot package's tests describe.
 const consulFixture = "../snapshot/testdata/consul/consul-1.22.3.snap"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A Consul snapshot is turned into beacon's archive before the operator
 // sees it; the answer and the log say what was restored and skipped.
 func TestSnapshotRestoreConsul(t *testing.T) {
@@ -44,7 +26,7 @@ func TestSnapshotRestoreConsul(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log logBuffer
 	op := &fakeOperator{}
 	srv := New(newFakeAgent(t), hclog.New(&hclog.LoggerOptions{Output: &log}))
 	mux := http.NewServeMux()
