@@ -106,6 +106,12 @@ read -r s_rss s_hwm s_anon s_file <<<"$(mem s1)"
 read -r c_rss c_hwm c_anon c_file <<<"$(mem c1)"
 s_heap=$(heap "$pprof_s") c_heap=$(heap "$pprof_c")
 instances=$((SERVICES * INSTANCES))
+stamp=$(date -u +%Y%m%d-%H%M%S)
+mkdir -p "$results_dir"
+# The heap profiles, kept for `go tool pprof`, and where the client agent's bytes are.
+curl -fsS -o "$results_dir/memory-$stamp-server.heap" "http://127.0.0.1:$pprof_s/debug/pprof/heap?gc=1"
+curl -fsS -o "$results_dir/memory-$stamp-client.heap" "http://127.0.0.1:$pprof_c/debug/pprof/heap?gc=1"
+c_top=$(go tool pprof -sample_index=inuse_space -top -nodecount=20 "$tmp/beacon" "$results_dir/memory-$stamp-client.heap" 2>/dev/null | sed -n '/flat%/,$p')
 report=$(
 	cat <<EOT
 ## Memory: $SERVICES services × $INSTANCES instances ($instances), $(date -u +%Y-%m-%dT%H:%MZ)
@@ -118,8 +124,13 @@ Registration: $rate
 | client agent | $c_rss | $c_hwm | $c_anon | $c_file | $c_heap | $(awk -v r="$c_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
 
 A new client agent answered \`$last\` over DNS ${answered} s after it was started (process start, gossip join, snapshot of the whole catalog streamed and installed).
+
+The client agent's heap in use, by function (\`go tool pprof -sample_index=inuse_space -top\`; profiles in \`bench/results/memory-$stamp-*.heap\`):
+
+\`\`\`
+$c_top
+\`\`\`
 EOT
 )
 echo "$report"
-mkdir -p "$results_dir"
-echo "$report" >"$results_dir/memory-$(date -u +%Y%m%d-%H%M%S).md"
+echo "$report" >"$results_dir/memory-$stamp.md"

@@ -412,6 +412,10 @@ func (r *partRun) healCheck(healedAt time.Time) (took time.Duration, ok bool) {
 
 // partWindow is a time some nodes were cut off.
 type partWindow struct {
+	// from: every link of the cut was down; to: the healing began, every
+	// link still down. The links come back one by one (some ip commands
+	// later), so a request a cut-off node answers after to may be one the
+	// healing let through.
 	from, to time.Time
 	cutOff   []string // nodes cut from the quorum (isolated), if any
 	leader   string   // the leader when the cut began
@@ -551,8 +555,13 @@ func (r *partRun) writesDuring(w partWindow) string {
 
 // answeredBy counts the writes (puts and CAS, swapped or refused, and
 // ledger writes) and the consistent reads that node answered, of those
-// sent while it was cut off and answered before the cut healed.
-func (r *partRun) answeredBy(node string, wins []partWindow) (writes, reads int) {
+// sent while it was cut off and answered before the cut healed, and tells
+// them (each with its call and return times after the cut).
+func (r *partRun) answeredBy(node string, wins []partWindow) (writes, reads int, which []string) {
+	tell := func(w partWindow, what string, call, ret time.Time) {
+		which = append(which, fmt.Sprintf("%s %s: sent %v after the cut, answered %v after it (the cut lasted %v)",
+			node, what, call.Sub(w.from).Round(time.Microsecond), ret.Sub(w.from).Round(time.Microsecond), w.to.Sub(w.from).Round(time.Millisecond)))
+	}
 	for _, w := range wins {
 		if !slices.Contains(w.cutOff, node) {
 			continue
@@ -569,6 +578,7 @@ func (r *partRun) answeredBy(node string, wins []partWindow) (writes, reads int)
 			} else {
 				writes++
 			}
+			tell(w, fmt.Sprintf("%s %s %+v", m.via, in.key, out), r.h.start.Add(time.Duration(op.Call)), r.h.start.Add(time.Duration(op.Return)))
 		}
 		for _, e := range r.led.entries() {
 			if e.node != node || !e.answered || e.call.Before(w.from) || !e.ret.Before(w.to) {
@@ -576,12 +586,14 @@ func (r *partRun) answeredBy(node string, wins []partWindow) (writes, reads int)
 			}
 			if e.read {
 				reads++
+				tell(w, "ledger consistent read of "+e.key, e.call, e.ret)
 			} else {
 				writes++
+				tell(w, "ledger write of "+e.key, e.call, e.ret)
 			}
 		}
 	}
-	return writes, reads
+	return writes, reads, which
 }
 
 // staleReads counts the reads that returned a value older than one a write
@@ -799,14 +811,15 @@ func testLeaderIsolated(t *testing.T) {
 	next := leaderOtherThan(t, r.servers, old)
 	newLeader := time.Since(cutAt)
 	hold(cutAt.Add(partitionHold))
+	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healedAt, cutOff: []string{old.Opts.Node}, leader: old.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healing, cutOff: []string{old.Opts.Node}, leader: old.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()
 
-	w, reads := r.answeredBy(old.Opts.Node, win)
+	w, reads, which := r.answeredBy(old.Opts.Node, win)
 	minAns, minTotal := r.checkDNSAnswered([]*Agent{old}, win, "the minority "+old.Opts.Node)
 	r.checkDNSAnswered(r.others(old), win, "the majority")
 	left := r.leftDNS(r.others(old), old.Opts.Node, cutAt, healedAt)
@@ -817,7 +830,7 @@ func testLeaderIsolated(t *testing.T) {
 	r.commonFigures(f, win, w, reads, fmt.Sprintf("%d of %d queries answered on %s", minAns, minTotal, old.Opts.Node), healTook, healed)
 	t.Logf("  the isolated node's instance left the majority's DNS %s after the cut", durOrNever(left))
 	r.checkFollowerWait(win)
-	r.checkCutOff(old.Opts.Node, w, reads)
+	r.checkCutOff(old.Opts.Node, w, reads, which)
 }
 
 func testBridge(t *testing.T) {
@@ -828,9 +841,10 @@ func testBridge(t *testing.T) {
 	r.lab.cut(r.lab.host(leader.Opts.Node), r.lab.host(follower.Opts.Node))
 	cutAt := time.Now()
 	hold(cutAt.Add(partitionHold))
+	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healedAt, leader: leader.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healing, leader: leader.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()
@@ -850,6 +864,7 @@ func testFlapping(t *testing.T) {
 	r := newPartRun(t, Options{})
 	var wins []partWindow
 	var log []string
+	var healedAt time.Time
 	for i, c := range flapCycles {
 		leader := selfLeader(t, r.servers)
 		w := partWindow{leader: leader.Opts.Node}
@@ -864,17 +879,19 @@ func testFlapping(t *testing.T) {
 		}
 		w.from = time.Now()
 		hold(w.from.Add(c.on))
-		r.lab.healAll()
 		w.to = time.Now()
+		r.lab.healAll()
+		healedAt = time.Now()
 		wins = append(wins, w)
-		hold(w.to.Add(c.off))
+		hold(healedAt.Add(c.off))
 	}
-	lastHeal := wins[len(wins)-1].to
+	lastHeal := healedAt
 	healTook, healed := r.healCheck(lastHeal)
 	r.waitWrites(10, "after the last heal")
 	f := r.finish()
 
 	var w, reads int
+	var which []string
 	var minority []*Agent
 	for _, win := range wins {
 		for _, n := range win.cutOff {
@@ -884,8 +901,8 @@ func testFlapping(t *testing.T) {
 		}
 	}
 	for _, a := range minority {
-		ww, rr := r.answeredBy(a.Opts.Node, wins)
-		w, reads = w+ww, rr+reads
+		ww, rr, wh := r.answeredBy(a.Opts.Node, wins)
+		w, reads, which = w+ww, rr+reads, append(which, wh...)
 	}
 	ans, total := r.checkDNSAnswered(r.all, wins, "every agent")
 	t.Logf("FIGURES flapping: %d cuts over %v: %s", len(wins), lastHeal.Sub(wins[0].from).Round(time.Millisecond), strings.Join(log, ", "))
@@ -901,7 +918,7 @@ func testFlapping(t *testing.T) {
 		strings.Join(perCut, ", "), r.leaders.changes(wins[0].from, lastHeal))
 	r.commonFigures(f, wins, w, reads, fmt.Sprintf("%d of %d queries answered on all agents, minorities included", ans, total), healTook, healed)
 	r.checkFollowerWait(wins)
-	r.checkCutOff("the isolated leaders", w, reads)
+	r.checkCutOff("the isolated leaders", w, reads, which)
 }
 
 func testClientCut(t *testing.T) {
@@ -917,9 +934,10 @@ func testClientCut(t *testing.T) {
 	// The links come back one by one while healAll runs: the client's DNS
 	// is judged on what it answered before the first did.
 	healStart := time.Now()
+	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healedAt, cutOff: []string{c.Opts.Node}, leader: leader.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healing, cutOff: []string{c.Opts.Node}, leader: leader.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()
@@ -960,7 +978,7 @@ func testClientCut(t *testing.T) {
 		t.Errorf("the DNS probe of the client ran %d times before max_stale and %d after: too few to tell", early, late)
 	}
 	r.checkDNSAnswered(r.servers, win, "the servers")
-	w, reads := r.answeredBy(c.Opts.Node, win)
+	w, reads, which := r.answeredBy(c.Opts.Node, win)
 	t.Logf("FIGURES client cut: %s cut from every server for %v (max_stale %v)", c.Opts.Node, healedAt.Sub(cutAt).Round(time.Millisecond), clientMaxStale)
 	t.Logf("  time to a new leader: none needed (leaders agreed on: %s)", r.leaders.changes(cutAt, healedAt))
 	t.Logf("  %s", r.writesDuring(win[0]))
@@ -968,7 +986,7 @@ func testClientCut(t *testing.T) {
 		c.Opts.Node, answered, durOrNever(firstFail), failed, late, staleLateSlack), healTook, healed)
 	t.Logf("  the client's instance left the servers' DNS %s after the cut", durOrNever(r.leftDNS(r.servers, c.Opts.Node, cutAt, healedAt)))
 	r.checkFollowerWait(win)
-	r.checkCutOff(c.Opts.Node, w, reads)
+	r.checkCutOff(c.Opts.Node, w, reads, which)
 }
 
 // commonFigures prints the figures every scenario has.
@@ -996,8 +1014,11 @@ func (r *partRun) commonFigures(f partFigures, wins []partWindow, cutWrites, cut
 
 // checkCutOff fails the test when a node cut from the quorum acknowledged a
 // write or answered a consistent read while cut off.
-func (r *partRun) checkCutOff(who string, writes, reads int) {
+func (r *partRun) checkCutOff(who string, writes, reads int, which []string) {
 	r.t.Helper()
+	if writes+reads > 0 {
+		r.t.Logf("answered while cut off:\n    %s", strings.Join(which, "\n    "))
+	}
 	if writes > 0 {
 		r.t.Errorf("%s acknowledged %d writes while cut off from the quorum", who, writes)
 	}
