@@ -123,6 +123,7 @@ type swappableStore struct {
 	cur     atomic.Pointer[state.Store]
 	mu      sync.Mutex
 	abandon chan struct{}
+	swaps   atomic.Uint64
 }
 
 func (s *swappableStore) swap(n *state.Store) {
@@ -131,6 +132,12 @@ func (s *swappableStore) swap(n *state.Store) {
 	close(s.abandon)
 	s.abandon = make(chan struct{})
 	s.mu.Unlock()
+	s.swaps.Add(1)
+}
+
+// CatalogGeneration moves on a swap too, as a restore moves the store's.
+func (s *swappableStore) CatalogGeneration() uint64 {
+	return s.swaps.Load()<<40 + s.cur.Load().CatalogGeneration()
 }
 
 func (s *swappableStore) HealthyInstances(dst []state.ServiceNode, name, tag string, onlyPassing bool) []state.ServiceNode {
@@ -285,5 +292,37 @@ func TestCacheBigService(t *testing.T) {
 			t.Fatalf("%d watchers still running after shutdown", d.cache.watchers.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// An entry is trusted without its channels while the catalog generation
+// stays; a write elsewhere in the catalog costs it one check of its
+// channels and leaves it cached.
+func TestCacheGenerationFastPath(t *testing.T) {
+	s := testStore(t)
+	d := New(s, testDNSConfig(), testAgentConfig())
+	z, _, _ := d.match("consul.")
+	entry := func() *serviceEntry {
+		return d.cache.entries.Load().load(cacheHash(z.index, "web", ""), z.index, "web", "")
+	}
+	answers(t, d, "web.service.consul.", dns.TypeA)
+	e := entry()
+	if e == nil || e.verified.Load() != s.CatalogGeneration() {
+		t.Fatalf("a new entry is not verified at the store's generation %d: %+v", s.CatalogGeneration(), e)
+	}
+	before := s.CatalogGeneration()
+	if err := s.EnsureRegistration(5000, &state.RegisterRequest{Node: "n2", SkipNodeUpdate: true,
+		Service: &state.Service{ID: "other", Service: "other", Port: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.CatalogGeneration() == before {
+		t.Fatal("a registration did not move the catalog generation")
+	}
+	if got := answers(t, d, "web.service.consul.", dns.TypeA); fmt.Sprint(got) != "[10.0.0.1 10.0.1.2]" {
+		t.Fatalf("web after an unrelated write: %v", got)
+	}
+	if entry() != e || e.verified.Load() != s.CatalogGeneration() {
+		t.Fatalf("an unrelated write replaced the entry or left it unverified (verified %d, generation %d)",
+			e.verified.Load(), s.CatalogGeneration())
 	}
 }

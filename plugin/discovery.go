@@ -30,6 +30,9 @@ type Catalog interface {
 	ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []state.ServiceNode, error)
 	// AbandonCh fires when a restore replaces the store's contents.
 	AbandonCh() <-chan struct{}
+	// CatalogGeneration moves after every write to nodes, services or
+	// checks and every restore, once their watch channels are closed.
+	CatalogGeneration() uint64
 	// GetNode returns the named node, or nil.
 	GetNode(ws memdb.WatchSet, name string) (uint64, *state.Node, error)
 	// NodesByAddress and ServicesByAddress serve reverse lookups.

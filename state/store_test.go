@@ -911,3 +911,46 @@ func TestNodeRowsDoNotTakeLongerNames(t *testing.T) {
 		}
 	}
 }
+
+// ---- the catalog generation ----
+
+// The DNS cache trusts an entry while the generation stays the same: every
+// catalog write and restore must move it, and a write that changes nothing
+// of the catalog may leave it.
+func TestCatalogGeneration(t *testing.T) {
+	s := state.NewStore()
+	steps := []struct {
+		what  string
+		do    func() error
+		moves bool
+	}{
+		{"register a node and service", func() error {
+			return s.EnsureRegistration(1, &state.RegisterRequest{Node: "n1", Address: "10.0.0.1",
+				Service: &state.Service{ID: "web1", Service: "web"}})
+		}, true},
+		{"a check's status", func() error {
+			return s.EnsureRegistration(2, &state.RegisterRequest{Node: "n1", SkipNodeUpdate: true,
+				Check: &state.HealthCheck{CheckID: "c1", ServiceID: "web1", Status: state.HealthCritical}})
+		}, true},
+		{"a KV write", func() error {
+			_, err := s.KVSApply(3, &state.KVSRequest{Op: state.KVSet, DirEnt: state.DirEntry{Key: "k", Value: []byte("v")}})
+			return err
+		}, false},
+		{"deregister the service", func() error {
+			return s.Deregister(4, &state.DeregisterRequest{Node: "n1", ServiceID: "web1"})
+		}, true},
+		{"deregister the node", func() error {
+			return s.Deregister(5, &state.DeregisterRequest{Node: "n1"})
+		}, true},
+		{"a restore", func() error { s.Restore(state.NewStore()); return nil }, true},
+	}
+	for _, st := range steps {
+		before := s.CatalogGeneration()
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		if moved := s.CatalogGeneration() != before; moved != st.moves {
+			t.Errorf("%s: generation moved %v, want %v", st.what, moved, st.moves)
+		}
+	}
+}
