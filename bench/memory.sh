@@ -34,7 +34,7 @@ start_watchdog
 
 base=$(free_port_block 8)
 dns=$base http_s=$((base + 1)) pprof_s=$((base + 2)) http_c=$((base + 3)) pprof_c=$((base + 4))
-http_n=$((base + 5)) dns_n=$((base + 6))
+http_n=$((base + 5)) dns_n=$((base + 6)) pprof_n=$((base + 7))
 
 log "building"
 (cd "$repo" && go build -o "$tmp/beacon" . && go build -o "$tmp/register" ./bench/cmd/register &&
@@ -98,13 +98,14 @@ done
 
 log "a new client agent: time until its DNS answers the last service"
 last=$(printf 'svc%04d.service.consul' $((SERVICES - 1)))
-agent n1 127.0.77.3 "$dns_n" "$http_n" client
+agent n1 127.0.77.3 "$dns_n" "$http_n" client "$pprof_n"
 answered=$("$tmp/dnswait" -server "127.0.77.3:$dns_n" -name "$last" -timeout 60s) ||
 	die "the new client agent never answered $last"
 
 read -r s_rss s_hwm s_anon s_file <<<"$(mem s1)"
 read -r c_rss c_hwm c_anon c_file <<<"$(mem c1)"
-s_heap=$(heap "$pprof_s") c_heap=$(heap "$pprof_c")
+read -r n_rss n_hwm n_anon n_file <<<"$(mem n1)"
+s_heap=$(heap "$pprof_s") c_heap=$(heap "$pprof_c") n_heap=$(heap "$pprof_n")
 instances=$((SERVICES * INSTANCES))
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
@@ -121,7 +122,8 @@ Registration: $rate
 | agent | VmRSS (MB) | VmHWM (MB) | anonymous (MB) | file-backed (MB) | Go heap in use (MB) | RSS per instance (KB) |
 |---|---:|---:|---:|---:|---:|---:|
 | server | $s_rss | $s_hwm | $s_anon | $s_file | $s_heap | $(awk -v r="$s_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
-| client agent | $c_rss | $c_hwm | $c_anon | $c_file | $c_heap | $(awk -v r="$c_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
+| client agent (replica built by the change stream, one registration at a time) | $c_rss | $c_hwm | $c_anon | $c_file | $c_heap | $(awk -v r="$c_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
+| new client agent (replica installed from a snapshot) | $n_rss | $n_hwm | $n_anon | $n_file | $n_heap | $(awk -v r="$n_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
 
 A new client agent answered \`$last\` over DNS ${answered} s after it was started (process start, gossip join, snapshot of the whole catalog streamed and installed).
 
