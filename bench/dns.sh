@@ -10,6 +10,8 @@
 # PROFILE (auto: CPU-profile the discovery A load when a target is missed;
 # 1: always; 0: never), PIN (1: beacon on CPU 0, dnsperf on CPU 1), KEEP_TMP (1),
 # WAIT_QUIET (seconds to wait for a machine without other load, 0),
+# ROLE (server: the measured beacon is the single server; client: it is a
+# client agent, its replica fed by a separate server process),
 # MAX_SECONDS (hard bound on the whole run).
 # See bench/README.md for what is measured and how to read it.
 set -euo pipefail
@@ -27,6 +29,8 @@ PORT_BASE=${PORT_BASE:-28600}
 PROFILE=${PROFILE:-auto}
 PIN=${PIN:-0}
 KEEP_TMP=${KEEP_TMP:-0}
+ROLE=${ROLE:-server}
+[[ $ROLE == server || $ROLE == client ]] || { echo "ROLE must be server or client" >&2; exit 2; }
 # Seconds to wait, before starting, for other processes to leave the CPUs
 # alone (< QUIET_CORES busy); 0 just measures and reports the background load.
 WAIT_QUIET=${WAIT_QUIET:-0}
@@ -37,7 +41,7 @@ MAX_SECONDS=${MAX_SECONDS:-$((1500 + WAIT_QUIET + ROUNDS * 5 * (DURATION + 5)))}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 results_dir="$repo/bench/results"
 tmp=$(mktemp -d /tmp/beacon-bench.XXXXXX)
-beacon_pid="" perf_pid="" watchdog_pid=""
+beacon_pid="" perf_pid="" watchdog_pid="" server_pid=""
 
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
@@ -53,6 +57,12 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$beacon_pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$beacon_pid" 2>/dev/null || true
 		wait "$beacon_pid" 2>/dev/null || true
+	fi
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
 	fi
 	[[ -n $watchdog_pid ]] && kill "$watchdog_pid" 2>/dev/null || true
 	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 && -f $tmp/beacon.log ]]; then
@@ -82,10 +92,14 @@ timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
 timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
 timeout 600 go build -o "$tmp/dnscheck" ./bench/cmd/dnscheck || die "building bench/cmd/dnscheck failed"
 
-# Ports: DNS, HTTP, RPC, serf LAN, serf WAN, pprof; the first free block.
-base=$(free_port_block 6)
+# Ports: DNS, HTTP, RPC, serf LAN, serf WAN, pprof, and the separate
+# server's DNS, HTTP, RPC, serf LAN and WAN (ROLE=client); the first free
+# block.
+base=$(free_port_block 12)
 DNS_PORT=$base HTTP_PORT=$((base + 1)) RPC_PORT=$((base + 2))
 LAN_PORT=$((base + 3)) WAN_PORT=$((base + 4)) PPROF_PORT=$((base + 5))
+S_DNS_PORT=$((base + 6)) S_HTTP_PORT=$((base + 7)) S_RPC_PORT=$((base + 8))
+S_LAN_PORT=$((base + 9)) S_WAN_PORT=$((base + 10))
 
 # Background load: other processes on the 2 cores depress and blur every figure.
 quiet_deadline=$((SECONDS + WAIT_QUIET))
@@ -101,6 +115,29 @@ log "background load before the run: $bg_load cores"
 # --- 2. Corefile, zone file, query files -------------------------------------
 pprof_line=""
 [[ $PROFILE != 0 ]] && pprof_line="    pprof 127.0.0.1:$PPROF_PORT"
+role_lines="        server
+        bootstrap_expect 1"
+if [[ $ROLE == client ]]; then
+	role_lines="        join 127.0.0.1:$S_LAN_PORT"
+	mkdir -p "$tmp/server"
+	cat >"$tmp/server/Corefile" <<EOF
+consul:$S_DNS_PORT {
+    bind 127.0.0.1
+    discovery {
+        datacenter dc1
+        node bench-server
+        data_dir $tmp/server/data
+        server
+        bootstrap_expect 1
+        bind 127.0.0.1
+        http 127.0.0.1:$S_HTTP_PORT
+        rpc 127.0.0.1:$S_RPC_PORT
+        serf_lan 127.0.0.1:$S_LAN_PORT
+        serf_wan 127.0.0.1:$S_WAN_PORT
+    }
+}
+EOF
+fi
 cat >"$tmp/Corefile" <<EOF
 consul:$DNS_PORT {
     bind 127.0.0.1
@@ -109,8 +146,7 @@ $pprof_line
         datacenter dc1
         node bench
         data_dir $tmp/data
-        server
-        bootstrap_expect 1
+$role_lines
         bind 127.0.0.1
         http 127.0.0.1:$HTTP_PORT
         rpc 127.0.0.1:$RPC_PORT
@@ -149,7 +185,14 @@ if [[ $PIN == 1 ]]; then
 	beacon_cmd=(taskset -c 0 "${beacon_cmd[@]}")
 	perf_prefix=(taskset -c 1)
 fi
-log "starting beacon: DNS 127.0.0.1:$DNS_PORT, HTTP 127.0.0.1:$HTTP_PORT"
+reg_port=$HTTP_PORT
+if [[ $ROLE == client ]]; then
+	log "starting the server: HTTP 127.0.0.1:$S_HTTP_PORT"
+	"$tmp/beacon" agent -conf "$tmp/server/Corefile" >"$tmp/server/beacon.log" 2>&1 &
+	server_pid=$!
+	reg_port=$S_HTTP_PORT
+fi
+log "starting beacon ($ROLE): DNS 127.0.0.1:$DNS_PORT, HTTP 127.0.0.1:$HTTP_PORT"
 "${beacon_cmd[@]}" >"$tmp/beacon.log" 2>&1 &
 beacon_pid=$!
 
@@ -157,14 +200,15 @@ deadline=$((SECONDS + 60))
 leader=""
 while :; do
 	kill -0 "$beacon_pid" 2>/dev/null || die "beacon exited during start-up"
-	leader=$(curl -fsS --max-time 2 "http://127.0.0.1:$HTTP_PORT/v1/status/leader" 2>/dev/null || true)
+	[[ -z $server_pid ]] || kill -0 "$server_pid" 2>/dev/null || die "the server exited during start-up"
+	leader=$(curl -fsS --max-time 2 "http://127.0.0.1:$reg_port/v1/status/leader" 2>/dev/null || true)
 	[[ -n $leader && $leader != '""' ]] && break
 	((SECONDS < deadline)) || die "no leader after 60s (/v1/status/leader: '${leader}')"
 	sleep 0.25
 done
 log "leader: $leader"
 
-reg_out=$(timeout 300 "$tmp/register" -http "127.0.0.1:$HTTP_PORT" -services "$SERVICES" \
+reg_out=$(timeout 300 "$tmp/register" -http "127.0.0.1:$reg_port" -services "$SERVICES" \
 	-instances "$INSTANCES" -concurrency 16) || die "registration failed: $reg_out"
 log "$reg_out"
 reg_rate=$(sed -n 's/.*: \([0-9]*\) registrations\/s.*/\1/p' <<<"$reg_out")
@@ -345,6 +389,11 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "- machine: $(nproc) cores ($cpu_model), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 	echo "- $(go version | cut -d' ' -f3-), $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }')"
 	echo "- catalog: $SERVICES services × $INSTANCES instances = $((SERVICES * INSTANCES)) instances; registered at ${reg_rate} registrations/s (catalog API, concurrency 16)"
+	if [[ $ROLE == client ]]; then
+		echo "- measured: a **client agent** (ROLE=client), its replica streamed from a separate server process that took the registrations"
+	else
+		echo "- measured: the single server (ROLE=server)"
+	fi
 	echo "- background load before the run: $bg_load cores busy (of $(nproc)); during the runs: see \"other processes + steal\""
 	echo "- dnsperf: -l $DURATION -c $CLIENTS -T $THREADS -q $INFLIGHT -Q $MAXQPS, UDP, $NQUERIES queries per file (random services), $ROUNDS interleaved rounds after a 3 s warm-up; dnsperf and beacon share the machine$([[ $PIN == 1 ]] && echo ' (pinned: beacon CPU 0, dnsperf CPU 1)')"
 	echo
