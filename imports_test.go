@@ -41,6 +41,7 @@ var beaconImports = map[string][]string{
 	// interfaces only (checked for their tests below too).
 	"e2e":                    {},
 	"deploy":                 {}, // the deployment files; its tests read them as an operator's tools would
+	"bench/cmd/churn":        {},
 	"bench/cmd/clusterbench": {},
 	"bench/cmd/dnscheck":     {},
 	// The one exception: fanout runs the real client replica code
