@@ -89,16 +89,6 @@ start_watchdog
 # fields counted a third of what the processes' own times did).
 machine_ticks() { awk '/^cpu / { print $5 + $6, $9; exit }' /proc/stat; }
 ncpu=$(grep -c '^cpu[0-9]' /proc/stat)
-# machine_busy SECONDS: how many cores were busy over that time (lib.sh's
-# busy_cores, from idle time).
-machine_busy() {
-	local m0 m1 w0 w1
-	m0=$(machine_ticks) w0=$(date +%s.%N)
-	sleep "$1"
-	m1=$(machine_ticks) w1=$(date +%s.%N)
-	awk -v a="${m0% *}" -v b="${m1% *}" -v w0="$w0" -v w1="$w1" -v h="$clk_tck" -v n="$ncpu" \
-		'BEGIN { v = n - (b - a) / h / (w1 - w0); printf "%.2f", (v < 0 ? 0 : v) }'
-}
 # proc_ticks PID: user+system clock ticks of a process.
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # proc_start PID: when the process started, epoch seconds (10 ms resolution).
@@ -145,7 +135,7 @@ on() { [[ -n ${cpus[$1]:-} ]] && echo "taskset -c ${cpus[$1]}" || true; }
 
 quiet_deadline=$((SECONDS + WAIT_QUIET))
 while :; do
-	bg_load=$(machine_busy 3)
+	bg_load=$(busy_cores 3)
 	awk -v l="$bg_load" -v q="$QUIET_CORES" 'BEGIN { exit !(l < q) }' && break
 	((SECONDS < quiet_deadline)) || { log "WARNING: other processes keep $bg_load cores busy; latencies will suffer"; break; }
 	log "other processes keep $bg_load cores busy; waiting for a quiet machine (WAIT_QUIET=${WAIT_QUIET}s)"

@@ -260,9 +260,11 @@ run_perf() {
 	child_cpu
 	c1=$child_cpu_s
 	awk -v t=$((t1 - t0)) -v h="$clk_tck" -v w0="$w0" -v w1="$w1" -v c0="$c0" -v c1="$c1" \
-		-v m0="$m0" -v m1="$m1" 'BEGIN {
+		-v m0="$m0" -v m1="$m1" -v n="$(grep -c '^cpu[0-9]' /proc/stat)" 'BEGIN {
 			split(m0, a, " "); split(m1, b, " "); wall = w1 - w0
-			srv = t / h; perf = c1 - c0; busy = (b[1] - a[1]) / h
+			# Busy is wall × CPUs minus idle: the busy fields of /proc/stat miss
+			# most of a bursty load (see busy_cores in lib.sh).
+			srv = t / h; perf = c1 - c0; busy = n * wall - ((b[2] - a[2]) - (b[1] - a[1])) / h
 			irq = (b[3] - a[3]) / h; steal = (b[4] - a[4]) / h
 			# Tick accounting: irq/softirq time shows in the stime of the
 			# interrupted task too, so only steal is subtracted from busy.

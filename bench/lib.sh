@@ -5,14 +5,19 @@ die() { log "FAIL: $*"; exit 1; }
 
 clk_tck=$(getconf CLK_TCK)
 
-# busy_cores SECONDS: how many cores the machine kept busy over that time
-# (from /proc/stat: all time but idle and iowait).
+# busy_cores SECONDS: how many cores the machine kept busy over that time:
+# wall time × CPUs minus idle and iowait (from /proc/stat). Not the sum of
+# /proc/stat's busy fields: this kernel counts idle time exactly but user
+# and system time by ticks, which miss most of a bursty load such as a DNS
+# server's (bench/churn.sh measured a third of the processes' own times).
 busy_cores() {
-	local m0 m1
-	m0=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6; exit }' /proc/stat)
+	local i0 i1 w0 w1 n
+	n=$(grep -c '^cpu[0-9]' /proc/stat)
+	i0=$(awk '/^cpu / { print $5 + $6; exit }' /proc/stat) w0=$(date +%s.%N)
 	sleep "$1"
-	m1=$(awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6; exit }' /proc/stat)
-	awk -v a="$m0" -v b="$m1" -v h="$clk_tck" -v s="$1" 'BEGIN { printf "%.2f", (b - a) / h / s }'
+	i1=$(awk '/^cpu / { print $5 + $6; exit }' /proc/stat) w1=$(date +%s.%N)
+	awk -v a="$i0" -v b="$i1" -v w0="$w0" -v w1="$w1" -v h="$clk_tck" -v n="$n" \
+		'BEGIN { v = n - (b - a) / h / (w1 - w0); printf "%.2f", (v < 0 ? 0 : v) }'
 }
 
 port_free() { [[ -z $(ss -Htanu "( sport = :$1 )" 2>/dev/null) ]]; }
