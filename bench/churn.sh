@@ -133,14 +133,7 @@ fi
 # on NAME: the command prefix that pins NAME (nothing when unpinned).
 on() { [[ -n ${cpus[$1]:-} ]] && echo "taskset -c ${cpus[$1]}" || true; }
 
-quiet_deadline=$((SECONDS + WAIT_QUIET))
-while :; do
-	bg_load=$(busy_cores 3)
-	awk -v l="$bg_load" -v q="$QUIET_CORES" 'BEGIN { exit !(l < q) }' && break
-	((SECONDS < quiet_deadline)) || { log "WARNING: other processes keep $bg_load cores busy; latencies will suffer"; break; }
-	log "other processes keep $bg_load cores busy; waiting for a quiet machine (WAIT_QUIET=${WAIT_QUIET}s)"
-	sleep 7
-done
+wait_quiet
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "background load before the run: $bg_load cores busy; load average $load_before"
 

@@ -102,14 +102,7 @@ S_DNS_PORT=$((base + 6)) S_HTTP_PORT=$((base + 7)) S_RPC_PORT=$((base + 8))
 S_LAN_PORT=$((base + 9)) S_WAN_PORT=$((base + 10))
 
 # Background load: other processes on the 2 cores depress and blur every figure.
-quiet_deadline=$((SECONDS + WAIT_QUIET))
-while :; do
-	bg_load=$(busy_cores 3)
-	awk -v l="$bg_load" -v q="$QUIET_CORES" 'BEGIN { exit !(l < q) }' && break
-	((SECONDS < quiet_deadline)) || { log "WARNING: other processes keep $bg_load cores busy; figures will be depressed and noisy"; break; }
-	log "other processes keep $bg_load cores busy; waiting for a quiet machine (WAIT_QUIET=${WAIT_QUIET}s)"
-	sleep 7
-done
+wait_quiet
 log "background load before the run: $bg_load cores"
 
 # --- 2. Corefile, zone file, query files -------------------------------------

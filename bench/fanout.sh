@@ -102,14 +102,7 @@ DNS_PORT=$base HTTP_PORT=$((base + 1)) RPC_PORT=$((base + 2)) LAN_PORT=$((base +
 HTTP=127.0.0.1:$HTTP_PORT
 
 # Background load: other processes on the 2 cores depress and blur every figure.
-quiet_deadline=$((SECONDS + WAIT_QUIET))
-while :; do
-	bg_load=$(busy_cores 3)
-	awk -v l="$bg_load" -v q="$QUIET_CORES" 'BEGIN { exit !(l < q) }' && break
-	((SECONDS < quiet_deadline)) || { log "WARNING: other processes keep $bg_load cores busy; figures will be depressed and noisy"; break; }
-	log "other processes keep $bg_load cores busy; waiting for a quiet machine (WAIT_QUIET=${WAIT_QUIET}s)"
-	sleep 7
-done
+wait_quiet
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 log "background load before the run: $bg_load cores busy; load average $load_before"
 

@@ -20,6 +20,21 @@ busy_cores() {
 		'BEGIN { v = n - (b - a) / h / (w1 - w0); printf "%.2f", (v < 0 ? 0 : v) }'
 }
 
+# wait_quiet: waits up to WAIT_QUIET seconds for the machine to have fewer
+# than QUIET_CORES busy cores, other processes on 2 cores depressing and
+# blurring every figure; sets bg_load to the busy cores it last saw, and
+# warns when it gives up.
+wait_quiet() {
+	local deadline=$((SECONDS + WAIT_QUIET))
+	while :; do
+		bg_load=$(busy_cores 3)
+		awk -v l="$bg_load" -v q="$QUIET_CORES" 'BEGIN { exit !(l < q) }' && return
+		((SECONDS < deadline)) || { log "WARNING: other processes keep $bg_load cores busy; figures will be depressed and noisy"; return; }
+		log "other processes keep $bg_load cores busy; waiting for a quiet machine (WAIT_QUIET=${WAIT_QUIET}s)"
+		sleep 7
+	done
+}
+
 port_free() { [[ -z $(ss -Htanu "( sport = :$1 )" 2>/dev/null) ]]; }
 
 # free_port_block SIZE: the first port from PORT_BASE that starts SIZE free
