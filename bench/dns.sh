@@ -385,7 +385,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "- $(go version | cut -d' ' -f3-), $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2 }')"
 	echo "- catalog: $SERVICES services × $INSTANCES instances = $((SERVICES * INSTANCES)) instances; registered at ${reg_rate} registrations/s (catalog API, concurrency 16)"
 	if [[ $ROLE == client ]]; then
-		echo "- measured: a **client agent** (ROLE=client), its replica streamed from a separate server process that took the registrations"
+		echo "- measured: a **client agent** (ROLE=client), its replica streamed from a separate server process that took the registrations; that server's CPU (idle but for heartbeats) counts in \"other processes\", and PIN does not pin it"
 	else
 		echo "- measured: the single server (ROLE=server)"
 	fi

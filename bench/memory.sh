@@ -110,9 +110,12 @@ instances=$((SERVICES * INSTANCES))
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
 # The heap profiles, kept for `go tool pprof`, and where the client agent's bytes are.
-curl -fsS -o "$results_dir/memory-$stamp-server.heap" "http://127.0.0.1:$pprof_s/debug/pprof/heap?gc=1"
-curl -fsS -o "$results_dir/memory-$stamp-client.heap" "http://127.0.0.1:$pprof_c/debug/pprof/heap?gc=1"
-c_top=$(go tool pprof -sample_index=inuse_space -top -nodecount=20 "$tmp/beacon" "$results_dir/memory-$stamp-client.heap" 2>/dev/null | sed -n '/flat%/,$p')
+curl -fsS -o "$results_dir/memory-$stamp-server.heap" "http://127.0.0.1:$pprof_s/debug/pprof/heap?gc=1" ||
+	log "WARNING: no heap profile of the server"
+curl -fsS -o "$results_dir/memory-$stamp-client.heap" "http://127.0.0.1:$pprof_c/debug/pprof/heap?gc=1" ||
+	log "WARNING: no heap profile of the client agent"
+c_top=$(go tool pprof -sample_index=inuse_space -top -nodecount=20 "$tmp/beacon" "$results_dir/memory-$stamp-client.heap" 2>/dev/null |
+	sed -n '/flat%/,$p' || true)
 report=$(
 	cat <<EOT
 ## Memory: $SERVICES services × $INSTANCES instances ($instances), $(date -u +%Y-%m-%dT%H:%MZ)

@@ -413,10 +413,12 @@ func (r *partRun) healCheck(healedAt time.Time) (took time.Duration, ok bool) {
 // partWindow is a time some nodes were cut off.
 type partWindow struct {
 	// from: every link of the cut was down; to: the healing began, every
-	// link still down. The links come back one by one (some ip commands
-	// later), so a request a cut-off node answers after to may be one the
-	// healing let through.
-	from, to time.Time
+	// link still down; healed: every link was back. The links come back
+	// one by one (some ip commands apart), so a request a cut-off node
+	// answers after to may be one the healing let through: what was
+	// answered "while cut off" ends at to, what must hold during the cut
+	// (DNS answered, bounded waits) is checked up to healed.
+	from, to, healed time.Time
 	cutOff   []string // nodes cut from the quorum (isolated), if any
 	leader   string   // the leader when the cut began
 }
@@ -698,7 +700,7 @@ func (r *partRun) worstWait(nodes func(partWindow) []string, wins []partWindow) 
 	for _, w := range wins {
 		ns := nodes(w)
 		for _, e := range r.reqs.all() {
-			if !slices.Contains(ns, e.node) || e.end.Before(w.from) || !e.start.Before(w.to) {
+			if !slices.Contains(ns, e.node) || e.end.Before(w.from) || !e.start.Before(w.healed) {
 				continue
 			}
 			if d := e.end.Sub(e.start); d > worst {
@@ -764,7 +766,7 @@ func (r *partRun) checkDNSAnswered(agents []*Agent, wins []partWindow, what stri
 	var bad []string
 	for _, a := range agents {
 		for _, w := range wins {
-			for _, s := range r.dns.between(a.Opts.Node, w.from, w.to) {
+			for _, s := range r.dns.between(a.Opts.Node, w.from, w.healed) {
 				total++
 				if s.ok() {
 					answered++
@@ -814,7 +816,7 @@ func testLeaderIsolated(t *testing.T) {
 	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healing, cutOff: []string{old.Opts.Node}, leader: old.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healing, healed: healedAt, cutOff: []string{old.Opts.Node}, leader: old.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()
@@ -844,7 +846,7 @@ func testBridge(t *testing.T) {
 	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healing, leader: leader.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healing, healed: healedAt, leader: leader.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()
@@ -882,6 +884,7 @@ func testFlapping(t *testing.T) {
 		w.to = time.Now()
 		r.lab.healAll()
 		healedAt = time.Now()
+		w.healed = healedAt
 		wins = append(wins, w)
 		hold(healedAt.Add(c.off))
 	}
@@ -934,10 +937,9 @@ func testClientCut(t *testing.T) {
 	// The links come back one by one while healAll runs: the client's DNS
 	// is judged on what it answered before the first did.
 	healStart := time.Now()
-	healing := time.Now()
 	r.lab.healAll()
 	healedAt := time.Now()
-	win := []partWindow{{from: cutAt, to: healing, cutOff: []string{c.Opts.Node}, leader: leader.Opts.Node}}
+	win := []partWindow{{from: cutAt, to: healStart, healed: healedAt, cutOff: []string{c.Opts.Node}, leader: leader.Opts.Node}}
 	healTook, healed := r.healCheck(healedAt)
 	r.waitWrites(10, "after the heal")
 	f := r.finish()

@@ -127,12 +127,14 @@ type swappableStore struct {
 }
 
 func (s *swappableStore) swap(n *state.Store) {
+	// The count first: a generation read between the two is new either
+	// way, never one seen before the swap.
+	s.swaps.Add(1)
 	s.cur.Store(n)
 	s.mu.Lock()
 	close(s.abandon)
 	s.abandon = make(chan struct{})
 	s.mu.Unlock()
-	s.swaps.Add(1)
 }
 
 // CatalogGeneration moves on a swap too, as a restore moves the store's.
