@@ -419,8 +419,8 @@ type partWindow struct {
 	// answered "while cut off" ends at to, what must hold during the cut
 	// (DNS answered, bounded waits) is checked up to healed.
 	from, to, healed time.Time
-	cutOff   []string // nodes cut from the quorum (isolated), if any
-	leader   string   // the leader when the cut began
+	cutOff           []string // nodes cut from the quorum (isolated), if any
+	leader           string   // the leader when the cut began
 }
 
 // partFigures are the figures every scenario has.

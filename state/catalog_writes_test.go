@@ -47,7 +47,7 @@ func TestCatalogWritesMoveTheGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	written := map[string]bool{}         // functions writing the catalog
+	written := map[string]bool{}        // functions writing the catalog
 	calledFrom := map[string][]string{} // function -> the functions calling it
 	for _, f := range files {
 		if !strings.HasSuffix(f.Name(), ".go") || strings.HasSuffix(f.Name(), "_test.go") {
