@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"encoding/hex"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -164,30 +165,13 @@ func decodeAddr(h string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	var b [16]byte
-	for i := 0; i < len(h); i += 2 {
-		hi, ok1 := unhex(h[i])
-		lo, ok2 := unhex(h[i+1])
-		if !ok1 || !ok2 {
-			return netip.Addr{}, false
-		}
-		b[i/2] = hi<<4 | lo
+	if _, err := hex.Decode(b[:], []byte(h)); err != nil {
+		return netip.Addr{}, false
 	}
 	if len(h) == 8 {
 		return netip.AddrFrom4([4]byte(b[:4])), true
 	}
 	return netip.AddrFrom16(b), true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // wantFamily reports whether ip answers a query of type qtype.
@@ -484,22 +468,17 @@ func parseReverse(name string) (netip.Addr, bool) {
 		if len(labels) != 63 {
 			return netip.Addr{}, false
 		}
-		var b [16]byte
+		// One nibble a label, the first label the last nibble.
+		var nibbles [32]byte
 		for i := 0; i < 32; i++ {
 			if i > 0 && labels[2*i-1] != '.' {
 				return netip.Addr{}, false
 			}
-			v, ok := unhex(labels[2*i])
-			if !ok {
-				return netip.Addr{}, false
-			}
-			// The first label is the last nibble.
-			k := 31 - i
-			if k%2 == 0 {
-				b[k/2] |= v << 4
-			} else {
-				b[k/2] |= v
-			}
+			nibbles[31-i] = labels[2*i]
+		}
+		var b [16]byte
+		if _, err := hex.Decode(b[:], nibbles[:]); err != nil {
+			return netip.Addr{}, false
 		}
 		return netip.AddrFrom16(b), true
 	}
