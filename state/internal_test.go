@@ -52,3 +52,19 @@ func snapshotBytes(t *testing.T, s *Store) []byte {
 	}
 	return buf.Bytes()
 }
+
+func TestIsUUID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"8f246b77-f3e1-ff88-5b48-8ec93abf3e05": true,
+		"8F246B77-F3E1-FF88-5B48-8EC93ABF3E05": true,
+		"8f246b77f3e1ff885b488ec93abf3e05":     false, // no hyphens
+		"8f246b77-f3e1-ff88-5b48-8ec93abf3e0":  false, // short
+		"8f246b77-f3e1-ff88-5b48-8ec93abf3e0g": false, // not hex
+		"8f246b77-f3e1-ff88-5b48_8ec93abf3e05": false, // a hyphen misplaced
+		"geo-db": false,
+	} {
+		if got := isUUID(s); got != want {
+			t.Errorf("isUUID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
