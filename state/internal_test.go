@@ -61,7 +61,7 @@ func TestIsUUID(t *testing.T) {
 		"8f246b77-f3e1-ff88-5b48-8ec93abf3e0":  false, // short
 		"8f246b77-f3e1-ff88-5b48-8ec93abf3e0g": false, // not hex
 		"8f246b77-f3e1-ff88-5b48_8ec93abf3e05": false, // a hyphen misplaced
-		"geo-db": false,
+		"geo-db":                               false,
 	} {
 		if got := isUUID(s); got != want {
 			t.Errorf("isUUID(%q) = %v, want %v", s, got, want)
