@@ -49,9 +49,10 @@ var beaconImports = map[string][]string{
 	// a beacon server process, to measure what following the change feed
 	// costs; a copy of that code would measure the copy. It still reaches
 	// the server only over its RPC port and HTTP API.
-	"bench/cmd/fanout":      {"raftstore", "state"},
+	"bench/cmd/fanout":      {"bench/internal/proc", "raftstore", "state"},
 	"bench/cmd/healthbench": {},
-	"bench/cmd/kvbench":     {},
+	"bench/cmd/kvbench":     {"bench/internal/proc"},
+	"bench/internal/proc":   {},
 	"bench/cmd/register":    {},
 	"bench/cmd/dnswait":     {},
 }

@@ -58,6 +58,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/beacon-dns/beacon/bench/internal/proc"
+
 	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-hclog"
@@ -801,23 +803,6 @@ func (a *apiClient) appliedIndex() (uint64, error) {
 
 // ---- /proc and the runtime ---------------------------------------------------
 
-// procTicks is utime+stime of a process, in clock ticks.
-func procTicks(pid string) (int64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: count from its ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%s/stat: short", pid)
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st, nil
-}
-
 // procSyscw is a process's count of write system calls, from /proc/PID/io
 // (readable by its owner and root).
 func procSyscw(pid int) (int64, error) {
@@ -865,9 +850,9 @@ type cpuSample struct {
 
 func sampleCPU(pid int) cpuSample {
 	s := cpuSample{at: time.Now()}
-	s.server, _ = procTicks(strconv.Itoa(pid))
+	s.server, _ = proc.Ticks(strconv.Itoa(pid))
 	s.serverSyscw, _ = procSyscw(pid)
-	s.self, _ = procTicks("self")
+	s.self, _ = proc.Ticks("self")
 	s.busy, s.stealed = machineTicks()
 	return s
 }

@@ -55,6 +55,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/beacon-dns/beacon/bench/internal/proc"
 )
 
 func main() {
@@ -308,23 +310,6 @@ func fsyncProbe(args []string) {
 
 // ---- CPU from /proc ------------------------------------------------------------
 
-// procTicks is utime+stime of a process, in clock ticks.
-func procTicks(pid string) (int64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: count from its ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%s/stat: short", pid)
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st, nil
-}
-
 // machineTicks is the busy time of all cores (all but idle and iowait,
 // steal included), the iowait and the steal time, in clock ticks, from
 // /proc/stat.
@@ -364,13 +349,13 @@ func sampleCPU(servers []server) cpuSample {
 	s.machine, s.iowait, s.steal = machineTicks()
 	for _, srv := range servers {
 		if srv.pid > 0 {
-			t, err := procTicks(strconv.Itoa(srv.pid))
+			t, err := proc.Ticks(strconv.Itoa(srv.pid))
 			if err == nil {
 				s.beacon[srv.name] = t
 			}
 		}
 	}
-	s.self, _ = procTicks("self")
+	s.self, _ = proc.Ticks("self")
 	return s
 }
 
