@@ -328,3 +328,31 @@ func TestCacheGenerationFastPath(t *testing.T) {
 			e.verified.Load(), s.CatalogGeneration())
 	}
 }
+
+// validAt trusts the generation it was stamped with and nothing else: at
+// that generation an entry is valid whatever its channels say (no write
+// came after the stamp, so none can have fired them), at any other it
+// reads its channels.
+func TestServiceEntryValidAt(t *testing.T) {
+	fired := make(chan struct{})
+	close(fired)
+	e := &serviceEntry{watch: []<-chan struct{}{make(chan struct{}), fired}}
+	e.verified.Store(7)
+	if !e.validAt(7) {
+		t.Error("an entry at its stamped generation was not trusted")
+	}
+	if e.validAt(8) {
+		t.Error("an entry whose channel fired was trusted at a new generation")
+	}
+	quiet := &serviceEntry{watch: []<-chan struct{}{make(chan struct{})}}
+	quiet.verified.Store(7)
+	if !quiet.validAt(8) || quiet.verified.Load() != 8 {
+		t.Errorf("an entry with quiet channels at a new generation: valid %v, stamped %d; want true, 8", quiet.validAt(8), quiet.verified.Load())
+	}
+	watched := &serviceEntry{watched: true}
+	watched.verified.Store(7)
+	watched.stale.Store(true)
+	if watched.validAt(7) {
+		t.Error("a watched entry flagged stale was trusted because of its generation")
+	}
+}
