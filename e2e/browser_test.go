@@ -276,10 +276,27 @@ func (b *Browser) WaitVisible(selector string) {
 }
 
 // Click clicks the first element matching selector (which must exist).
+// Finding the element and clicking it happen in one evaluation in the
+// page: the UI re-renders live lists when a blocking query returns, and a
+// click driven from outside (find the node, then ask for its box, then
+// press) fails on a node replaced in between. The click goes to the
+// element under the centre of the target, as a person's would, and fails
+// if that is not the target or inside it.
 func (b *Browser) Click(selector string) {
 	b.t.Helper()
 	b.WaitVisible(selector)
-	b.Run(chromedp.Click(chromedp.CSS(selector)))
+	problem := evalJS[string](b, fmt.Sprintf(`((e) => {
+		if (e === null) return "nothing matches";
+		e.scrollIntoView({block: "center", inline: "center"});
+		const r = e.getBoundingClientRect();
+		const under = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+		if (under === null || !e.contains(under)) return "it is covered by " + (under ? under.outerHTML.slice(0, 200) : "nothing");
+		under.click();
+		return "";
+	})(document.querySelector(%s))`, jsString(selector)))
+	if problem != "" {
+		b.fail(fmt.Sprintf("clicking %s: %s", selector, problem))
+	}
 }
 
 // SetInput gives a text field or a select a value as a person would
