@@ -30,6 +30,12 @@ func TestCatalogWritesMoveTheGeneration(t *testing.T) {
 		"deleteServiceTxn": {"deregisterTxn"},
 		"deleteCheckTxn":   {"deregisterTxn"},
 		"deleteNodeTxn":    {"deregisterTxn"},
+		// The service groups (services.go), under the writers above.
+		"putServiceTxn":         {"ensureServiceTxn"},
+		"deleteServiceRowTxn":   {"deleteServiceTxn"},
+		"deleteNodeServicesTxn": {"deleteNodeTxn"},
+		"leaveServiceGroupTxn":  {"putServiceTxn", "deleteServiceRowTxn", "deleteNodeServicesTxn"},
+		"insert":                {"readSnapshot", "Build"}, // serviceRows.insert, into a new database
 		// New databases, installed by Restore (replace).
 		"Build":        nil, // Builder.Build: the Consul import
 		"readSnapshot": {"ReadSnapshot"},
@@ -38,7 +44,8 @@ func TestCatalogWritesMoveTheGeneration(t *testing.T) {
 		"ensureRegistrationTxn": {"EnsureRegistration"},
 		"deregisterTxn":         {"Deregister"},
 	}
-	catalog := map[string]bool{"tableNodes": true, "tableServices": true, "tableChecks": true}
+	catalog := map[string]bool{"tableNodes": true, "tableServices": true, "tableChecks": true,
+		"tableNodeServices": true, "tableServiceNames": true}
 	writeOps := map[string]bool{"Insert": true, "Delete": true, "DeleteAll": true, "DeletePrefix": true}
 	tableConst := regexp.MustCompile(`^table[A-Z]`) // the other tables' names
 

@@ -108,6 +108,7 @@ func (b *Builder) Build() (*Store, error) {
 		index(tableNodes, n.ModifyIndex)
 	}
 
+	services := newServiceRows()
 	for _, svc := range b.services {
 		switch {
 		case strings.TrimSpace(svc.Service) == "" || svc.ID == "":
@@ -117,15 +118,11 @@ func (b *Builder) Build() (*Store, error) {
 		case svc.Port < 0 || svc.Port > 65535:
 			return nil, fmt.Errorf("service %q on node %q has port %d, not 0 to 65535", svc.ID, svc.Node, svc.Port)
 		}
-		if raw, err := tx.First(tableServices, "id", svc.Node, svc.ID); err != nil {
-			return nil, fmt.Errorf("service lookup: %w", err)
-		} else if raw != nil {
-			return nil, fmt.Errorf("service %q on node %q appears twice", svc.ID, svc.Node)
-		}
-		if err := insert(tableServices, svc); err != nil {
-			return nil, err
-		}
+		services.add(svc)
 		index(tableServices, svc.ModifyIndex)
+	}
+	if err := services.insert(tx); err != nil {
+		return nil, err
 	}
 
 	for _, c := range b.checks {
@@ -138,15 +135,14 @@ func (b *Builder) Build() (*Store, error) {
 			return nil, fmt.Errorf("check %q on node %q has status %q, not passing, warning or critical", c.CheckID, c.Node, c.Status)
 		}
 		if c.ServiceID != "" {
-			raw, err := tx.First(tableServices, "id", c.Node, c.ServiceID)
+			svc, err := serviceOnNodeTxn(tx, c.Node, c.ServiceID)
 			if err != nil {
-				return nil, fmt.Errorf("service lookup: %w", err)
+				return nil, err
 			}
-			if raw == nil {
+			if svc == nil {
 				return nil, fmt.Errorf("check %q on node %q is of service %q, which is not on that node", c.CheckID, c.Node, c.ServiceID)
 			}
 			// As the store's writes keep them: the service's name and tags.
-			svc := raw.(*Service)
 			c.ServiceName, c.ServiceTags = svc.Service, svc.Tags
 		}
 		if raw, err := tx.First(tableChecks, "id", c.Node, c.CheckID); err != nil {

@@ -60,11 +60,7 @@ func (s *Store) TableRows() []TableRows {
 	out := make([]TableRows, 0, len(snapshotTables))
 	for _, table := range snapshotTables {
 		n := 0
-		if it, err := tx.Get(table, "id"); err == nil {
-			for raw := it.Next(); raw != nil; raw = it.Next() {
-				n++
-			}
-		}
+		_ = eachRow(tx, table, func(any) error { n++; return nil })
 		out = append(out, TableRows{Table: table, Rows: n})
 	}
 	return out
@@ -102,11 +98,7 @@ func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string, forReplica bool)
 		return fmt.Errorf("writing snapshot header: %w", err)
 	}
 	for _, table := range tables {
-		it, err := tx.Get(table, "id")
-		if err != nil {
-			return fmt.Errorf("reading %s for snapshot: %w", table, err)
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
+		err := eachRow(tx, table, func(raw any) error {
 			row, err := marshalRow(table, raw, forReplica)
 			if err != nil {
 				return err
@@ -114,9 +106,36 @@ func writeSnapshot(tx *memdb.Txn, w io.Writer, tables []string, forReplica bool)
 			if err := enc.Encode(snapshotRecord{Table: table, Row: row}); err != nil {
 				return fmt.Errorf("writing snapshot: %w", err)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// eachRow calls fn with every row of table in key order, stopping at its
+// first error. The services table's rows are the instances, by node then
+// ID, as they were when each was a row of its own.
+func eachRow(tx *memdb.Txn, table string, fn func(any) error) error {
+	if table == tableServices {
+		var err error
+		if lerr := eachService(tx, func(svc *Service) bool { err = fn(svc); return err == nil }); lerr != nil {
+			return lerr
+		}
+		return err
+	}
+	it, err := tx.Get(table, "id")
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", table, err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if err := fn(raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // marshalRow encodes a row with the fields that JSON tags hide from the API
@@ -159,6 +178,7 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 	}
 	tx := db.Txn(true)
 	defer tx.Abort()
+	services := newServiceRows()
 	for {
 		var rec snapshotRecord
 		if err := dec.Decode(&rec); err == io.EOF {
@@ -170,9 +190,16 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 		if err != nil {
 			return nil, err
 		}
+		if svc, ok := row.(*Service); ok {
+			services.add(svc)
+			continue
+		}
 		if err := tx.Insert(rec.Table, row); err != nil {
 			return nil, fmt.Errorf("restoring %s row: %w", rec.Table, err)
 		}
+	}
+	if err := services.insert(tx); err != nil {
+		return nil, fmt.Errorf("restoring services: %w", err)
 	}
 	tx.Commit()
 	return db, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,7 +17,7 @@ import (
 // Table names.
 const (
 	tableNodes    = "nodes"
-	tableServices = "services"
+	tableServices = "services" // the instances, held in groups (services.go)
 	tableChecks   = "checks"
 	tableIndex    = "index"
 )
@@ -36,14 +37,6 @@ func stateSchema() *memdb.DBSchema {
 		tableNodes: {Name: tableNodes, Indexes: map[string]*memdb.IndexSchema{
 			"id":   {Name: "id", Unique: true, Indexer: str("Node")},
 			"uuid": {Name: "uuid", AllowMissing: true, Unique: true, Indexer: str("ID")},
-		}},
-		tableServices: {Name: tableServices, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-				str("Node"), &memdb.StringFieldIndex{Field: "ID"}}}},
-			// A node's services are a prefix of "id" (nodeRows): no
-			// index of their own, which would cost a radix tree entry
-			// per instance on every agent.
-			"service": {Name: "service", Indexer: str("Service")},
 		}},
 		tableChecks: {Name: tableChecks, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
@@ -65,6 +58,9 @@ func stateSchema() *memdb.DBSchema {
 		}},
 	}}
 	for name, table := range aclTableSchemas() {
+		schema.Tables[name] = table
+	}
+	for name, table := range serviceTableSchemas() {
 		schema.Tables[name] = table
 	}
 	schema.Tables[tableCoordinates] = coordinatesTableSchema()
@@ -326,20 +322,19 @@ func ensureServiceTxn(tx *memdb.Txn, idx uint64, svc *Service) error {
 	if !nodeExists(tx, svc.Node) {
 		return fmt.Errorf("registering service %q: %w: %q", svc.ID, ErrMissingNode, svc.Node)
 	}
-	raw, err := tx.First(tableServices, "id", svc.Node, svc.ID)
+	old, err := serviceOnNodeTxn(tx, svc.Node, svc.ID)
 	if err != nil {
-		return fmt.Errorf("service lookup: %w", err)
+		return err
 	}
 	svc.CreateIndex, svc.ModifyIndex = idx, idx
-	if raw != nil {
-		old := raw.(*Service)
+	if old != nil {
 		svc.CreateIndex = old.CreateIndex
 		if ServiceEqual(old, svc) {
 			return nil // no change: blocking queries on the service stay asleep
 		}
 	}
-	if err := tx.Insert(tableServices, svc); err != nil {
-		return fmt.Errorf("inserting service: %w", err)
+	if err := putServiceTxn(tx, svc, old); err != nil {
+		return err
 	}
 	// Checks of the service carry its name and tags: keep them in step.
 	it, err := nodeRows(tx, tableChecks, svc.Node)
@@ -411,14 +406,13 @@ func ensureCheckTxn(tx *memdb.Txn, idx uint64, c *HealthCheck, delays *lockDelay
 		c.Status = HealthCritical
 	}
 	if c.ServiceID != "" {
-		raw, err := tx.First(tableServices, "id", c.Node, c.ServiceID)
+		svc, err := serviceOnNodeTxn(tx, c.Node, c.ServiceID)
 		if err != nil {
-			return fmt.Errorf("service lookup: %w", err)
+			return err
 		}
-		if raw == nil {
+		if svc == nil {
 			return fmt.Errorf("%w: check %q refers to service %q, which is not registered on node %q", ErrInvalidRegistration, c.CheckID, c.ServiceID, c.Node)
 		}
-		svc := raw.(*Service)
 		c.ServiceName, c.ServiceTags = svc.Service, svc.Tags
 	}
 	raw, err := tx.First(tableChecks, "id", c.Node, c.CheckID)
@@ -475,15 +469,15 @@ func deregisterTxn(tx *memdb.Txn, idx uint64, req *DeregisterRequest, delays *lo
 }
 
 func deleteServiceTxn(tx *memdb.Txn, idx uint64, node, id string, delays *lockDelays) error {
-	raw, err := tx.First(tableServices, "id", node, id)
+	old, err := serviceOnNodeTxn(tx, node, id)
 	if err != nil {
-		return fmt.Errorf("service lookup: %w", err)
+		return err
 	}
-	if raw == nil {
+	if old == nil {
 		return nil // deregistering what is not there is not an error, as in Consul
 	}
-	if err := tx.Delete(tableServices, raw); err != nil {
-		return fmt.Errorf("deleting service: %w", err)
+	if err := deleteServiceRowTxn(tx, old); err != nil {
+		return err
 	}
 	checks, err := nodeRows(tx, tableChecks, node)
 	if err != nil {
@@ -534,8 +528,8 @@ func deleteNodeTxn(tx *memdb.Txn, idx uint64, node string, delays *lockDelays) e
 	if err := invalidateNodeSessionsTxn(tx, idx, node, "", delays); err != nil {
 		return err
 	}
-	if _, err := tx.DeleteAll(tableServices, "id_prefix", node, ""); err != nil {
-		return fmt.Errorf("deleting services of node: %w", err)
+	if err := deleteNodeServicesTxn(tx, node); err != nil {
+		return err
 	}
 	if _, err := tx.DeleteAll(tableChecks, "id_prefix", node, ""); err != nil {
 		return fmt.Errorf("deleting checks of node: %w", err)
@@ -596,21 +590,22 @@ func (s *Store) GetNode(ws memdb.WatchSet, name string) (uint64, *Node, error) {
 func (s *Store) Services(ws memdb.WatchSet) (uint64, map[string][]string, error) {
 	tx := s.ReadTxn()
 	idx := maxIndex(tx, tableServices)
-	it, err := tx.Get(tableServices, "id")
+	it, err := tx.Get(tableServiceNames, "id")
 	if err != nil {
 		return 0, nil, fmt.Errorf("listing services: %w", err)
 	}
 	watch(ws, it.WatchCh())
 	tags := map[string]map[string]struct{}{}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		svc := raw.(*Service)
-		set := tags[svc.Service]
-		if set == nil {
-			set = map[string]struct{}{}
-			tags[svc.Service] = set
-		}
-		for _, t := range svc.Tags {
-			set[t] = struct{}{}
+		for _, svc := range raw.(*serviceGroup).Instances {
+			set := tags[svc.Service]
+			if set == nil {
+				set = map[string]struct{}{}
+				tags[svc.Service] = set
+			}
+			for _, t := range svc.Tags {
+				set[t] = struct{}{}
+			}
 		}
 	}
 	out := make(map[string][]string, len(tags))
@@ -630,14 +625,12 @@ func (s *Store) Services(ws memdb.WatchSet) (uint64, map[string][]string, error)
 func (s *Store) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []ServiceNode, error) {
 	tx := s.ReadTxn()
 	idx := maxIndex(tx, tableNodes, tableServices, tableChecks)
-	it, err := tx.Get(tableServices, "service", name)
-	if err != nil {
-		return 0, nil, fmt.Errorf("service lookup: %w", err)
+	g, err := serviceGroupTxn(tx, ws, name)
+	if err != nil || g == nil {
+		return idx, nil, err
 	}
-	watch(ws, it.WatchCh())
 	var out []ServiceNode
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		svc := raw.(*Service)
+	for _, svc := range g.Instances {
 		if tag != "" && !svc.HasTag(tag) {
 			continue
 		}
@@ -702,12 +695,11 @@ func healthyTxn(tx *memdb.Txn, node, serviceID string, onlyPassing bool) bool {
 // lock-free snapshot, no sorting, no watches.
 func (s *Store) HealthyInstances(dst []ServiceNode, name, tag string, onlyPassing bool) []ServiceNode {
 	tx := s.ReadTxn()
-	it, err := tx.Get(tableServices, "service", name)
-	if err != nil {
+	raw, err := tx.First(tableServiceNames, "id", name)
+	if err != nil || raw == nil {
 		return dst
 	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		svc := raw.(*Service)
+	for _, svc := range raw.(*serviceGroup).Instances {
 		if tag != "" && !svc.HasTag(tag) {
 			continue
 		}
@@ -757,17 +749,13 @@ func (s *Store) ServicesByAddress(addr string) []*Service {
 	if err != nil {
 		return nil
 	}
-	tx := s.ReadTxn()
-	it, err := tx.Get(tableServices, "id")
-	if err != nil {
-		return nil
-	}
 	var out []*Service
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if svc := raw.(*Service); sameIP(svc.Address, want) {
+	_ = eachService(s.ReadTxn(), func(svc *Service) bool {
+		if sameIP(svc.Address, want) {
 			out = append(out, svc)
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -783,14 +771,13 @@ func (s *Store) NodeServices(ws memdb.WatchSet, name string) (uint64, *Node, []*
 	if raw == nil {
 		return idx, nil, nil, nil
 	}
-	it, err := nodeRows(tx, tableServices, name)
+	ns, err := nodeServicesTxn(tx, ws, name)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("service lookup: %w", err)
+		return 0, nil, nil, err
 	}
-	watch(ws, it.WatchCh())
 	var svcs []*Service
-	for r := it.Next(); r != nil; r = it.Next() {
-		svcs = append(svcs, r.(*Service))
+	if ns != nil {
+		svcs = slices.Clone(ns.Services)
 	}
 	return idx, raw.(*Node), svcs, nil
 }
@@ -800,7 +787,7 @@ func (s *Store) NodeChecks(ws memdb.WatchSet, node string) (uint64, []*HealthChe
 	return s.checksBy(ws, "id_prefix", node, "")
 }
 
-// nodeRows iterates the rows of table (services or checks) on node: those
+// nodeRows iterates the rows of table (checks) on node: those
 // whose (node, ID) key starts with the node's full name (the empty second
 // part makes the node's own part exact, so "n1" does not take "n10").
 func nodeRows(tx *memdb.Txn, table, node string) (memdb.ResultIterator, error) {
