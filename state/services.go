@@ -17,15 +17,15 @@ import (
 //   - tableNodeServices: the instances on one node, sorted by ID (the
 //     lookups by node and ID, and a node's listing);
 //   - tableServiceNames: the instances of one service name, compared
-//     without case as DNS does, in no order (DNS, health and catalog reads
-//     by name).
+//     without case as DNS does (DNS, health and catalog reads by name), in
+//     chunks (servicegroup.go).
 //
-// Both hold the same *Service pointers. A write replaces the two group
-// rows it touches with copies (copy on write, as go-memdb's rows are), so
-// a read transaction still sees its own snapshot and a blocking query on a
-// service wakes when its group row changes. The copy is O(instances of the
-// service): microseconds for a service of 10,000 instances. Snapshots and
-// imports build the groups in one pass (serviceRows).
+// A write replaces the two group rows it touches with copies (copy on
+// write, as go-memdb's rows are), so a read transaction still sees its own
+// snapshot and a blocking query on a service wakes when its group row
+// changes. The copy is of a node's services and of one chunk of a
+// service's instances. Snapshots and imports build the groups in one pass
+// (serviceRows).
 //
 // "services" (tableServices) remains the name of the instances' table
 // where the outside sees tables: the index table, snapshot rows and their
@@ -39,12 +39,6 @@ const (
 type nodeServices struct {
 	Node     string     // lowercased: the key
 	Services []*Service // sorted by ID
-}
-
-// serviceGroup is every instance of one service name.
-type serviceGroup struct {
-	Name      string // lowercased: the key
-	Instances []*Service
 }
 
 func serviceTableSchemas() map[string]*memdb.TableSchema {
@@ -110,12 +104,6 @@ func searchServiceID(services []*Service, id string) (int, bool) {
 	return i, i < len(services) && services[i].ID == id
 }
 
-// sameInstance reports whether a and b are the same instance: the same ID
-// on the same node (node names compare without case).
-func sameInstance(a, b *Service) bool {
-	return a.ID == b.ID && strings.EqualFold(a.Node, b.Node)
-}
-
 // putServiceTxn stores svc, which replaces old, the instance with its node
 // and ID (nil when there is none). svc is the caller's to give: its Node
 // and Service strings may be swapped for equal ones the groups already
@@ -156,21 +144,10 @@ func putServiceTxn(tx *memdb.Txn, svc, old *Service) error {
 	if err != nil {
 		return err
 	}
-	var instances []*Service
-	name := strings.ToLower(svc.Service)
-	if g != nil {
-		instances, name = g.Instances, g.Name
-		if svc.Service == name {
-			svc.Service = name
-		}
+	if g != nil && svc.Service == g.Name {
+		svc.Service = g.Name
 	}
-	if j := slices.IndexFunc(instances, func(s *Service) bool { return sameInstance(s, svc) }); j >= 0 {
-		instances = slices.Clone(instances)
-		instances[j] = svc
-	} else {
-		instances = append(slices.Clip(instances), svc)
-	}
-	if err := tx.Insert(tableServiceNames, &serviceGroup{Name: name, Instances: instances}); err != nil {
+	if err := tx.Insert(tableServiceNames, g.with(strings.ToLower(svc.Service), svc)); err != nil {
 		return fmt.Errorf("inserting service: %w", err)
 	}
 	return nil
@@ -203,17 +180,15 @@ func leaveServiceGroupTxn(tx *memdb.Txn, old *Service) error {
 	if err != nil || g == nil {
 		return err
 	}
-	j := slices.IndexFunc(g.Instances, func(s *Service) bool { return sameInstance(s, old) })
-	switch {
-	case j < 0:
+	switch rest := g.without(old); {
+	case rest == g:
 		return nil
-	case len(g.Instances) == 1:
+	case rest == nil:
 		if err := tx.Delete(tableServiceNames, g); err != nil {
 			return fmt.Errorf("deleting service: %w", err)
 		}
 	default:
-		if err := tx.Insert(tableServiceNames, &serviceGroup{Name: g.Name,
-			Instances: slices.Delete(slices.Clone(g.Instances), j, j+1)}); err != nil {
+		if err := tx.Insert(tableServiceNames, rest); err != nil {
 			return fmt.Errorf("deleting service: %w", err)
 		}
 	}
@@ -304,7 +279,8 @@ func (r *serviceRows) insert(tx *memdb.Txn) error {
 		}
 	}
 	for name, list := range r.byName {
-		if err := tx.Insert(tableServiceNames, &serviceGroup{Name: name, Instances: slices.Clone(list)}); err != nil {
+		slices.SortFunc(list, compareInstances)
+		if err := tx.Insert(tableServiceNames, newServiceGroup(name, list)); err != nil {
 			return fmt.Errorf("inserting instances of service %q: %w", name, err)
 		}
 	}

@@ -597,7 +597,7 @@ func (s *Store) Services(ws memdb.WatchSet) (uint64, map[string][]string, error)
 	watch(ws, it.WatchCh())
 	tags := map[string]map[string]struct{}{}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		for _, svc := range raw.(*serviceGroup).Instances {
+		for svc := range raw.(*serviceGroup).all() {
 			set := tags[svc.Service]
 			if set == nil {
 				set = map[string]struct{}{}
@@ -630,7 +630,7 @@ func (s *Store) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []Ser
 		return idx, nil, err
 	}
 	var out []ServiceNode
-	for _, svc := range g.Instances {
+	for svc := range g.all() {
 		if tag != "" && !svc.HasTag(tag) {
 			continue
 		}
@@ -699,7 +699,7 @@ func (s *Store) HealthyInstances(dst []ServiceNode, name, tag string, onlyPassin
 	if err != nil || raw == nil {
 		return dst
 	}
-	for _, svc := range raw.(*serviceGroup).Instances {
+	for svc := range raw.(*serviceGroup).all() {
 		if tag != "" && !svc.HasTag(tag) {
 			continue
 		}
