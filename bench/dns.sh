@@ -407,7 +407,13 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	echo "| after registration | $rss_reg | $hwm_reg |"
 	echo "| after DNS runs | $rss_end | $hwm_end |"
 	echo
-	echo "RSS target (≤ 80 MB with $((SERVICES * INSTANCES)) instances, peak VmHWM): $v_rss"
+	if ((SERVICES * INSTANCES <= 3000)); then
+		echo "RSS target (≤ 80 MB with $((SERVICES * INSTANCES)) instances, peak VmHWM): $v_rss"
+	else
+		# The 80 MB aim is for 3,000 instances; here the process also holds
+		# the file plugin's copy of every record.
+		echo "RSS: the agent's own memory at this size is measured by bench/memory.sh (this process also holds the file plugin's zone)."
+	fi
 	echo
 	echo "Response sizes as dnscheck saw them (no EDNS0, as dnsperf sends):"
 	echo

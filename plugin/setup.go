@@ -78,7 +78,13 @@ func setup(c *caddy.Controller, agents Agents) error {
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)
-	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+	// By startup the server has registered every handler of the block.
+	block := dnsserver.GetConfig(c)
+	c.OnStartup(func() error {
+		d.exportMetrics.Store(block.Handler("prometheus") != nil)
+		return nil
+	})
+	block.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		d.Next = next
 		return d
 	})
