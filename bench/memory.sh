@@ -36,6 +36,7 @@ base=$(free_port_block 8)
 dns=$base http_s=$((base + 1)) pprof_s=$((base + 2)) http_c=$((base + 3)) pprof_c=$((base + 4))
 http_n=$((base + 5)) dns_n=$((base + 6)) pprof_n=$((base + 7))
 
+command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) >/dev/null
 log "building"
 (cd "$repo" && go build -o "$tmp/beacon" . && go build -o "$tmp/register" ./bench/cmd/register &&
 	go build -o "$tmp/dnswait" ./bench/cmd/dnswait)
@@ -106,6 +107,17 @@ read -r s_rss s_hwm s_anon s_file <<<"$(mem s1)"
 read -r c_rss c_hwm c_anon c_file <<<"$(mem c1)"
 read -r n_rss n_hwm n_anon n_file <<<"$(mem n1)"
 s_heap=$(heap "$pprof_s") c_heap=$(heap "$pprof_c") n_heap=$(heap "$pprof_n")
+
+# Serving: every service asked for once over DNS on the first client agent,
+# so its answer cache holds an entry (and the store a watch channel per row
+# read) for each, as on an agent whose applications use them all.
+log "every service asked for once over the first client agent's DNS"
+for ((i = 0; i < SERVICES; i++)); do printf 'svc%04d.service.consul A\n' "$i"; done >"$tmp/q.all"
+dnsperf -s 127.0.77.2 -p "$dns" -d "$tmp/q.all" -n 1 -c 4 -q 50 -Q 20000 >"$tmp/dnsperf.all" 2>&1 ||
+	die "dnsperf failed: $(tail -5 "$tmp/dnsperf.all")"
+grep -Eq 'NOERROR [0-9]+ \(100.00%\)' "$tmp/dnsperf.all" || die "not every service answered: $(grep -E 'Queries|Response codes' "$tmp/dnsperf.all")"
+read -r a_rss a_hwm a_anon a_file <<<"$(mem c1)"
+a_heap=$(heap "$pprof_c")
 instances=$((SERVICES * INSTANCES))
 stamp=$(date -u +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
@@ -126,6 +138,7 @@ Registration: $rate
 |---|---:|---:|---:|---:|---:|---:|
 | server | $s_rss | $s_hwm | $s_anon | $s_file | $s_heap | $(awk -v r="$s_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
 | client agent (replica built by the change stream, one registration at a time) | $c_rss | $c_hwm | $c_anon | $c_file | $c_heap | $(awk -v r="$c_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
+| client agent, after answering every service once over DNS | $a_rss | $a_hwm | $a_anon | $a_file | $a_heap | $(awk -v r="$a_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
 | new client agent (replica installed from a snapshot) | $n_rss | $n_hwm | $n_anon | $n_file | $n_heap | $(awk -v r="$n_rss" -v n="$instances" 'BEGIN { printf "%.2f", r * 1024 / n }') |
 
 A new client agent answered \`$last\` over DNS ${answered} s after it was started (process start, gossip join, snapshot of the whole catalog streamed and installed).

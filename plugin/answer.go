@@ -40,22 +40,30 @@ func (d *Discovery) answerService(rep *reply, q dns.Question, e *serviceEntry) {
 	}
 	switch q.Qtype {
 	case dns.TypeA:
-		d.serviceAddresses(rep, q, e, e.a, nil)
+		d.serviceAddresses(rep, q, e, true, false)
 	case dns.TypeAAAA:
-		d.serviceAddresses(rep, q, e, nil, e.aaaa)
+		d.serviceAddresses(rep, q, e, false, true)
 	case dns.TypeANY:
-		d.serviceAddresses(rep, q, e, e.a, e.aaaa)
+		d.serviceAddresses(rep, q, e, true, true)
 	case dns.TypeSRV:
 		serviceSRV(m, q, e)
 	}
 	// Any other type: the name exists, so NODATA.
 }
 
-// serviceAddresses answers A, AAAA or ANY with copies of the entry's
-// records a and aaaa, shuffled and capped at a_record_limit.
-func (d *Discovery) serviceAddresses(rep *reply, q dns.Question, e *serviceEntry, a []dns.A, aaaa []dns.AAAA) {
+// serviceAddresses answers A, AAAA or ANY with records of the entry's
+// IPv4 addresses (with v4) and IPv6 addresses (with v6), shuffled and
+// capped at a_record_limit.
+func (d *Discovery) serviceAddresses(rep *reply, q dns.Question, e *serviceEntry, v4, v6 bool) {
 	m := &rep.msg
-	n := len(a) + len(aaaa)
+	var n4, n6 int
+	if v4 {
+		n4 = e.n4
+	}
+	if v6 {
+		n6 = (len(e.ips) - 4*e.n4) / 16
+	}
+	n := n4 + n6
 	if n == 0 {
 		if e.host != "" {
 			// Only hostnames: point at one, as Consul does.
@@ -67,22 +75,23 @@ func (d *Discovery) serviceAddresses(rep *reply, q dns.Question, e *serviceEntry
 		rrs []dns.RR
 		as  []dns.A
 	)
-	if len(aaaa) == 0 && n <= inlineAnswers {
+	if n6 == 0 && n <= inlineAnswers {
 		rrs, as = rep.rr[:n:n], rep.a[:n:n]
 	} else {
-		rrs, as = make([]dns.RR, n), make([]dns.A, len(a))
+		rrs, as = make([]dns.RR, n), make([]dns.A, n4)
 	}
-	copy(as, a)
 	for i := range as {
-		as[i].Hdr.Name = q.Name
+		as[i] = dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: e.ttl},
+			A: net.IP(e.ips[4*i : 4*i+4 : 4*i+4])}
 		rrs[i] = &as[i]
 	}
-	if len(aaaa) > 0 {
-		aaaas := make([]dns.AAAA, len(aaaa))
-		copy(aaaas, aaaa)
+	if n6 > 0 {
+		aaaas := make([]dns.AAAA, n6)
+		v6s := e.ips[4*e.n4:]
 		for i := range aaaas {
-			aaaas[i].Hdr.Name = q.Name
-			rrs[len(a)+i] = &aaaas[i]
+			aaaas[i] = dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: e.ttl},
+				AAAA: net.IP(v6s[16*i : 16*i+16 : 16*i+16])}
+			rrs[n4+i] = &aaaas[i]
 		}
 	}
 	// Fisher-Yates on math/rand/v2's per-thread source.
@@ -99,9 +108,10 @@ func (d *Discovery) serviceAddresses(rep *reply, q dns.Question, e *serviceEntry
 // serviceSRV answers SRV: one record per instance, shuffled, the targets'
 // addresses in the additional section.
 func serviceSRV(m *dns.Msg, q dns.Question, e *serviceEntry) {
-	srvs := make([]dns.SRV, len(e.srv))
-	m.Answer = make([]dns.RR, len(e.srv))
-	for i, s := range e.srv {
+	a := e.srvAnswer()
+	srvs := make([]dns.SRV, len(a.srv))
+	m.Answer = make([]dns.RR, len(a.srv))
+	for i, s := range a.srv {
 		srvs[i] = dns.SRV{
 			Hdr:      dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: e.ttl},
 			Priority: 1,
@@ -112,8 +122,8 @@ func serviceSRV(m *dns.Msg, q dns.Question, e *serviceEntry) {
 		m.Answer[i] = &srvs[i]
 	}
 	shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
-	if len(e.glueIPs) > 0 {
-		m.Extra = appendAddrRRs(make([]dns.RR, 0, len(e.glueIPs)), "", e.glueNames, e.glueIPs, e.ttl)
+	if len(a.glueIPs) > 0 {
+		m.Extra = appendAddrRRs(make([]dns.RR, 0, len(a.glueIPs)), "", a.glueNames, a.glueIPs, e.ttl)
 	}
 }
 

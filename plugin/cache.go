@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"hash/maphash"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/beacon-dns/beacon/acl"
 	"github.com/beacon-dns/beacon/state"
 	"github.com/hashicorp/go-memdb"
-	"github.com/miekg/dns"
 )
 
 // The service answer cache.
@@ -164,22 +162,22 @@ type serviceEntry struct {
 	ttl uint32
 	// authz is the authorizer the entry was built for (nil: ACLs off).
 	authz *acl.Authorizer
-	addrs []netip.Addr // A/AAAA answers: unique and sorted, IPv4 first
-	n4    int          // how many of addrs are IPv4
-	// The A and AAAA answers made from addrs, without their owner name:
-	// a query copies them (shared records could be changed by the plugins
-	// that see the response after us: cache sets TTLs in place) but not
-	// their address bytes, which nothing changes.
-	a    []dns.A
-	aaaa []dns.AAAA
+	// ips are the A and AAAA answers' addresses, unique and sorted: n4
+	// IPv4 addresses of 4 bytes, then IPv6 addresses of 16. A query makes
+	// its records around slices of them (records shared between answers
+	// could be changed by the plugins that see the response after us:
+	// cache sets TTLs in place; the address bytes nothing changes).
+	ips []byte
+	n4  int
 	// host is a hostname address to CNAME to, set only when no instance
 	// has an IP address.
 	host string
-	srv  []srvRecord
-	// The SRV answers' additional section: one address per target that
-	// has one, in two slices as appendAddrRRs takes them.
-	glueNames []string
-	glueIPs   []netip.Addr
+	// The SRV answer is made on the first SRV query (most services are
+	// only asked for by address) from the instances and the suffix of the
+	// names it hands out.
+	insts  []instanceRef
+	suffix string
+	srv    atomic.Pointer[srvAnswer]
 
 	// verified is a catalog generation at which the entry was known to be
 	// fresh: while the store's generation is still that one, no write can
@@ -232,6 +230,21 @@ func (e *serviceEntry) valid() bool {
 type srvRecord struct {
 	target       string
 	port, weight uint16
+}
+
+// instanceRef is an instance an entry was made from.
+type instanceRef struct {
+	svc  *state.Service
+	node *state.Node
+}
+
+// srvAnswer is what an entry's SRV answers are made of.
+type srvAnswer struct {
+	srv []srvRecord
+	// The additional section: one address per target that has one, in
+	// two slices as appendAddrRRs takes them.
+	glueNames []string
+	glueIPs   []netip.Addr
 }
 
 // abandonCh returns the store's current restore channel.
@@ -351,34 +364,67 @@ func (d *Discovery) readService(z *zone, name, tag string, authz *acl.Authorizer
 // newServiceEntry prepares the answers for instances insts, the names it
 // hands out ending in suffix (".<dc>.<domain>."), records of TTL ttl.
 func newServiceEntry(suffix string, insts []state.ServiceNode, ttl uint32) *serviceEntry {
-	e := &serviceEntry{
-		ttl: ttl,
-		srv: make([]srvRecord, len(insts)),
-	}
+	e := &serviceEntry{ttl: ttl, suffix: suffix, insts: make([]instanceRef, len(insts))}
 	anyIP := false
-	var seen map[string]bool // glue targets, when too many for a linear scan
-	if len(insts) > 32 {
-		seen = make(map[string]bool, len(insts))
-	}
+	addrs := make([]netip.Addr, 0, len(insts))
 	for i := range insts {
 		svc, node := insts[i].Service, insts[i].Node
+		e.insts[i] = instanceRef{svc, node}
 		a := svc.Address
 		if a == "" {
 			a = node.Address
 		}
 		if ip, err := netip.ParseAddr(a); err == nil {
 			anyIP = true
-			e.addrs = append(e.addrs, ip.Unmap().WithZone(""))
+			addrs = append(addrs, ip.Unmap().WithZone(""))
 		} else if e.host == "" {
 			e.host = a
 		}
+	}
+	if anyIP {
+		e.host = ""
+	}
+	// IPv4 sorts before IPv6, so the families are two contiguous runs.
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	n6 := 0
+	for _, ip := range addrs {
+		if ip.Is4() {
+			e.n4++
+		} else {
+			n6++
+		}
+	}
+	e.ips = make([]byte, 0, 4*e.n4+16*n6)
+	for _, ip := range addrs {
+		if ip.Is4() {
+			b := ip.As4()
+			e.ips = append(e.ips, b[:]...)
+		} else {
+			b := ip.As16()
+			e.ips = append(e.ips, b[:]...)
+		}
+	}
+	return e
+}
 
-		target, ip, hasIP := srvTarget(suffix, svc, node)
-		weight := svc.Weights.Passing
+// srvAnswer returns the entry's SRV answer, made on first use.
+func (e *serviceEntry) srvAnswer() *srvAnswer {
+	if a := e.srv.Load(); a != nil {
+		return a
+	}
+	a := &srvAnswer{srv: make([]srvRecord, len(e.insts))}
+	var seen map[string]bool // glue targets, when too many for a linear scan
+	if len(e.insts) > 32 {
+		seen = make(map[string]bool, len(e.insts))
+	}
+	for i, in := range e.insts {
+		target, ip, hasIP := srvTarget(e.suffix, in.svc, in.node)
+		weight := in.svc.Weights.Passing
 		if weight <= 0 {
 			weight = 1
 		}
-		e.srv[i] = srvRecord{target: target, port: uint16(svc.Port), weight: uint16(min(weight, 65535))}
+		a.srv[i] = srvRecord{target: target, port: uint16(in.svc.Port), weight: uint16(min(weight, 65535))}
 		// Several instances on one node share a target: one glue record.
 		if !hasIP {
 			continue
@@ -388,43 +434,13 @@ func newServiceEntry(suffix string, insts []state.ServiceNode, ttl uint32) *serv
 				continue
 			}
 			seen[target] = true
-		} else if slices.Contains(e.glueNames, target) {
+		} else if slices.Contains(a.glueNames, target) {
 			continue
 		}
-		e.glueNames = append(e.glueNames, target)
-		e.glueIPs = append(e.glueIPs, ip)
+		a.glueNames = append(a.glueNames, target)
+		a.glueIPs = append(a.glueIPs, ip)
 	}
-	if anyIP {
-		e.host = ""
-	}
-	// IPv4 sorts before IPv6, so the families are two contiguous runs.
-	slices.SortFunc(e.addrs, netip.Addr.Compare)
-	e.addrs = slices.Compact(e.addrs)
-	for _, ip := range e.addrs {
-		if ip.Is4() {
-			e.n4++
-		}
-	}
-	e.a, e.aaaa = addrTemplates(e.addrs, e.n4, e.ttl)
-	return e
-}
-
-// addrTemplates makes the A and AAAA records of addrs, IPv4 first, the
-// first n4 of them, without owner names.
-func addrTemplates(addrs []netip.Addr, n4 int, ttl uint32) ([]dns.A, []dns.AAAA) {
-	raw := make([]byte, 4*n4+16*(len(addrs)-n4))
-	a := make([]dns.A, n4)
-	aaaa := make([]dns.AAAA, len(addrs)-n4)
-	for i, ip := range addrs {
-		if i < n4 {
-			b := ip.As4()
-			a[i] = dns.A{Hdr: dns.RR_Header{Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(raw[:4:4])}
-			raw = raw[copy(raw, b[:]):]
-			continue
-		}
-		b := ip.As16()
-		aaaa[i-n4] = dns.AAAA{Hdr: dns.RR_Header{Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(raw[:16:16])}
-		raw = raw[copy(raw, b[:]):]
-	}
-	return a, aaaa
+	// Two queries may both make it: either answer is the same.
+	e.srv.Store(a)
+	return a
 }

@@ -4,7 +4,8 @@
 // selection of their instances), the commands that
 // change them (MessageType and the request types), and the go-memdb state
 // store that holds them, with its indexes and the watch channels blocking
-// queries wait on. It also owns the store's snapshot encoding, which the
+// queries wait on (service instances in groups by node and by service
+// name rather than a row each: services.go says why). It also owns the store's snapshot encoding, which the
 // FSM persists, servers stream to client agents, and snapshot archives
 // carry; and the errors and Raft configuration the cluster's operations
 // answer with, which the HTTP API reports.
