@@ -60,21 +60,19 @@ var emptyServiceMeta = map[string]string{}
 // nodeServicesTxn returns the services of node (nil when it has none),
 // adding to ws the channel that fires when they change.
 func nodeServicesTxn(tx *memdb.Txn, ws memdb.WatchSet, node string) (*nodeServices, error) {
-	ch, raw, err := tx.FirstWatch(tableNodeServices, "id", node)
-	if err != nil {
-		return nil, fmt.Errorf("service lookup: %w", err)
-	}
-	watch(ws, ch)
-	if raw == nil {
-		return nil, nil
-	}
-	return raw.(*nodeServices), nil
+	return groupTxn[nodeServices](tx, ws, tableNodeServices, node)
 }
 
 // serviceGroupTxn returns the instances of service name (nil when it has
 // none), adding to ws the channel that fires when they change.
 func serviceGroupTxn(tx *memdb.Txn, ws memdb.WatchSet, name string) (*serviceGroup, error) {
-	ch, raw, err := tx.FirstWatch(tableServiceNames, "id", name)
+	return groupTxn[serviceGroup](tx, ws, tableServiceNames, name)
+}
+
+// groupTxn returns the group of table under key, or nil, adding to ws the
+// channel that fires when it changes.
+func groupTxn[G any](tx *memdb.Txn, ws memdb.WatchSet, table, key string) (*G, error) {
+	ch, raw, err := tx.FirstWatch(table, "id", key)
 	if err != nil {
 		return nil, fmt.Errorf("service lookup: %w", err)
 	}
@@ -82,7 +80,7 @@ func serviceGroupTxn(tx *memdb.Txn, ws memdb.WatchSet, name string) (*serviceGro
 	if raw == nil {
 		return nil, nil
 	}
-	return raw.(*serviceGroup), nil
+	return raw.(*G), nil
 }
 
 // serviceOnNodeTxn returns the instance id on node, or nil.
