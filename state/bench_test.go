@@ -34,6 +34,30 @@ func BenchmarkRegisterInstance(b *testing.B) {
 	}
 }
 
+// BenchmarkRegisterOnBigNode is BenchmarkRegisterInstance for one node
+// holding N services of one instance each (external services registered
+// on one node): the node's group is copied one chunk at a time too.
+//
+//	go test -run '^$' -bench RegisterOnBigNode -benchmem ./state/
+func BenchmarkRegisterOnBigNode(b *testing.B) {
+	for _, n := range []int{5, 10_000, 50_000} {
+		b.Run(fmt.Sprintf("node_of_%d", n), func(b *testing.B) {
+			s := state.NewStore()
+			idx := uint64(1)
+			for i := range n {
+				statetest.MustRegister(b, s, idx, statetest.SvcReq("external", "10.0.0.1", fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d", i), 80, nil))
+				idx++
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				id := fmt.Sprintf("svc-%d", i%n)
+				statetest.MustRegister(b, s, idx, statetest.SvcReq("external", "10.0.0.1", id, id, 81+(i/n)%2, nil))
+				idx++
+			}
+		})
+	}
+}
+
 // BenchmarkCatalogBytes reports the live heap a store holding 10,000
 // services × 5 instances on 1,000 nodes takes, per instance (bench/memory.sh's
 // catalog, registered as the FSM applies it, one registration at a time).

@@ -31,10 +31,9 @@ func TestCatalogWritesMoveTheGeneration(t *testing.T) {
 		"deleteCheckTxn":   {"deregisterTxn"},
 		"deleteNodeTxn":    {"deregisterTxn"},
 		// The service groups (services.go), under the writers above.
-		"putServiceTxn":         {"ensureServiceTxn"},
-		"deleteServiceRowTxn":   {"deleteServiceTxn"},
+		"joinGroupTxn":          {"putServiceTxn"},
+		"leaveGroupTxn":         {"putServiceTxn", "deleteServiceRowTxn", "deleteNodeServicesTxn"},
 		"deleteNodeServicesTxn": {"deleteNodeTxn"},
-		"leaveServiceGroupTxn":  {"putServiceTxn", "deleteServiceRowTxn", "deleteNodeServicesTxn"},
 		"insert":                {"readSnapshot", "Build"}, // serviceRows.insert, into a new database
 		// New databases, installed by Restore (replace).
 		"Build":        nil, // Builder.Build: the Consul import
@@ -43,6 +42,9 @@ func TestCatalogWritesMoveTheGeneration(t *testing.T) {
 	callers := map[string][]string{
 		"ensureRegistrationTxn": {"EnsureRegistration"},
 		"deregisterTxn":         {"Deregister"},
+		// Callers of the group writers that write nothing themselves.
+		"putServiceTxn":       {"ensureServiceTxn"},
+		"deleteServiceRowTxn": {"deleteServiceTxn"},
 	}
 	catalog := map[string]bool{"tableNodes": true, "tableServices": true, "tableChecks": true,
 		"tableNodeServices": true, "tableServiceNames": true}

@@ -9,15 +9,16 @@ import (
 	"unicode/utf8"
 )
 
-// groupChunk is the most instances one chunk of a service group holds. A
-// write copies one chunk and the list of chunks, so changing an instance
-// of a service with 50,000 costs a few kilobytes of copying, not 400.
+// groupChunk is the most instances one chunk of a group holds. A write
+// copies one chunk and the list of chunks, so changing an instance of a
+// service with 50,000 (or on a node with as many) costs a few kilobytes
+// of copying, not 400.
 const groupChunk = 128
 
-// serviceGroup is every instance of one service name (names compared
-// without case, as DNS does), immutable once stored: writes make changed
-// copies (with, without). The instances are in chunks, sorted by node
-// (without case) then ID across the chunks.
+// serviceGroup is every instance of one service name, or on one node
+// (names compared without case), immutable once stored: writes make
+// changed copies (with, without). The instances are in chunks, sorted by
+// node (without case) then ID across the chunks.
 type serviceGroup struct {
 	Name   string // lowercased: the key
 	chunks [][]*Service

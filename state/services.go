@@ -3,7 +3,6 @@ package state
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-memdb"
@@ -14,17 +13,17 @@ import (
 // every agent holds the whole catalog: two indexes per instance were half
 // of a replica's memory. Instead two tables hold groups of instances:
 //
-//   - tableNodeServices: the instances on one node, sorted by ID (the
-//     lookups by node and ID, and a node's listing);
+//   - tableNodeServices: the instances on one node (the lookups by node
+//     and ID, and a node's listing);
 //   - tableServiceNames: the instances of one service name, compared
-//     without case as DNS does (DNS, health and catalog reads by name), in
-//     chunks (servicegroup.go).
+//     without case as DNS does (DNS, health and catalog reads by name).
 //
-// A write replaces the two group rows it touches with copies (copy on
-// write, as go-memdb's rows are), so a read transaction still sees its own
-// snapshot and a blocking query on a service wakes when its group row
-// changes. The copy is of a node's services and of one chunk of a
-// service's instances. Snapshots and imports build the groups in one pass
+// Both are serviceGroups (servicegroup.go): sorted chunks of instances,
+// keyed by the lowercased node or service name. A write replaces the two
+// group rows it touches with copies (copy on write, as go-memdb's rows
+// are), so a read transaction still sees its own snapshot and a blocking
+// query on a service wakes when its group row changes. The copy is of one
+// chunk of each group and the list of its chunks. Snapshots and imports build the groups in one pass
 // (serviceRows).
 //
 // "services" (tableServices) remains the name of the instances' table
@@ -35,20 +34,15 @@ const (
 	tableServiceNames = "service_names"
 )
 
-// nodeServices is every service instance registered on one node.
-type nodeServices struct {
-	Node     string     // lowercased: the key
-	Services []*Service // sorted by ID
-}
-
 func serviceTableSchemas() map[string]*memdb.TableSchema {
-	return map[string]*memdb.TableSchema{
-		tableNodeServices: {Name: tableNodeServices, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Node", Lowercase: true}},
-		}},
-		tableServiceNames: {Name: tableServiceNames, Indexes: map[string]*memdb.IndexSchema{
+	schema := func(table string) *memdb.TableSchema {
+		return &memdb.TableSchema{Name: table, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}},
-		}},
+		}}
+	}
+	return map[string]*memdb.TableSchema{
+		tableNodeServices: schema(tableNodeServices),
+		tableServiceNames: schema(tableServiceNames),
 	}
 }
 
@@ -57,21 +51,9 @@ func serviceTableSchemas() map[string]*memdb.TableSchema {
 // nothing per instance. Stored rows are never written to.
 var emptyServiceMeta = map[string]string{}
 
-// nodeServicesTxn returns the services of node (nil when it has none),
-// adding to ws the channel that fires when they change.
-func nodeServicesTxn(tx *memdb.Txn, ws memdb.WatchSet, node string) (*nodeServices, error) {
-	return groupTxn[nodeServices](tx, ws, tableNodeServices, node)
-}
-
-// serviceGroupTxn returns the instances of service name (nil when it has
-// none), adding to ws the channel that fires when they change.
-func serviceGroupTxn(tx *memdb.Txn, ws memdb.WatchSet, name string) (*serviceGroup, error) {
-	return groupTxn[serviceGroup](tx, ws, tableServiceNames, name)
-}
-
-// groupTxn returns the group of table under key, or nil, adding to ws the
-// channel that fires when it changes.
-func groupTxn[G any](tx *memdb.Txn, ws memdb.WatchSet, table, key string) (*G, error) {
+// groupTxn returns the group of table under key (a node's or a service's
+// name), or nil, adding to ws the channel that fires when it changes.
+func groupTxn(tx *memdb.Txn, ws memdb.WatchSet, table, key string) (*serviceGroup, error) {
 	ch, raw, err := tx.FirstWatch(table, "id", key)
 	if err != nil {
 		return nil, fmt.Errorf("service lookup: %w", err)
@@ -80,26 +62,19 @@ func groupTxn[G any](tx *memdb.Txn, ws memdb.WatchSet, table, key string) (*G, e
 	if raw == nil {
 		return nil, nil
 	}
-	return raw.(*G), nil
+	return raw.(*serviceGroup), nil
 }
 
 // serviceOnNodeTxn returns the instance id on node, or nil.
 func serviceOnNodeTxn(tx *memdb.Txn, node, id string) (*Service, error) {
-	ns, err := nodeServicesTxn(tx, nil, node)
-	if err != nil || ns == nil {
+	g, err := groupTxn(tx, nil, tableNodeServices, node)
+	if err != nil || g == nil {
 		return nil, err
 	}
-	if i, ok := searchServiceID(ns.Services, id); ok {
-		return ns.Services[i], nil
+	if c, pos, found := g.find(&Service{Node: node, ID: id}); found {
+		return g.chunks[c][pos], nil
 	}
 	return nil, nil
-}
-
-// searchServiceID finds id in services sorted by ID: its index, or where
-// it would go.
-func searchServiceID(services []*Service, id string) (int, bool) {
-	i := sort.Search(len(services), func(i int) bool { return services[i].ID >= id })
-	return i, i < len(services) && services[i].ID == id
 }
 
 // putServiceTxn stores svc, which replaces old, the instance with its node
@@ -110,71 +85,39 @@ func putServiceTxn(tx *memdb.Txn, svc, old *Service) error {
 	if len(svc.Meta) == 0 {
 		svc.Meta = emptyServiceMeta
 	}
-	ns, err := nodeServicesTxn(tx, nil, svc.Node)
-	if err != nil {
-		return err
-	}
-	var onNode []*Service
-	key := strings.ToLower(svc.Node)
-	if ns != nil {
-		onNode, key = ns.Services, ns.Node
-		if svc.Node == key {
-			svc.Node = key
-		}
-	}
-	i, found := searchServiceID(onNode, svc.ID)
-	if found {
-		onNode = slices.Clone(onNode)
-		onNode[i] = svc
-	} else {
-		onNode = slices.Insert(slices.Clip(onNode), i, svc)
-	}
-	if err := tx.Insert(tableNodeServices, &nodeServices{Node: key, Services: onNode}); err != nil {
-		return fmt.Errorf("inserting service: %w", err)
-	}
-
 	if old != nil && !strings.EqualFold(old.Service, svc.Service) {
-		if err := leaveServiceGroupTxn(tx, old); err != nil {
+		if err := leaveGroupTxn(tx, tableServiceNames, old.Service, old); err != nil {
 			return err
 		}
 	}
-	g, err := serviceGroupTxn(tx, nil, svc.Service)
+	if err := joinGroupTxn(tx, tableNodeServices, &svc.Node, svc); err != nil {
+		return err
+	}
+	return joinGroupTxn(tx, tableServiceNames, &svc.Service, svc)
+}
+
+// joinGroupTxn puts svc in the group of table named *name (svc's node or
+// service name), in place of the instance with its node and ID if there
+// is one. When the group's key spells the name the same, *name becomes
+// the key: one string for all.
+func joinGroupTxn(tx *memdb.Txn, table string, name *string, svc *Service) error {
+	g, err := groupTxn(tx, nil, table, *name)
 	if err != nil {
 		return err
 	}
-	if g != nil && svc.Service == g.Name {
-		svc.Service = g.Name
+	if g != nil && *name == g.Name {
+		*name = g.Name
 	}
-	if err := tx.Insert(tableServiceNames, g.with(strings.ToLower(svc.Service), svc)); err != nil {
+	if err := tx.Insert(table, g.with(strings.ToLower(*name), svc)); err != nil {
 		return fmt.Errorf("inserting service: %w", err)
 	}
 	return nil
 }
 
-// deleteServiceRowTxn removes the instance old from both groups.
-func deleteServiceRowTxn(tx *memdb.Txn, old *Service) error {
-	ns, err := nodeServicesTxn(tx, nil, old.Node)
-	if err != nil {
-		return err
-	}
-	if ns != nil {
-		if i, ok := searchServiceID(ns.Services, old.ID); ok {
-			if len(ns.Services) == 1 {
-				if err := tx.Delete(tableNodeServices, ns); err != nil {
-					return fmt.Errorf("deleting service: %w", err)
-				}
-			} else if err := tx.Insert(tableNodeServices, &nodeServices{Node: ns.Node,
-				Services: slices.Delete(slices.Clone(ns.Services), i, i+1)}); err != nil {
-				return fmt.Errorf("deleting service: %w", err)
-			}
-		}
-	}
-	return leaveServiceGroupTxn(tx, old)
-}
-
-// leaveServiceGroupTxn removes the instance old from its service's group.
-func leaveServiceGroupTxn(tx *memdb.Txn, old *Service) error {
-	g, err := serviceGroupTxn(tx, nil, old.Service)
+// leaveGroupTxn removes the instance old from the group of table named
+// name.
+func leaveGroupTxn(tx *memdb.Txn, table, name string, old *Service) error {
+	g, err := groupTxn(tx, nil, table, name)
 	if err != nil || g == nil {
 		return err
 	}
@@ -182,29 +125,37 @@ func leaveServiceGroupTxn(tx *memdb.Txn, old *Service) error {
 	case rest == g:
 		return nil
 	case rest == nil:
-		if err := tx.Delete(tableServiceNames, g); err != nil {
+		if err := tx.Delete(table, g); err != nil {
 			return fmt.Errorf("deleting service: %w", err)
 		}
 	default:
-		if err := tx.Insert(tableServiceNames, rest); err != nil {
+		if err := tx.Insert(table, rest); err != nil {
 			return fmt.Errorf("deleting service: %w", err)
 		}
 	}
 	return nil
 }
 
-// deleteNodeServicesTxn removes every instance on node.
-func deleteNodeServicesTxn(tx *memdb.Txn, node string) error {
-	ns, err := nodeServicesTxn(tx, nil, node)
-	if err != nil || ns == nil {
+// deleteServiceRowTxn removes the instance old from both its groups.
+func deleteServiceRowTxn(tx *memdb.Txn, old *Service) error {
+	if err := leaveGroupTxn(tx, tableNodeServices, old.Node, old); err != nil {
 		return err
 	}
-	for _, svc := range ns.Services {
-		if err := leaveServiceGroupTxn(tx, svc); err != nil {
+	return leaveGroupTxn(tx, tableServiceNames, old.Service, old)
+}
+
+// deleteNodeServicesTxn removes every instance on node.
+func deleteNodeServicesTxn(tx *memdb.Txn, node string) error {
+	g, err := groupTxn(tx, nil, tableNodeServices, node)
+	if err != nil || g == nil {
+		return err
+	}
+	for svc := range g.all() {
+		if err := leaveGroupTxn(tx, tableServiceNames, svc.Service, svc); err != nil {
 			return err
 		}
 	}
-	if err := tx.Delete(tableNodeServices, ns); err != nil {
+	if err := tx.Delete(tableNodeServices, g); err != nil {
 		return fmt.Errorf("deleting services of node: %w", err)
 	}
 	return nil
@@ -218,7 +169,7 @@ func eachService(tx *memdb.Txn, fn func(*Service) bool) error {
 		return fmt.Errorf("listing services: %w", err)
 	}
 	for raw := it.Next(); raw != nil; raw = it.Next() {
-		for _, svc := range raw.(*nodeServices).Services {
+		for svc := range raw.(*serviceGroup).all() {
 			if !fn(svc) {
 				return nil
 			}
@@ -261,18 +212,17 @@ func (r *serviceRows) intern(s string) string {
 	return s
 }
 
-// insert writes the groups, each in a slice of its own size; two
-// instances with the same node and ID are an error.
+// insert writes the groups; two instances with the same node and ID are an
+// error.
 func (r *serviceRows) insert(tx *memdb.Txn) error {
 	for node, list := range r.byNode {
-		list = slices.Clone(list)
-		slices.SortFunc(list, func(a, b *Service) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(list, compareInstances)
 		for i := 1; i < len(list); i++ {
 			if list[i].ID == list[i-1].ID {
 				return fmt.Errorf("service %q on node %q appears twice", list[i].ID, list[i].Node)
 			}
 		}
-		if err := tx.Insert(tableNodeServices, &nodeServices{Node: node, Services: list}); err != nil {
+		if err := tx.Insert(tableNodeServices, newServiceGroup(node, list)); err != nil {
 			return fmt.Errorf("inserting services of node %q: %w", node, err)
 		}
 	}

@@ -625,7 +625,7 @@ func (s *Store) Services(ws memdb.WatchSet) (uint64, map[string][]string, error)
 func (s *Store) ServiceNodes(ws memdb.WatchSet, name, tag string) (uint64, []ServiceNode, error) {
 	tx := s.ReadTxn()
 	idx := maxIndex(tx, tableNodes, tableServices, tableChecks)
-	g, err := serviceGroupTxn(tx, ws, name)
+	g, err := groupTxn(tx, ws, tableServiceNames, name)
 	if err != nil || g == nil {
 		return idx, nil, err
 	}
@@ -771,13 +771,13 @@ func (s *Store) NodeServices(ws memdb.WatchSet, name string) (uint64, *Node, []*
 	if raw == nil {
 		return idx, nil, nil, nil
 	}
-	ns, err := nodeServicesTxn(tx, ws, name)
+	g, err := groupTxn(tx, ws, tableNodeServices, name)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	var svcs []*Service
-	if ns != nil {
-		svcs = slices.Clone(ns.Services)
+	if g != nil {
+		svcs = slices.Collect(g.all())
 	}
 	return idx, raw.(*Node), svcs, nil
 }
