@@ -81,7 +81,13 @@ func (g *serviceGroup) with(name string, svc *Service) *serviceGroup {
 		out.chunks[c] = chunk
 		return out
 	}
-	chunk := slices.Insert(slices.Clip(g.chunks[c]), pos, svc)
+	// A new chunk of exactly the new length: every write copies the chunk
+	// anyway, so room to grow would only be memory held for nothing.
+	old := g.chunks[c]
+	chunk := make([]*Service, len(old)+1)
+	copy(chunk, old[:pos])
+	chunk[pos] = svc
+	copy(chunk[pos+1:], old[pos:])
 	if len(chunk) <= groupChunk {
 		out.chunks[c] = chunk
 		return out
