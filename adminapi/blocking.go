@@ -111,6 +111,9 @@ func (s *Server) blockingRead(w http.ResponseWriter, r *http.Request, read readF
 			s.writeResult(w, idx, result)
 			return
 		}
+		if s.waiting != nil {
+			s.waiting()
+		}
 		if err := ws.WatchCtx(ctx); err != nil {
 			// Timed out (or the client went away): answer with what is there.
 			s.writeResult(w, idx, result)

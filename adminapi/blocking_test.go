@@ -31,7 +31,7 @@ func (ta *testAPI) startBlocking(path string) (<-chan response, context.CancelFu
 	}
 	out := make(chan response, 1)
 	errc := make(chan error, 1)
-	before := ta.inFlight()
+	before := ta.waitCount()
 	go func() {
 		resp, err := ta.ts.Client().Do(req)
 		if err != nil {
@@ -43,7 +43,9 @@ func (ta *testAPI) startBlocking(path string) (<-chan response, context.CancelFu
 		out <- response{code: resp.StatusCode, header: resp.Header, body: b}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
-	for ta.inFlight() <= before {
+	// Until the handler has read and started to wait: a write before its
+	// read would be in what it reads, and answer at once.
+	for ta.waitCount() <= before {
 		select {
 		case r := <-out:
 			ta.t.Fatalf("GET %s returned at once: %d %q", path, r.code, r.body)
@@ -52,7 +54,7 @@ func (ta *testAPI) startBlocking(path string) (<-chan response, context.CancelFu
 		default:
 		}
 		if time.Now().After(deadline) {
-			ta.t.Fatalf("GET %s never reached the handler", path)
+			ta.t.Fatalf("GET %s never started to wait", path)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -114,6 +114,9 @@ func (s *Server) eventList(w http.ResponseWriter, r *http.Request, events Events
 			s.writeResult(w, idx, list)
 			return
 		}
+		if s.waiting != nil {
+			s.waiting()
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done(): // the wait is over (or the client went away)

@@ -235,9 +235,11 @@ type testAPI struct {
 	client *api.Client
 
 	// inflight counts requests inside the handler; handlerDone receives one
-	// value per finished request.
+	// value per finished request. waits counts the times a blocking query
+	// started to wait (Server.waiting).
 	mu       sync.Mutex
 	inflight int
+	waits    int
 }
 
 // newTestAPI serves the API's Handler over a real HTTP listener (so request
@@ -264,6 +266,11 @@ func serveTestAPIWithLogger(t *testing.T, fake *fakeAgent, agent Agent, logger h
 	t.Helper()
 	srv := New(agent, logger)
 	ta := &testAPI{t: t, agent: fake, srv: srv}
+	srv.waiting = func() {
+		ta.mu.Lock()
+		ta.waits++
+		ta.mu.Unlock()
+	}
 	h := srv.Handler()
 	ta.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ta.mu.Lock()
@@ -289,6 +296,13 @@ func (ta *testAPI) inFlight() int {
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	return ta.inflight
+}
+
+// waitCount is how many times a blocking query has started to wait.
+func (ta *testAPI) waitCount() int {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	return ta.waits
 }
 
 type response struct {

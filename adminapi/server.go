@@ -67,6 +67,10 @@ type Server struct {
 	// stop cancels every request's context: blocking queries end at once
 	// on shutdown instead of holding it for their whole wait.
 	stop context.CancelFunc
+	// waiting, when set, is called each time a blocking query starts to
+	// wait for a change, after its read: tests wait for it before writing
+	// what should (or should not) wake the query.
+	waiting func()
 }
 
 // New returns an API server for agent; Handler serves its routes.
