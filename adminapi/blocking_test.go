@@ -213,6 +213,7 @@ func TestBlockingWithOfficialClient(t *testing.T) {
 	}
 }
 
+// waitInFlight waits until n requests are inside the handler.
 func waitInFlight(t *testing.T, ta *testAPI, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -238,7 +238,7 @@ func TestEventListBlocking(t *testing.T) {
 		}
 		got <- evs
 	}()
-	waitForInFlight(t, ta, 1)
+	waitInFlight(t, ta, 1)
 	third := a.deliver("scale")
 	select {
 	case evs := <-got:
@@ -258,18 +258,6 @@ func TestEventListBlocking(t *testing.T) {
 	}
 	if r := ta.get("/v1/event/list?index=x"); r.code != http.StatusBadRequest {
 		t.Errorf("a bad index: %d %q", r.code, r.body)
-	}
-}
-
-// waitForInFlight waits until n requests are inside the handler.
-func waitForInFlight(t *testing.T, ta *testAPI, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for ta.inFlight() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests in the handler, want %d", ta.inFlight(), n)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -433,7 +433,7 @@ func TestPreparedQueryBlocking(t *testing.T) {
 		}
 		got <- result{n, err}
 	}()
-	waitForInFlight(t, ta, 2)
+	waitInFlight(t, ta, 2)
 	select {
 	case r := <-listed:
 		t.Fatalf("the list returned before any change: %+v", r)
