@@ -77,7 +77,7 @@ func TestServiceGroupCopiesOnWrite(t *testing.T) {
 	held := snapshotGroup(g)
 	chunks := len(g.chunks)
 	changed := g.with("web", &Service{Node: "n0005", ID: "web", Port: 1})  // a change
-	grown := g.with("web", &Service{Node: "n0005a", ID: "web"})            // an addition that splits a full chunk
+	grown := g.with("web", &Service{Node: "n0383a", ID: "web"})            // an addition to the full last chunk, which splits
 	shrunk := g.without(&Service{Node: "n0300", ID: "web"})                // a removal
 	gone := (&serviceGroup{Name: "x"}).with("x", held[0]).without(held[0]) // the last one out
 	if !slices.Equal(snapshotGroup(g), held) || len(g.chunks) != chunks {
@@ -85,6 +85,9 @@ func TestServiceGroupCopiesOnWrite(t *testing.T) {
 	}
 	if changed.chunks[0][5].Port != 1 || len(snapshotGroup(grown)) != len(held)+1 || len(snapshotGroup(shrunk)) != len(held)-1 || gone != nil {
 		t.Fatalf("the copies are not what was written: %d, %d, %d, %v", changed.chunks[0][5].Port, len(snapshotGroup(grown)), len(snapshotGroup(shrunk)), gone)
+	}
+	if len(g.chunks[len(g.chunks)-1]) != groupChunk || len(grown.chunks) != chunks+1 {
+		t.Errorf("the last chunk holds %d, and adding to it made %d chunks of %d: no split", len(g.chunks[len(g.chunks)-1]), len(grown.chunks), chunks)
 	}
 	if same := g.without(&Service{Node: "absent", ID: "web"}); same != g {
 		t.Error("removing an instance the group lacks made a copy")

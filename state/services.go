@@ -85,7 +85,9 @@ func putServiceTxn(tx *memdb.Txn, svc, old *Service) error {
 	if len(svc.Meta) == 0 {
 		svc.Meta = emptyServiceMeta
 	}
-	if old != nil && !strings.EqualFold(old.Service, svc.Service) {
+	// The groups' keys are lowercased names: strings.EqualFold is not the
+	// same test (it folds "ſ" to "s", which ToLower does not).
+	if old != nil && strings.ToLower(old.Service) != strings.ToLower(svc.Service) {
 		if err := leaveGroupTxn(tx, tableServiceNames, old.Service, old); err != nil {
 			return err
 		}

@@ -21,7 +21,7 @@ import (
 // then, that the store's snapshot restores the same reads.
 func TestServiceGroupsFollowEveryWrite(t *testing.T) {
 	nodes := []string{"n1", "N1", "n2", "node-3"}
-	names := []string{"web", "Web", "api", "db"}
+	names := []string{"web", "Web", "api", "db", "svc", "\u017fvc"} // "ſvc": EqualFold to "svc", ToLower not
 	ids := []string{"a", "b", "web", "c"}
 	model := map[string]modelInstance{} // lowercased node "/" ID
 	key := func(node, id string) string { return strings.ToLower(node) + "/" + id }
