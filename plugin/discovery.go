@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/beacon-dns/beacon/acl"
@@ -85,10 +84,6 @@ type Discovery struct {
 	cache       serviceCache
 	remoteCache remoteCache
 	metrics     metricsCache
-	// exportMetrics is whether the server block has the prometheus plugin,
-	// which alone exports the plugin's metrics: without it a query does
-	// not spend time on them. Set at startup (setup.go).
-	exportMetrics atomic.Bool
 }
 
 // zoneKind says which of Consul's name forms a zone takes.
@@ -170,7 +165,6 @@ func New(store Catalog, dnsCfg corefile.DNSConfig, agentCfg corefile.AgentConfig
 	}
 	d.cache.init()
 	d.metrics.init(d.zones)
-	d.exportMetrics.Store(true) // until startup finds no prometheus plugin in the block
 	return d
 }
 
@@ -245,13 +239,9 @@ func (d *Discovery) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if !ok {
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
-	var start time.Time
-	var m *serverMetrics // nil: not exported
-	if d.exportMetrics.Load() {
-		start = time.Now()
-		m = d.metrics.forServer(ctx)
-		m.request(z.index, r.Question[0].Qtype)
-	}
+	start := time.Now()
+	m := d.metrics.forServer(ctx)
+	m.request(z.index, r.Question[0].Qtype)
 
 	if d.tooStale() {
 		// The replica lags the leader by more than allowed: no answer

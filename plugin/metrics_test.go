@@ -54,27 +54,6 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// Without the prometheus plugin in the server block nothing exports the
-// metrics, and queries do not record them.
-func TestMetricsNotRecordedUnexported(t *testing.T) {
-	cfg := testDNSConfig()
-	zone := "u" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".test."
-	cfg.Zones = []string{zone}
-	d := New(testStore(t), cfg, testAgentConfig())
-	d.exportMetrics.Store(false) // as setup finds a block without prometheus
-	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	d.ServeDNS(context.Background(), rec, (&test.Case{Qname: "web.service." + zone, Qtype: dns.TypeA}).Msg())
-	if rec.Msg == nil || len(rec.Msg.Answer) == 0 {
-		t.Fatalf("no answer: %v", rec.Msg)
-	}
-	if got := counterValue(t, requestCount.WithLabelValues("", zone, "A")); got != 0 {
-		t.Errorf("requests A counted %v times", got)
-	}
-	if got := counterValue(t, responseCount.WithLabelValues("", zone, "NOERROR")); got != 0 {
-		t.Errorf("responses NOERROR counted %v times", got)
-	}
-}
-
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
 	var m dto.Metric

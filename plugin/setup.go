@@ -78,13 +78,7 @@ func setup(c *caddy.Controller, agents Agents) error {
 	// Shutdown of this server instance (a reload, or the end) stops the
 	// handler's cache watchers; the agent carries on.
 	c.OnShutdown(d.shutdown)
-	// By startup the server has registered every handler of the block.
-	block := dnsserver.GetConfig(c)
-	c.OnStartup(func() error {
-		d.exportMetrics.Store(block.Handler("prometheus") != nil)
-		return nil
-	})
-	block.AddPlugin(func(next plugin.Handler) plugin.Handler {
+	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		d.Next = next
 		return d
 	})
