@@ -256,8 +256,8 @@ func TestBlockingTimesOut(t *testing.T) {
 // Blocking queries on one service, and writes to others. The store wakes a
 // blocking query through memdb watch channels, not through the per-table
 // indexes (maxIndex adds nothing to the watch set): ServiceNodes
-// (raftstore/state.go) watches the radix-tree nodes it read, which are the
-// service-name index range of the service, each instance's node row, and
+// (state/store.go) watches the radix-tree nodes it read, which are the
+// service's group row (state/services.go), each instance's node row, and
 // each instance's node and service checks. What that guarantees:
 //
 //   - A write that changes other rows in place (another service's
@@ -366,8 +366,8 @@ func TestBlockingAdjacentWrite(t *testing.T) {
 			const wait = 2 * time.Second
 			begin := time.Now()
 			ch, _ := ta.startBlocking(path + fmt.Sprintf("?index=%d&wait=%s", cur, wait))
-			// webhook's name shares "web" with the watched range of the
-			// service index; today this wakes the query.
+			// webhook's group row is web's neighbour in the radix tree:
+			// the write may wake the query or not.
 			w := ta.register(&state.RegisterRequest{Node: "n3", Address: "10.0.0.3",
 				Service: &state.Service{ID: "webhook-1", Service: "webhook", Port: 9000}})
 			r := awaitResponse(t, ch, wait+wait/16+5*time.Second)

@@ -87,6 +87,7 @@ func putServiceTxn(tx *memdb.Txn, svc, old *Service) error {
 	}
 	// The groups' keys are lowercased names: strings.EqualFold is not the
 	// same test (it folds "ſ" to "s", which ToLower does not).
+	//lint:ignore SA6005 the comparison must be the groups' own key, ToLower
 	if old != nil && strings.ToLower(old.Service) != strings.ToLower(svc.Service) {
 		if err := leaveGroupTxn(tx, tableServiceNames, old.Service, old); err != nil {
 			return err
