@@ -104,14 +104,12 @@ child_cpu() {
 }
 
 # --- 1. tools, binaries, ports, background load ---------------------------------
-command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) || die "dnsperf is needed"
+need_dnsperf
 command -v curl >/dev/null || die "curl is needed"
 [[ $MODE =~ ^(meta|tag|port|dereg)$ ]] || die "MODE must be meta, tag, port or dereg, not '$MODE'"
 cd "$repo"
 log "building beacon (go build .), bench/cmd/register and bench/cmd/churn"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
-timeout 600 go build -o "$tmp/churn" ./bench/cmd/churn || die "building bench/cmd/churn failed"
+build_bench register churn
 
 # Ports: the server's DNS, HTTP, RPC, serf LAN, serf WAN, pprof; the client
 # agent's DNS, HTTP, serf LAN, pprof (a client listens on no RPC or WAN

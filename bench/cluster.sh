@@ -68,12 +68,10 @@ start_watchdog
 
 # --- 1. binaries and ports ---------------------------------------------------------
 command -v curl >/dev/null || die "curl is needed"
-command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) >&2 || die "cannot install dnsperf"
+need_dnsperf
 cd "$repo"
 log "building beacon (go build .) and the bench helpers"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
-timeout 600 go build -o "$tmp/clusterbench" ./bench/cmd/clusterbench || die "building bench/cmd/clusterbench failed"
+build_bench register clusterbench
 
 # 5 ports per agent (DNS, HTTP, RPC, serf LAN, serf WAN), 5 agents (s1–s3
 # of the cluster, solo for the 1-server run, c1 the client agent): the first

@@ -84,13 +84,11 @@ trap 'exit 143' TERM
 start_watchdog
 
 # --- 1. tools and binaries -------------------------------------------------
-command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf)
+need_dnsperf
 command -v curl >/dev/null || die "curl is needed"
 cd "$repo"
 log "building beacon (go build .)"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
-timeout 600 go build -o "$tmp/dnscheck" ./bench/cmd/dnscheck || die "building bench/cmd/dnscheck failed"
+build_bench register dnscheck
 
 # Ports: DNS, HTTP, RPC, serf LAN, serf WAN, pprof, and the separate
 # server's DNS, HTTP, RPC, serf LAN and WAN (ROLE=client); the first free

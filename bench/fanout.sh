@@ -68,9 +68,7 @@ command -v curl >/dev/null || die "curl is needed"
 [[ $WRITE == catalog || $WRITE == kv ]] || die "WRITE must be catalog or kv, not '$WRITE'"
 cd "$repo"
 log "building beacon (go build .), bench/cmd/fanout and bench/cmd/register"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/fanout" ./bench/cmd/fanout || die "building bench/cmd/fanout failed"
-timeout 600 go build -o "$tmp/register" ./bench/cmd/register || die "building bench/cmd/register failed"
+build_bench fanout register
 
 # Pinning keeps the server's core for the server: the replicas' process
 # (hundreds of replicas applying every write) would otherwise take both

@@ -46,8 +46,7 @@ start_watchdog
 
 cd "$repo"
 log "building beacon and bench/cmd/healthbench"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/healthbench" ./bench/cmd/healthbench || die "building healthbench failed"
+build_bench healthbench
 base=$(free_port_block 15)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_before=$(busy_cores 3)

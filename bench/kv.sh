@@ -58,8 +58,7 @@ start_watchdog
 command -v curl >/dev/null || die "curl is needed"
 cd "$repo"
 log "building beacon (go build .) and bench/cmd/kvbench"
-timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
-timeout 600 go build -o "$tmp/kvbench" ./bench/cmd/kvbench || die "building bench/cmd/kvbench failed"
+build_bench kvbench
 
 # The watchers hold one connection each: kvbench needs WATCHERS descriptors
 # and a server up to WATCHERS when they all go to it. Children inherit the limit.

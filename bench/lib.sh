@@ -3,6 +3,23 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
+# need_dnsperf: installs Debian's dnsperf when it is missing.
+need_dnsperf() {
+	command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) >&2 || die "cannot install dnsperf"
+}
+
+# build_bench CMD...: builds beacon and each bench/cmd/CMD into $tmp, from
+# the repository root ($repo).
+build_bench() {
+	(
+		cd "$repo" || exit 1
+		timeout 1200 go build -o "$tmp/beacon" . || die "go build . failed"
+		for c in "$@"; do
+			timeout 600 go build -o "$tmp/$c" "./bench/cmd/$c" || die "building bench/cmd/$c failed"
+		done
+	) || exit 1
+}
+
 clk_tck=$(getconf CLK_TCK)
 
 # busy_cores SECONDS: how many cores the machine kept busy over that time:

@@ -36,10 +36,9 @@ base=$(free_port_block 8)
 dns=$base http_s=$((base + 1)) pprof_s=$((base + 2)) http_c=$((base + 3)) pprof_c=$((base + 4))
 http_n=$((base + 5)) dns_n=$((base + 6)) pprof_n=$((base + 7))
 
-command -v dnsperf >/dev/null || (apt-get update && apt-get install -y dnsperf) >/dev/null
+need_dnsperf
 log "building"
-(cd "$repo" && go build -o "$tmp/beacon" . && go build -o "$tmp/register" ./bench/cmd/register &&
-	go build -o "$tmp/dnswait" ./bench/cmd/dnswait)
+build_bench register dnswait
 
 # agent NAME BIND DNSPORT HTTPPORT [server|client] [PPROFPORT]: starts an agent.
 agent() {
