@@ -239,27 +239,27 @@ func (d *Discovery) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if !ok {
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
-	start := time.Now()
 	m := d.metrics.forServer(ctx)
-	m.request(z.index, r.Question[0].Qtype)
+	qtype := r.Question[0].Qtype
 
 	if d.tooStale() {
 		// The replica lags the leader by more than allowed: no answer
 		// rather than a stale one. The server writes the SERVFAIL.
-		m.response(z.index, dns.RcodeServerFailure, start)
+		m.answered(z.index, qtype, dns.RcodeServerFailure)
 		return dns.RcodeServerFailure, nil
 	}
 	resp, rcode := d.answer(r, z, rest)
 	if resp == nil {
 		// Not written: the server sends the error (FORMERR, REFUSED...).
-		m.response(z.index, rcode, start)
+		m.answered(z.index, qtype, rcode)
 		return rcode, nil
 	}
 	if resp.Rcode == dns.RcodeNameError && d.fall.Through(qname) {
+		m.passed(z.index, qtype)
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 	err := w.WriteMsg(resp)
-	m.response(z.index, resp.Rcode, start)
+	m.answered(z.index, qtype, resp.Rcode)
 	if err != nil {
 		return dns.RcodeServerFailure, plugin.Error(pluginName, err)
 	}

@@ -2,45 +2,46 @@ package discovery
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 var (
-	requestCount = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "discovery",
-		Name:      "requests_total",
-		Help:      "Counter of queries for names in the discovery plugin's zones, by zone and query type.",
-	}, []string{"server", "zone", "type"})
-
-	responseCount = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "discovery",
-		Name:      "responses_total",
-		Help:      "Counter of responses of the discovery plugin, by zone and response code.",
-	}, []string{"server", "zone", "rcode"})
-
-	requestDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "discovery",
-		Name:      "request_duration_seconds",
-		Buckets:   plugin.TimeBuckets,
-		Help:      "Histogram of the time the discovery plugin takes to answer, by zone.",
-	}, []string{"server", "zone"})
+	requestsDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, "discovery", "requests_total"),
+		"Counter of queries for names in the discovery plugin's zones, by zone and query type.",
+		[]string{"server", "zone", "type"}, nil)
+	responsesDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(plugin.Namespace, "discovery", "responses_total"),
+		"Counter of responses of the discovery plugin, by zone and response code.",
+		[]string{"server", "zone", "rcode"}, nil)
 )
+
+// queryCounts holds every zone's counts for the process, as a metric
+// vector would: the prometheus plugin serves the default registry, and the
+// counts outlive a reload that keeps the server address.
+var queryCounts = newCountsCollector()
+
+func init() { prometheus.MustRegister(queryCounts) }
 
 // The query types and response codes that get their own label value; the
 // rest are counted as "other", so a client cannot grow the label set.
 var (
 	typeLabels  = [...]string{"A", "AAAA", "SRV", "PTR", "TXT", "SOA", "NS", "ANY", "other"}
 	rcodeLabels = [...]string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other"}
+)
+
+// passedOn is the outcome of a query that fallthrough hands to the next
+// plugin: a request of ours, a response of whichever plugin answers.
+const (
+	passedOn = len(rcodeLabels)
+	outcomes = passedOn + 1
 )
 
 func typeIndex(qtype uint16) int {
@@ -72,22 +73,101 @@ func rcodeIndex(rcode int) int {
 	return len(rcodeLabels) - 1
 }
 
-// metricsCache holds, per server address, the metric children resolved
-// once. Looking them up by label values on every query would hash the
-// labels and take the vector's read lock, which every query shares.
+// countShards spreads a zone's counts over as many copies, each on cache
+// lines of its own; a query adds to a random one. With one shared copy
+// every query on one core took the line from the other core, and the
+// counters were the plugin's largest cost after the lookup itself.
+const countShards = 8
+
+// zoneCounts counts one zone's queries on one server by (query type,
+// outcome): one atomic add a query. requests_total and responses_total
+// are sums of it, made at scrape time.
+type zoneCounts struct {
+	server, zone string
+	shards       [countShards]countShard
+}
+
+type countShard struct {
+	n [len(typeLabels)][outcomes]atomic.Uint64
+	_ [64]byte // keeps the next shard off this one's last cache line
+}
+
+func (zc *zoneCounts) count(qtype uint16, outcome int) {
+	zc.shards[rand.Uint32()%countShards].n[typeIndex(qtype)][outcome].Add(1)
+}
+
+// totals sums the shards.
+func (zc *zoneCounts) totals() (byType [len(typeLabels)]uint64, byRcode [len(rcodeLabels)]uint64) {
+	for s := range zc.shards {
+		for t := range zc.shards[s].n {
+			for o := range zc.shards[s].n[t] {
+				v := zc.shards[s].n[t][o].Load()
+				byType[t] += v
+				if o != passedOn {
+					byRcode[o] += v
+				}
+			}
+		}
+	}
+	return byType, byRcode
+}
+
+// countsCollector exports every zoneCounts of the process.
+type countsCollector struct {
+	mu   sync.Mutex
+	sets map[[2]string]*zoneCounts // by server address, zone
+}
+
+func newCountsCollector() *countsCollector {
+	return &countsCollector{sets: make(map[[2]string]*zoneCounts)}
+}
+
+// zone returns the counts of zone on the server at addr, made on first use.
+func (c *countsCollector) zone(addr, zone string) *zoneCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := [2]string{addr, zone}
+	zc, ok := c.sets[key]
+	if !ok {
+		zc = &zoneCounts{server: addr, zone: zone}
+		c.sets[key] = zc
+	}
+	return zc
+}
+
+// Describe implements prometheus.Collector.
+func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- requestsDesc
+	ch <- responsesDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	sets := make([]*zoneCounts, 0, len(c.sets))
+	for _, zc := range c.sets {
+		sets = append(sets, zc)
+	}
+	c.mu.Unlock()
+	for _, zc := range sets {
+		byType, byRcode := zc.totals()
+		for t, v := range byType {
+			ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(v), zc.server, zc.zone, typeLabels[t])
+		}
+		for r, v := range byRcode {
+			ch <- prometheus.MustNewConstMetric(responsesDesc, prometheus.CounterValue, float64(v), zc.server, zc.zone, rcodeLabels[r])
+		}
+	}
+}
+
+// metricsCache holds, per server, the counts of each of the plugin's
+// zones, found once: looking them up by name on every query would take
+// the collector's lock, which every query shares.
 type metricsCache struct {
 	zones []string
 	// servers maps a *dnsserver.Server (a pointer: no allocation, a cheap
-	// hash) to its *serverMetrics; byAddr a server address to the same,
-	// for the servers a reload replaces.
+	// hash) to its []*zoneCounts, indexed as the plugin's zones.
 	servers sync.Map
-	byAddr  sync.Map
-}
-
-type serverMetrics struct {
-	requests  [][len(typeLabels)]prometheus.Counter // by zone index
-	responses [][len(rcodeLabels)]prometheus.Counter
-	duration  []prometheus.Observer
 }
 
 func (c *metricsCache) init(zones []*zone) {
@@ -97,46 +177,36 @@ func (c *metricsCache) init(zones []*zone) {
 	}
 }
 
-// forServer returns the metrics of the server handling ctx's query.
-func (c *metricsCache) forServer(ctx context.Context) *serverMetrics {
+// forServer returns the counts of the server handling ctx's query.
+func (c *metricsCache) forServer(ctx context.Context) serverCounts {
 	s, _ := ctx.Value(dnsserver.Key{}).(*dnsserver.Server)
 	if m, ok := c.servers.Load(s); ok {
-		return m.(*serverMetrics)
+		return m.(serverCounts)
 	}
 	addr := ""
 	if s != nil {
 		addr = s.Addr
 	}
-	if m, ok := c.byAddr.Load(addr); ok {
-		c.servers.Store(s, m)
-		return m.(*serverMetrics)
-	}
-	m := &serverMetrics{
-		requests:  make([][len(typeLabels)]prometheus.Counter, len(c.zones)),
-		responses: make([][len(rcodeLabels)]prometheus.Counter, len(c.zones)),
-		duration:  make([]prometheus.Observer, len(c.zones)),
-	}
+	m := make(serverCounts, len(c.zones))
 	for i, z := range c.zones {
-		for j, t := range typeLabels {
-			m.requests[i][j] = requestCount.WithLabelValues(addr, z, t)
-		}
-		for j, rc := range rcodeLabels {
-			m.responses[i][j] = responseCount.WithLabelValues(addr, z, rc)
-		}
-		m.duration[i] = requestDuration.WithLabelValues(addr, z)
+		m[i] = queryCounts.zone(addr, z)
 	}
-	// A concurrent first query may have stored an equivalent set: the
-	// children are the same either way.
-	actual, _ := c.byAddr.LoadOrStore(addr, m)
-	c.servers.Store(s, actual)
-	return actual.(*serverMetrics)
+	// A concurrent first query may have stored the same slice's twin: the
+	// counts they point to are the same.
+	actual, _ := c.servers.LoadOrStore(s, m)
+	return actual.(serverCounts)
 }
 
-func (m *serverMetrics) request(zone int, qtype uint16) {
-	m.requests[zone][typeIndex(qtype)].Inc()
+// serverCounts are one server's counts, indexed as the plugin's zones.
+type serverCounts []*zoneCounts
+
+// answered counts a query of zone that the plugin answered, or left to the
+// server to answer, with rcode.
+func (m serverCounts) answered(zone int, qtype uint16, rcode int) {
+	m[zone].count(qtype, rcodeIndex(rcode))
 }
 
-func (m *serverMetrics) response(zone, rcode int, start time.Time) {
-	m.responses[zone][rcodeIndex(rcode)].Inc()
-	m.duration[zone].Observe(time.Since(start).Seconds())
+// passed counts a query of zone that fallthrough passed on.
+func (m serverCounts) passed(zone int, qtype uint16) {
+	m[zone].count(qtype, passedOn)
 }

@@ -3,9 +3,11 @@ package discovery
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
@@ -15,50 +17,88 @@ import (
 
 func TestMetrics(t *testing.T) {
 	cfg := testDNSConfig()
-	// A zone of its own, new on every run: the counters are process-wide,
+	// A zone of its own, new on every run: the counts are process-wide,
 	// so neither other tests nor -count=N repeats may add to them.
 	zone := "m" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".test."
 	cfg.Zones = []string{zone}
+	cfg.Fall.SetZonesFromArgs([]string{"fall." + zone})
 	d := New(testStore(t), cfg, testAgentConfig())
-	query := func(name string, qtype uint16) {
+	d.Next = test.NextHandler(dns.RcodeNameError, nil)
+	other := &dnsserver.Server{Addr: "dns://:5300"}
+	query := func(ctx context.Context, name string, qtype uint16) {
 		rec := dnstest.NewRecorder(&test.ResponseWriter{})
-		d.ServeDNS(context.Background(), rec, (&test.Case{Qname: name, Qtype: qtype}).Msg())
+		d.ServeDNS(ctx, rec, (&test.Case{Qname: name, Qtype: qtype}).Msg())
 	}
-	query("web.service."+zone, dns.TypeA)
-	query("web.service."+zone, dns.TypeA)
-	query("web.service."+zone, dns.TypeSRV)
-	query("nosuch.service."+zone, dns.TypeMX)
+	for range 200 { // in all the shards, by chance
+		query(context.Background(), "web.service."+zone, dns.TypeA)
+	}
+	query(context.Background(), "web.service."+zone, dns.TypeSRV)
+	query(context.Background(), "nosuch.service."+zone, dns.TypeMX)
+	query(context.Background(), "nosuch.fall."+zone, dns.TypeA) // passed on
+	query(context.WithValue(context.Background(), dnsserver.Key{}, other), "web.service."+zone, dns.TypeAAAA)
 
-	// No server in the context: the server label is empty.
+	got := gatherCounts(t)
 	for _, c := range []struct {
-		name string
-		got  float64
-		want float64
+		name   string
+		labels string
+		want   float64
 	}{
-		{"requests A", counterValue(t, requestCount.WithLabelValues("", zone, "A")), 2},
-		{"requests SRV", counterValue(t, requestCount.WithLabelValues("", zone, "SRV")), 1},
-		{"requests other", counterValue(t, requestCount.WithLabelValues("", zone, "other")), 1},
-		{"responses NOERROR", counterValue(t, responseCount.WithLabelValues("", zone, "NOERROR")), 3},
-		{"responses NXDOMAIN", counterValue(t, responseCount.WithLabelValues("", zone, "NXDOMAIN")), 1},
+		// No server in the context: the server label is empty.
+		{"coredns_discovery_requests_total", "|" + zone + "|A", 201},
+		{"coredns_discovery_requests_total", "|" + zone + "|SRV", 1},
+		{"coredns_discovery_requests_total", "|" + zone + "|other", 1},
+		{"coredns_discovery_requests_total", "|" + zone + "|AAAA", 0},
+		{"coredns_discovery_responses_total", "|" + zone + "|NOERROR", 201},
+		{"coredns_discovery_responses_total", "|" + zone + "|NXDOMAIN", 1},
+		{"coredns_discovery_responses_total", "|" + zone + "|SERVFAIL", 0},
+		{"coredns_discovery_requests_total", "dns://:5300|" + zone + "|AAAA", 1},
+		{"coredns_discovery_requests_total", "dns://:5300|" + zone + "|A", 0},
+		{"coredns_discovery_responses_total", "dns://:5300|" + zone + "|NOERROR", 1},
 	} {
-		if c.got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		v, ok := got[c.name+"{"+c.labels+"}"]
+		if !ok {
+			t.Errorf("%s{%s} not exported", c.name, c.labels)
+		} else if v != c.want {
+			t.Errorf("%s{%s} = %v, want %v", c.name, c.labels, v, c.want)
 		}
 	}
-	var m dto.Metric
-	if err := requestDuration.WithLabelValues("", zone).(prometheus.Histogram).Write(&m); err != nil {
-		t.Fatal(err)
+	// Every label value is exported from the first query on, so a rate()
+	// over a new value starts at 0, not at its first increment.
+	var n int
+	for k := range got {
+		if strings.Contains(k, "|"+zone+"|") {
+			n++
+		}
 	}
-	if got := m.GetHistogram().GetSampleCount(); got != 4 {
-		t.Errorf("duration samples: %d, want 4", got)
+	if want := 2 * (len(typeLabels) + len(rcodeLabels)); n != want {
+		t.Errorf("%d series for the zone, want %d (every type and rcode, on two servers)", n, want)
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+// gatherCounts reads the plugin's series from the default registry, as
+// the prometheus plugin serves them, keyed "name{server|zone|type-or-rcode}".
+func gatherCounts(t *testing.T) map[string]float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	got := make(map[string]float64)
+	for _, f := range families {
+		if f.GetName() != "coredns_discovery_requests_total" && f.GetName() != "coredns_discovery_responses_total" {
+			continue
+		}
+		if f.GetType() != dto.MetricType_COUNTER {
+			t.Fatalf("%s is a %v, want a counter", f.GetName(), f.GetType())
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			last := labels["type"] + labels["rcode"]
+			got[f.GetName()+"{"+labels["server"]+"|"+labels["zone"]+"|"+last+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	return got
 }
