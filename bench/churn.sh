@@ -117,6 +117,7 @@ build_bench register churn
 base=$(free_port_block 11)
 S_DNS=$base S_HTTP=$((base + 1)) S_RPC=$((base + 2)) S_LAN=$((base + 3)) S_WAN=$((base + 4)) S_PPROF=$((base + 5))
 C_DNS=$((base + 6)) C_HTTP=$((base + 7)) C_LAN=$((base + 8)) C_PPROF=$((base + 9)) F_DNS=$((base + 10))
+declare -A a_pprof=([server]=$S_PPROF [client]=$C_PPROF)
 S_BIND=127.0.92.1 C_BIND=127.0.92.2 F_BIND=127.0.92.3
 
 declare -A cpus=() # name -> the CPUs it is pinned to (PIN=1)
@@ -295,7 +296,8 @@ gc_attribution() {
 # run LABEL TARGET CHURN: one dnsperf run against TARGET; with CHURN=1 while
 # bench/cmd/churn writes. Its figures go to $tmp/res.LABEL.
 run() {
-	local label=$1 target=$2 churn=$3 proc q s0 s1 c0 c1 f0=0 f1=0 m0 m1 w0 w1 k0 k1 g0 g1 prof_pid="" churn_pid="" secs
+	local label=$1 target=$2 churn=$3 proc q s0 s1 c0 c1 f0=0 f1=0 m0 m1 w0 w1 k0 k1 g0 g1 prof_pid="" churn_pid="" secs a p
+	local alloc_pids=()
 	proc=${t_proc[$target]}
 	if [[ $target == whoami || $target == floor ]]; then q=$tmp/q.whoami; else
 		q=$tmp/q.$label
@@ -330,6 +332,16 @@ run() {
 			"http://127.0.0.1:$C_PPROF/debug/pprof/profile?seconds=$secs" >/dev/null 2>&1 &
 		prof_pid=$!
 		bg[$prof_pid]=curl
+		if [[ $churn == 1 ]]; then
+			# What each agent allocates while the churn runs: GC's work is
+			# that, times the live heap.
+			for a in server client; do
+				curl -fsS --max-time $((secs + 30)) -o "$tmp/allocs.$a.pprof" \
+					"http://127.0.0.1:${a_pprof[$a]}/debug/pprof/allocs?seconds=$secs" >/dev/null 2>&1 &
+				alloc_pids+=($!)
+				bg[$!]=curl
+			done
+		fi
 	fi
 	# In the background, so that a signal's trap runs at once rather than after dnsperf.
 	timeout $((DURATION + 60)) dnsperf -s "${t_addr[$target]}" -p "${t_port[$target]}" -d "$q" -l "$DURATION" -c "$CLIENTS" \
@@ -350,6 +362,10 @@ run() {
 		wait "$prof_pid" || log "the CPU profile of $label could not be fetched"
 		unset "bg[$prof_pid]"
 	fi
+	for p in "${alloc_pids[@]}"; do
+		wait "$p" || log "an allocation profile of $label could not be fetched"
+		unset "bg[$p]"
+	done
 	local churn_line="" churn_cpu=0
 	if [[ -n $churn_pid ]]; then
 		rc=0
@@ -465,6 +481,14 @@ if [[ $PROFILE == 1 ]]; then
 		prof_cum=$(timeout 120 go tool pprof -top -cum -nodecount=30 "$tmp/beacon" "$tmp/cpu.client-churn.pprof" 2>/dev/null |
 			sed -n '/flat%/,$p' || true)
 	fi
+	# Allocation during the client agent's churn run, by the function that allocated.
+	declare -A alloc_top=()
+	for a in server client; do
+		[[ -s $tmp/allocs.$a.pprof ]] || continue
+		cp "$tmp/allocs.$a.pprof" "$results_dir/churn-$stamp-$a.allocs.pprof"
+		alloc_top[$a]=$(timeout 120 go tool pprof -sample_index=alloc_space -top -nodecount=20 "$tmp/beacon" "$tmp/allocs.$a.pprof" 2>/dev/null |
+			sed -n '/^Showing nodes/p; /flat%/,$p' || true)
+	done
 fi
 
 # --- 7. report -----------------------------------------------------------------------------
@@ -544,6 +568,17 @@ display() { echo "${t_name[${l_target[$1]}]}, $([[ ${l_churn[$1]} == 1 ]] && ech
 		echo
 		echo "Profiles: \`bench/results/churn-$stamp-client-*.cpu.pprof\` (\`go tool pprof -top\` reads them without the binary)."
 	fi
+	for a in server client; do
+		[[ -n ${alloc_top[$a]:-} ]] || continue
+		echo
+		echo "## What the $a allocated during the client agent's churn run"
+		echo
+		echo "\`go tool pprof -sample_index=alloc_space -top\` of \`/debug/pprof/allocs?seconds=N\` over the CPU profile's window (\`bench/results/churn-$stamp-$a.allocs.pprof\`):"
+		echo
+		echo '```'
+		echo "${alloc_top[$a]}"
+		echo '```'
+	done
 } >"$report"
 cat "$report"
 log "report written to $report"

@@ -215,3 +215,46 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 		t.Errorf("Apply with an unreachable server = %v, want ErrNoLeader", err)
 	}
 }
+
+// TestStreamCoalescesWrites: commands that follow each other within the
+// flush interval reach a client in one flush, not one each, and all of them
+// arrive.
+func TestStreamCoalescesWrites(t *testing.T) {
+	leaderStore := state.NewStore()
+	addr := freeAddr(t)
+	// Long enough that the writes below, even on a loaded machine, fall in
+	// one or two intervals.
+	srv, err := NewServer(ServerConfig{NodeID: "server-1", DataDir: t.TempDir(), RPCAddr: addr,
+		BootstrapExpect: 1, Logger: testLogger(t), streamFlushInterval: 3 * time.Second}, leaderStore)
+	if err != nil {
+		t.Fatalf("NewServer: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "leadership", srv.IsLeader)
+
+	servers := &serverList{}
+	servers.set(addr)
+	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
+	t.Cleanup(replica.Close)
+	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
+
+	const writes = 20
+	before := srv.streamFlushes.Load()
+	var idx uint64
+	for i := range writes {
+		idx = mustApply(t, srv, state.RegisterRequestType, statetest.NodeReq("n"+string(rune('a'+i)), "10.0.0.1"))
+	}
+	if err := replica.WaitApplied(idx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitSameTables(t, "the replica to hold every write", leaderStore, replica.Store())
+	// The first write goes at once; the others wait for the interval to
+	// end and go together (a third flush if the writes spanned two).
+	if n := srv.streamFlushes.Load() - before; n > 3 {
+		t.Errorf("%d writes in quick succession took %d flushes, want at most 3", writes, n)
+	}
+}
