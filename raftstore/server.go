@@ -1,7 +1,6 @@
 package raftstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,9 +52,6 @@ type ServerConfig struct {
 	// the connections to other servers (Raft, forwarded calls); nil is
 	// plaintext only.
 	TLS *tlsutil.Configurator
-	// streamFlushInterval replaces the constant of that name; zero keeps
-	// it (for tests).
-	streamFlushInterval time.Duration
 }
 
 // Server is a Raft voter holding the replicated state.
@@ -102,10 +98,6 @@ type Server struct {
 
 	// streams counts the client replicas following this server.
 	streams atomic.Int64
-	// streamFlushes counts the flushes of commands to client replicas;
-	// flushInterval is streamFlushInterval, longer in a test.
-	streamFlushes atomic.Uint64
-	flushInterval time.Duration
 }
 
 // Timeouts on the server port.
@@ -144,7 +136,7 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 	}
 	s := &Server{store: store, logs: logs, logger: logger, notify: make(chan bool, 16), stop: make(chan struct{}),
 		started: time.Now(), suspect: make(chan struct{}, 1), holdTimeout: cfg.HoldTimeout,
-		datacenter: cfg.Datacenter, remoteServers: cfg.RemoteServers, flushInterval: cmp.Or(cfg.streamFlushInterval, streamFlushInterval)}
+		datacenter: cfg.Datacenter, remoteServers: cfg.RemoteServers}
 	if s.holdTimeout <= 0 {
 		s.holdTimeout = DefaultHoldTimeout
 	}

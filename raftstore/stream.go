@@ -41,13 +41,6 @@ const (
 	// streamBatch is how many commands the server sends between flushes.
 	streamBatch = 256
 
-	// streamFlushInterval: while writes keep coming, a stream flushes at
-	// most this often, so that writes in quick succession go out together.
-	// A flush (the stream's goroutine woken, a write(2)) costs the server
-	// about 6 µs per client, more than the bytes do; at 500 writes/s this
-	// sends two or three a flush. A write after a quiet spell goes at once.
-	streamFlushInterval = 5 * time.Millisecond
-
 	streamHeartbeatInterval = 500 * time.Millisecond
 	// streamReadTimeout: a client that hears nothing (not even a
 	// heartbeat) for this long takes the server for gone.
@@ -115,9 +108,6 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 		return err
 	}
 	batch := make([]feedEntry, 0, streamBatch)
-	var lastFlush time.Time // of commands
-	coalesce := time.NewTimer(s.flushInterval)
-	defer coalesce.Stop()
 	for {
 		if needSnapshot {
 			idx, g, err := s.sendSnapshot(conn, w)
@@ -143,25 +133,11 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 		if len(batch) == streamBatch {
 			continue // more to send at once
 		}
-		if len(batch) > 0 {
-			lastFlush = time.Now()
-			s.streamFlushes.Add(1)
-		}
 		if err := flush(); err != nil {
 			return err
 		}
 		select {
 		case <-changed:
-			if wait := s.flushInterval - time.Since(lastFlush); wait > 0 {
-				coalesce.Reset(wait)
-				select {
-				case <-coalesce.C:
-				case <-gone:
-					return nil
-				case <-s.stop:
-					return nil
-				}
-			}
 		case <-heartbeat.C:
 			if err := s.sendHeartbeat(w); err != nil {
 				return err
