@@ -37,8 +37,12 @@ type Replica struct {
 	// snapshots counts the full states installed: one at start, more
 	// only when the feed could not resume this replica.
 	snapshots atomic.Uint64
-	// lastFrame is when the last frame arrived (unix ns); staleness is
-	// the server's own staleness as of its last heartbeat (ns).
+	// lastFrame is when the last frame arrived, in ns on the monotonic
+	// clock since epoch (0: never); staleness is the server's own
+	// staleness as of its last heartbeat (ns). Every DNS answer reads
+	// them: the monotonic clock is one clock read, and wall-clock steps
+	// do not move it.
+	epoch     time.Time
 	lastFrame atomic.Int64
 	staleness atomic.Int64
 	leader    atomic.Pointer[string]
@@ -76,7 +80,7 @@ func newReplica(store *state.Store, servers func() []string, tlsc *tlsutil.Confi
 		logger = hclog.NewNullLogger()
 	}
 	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: servers, tls: tlsc, logger: logger,
-		appliedCh: make(chan struct{}), stop: make(chan struct{})}
+		appliedCh: make(chan struct{}), stop: make(chan struct{}), epoch: time.Now()}
 	empty := ""
 	r.leader.Store(&empty)
 	r.source.Store(&empty)
@@ -113,8 +117,11 @@ func (r *Replica) Source() string { return *r.source.Load() }
 // connected reports whether a server was heard from recently.
 func (r *Replica) connected() bool {
 	last := r.lastFrame.Load()
-	return last != 0 && time.Since(time.Unix(0, last)) < streamReadTimeout
+	return last != 0 && time.Duration(r.sinceEpoch()-last) < streamReadTimeout
 }
+
+// sinceEpoch is the monotonic time now, as lastFrame holds it.
+func (r *Replica) sinceEpoch() int64 { return max(int64(time.Since(r.epoch)), 1) }
 
 // Leader is the leader's RPC address as the followed server last reported
 // it; "" when it knows none or the replica lost its server.
@@ -132,7 +139,7 @@ func (r *Replica) Staleness() time.Duration {
 	if !r.synced.Load() {
 		return math.MaxInt64
 	}
-	return time.Since(time.Unix(0, r.lastFrame.Load())) + time.Duration(r.staleness.Load())
+	return time.Duration(r.sinceEpoch()-r.lastFrame.Load()) + time.Duration(r.staleness.Load())
 }
 
 // WaitApplied waits until the replica reflects index idx.
@@ -263,7 +270,7 @@ func (r *Replica) follow(addr string) error {
 		if err != nil {
 			return err
 		}
-		r.lastFrame.Store(time.Now().UnixNano())
+		r.lastFrame.Store(r.sinceEpoch())
 		switch kind {
 		case frameEntry:
 			if !r.synced.Load() {
@@ -319,7 +326,7 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	r.synced.Store(true)
 	r.snapshots.Add(1)
 	metrics.IncrCounter([]string{"client", "replica", "resyncs"}, 1)
-	r.lastFrame.Store(time.Now().UnixNano())
+	r.lastFrame.Store(r.sinceEpoch())
 	r.wakeWaiters()
 	r.logger.Debug("installed a snapshot from the server", "index", index)
 	return nil
