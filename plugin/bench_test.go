@@ -196,7 +196,7 @@ func BenchmarkServeDNS_A_CacheMiss(b *testing.B) {
 	ctx := context.Background()
 	w := &packWriter{buf: make([]byte, 0, 4096)}
 	z, _, _ := d.match("consul.")
-	keys := make([]uint64, len(msgs))
+	keys := make([]cacheKey, len(msgs))
 	names := make([]string, len(msgs))
 	for i := range msgs {
 		names[i] = strings.TrimSuffix(msgs[i].Question[0].Name, ".service.consul.")
@@ -207,8 +207,8 @@ func BenchmarkServeDNS_A_CacheMiss(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		j := i % len(msgs)
 		t := d.cache.entries.Load()
-		if e := t.load(keys[j], z.index, names[j], ""); e != nil {
-			t.store(keys[j], z.index, names[j], "", e, nil)
+		if e := t.load(keys[j]); e != nil {
+			t.store(keys[j], e, nil)
 		}
 		d.ServeDNS(ctx, w, msgs[j])
 	}

@@ -78,31 +78,44 @@ type cacheTable struct {
 const cacheBuckets = 1 << 13
 
 // cacheNode is one entry of a chain; it never changes once published.
+//
+// A node is found by a 128-bit key, two hashes of the zone, name and tag
+// with independent random seeds, without comparing the names: their bytes
+// are elsewhere in memory, one more cache miss a query. Two keys of a
+// process's cache collide with a probability of 2⁻¹²⁸ per pair, and the
+// seeds, made at start, cannot be known to pick names that do.
 type cacheNode struct {
-	hash      uint64
-	zone      int    // the zone's index: SRV targets end with its suffix
-	name, tag string // lowercase
-	entry     *serviceEntry
-	next      *cacheNode
+	key   cacheKey
+	entry *serviceEntry
+	next  *cacheNode
 }
 
-var cacheSeed = maphash.MakeSeed()
+type cacheKey struct{ h1, h2 uint64 }
 
-func cacheHash(zone int, name, tag string) uint64 {
-	h := maphash.String(cacheSeed, name)
+// cacheSeeds: for each half of a key, one for the name and one for the tag.
+var cacheSeeds = [4]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed(), maphash.MakeSeed(), maphash.MakeSeed()}
+
+// cacheHash is the key of service name with tag (both lowercase) in the
+// zone of that index (SRV targets end with its suffix). Each half is the
+// name's hash XOR the tag's, with seeds of their own (a name and a tag
+// swapped hash apart), plus the zone's multiple of an odd constant.
+func cacheHash(zone int, name, tag string) cacheKey {
+	z := uint64(zone) * 0x9e3779b97f4a7c15
+	k := cacheKey{maphash.String(cacheSeeds[0], name) + z, maphash.String(cacheSeeds[1], name) + z}
 	if tag != "" {
-		h = (h ^ maphash.String(cacheSeed, tag)) * 0x9e3779b97f4a7c15
+		k.h1 ^= maphash.String(cacheSeeds[2], tag)
+		k.h2 ^= maphash.String(cacheSeeds[3], tag)
 	}
-	return h + uint64(zone)*0xbf58476d1ce4e5b9
+	return k
 }
 
-func (t *cacheTable) bucket(h uint64) *atomic.Pointer[cacheNode] {
-	return &t.buckets[(h^h>>32)&(cacheBuckets-1)]
+func (t *cacheTable) bucket(k cacheKey) *atomic.Pointer[cacheNode] {
+	return &t.buckets[(k.h1^k.h1>>32)&(cacheBuckets-1)]
 }
 
-func (t *cacheTable) load(h uint64, zone int, name, tag string) *serviceEntry {
-	for n := t.bucket(h).Load(); n != nil; n = n.next {
-		if n.hash == h && n.zone == zone && n.name == name && n.tag == tag {
+func (t *cacheTable) load(k cacheKey) *serviceEntry {
+	for n := t.bucket(k).Load(); n != nil; n = n.next {
+		if n.key == k {
 			return n.entry
 		}
 	}
@@ -112,13 +125,13 @@ func (t *cacheTable) load(h uint64, zone int, name, tag string) *serviceEntry {
 // store puts e (nil: nothing) under the key in place of old (nil: no
 // entry), and reports whether it did: not when another query replaced old
 // first.
-func (t *cacheTable) store(h uint64, zone int, name, tag string, old, e *serviceEntry) bool {
-	b := t.bucket(h)
+func (t *cacheTable) store(k cacheKey, old, e *serviceEntry) bool {
+	b := t.bucket(k)
 	for {
 		head := b.Load()
 		var cur *cacheNode
 		for n := head; n != nil; n = n.next {
-			if n.hash == h && n.zone == zone && n.name == name && n.tag == tag {
+			if n.key == k {
 				cur = n
 				break
 			}
@@ -131,7 +144,7 @@ func (t *cacheTable) store(h uint64, zone int, name, tag string, old, e *service
 			chain = prependCopy(head, cur, cur.next)
 		}
 		if e != nil {
-			chain = &cacheNode{hash: h, zone: zone, name: name, tag: tag, entry: e, next: chain}
+			chain = &cacheNode{key: k, entry: e, next: chain}
 		}
 		if !b.CompareAndSwap(head, chain) {
 			continue // another key of the bucket changed meanwhile
@@ -158,17 +171,28 @@ func prependCopy(chain, stop, rest *cacheNode) *cacheNode {
 }
 
 // serviceEntry is what the answers for one service and tag are built from.
+// What an A query reads comes first, with a service's few addresses in the
+// entry itself: with ten thousand services every line a query touches is
+// a cache miss, which is what a lookup costs.
 type serviceEntry struct {
-	ttl uint32
+	// verified is a catalog generation at which the entry was known to be
+	// fresh: while the store's generation is still that one, no write can
+	// have touched it, and a query trusts it without its channels (not
+	// used for a watched entry, whose flag is set after the write).
+	verified atomic.Uint64
+	watched  bool
+	ttl      uint32
 	// authz is the authorizer the entry was built for (nil: ACLs off).
 	authz *acl.Authorizer
 	// ips are the A and AAAA answers' addresses, unique and sorted: n4
-	// IPv4 addresses of 4 bytes, then IPv6 addresses of 16. A query makes
-	// its records around slices of them (records shared between answers
-	// could be changed by the plugins that see the response after us:
-	// cache sets TTLs in place; the address bytes nothing changes).
-	ips []byte
-	n4  int
+	// IPv4 addresses of 4 bytes, then IPv6 addresses of 16; in inlineIPs
+	// when they fit. A query makes its records around slices of them
+	// (records shared between answers could be changed by the plugins
+	// that see the response after us: cache sets TTLs in place; the
+	// address bytes nothing changes).
+	ips       []byte
+	n4        int
+	inlineIPs [32]byte
 	// host is a hostname address to CNAME to, set only when no instance
 	// has an IP address.
 	host string
@@ -179,16 +203,10 @@ type serviceEntry struct {
 	suffix string
 	srv    atomic.Pointer[srvAnswer]
 
-	// verified is a catalog generation at which the entry was known to be
-	// fresh: while the store's generation is still that one, no write can
-	// have touched it, and a query trusts it without its channels (not
-	// used for a watched entry, whose flag is set after the write).
-	verified atomic.Uint64
-	// Either the channels a query checks, or, when watched by a
+	// Either the channels a query checks, or, when watched (above) by a
 	// goroutine, the flag it sets.
-	watch   []<-chan struct{}
-	watched bool
-	stale   atomic.Bool
+	watch []<-chan struct{}
+	stale atomic.Bool
 }
 
 // validAt reports whether no write has touched what e was read from; gen
@@ -272,8 +290,8 @@ func (d *Discovery) lookup(z *zone, name, tag string, authz *acl.Authorizer) *se
 	t := c.entries.Load()
 	// No allocation unless the query has upper case letters.
 	name, tag = strings.ToLower(name), strings.ToLower(tag)
-	h := cacheHash(z.index, name, tag)
-	old := t.load(h, z.index, name, tag)
+	k := cacheHash(z.index, name, tag)
+	old := t.load(k)
 	if old != nil && old.authz == authz && old.validAt(gen) {
 		return old
 	}
@@ -283,7 +301,7 @@ func (d *Discovery) lookup(z *zone, name, tag string, authz *acl.Authorizer) *se
 	}
 	if e == nil || !c.keep(e, ws) {
 		if old != nil {
-			t.store(h, z.index, name, tag, old, nil) // not left to be found stale again
+			t.store(k, old, nil) // not left to be found stale again
 		}
 		return e
 	}
@@ -294,7 +312,7 @@ func (d *Discovery) lookup(z *zone, name, tag string, authz *acl.Authorizer) *se
 	}
 	// Losing a race to store is harmless: the other query's entry is as
 	// fresh as this one, and a stale one is replaced by the next query.
-	t.store(h, z.index, name, tag, old, e)
+	t.store(k, old, e)
 	return e
 }
 
@@ -395,7 +413,11 @@ func newServiceEntry(suffix string, insts []state.ServiceNode, ttl uint32) *serv
 			n6++
 		}
 	}
-	e.ips = make([]byte, 0, 4*e.n4+16*n6)
+	if size := 4*e.n4 + 16*n6; size <= len(e.inlineIPs) {
+		e.ips = e.inlineIPs[:0:size]
+	} else {
+		e.ips = make([]byte, 0, size)
+	}
 	for _, ip := range addrs {
 		if ip.Is4() {
 			b := ip.As4()

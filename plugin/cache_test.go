@@ -259,7 +259,7 @@ func TestCacheBigService(t *testing.T) {
 		t.Fatalf("got %d addresses, want %d", got, n)
 	}
 	z, _, _ := d.match("consul.")
-	e := d.cache.entries.Load().load(cacheHash(z.index, "big", ""), z.index, "big", "")
+	e := d.cache.entries.Load().load(cacheHash(z.index, "big", ""))
 	if e == nil || !e.watched {
 		t.Fatalf("the entry of a %d-instance service is not cached with a watcher", n)
 	}
@@ -305,7 +305,7 @@ func TestCacheGenerationFastPath(t *testing.T) {
 	d := New(s, testDNSConfig(), testAgentConfig())
 	z, _, _ := d.match("consul.")
 	entry := func() *serviceEntry {
-		return d.cache.entries.Load().load(cacheHash(z.index, "web", ""), z.index, "web", "")
+		return d.cache.entries.Load().load(cacheHash(z.index, "web", ""))
 	}
 	answers(t, d, "web.service.consul.", dns.TypeA)
 	e := entry()
@@ -354,5 +354,29 @@ func TestServiceEntryValidAt(t *testing.T) {
 	watched.stale.Store(true)
 	if watched.validAt(7) {
 		t.Error("a watched entry flagged stale was trusted because of its generation")
+	}
+}
+
+// TestCacheKeys: the cache finds entries by key alone, so keys that differ
+// only in how a string splits into name and tag, in order or in zone must
+// differ.
+func TestCacheKeys(t *testing.T) {
+	keys := map[cacheKey]string{}
+	for _, c := range []struct {
+		zone      int
+		name, tag string
+	}{
+		{0, "web", ""}, {1, "web", ""}, {0, "webv1", ""}, {0, "web", "v1"}, {0, "webv", "1"},
+		{0, "v1", "web"}, {0, "", "web"}, {0, "a", "a"}, {0, "aa", ""}, {0, "", "aa"},
+	} {
+		k := cacheHash(c.zone, c.name, c.tag)
+		what := fmt.Sprintf("zone %d, name %q, tag %q", c.zone, c.name, c.tag)
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s has the key of %s", what, other)
+		}
+		keys[k] = what
+		if k != cacheHash(c.zone, c.name, c.tag) {
+			t.Errorf("%s: the key changes from one call to the next", what)
+		}
 	}
 }
