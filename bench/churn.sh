@@ -333,8 +333,8 @@ run() {
 		prof_pid=$!
 		bg[$prof_pid]=curl
 		if [[ $churn == 1 ]]; then
-			# What each agent allocates while the churn runs: GC's work is
-			# that, times the live heap.
+			# What each agent allocates while the churn runs: its GC work
+			# grows with that.
 			for a in server client; do
 				curl -fsS --max-time $((secs + 30)) -o "$tmp/allocs.$a.pprof" \
 					"http://127.0.0.1:${a_pprof[$a]}/debug/pprof/allocs?seconds=$secs" >/dev/null 2>&1 &
@@ -466,7 +466,7 @@ prof_funcs=(runtime.gcBgMarkWorker runtime.gcAssistAlloc runtime.mallocgc
 	'github.com/beacon-dns/beacon/plugin.(*Discovery).readService'
 	'github.com/beacon-dns/beacon/raftstore.(*Replica).run' 'github.com/beacon-dns/beacon/raftstore.(*FSM).applyCommand')
 prof_top="" prof_cum=""
-declare -A prof_total=() prof_shares=()
+declare -A prof_total=() prof_shares=() alloc_top=()
 if [[ $PROFILE == 1 ]]; then
 	for l in client-quiet client-churn; do
 		[[ -s $tmp/cpu.$l.pprof ]] || continue
@@ -482,7 +482,6 @@ if [[ $PROFILE == 1 ]]; then
 			sed -n '/flat%/,$p' || true)
 	fi
 	# Allocation during the client agent's churn run, by the function that allocated.
-	declare -A alloc_top=()
 	for a in server client; do
 		[[ -s $tmp/allocs.$a.pprof ]] || continue
 		cp "$tmp/allocs.$a.pprof" "$results_dir/churn-$stamp-$a.allocs.pprof"

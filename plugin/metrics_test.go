@@ -29,7 +29,7 @@ func TestMetrics(t *testing.T) {
 		rec := dnstest.NewRecorder(&test.ResponseWriter{})
 		d.ServeDNS(ctx, rec, (&test.Case{Qname: name, Qtype: qtype}).Msg())
 	}
-	for range 200 { // in all the shards, by chance
+	for range 200 {
 		query(context.Background(), "web.service."+zone, dns.TypeA)
 	}
 	query(context.Background(), "web.service."+zone, dns.TypeSRV)

@@ -41,7 +41,9 @@ type Replica struct {
 	// clock since epoch (0: never); staleness is the server's own
 	// staleness as of its last heartbeat (ns). Every DNS answer reads
 	// them: the monotonic clock is one clock read, and wall-clock steps
-	// do not move it.
+	// do not move it. It stands still while the machine is suspended, so
+	// just after a resume the age of the last frame reads short until the
+	// stream delivers a frame or fails.
 	epoch     time.Time
 	lastFrame atomic.Int64
 	staleness atomic.Int64
@@ -139,7 +141,8 @@ func (r *Replica) Staleness() time.Duration {
 	if !r.synced.Load() {
 		return math.MaxInt64
 	}
-	return time.Duration(r.sinceEpoch()-r.lastFrame.Load()) + time.Duration(r.staleness.Load())
+	last := r.lastFrame.Load() // before the clock: a frame arriving between them makes no negative age
+	return time.Duration(r.sinceEpoch()-last) + time.Duration(r.staleness.Load())
 }
 
 // WaitApplied waits until the replica reflects index idx.
