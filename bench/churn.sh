@@ -23,8 +23,9 @@
 # 8), INFLIGHT (dnsperf -q, 100), SLOW_MS (1.5: the latency a query counts as
 # slow above, for the GC attribution), SERVER_DNS (1: also measure the
 # server's DNS), CONTROLS (1: the two whoami controls), PROFILE (1: CPU
-# profiles of the client agent during its two discovery runs, through
-# CoreDNS's pprof plugin; 0: none), GCTRACE (1: the agents run with
+# profiles of the client agent during its two discovery runs, and both
+# agents' allocation profiles during its churn run, through CoreDNS's pprof
+# plugin; 0: none), GCTRACE (1: the agents run with
 # GODEBUG=gctrace=1; the report counts their GC cycles per run and how many
 # slow queries fell in one), PIN (0: unpinned; 1: the server and the churn
 # tool on CPU 0, the client agent and the floor process on CPU 1, dnsperf
