@@ -31,6 +31,12 @@ const (
 	leaderProbeTimeout = 500 * time.Millisecond
 	// fastElectionMax bounds how long the short timeouts stay.
 	fastElectionMax = 10 * time.Second
+	// leaderProbes, leaderProbeGap: a process that exits may close its
+	// connections a moment before its listener (a graceful shutdown
+	// closes Raft's connections first), so a port that still accepts is
+	// probed again before the suspicion is dropped.
+	leaderProbes   = 4
+	leaderProbeGap = 100 * time.Millisecond
 )
 
 // suspectLeader asks the failover loop to check whether the leader is
@@ -61,7 +67,7 @@ func (s *Server) failoverLoop(normal raft.ReloadableConfig) {
 			continue
 		}
 		leader := s.Leader()
-		if leader == "" || !refused(leader) || s.Leader() != leader {
+		if leader == "" || !s.refusedSoon(leader) || s.Leader() != leader {
 			continue
 		}
 		s.logger.Warn("the leader's server port refuses connections: shortening the election timeouts", "leader", leader)
@@ -103,6 +109,24 @@ func (s *Server) waitNewLeader(dead string) {
 			}
 		}
 	}
+}
+
+// refusedSoon reports whether addr refuses a connection within
+// leaderProbes probes, leaderProbeGap apart.
+func (s *Server) refusedSoon(addr string) bool {
+	for i := range leaderProbes {
+		if i > 0 {
+			select {
+			case <-s.stop:
+				return false
+			case <-time.After(leaderProbeGap):
+			}
+		}
+		if refused(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // refused reports whether a connection to addr is refused: nothing
