@@ -177,8 +177,18 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	if !cfg.Server {
 		// After gossip: the client finds its servers there.
-		a.client = raftstore.NewClient(raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client"),
-			TLS: a.tls}, a.store)
+		cc := raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client"), TLS: a.tls,
+			RelayAddr: a.relayAddr()}
+		if cc.RelayAddr == "" {
+			cc.Relays = a.relayAddrs // a relay follows servers only: the tree has no cycle
+		}
+		if a.client, err = raftstore.NewClient(cc, a.store); err != nil {
+			close(a.stop)
+			a.cancelJoin()
+			a.wg.Wait()
+			_ = a.lan.Shutdown()
+			return nil, err
+		}
 		a.backend = a.client
 	}
 	a.acl = a.newACLResolver()

@@ -43,7 +43,7 @@ func (a *Agent) startGossip() error {
 	}
 	pool, err := gossip.NewLAN(gossip.Config{
 		NodeName: a.cfg.Node, NodeID: a.nodeID, Datacenter: a.cfg.Datacenter, Role: role,
-		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, BootstrapExpect: a.cfg.BootstrapExpect, WANAddr: a.wanAddr(),
+		BindAddr: a.cfg.SerfLAN, RPCAddr: a.cfg.RPC, RelayAddr: a.relayAddr(), BootstrapExpect: a.cfg.BootstrapExpect, WANAddr: a.wanAddr(),
 		Logger: a.logger.Named("gossip"), ProbeInterval: lanProbeInterval, ProbeTimeout: lanProbeTimeout,
 		EncryptKey: a.cfg.Encrypt, KeyringFile: filepath.Join(a.cfg.DataDir, "serf", "local.keyring"),
 		SnapshotFile: filepath.Join(a.cfg.DataDir, "serf", "local.snapshot"), ReconnectTimeout: a.cfg.ReconnectTimeout,
@@ -247,6 +247,27 @@ func (a *Agent) serverAddrs() []string {
 	out := make([]string, 0, len(servers))
 	for _, m := range servers {
 		out = append(out, m.RPCAddr)
+	}
+	return out
+}
+
+// relayAddr is where this agent relays the state stream, "" when it does
+// not.
+func (a *Agent) relayAddr() string {
+	if a.cfg.Relay && !a.cfg.Server {
+		return a.cfg.RPC
+	}
+	return ""
+}
+
+// relayAddrs are the addresses of this datacenter's alive relays, which a
+// client agent follows in preference to a server.
+func (a *Agent) relayAddrs() []string {
+	var out []string
+	for _, m := range a.lan.Members() {
+		if m.RelayAddr != "" && m.Status == gossip.StatusAlive && m.Datacenter == a.cfg.Datacenter && m.Name != a.cfg.Node {
+			out = append(out, m.RelayAddr)
+		}
 	}
 	return out
 }

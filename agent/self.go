@@ -104,6 +104,8 @@ func (a *Agent) stats() map[string]map[string]string {
 		"bootstrap":         strconv.FormatBool(a.cfg.BootstrapExpect == 1),
 		"known_datacenters": strconv.Itoa(len(a.Datacenters())),
 		"acl":               aclStat(a.cfg.ACL),
+		// The client agents (or relays) following this server's state.
+		"streams": strconv.FormatInt(a.server.FeedStats().Streams, 10),
 	}
 	out["raft"] = a.server.Stats()
 	if a.wan != nil {

@@ -73,6 +73,12 @@ func (a *Agent) emitGauges() {
 		metrics.SetGauge([]string{"feed", "bytes"}, float32(feed.Bytes))
 		metrics.SetGauge([]string{"feed", "streams"}, float32(feed.Streams))
 	}
+	if a.client != nil && a.cfg.Relay {
+		feed := a.client.Replica().RelayStats()
+		metrics.SetGauge([]string{"feed", "entries"}, float32(feed.Entries))
+		metrics.SetGauge([]string{"feed", "bytes"}, float32(feed.Bytes))
+		metrics.SetGauge([]string{"feed", "streams"}, float32(feed.Streams))
+	}
 	if a.client != nil {
 		replica := a.client.Replica()
 		if replica.Synced() { // before, lag and staleness are unbounded

@@ -9,11 +9,16 @@
 # it spends per replica and write, and the replicas' lag. Then a catalog of
 # SERVICES × INSTANCES instances on NODES nodes is registered and new
 # replicas sync it: the time, the index reached, the heap they take.
+# With RELAYS, each N runs again through that many relays (client replicas
+# that pass the stream on; the tool starts them first): the server streams
+# to the relays alone.
 #
 #   bash bench/fanout.sh        # from the repository root (or anywhere)
 #
 # Knobs (environment): REPLICAS ("10 100 300"; a run with 0 replicas comes
-# first, the baseline the others are measured against), RATE (500 writes/s),
+# first, the baseline the others are measured against), RELAYS ("0": the
+# relays each N runs through, one run each; "0 4" compares following the
+# server with following 4 relays), RATE (500 writes/s),
 # WRITE (catalog: PUT /v1/catalog/register; kv: PUT /v1/kv/...), POOL (1000
 # distinct instances or keys the writes cycle through), IDLE (5 s), DURATION
 # (20 s of writes per N), SAMPLE_MS (100: lag sampling), DRAIN_SECONDS (120:
@@ -28,6 +33,7 @@
 set -euo pipefail
 
 REPLICAS=${REPLICAS:-10 100 300}
+RELAYS=${RELAYS:-0}
 RATE=${RATE:-500}
 WRITE=${WRITE:-catalog}
 POOL=${POOL:-1000}
@@ -45,8 +51,11 @@ PORT_BASE=${PORT_BASE:-29600}
 WAIT_QUIET=${WAIT_QUIET:-0}
 QUIET_CORES=${QUIET_CORES:-0.25}
 KEEP_TMP=${KEEP_TMP:-0}
-# Each N: sync, idle, writes, the drain of slow replicas.
-MAX_SECONDS=${MAX_SECONDS:-$((1200 + WAIT_QUIET + 4 * (IDLE + DURATION + DRAIN_SECONDS + 60)))}
+# The runs: the baseline, then every N through every number of relays.
+runs="0:0"
+for n in $REPLICAS; do for r in $RELAYS; do runs+=" $n:$r"; done; done
+# Each run: sync, idle, writes, the drain of slow replicas.
+MAX_SECONDS=${MAX_SECONDS:-$((1200 + WAIT_QUIET + $(wc -w <<<"$runs") * (IDLE + DURATION + DRAIN_SECONDS + 60)))}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 results_dir="$repo/bench/results"
@@ -135,11 +144,11 @@ done
 log "the server leads and accepts writes"
 
 kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1" | head -n 1; }
-# fanout N IDLE DURATION: one run of the tool; its output in $tmp/run.<label>.
-fanout() { # LABEL N IDLE DURATION
-	local label=$1 n=$2 idle=$3 dur=$4
+# fanout N IDLE DURATION [RELAYS]: one run of the tool; its output in $tmp/run.<label>.
+fanout() { # LABEL N IDLE DURATION [RELAYS]
+	local label=$1 n=$2 idle=$3 dur=$4 relays=${5:-0}
 	timeout $((idle + dur + DRAIN_SECONDS + 600)) env GOGC="$TOOL_GOGC" "${tool_prefix[@]}" "$tmp/fanout" \
-		-http "$HTTP" -rpc "127.0.0.1:$RPC_PORT" -server-pid "${pid[server]}" -replicas "$n" \
+		-http "$HTTP" -rpc "127.0.0.1:$RPC_PORT" -server-pid "${pid[server]}" -replicas "$n" -relays "$relays" \
 		-write "$WRITE" -rate "$RATE" -pool "$POOL" -idle "${idle}s" -duration "${dur}s" \
 		-sample "${SAMPLE_MS}ms" -drain-timeout "${DRAIN_SECONDS}s" -clk-tck "$clk_tck" -writer-cpus "$writer_cpus" \
 		>"$tmp/run.$label" 2>"$tmp/run.$label.err" || {
@@ -150,13 +159,14 @@ fanout() { # LABEL N IDLE DURATION
 }
 
 # --- 3. fan-out: N replicas, idle then writes ------------------------------------------
-for n in 0 $REPLICAS; do
-	log "fan-out: $n replicas, ${IDLE}s idle, ${DURATION}s at $RATE $WRITE writes/s"
-	fanout "n$n" "$n" "$IDLE" "$DURATION"
-	w=$(grep '^writes ' "$tmp/run.n$n")
-	l=$(grep '^lag ' "$tmp/run.n$n" || true)
+for run in $runs; do
+	n=${run%:*} r=${run#*:}
+	log "fan-out: $n replicas$( ((r > 0)) && echo " through $r relays"), ${IDLE}s idle, ${DURATION}s at $RATE $WRITE writes/s"
+	fanout "n${n}r$r" "$n" "$IDLE" "$DURATION" "$r"
+	w=$(grep '^writes ' "$tmp/run.n${n}r$r")
+	l=$(grep '^lag ' "$tmp/run.n${n}r$r" || true)
 	log "  $(kv "$w" rate) writes/s, server $(kv "$w" server_cores) cores ($(kv "$w" server_us_per_write) µs/write), $(kv "$w" bytes_per_entry_delivered) bytes per replica and write, lag p99 $(kv "$l" time_p99_ms) ms, other processes $(kv "$w" other_cores) cores"
-	if grep -q '^first_error=' "$tmp/run.n$n"; then log "  $(grep '^first_error=' "$tmp/run.n$n")"; fi
+	if grep -q '^first_error=' "$tmp/run.n${n}r$r"; then log "  $(grep '^first_error=' "$tmp/run.n${n}r$r")"; fi
 done
 rss_fanout=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${pid[server]}/status")
 
@@ -180,8 +190,8 @@ stamp=$(date +%Y-%m-%d-%H%M%S)
 mkdir -p "$results_dir"
 report="$results_dir/fanout-$stamp.md"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-base_w=$(grep '^writes ' "$tmp/run.n0")
-base_i=$(grep '^idle ' "$tmp/run.n0")
+base_w=$(grep '^writes ' "$tmp/run.n0r0")
+base_i=$(grep '^idle ' "$tmp/run.n0r0")
 f() { awk "BEGIN { printf \"$1\", $2 }"; }
 {
 	echo "# beacon fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -194,11 +204,12 @@ f() { awk "BEGIN { printf \"$1\", $2 }"; }
 	echo
 	echo "## Fan-out at $RATE writes/s"
 	echo
-	echo "| replicas | writes/s | write p50 / p99 (ms) | server cores | server CPU per write (µs) | … per replica and write, over the baseline (µs) | server write syscalls per replica and write | bytes per replica and write | per replica at that rate (Mbit/s) | replica lag behind the server, p50 / p99 / max (ms) | index lag p99 / max | not drained / reconnects / resyncs | replicas' process (cores) | other processes + steal (cores) |"
-	echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"
-	for n in 0 $REPLICAS; do
-		w=$(grep '^writes ' "$tmp/run.n$n")
-		l=$(grep '^lag ' "$tmp/run.n$n" || true)
+	echo "| replicas | relays | writes/s | write p50 / p99 (ms) | server cores | server CPU per write (µs) | … per replica and write, over the baseline (µs) | server write syscalls per replica and write | bytes per replica and write | per replica at that rate (Mbit/s) | replica lag behind the server, p50 / p99 / max (ms) | index lag p99 / max | not drained / reconnects / resyncs | replicas' process (cores) | other processes + steal (cores) |"
+	echo "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"
+	for run in $runs; do
+		n=${run%:*} r=${run#*:}
+		w=$(grep '^writes ' "$tmp/run.n${n}r$r")
+		l=$(grep '^lag ' "$tmp/run.n${n}r$r" || true)
 		marg="—" sysc="—" lagc="—" idxc="—"
 		if ((n > 0)); then
 			marg=$(f "%.2f" "($(kv "$w" server_us_per_write) - $(kv "$base_w" server_us_per_write)) / $n")
@@ -207,38 +218,41 @@ f() { awk "BEGIN { printf \"$1\", $2 }"; }
 			idxc="$(kv "$l" index_p99) / $(kv "$l" index_max)"
 			[[ $(kv "$l" unresolved) != 0 ]] && lagc+=" ($(kv "$l" unresolved) not reached)"
 		fi
-		echo "| $n | $(kv "$w" rate) | $(kv "$w" p50_ms) / $(kv "$w" p99_ms) | $(kv "$w" server_cores) | $(kv "$w" server_us_per_write) | $marg | $sysc | $(kv "$w" bytes_per_entry_delivered) | $(kv "$w" replica_mbit_s_at_rate) | $lagc | $idxc | $(kv "$w" not_drained) / $(kv "$w" reconnects) / $(kv "$w" resyncs) | $(kv "$w" self_cores) | $(kv "$w" other_cores) |"
+		echo "| $n | $r | $(kv "$w" rate) | $(kv "$w" p50_ms) / $(kv "$w" p99_ms) | $(kv "$w" server_cores) | $(kv "$w" server_us_per_write) | $marg | $sysc | $(kv "$w" bytes_per_entry_delivered) | $(kv "$w" replica_mbit_s_at_rate) | $lagc | $idxc | $(kv "$w" not_drained) / $(kv "$w" reconnects) / $(kv "$w" resyncs) | $(kv "$w" self_cores) | $(kv "$w" other_cores) |"
 	done
 	echo
 	late="" errs=""
-	for n in 0 $REPLICAS; do
-		w=$(grep '^writes ' "$tmp/run.n$n")
-		late+="${late:+, }$n: $(kv "$w" late)" errs+="${errs:+, }$n: $(kv "$w" errors)"
+	for run in $runs; do
+		n=${run%:*} r=${run#*:}
+		w=$(grep '^writes ' "$tmp/run.n${n}r$r")
+		late+="${late:+, }$n/$r: $(kv "$w" late)" errs+="${errs:+, }$n/$r: $(kv "$w" errors)"
 	done
-	echo "Writes that fell due while 64 were in flight and were skipped (late), by N: $late. Write errors: $errs."
+	echo "Writes that fell due while 64 were in flight and were skipped (late), by replicas/relays: $late. Write errors: $errs."
 	echo
-	echo "Server cores: during the writes. Server CPU per write: from the first write until every replica held the last one (or DRAIN_SECONDS), so that what the server sent after the writes to replicas still behind counts; the column after it is that minus the baseline's, divided by N. Write syscalls are the server's write(2) calls (/proc/PID/io): a flush of a stream is one, so about 1 per replica and write means every write went out to every replica on its own. Bytes: the payload the proxy saw per entry each replica received."
+	echo "Server cores: during the writes. Server CPU per write: from the first write until every replica held the last one (or DRAIN_SECONDS), so that what the server sent after the writes to replicas still behind counts; the column after it is that minus the baseline's, divided by N. Write syscalls are the server's write(2) calls (/proc/PID/io): a flush of a stream is one, so about 1 per replica and write means every write went out to every replica on its own. Bytes: the payload the proxy saw per entry each replica received. With relays the server streams to the relays alone: its CPU, write calls and bytes per replica are per replica of the fleet behind them, the relays run in the replicas' process, and the lag is the replicas', two hops from the server."
 	echo
 	echo "The lag is the time from the server's answer giving its applied index to each replica applying it, sampled every ${SAMPLE_MS} ms (p50/p99/max over samples × replicas). All replicas share one core$([[ $PIN == 1 ]] || echo ' (unpinned: the machine)'): when N × $RATE applies a second are more than it does, the lag grows with N and measures this process, not the server (see \"replicas' process\"); the server then keeps sending after the writes (\"not drained\" counts the replicas still behind after DRAIN_SECONDS=$DRAIN_SECONDS)."
 	echo
 	echo "## Idle streams"
 	echo
-	echo "| replicas | server cores | … per replica (µs/s) | server write syscalls per replica (/s) | bytes per replica (/s) | server VmRSS before the replicas → with them (MB) | per stream (KB) |"
-	echo "|---:|---:|---:|---:|---:|---|---:|"
-	for n in 0 $REPLICAS; do
-		i=$(grep '^idle ' "$tmp/run.n$n")
+	echo "| replicas | relays | server cores | … per replica (µs/s) | server write syscalls per replica (/s) | bytes per replica (/s) | server VmRSS before the replicas → with them (MB) | per stream (KB) |"
+	echo "|---:|---:|---:|---:|---:|---:|---|---:|"
+	for run in $runs; do
+		n=${run%:*} r=${run#*:}
+		i=$(grep '^idle ' "$tmp/run.n${n}r$r")
 		per="—"
 		((n > 0)) && per=$(f "%.1f" "($(kv "$i" server_cores) - $(kv "$base_i" server_cores)) * 1e6 / $n")
-		echo "| $n | $(kv "$i" server_cores) | $per | $(kv "$i" server_syscw_per_replica_s) | $(kv "$i" bytes_per_replica_s) | $(kv "$i" server_rss_before_mb) → $(kv "$i" server_rss_mb) | $(kv "$i" rss_per_stream_kb) |"
+		echo "| $n | $r | $(kv "$i" server_cores) | $per | $(kv "$i" server_syscw_per_replica_s) | $(kv "$i" bytes_per_replica_s) | $(kv "$i" server_rss_before_mb) → $(kv "$i" server_rss_mb) | $(kv "$i" rss_per_stream_kb) |"
 	done
 	echo
 	echo "## Syncing the fan-out runs' replicas ($POOL instances)"
 	echo
-	echo "| replicas | all synced (s) | per replica p50 (s) | bytes per replica | server CPU per replica (ms) | heap per replica (KB) |"
-	echo "|---:|---:|---:|---:|---:|---:|"
-	for n in $REPLICAS; do
-		s=$(grep '^sync ' "$tmp/run.n$n")
-		echo "| $n | $(kv "$s" all_s) | $(kv "$s" p50_s) | $(kv "$s" bytes_per_replica) | $(kv "$s" server_cpu_ms_per_replica) | $(kv "$s" heap_per_replica_kb) |"
+	echo "| replicas | relays | all synced (s) | per replica p50 (s) | bytes per replica | server CPU per replica (ms) | heap per replica (KB) |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|"
+	for run in ${runs#0:0}; do
+		n=${run%:*} r=${run#*:}
+		s=$(grep '^sync ' "$tmp/run.n${n}r$r")
+		echo "| $n | $r | $(kv "$s" all_s) | $(kv "$s" p50_s) | $(kv "$s" bytes_per_replica) | $(kv "$s" server_cpu_ms_per_replica) | $(kv "$s" heap_per_replica_kb) |"
 	done
 	echo
 	echo "## New replicas syncing a $((SERVICES * INSTANCES))-instance catalog"
@@ -255,7 +269,7 @@ f() { awk "BEGIN { printf \"$1\", $2 }"; }
 	echo "## Raw output of bench/cmd/fanout"
 	echo
 	echo '```'
-	for n in 0 $REPLICAS; do cat "$tmp/run.n$n"; done
+	for run in $runs; do n=${run%:*} r=${run#*:}; cat "$tmp/run.n${n}r$r"; done
 	for n in $SYNC_REPLICAS; do cat "$tmp/run.sync$n"; done
 	echo '```'
 } >"$report"

@@ -26,11 +26,15 @@ type Config struct {
 // the process runs but the fields tagged live (TLS): a reload that changes
 // any other is refused.
 type AgentConfig struct {
-	Datacenter      string   `property:"datacenter"`
-	Domain          string   `property:"domain"`
-	Node            string   `property:"node"`
-	DataDir         string   `property:"data_dir"`
-	Server          bool     `property:"server"`
+	Datacenter string `property:"datacenter"`
+	Domain     string `property:"domain"`
+	Node       string `property:"node"`
+	DataDir    string `property:"data_dir"`
+	Server     bool   `property:"server"`
+	// Relay makes a client agent pass the state stream on to other client
+	// agents, from its rpc address, so servers stream to a few relays
+	// rather than to the whole fleet.
+	Relay           bool     `property:"relay"`
 	BootstrapExpect int      `property:"bootstrap_expect"`
 	Bind            string   `property:"bind"`
 	HTTP            string   `property:"http"`

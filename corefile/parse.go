@@ -104,6 +104,8 @@ func applyProperty(cfg *Config, prop string, args []string) error {
 		return one(&a.DataDir, nil)
 	case "server":
 		return none(&a.Server)
+	case "relay":
+		return none(&a.Relay)
 	case "bootstrap_expect":
 		if len(args) != 1 {
 			return wantOne(args)
@@ -401,14 +403,17 @@ func (a *AgentConfig) validate() (string, error) {
 	if a.BootstrapExpect > 0 && !a.Server {
 		return "bootstrap_expect", errors.New(`only a server can bootstrap; add "server"`)
 	}
+	if a.Relay && a.Server {
+		return "relay", errors.New("only a client agent relays: servers stream to client agents already")
+	}
 	if len(a.JoinWAN) > 0 && !a.Server {
 		return "join_wan", errors.New(`only servers join the WAN pool; add "server"`)
 	}
 	seen := map[string]string{}
 	for _, p := range []struct{ name, addr string }{{"http", a.HTTP}, {"https", a.HTTPS}, {"rpc", a.RPC},
 		{"serf_lan", a.SerfLAN}, {"serf_wan", a.SerfWAN}} {
-		if (p.name == "serf_wan" || p.name == "rpc") && !a.Server {
-			continue // a client listens on neither: only servers take RPC and join the WAN pool
+		if (p.name == "serf_wan" && !a.Server) || (p.name == "rpc" && !a.Server && !a.Relay) {
+			continue // a client listens on neither: only servers (and relays, rpc) take RPC and join the WAN pool
 		}
 		if p.addr == "" {
 			continue // http off, no https

@@ -48,6 +48,16 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+func TestParseRelay(t *testing.T) {
+	cfg, err := parse(t, "discovery {\n node c1\n relay\n rpc 10.0.0.5:9300\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Agent.Relay || cfg.Agent.Server || cfg.Agent.RPC != "10.0.0.5:9300" {
+		t.Errorf("relay client: %+v", cfg.Agent)
+	}
+}
+
 func TestParseFull(t *testing.T) {
 	cfg, err := parse(t, `discovery {
 		datacenter east
@@ -135,6 +145,9 @@ func TestParseErrors(t *testing.T) {
 		{"join_wan without server", "discovery {\n node n1\n join_wan 10.1.0.1:8302\n}", `property "join_wan": only servers join the WAN pool`},
 		{"join_wan bad address", "discovery {\n server\n join_wan nope\n}", `property "join_wan"`},
 		{"bootstrap without server", "discovery {\n node n1\n bootstrap_expect 1\n}", `:3 - Error during parsing: discovery: property "bootstrap_expect": only a server can bootstrap`},
+		{"relay on a server", "discovery {\n server\n relay\n}", `property "relay": only a client agent relays`},
+		{"relay takes no value", "discovery {\n relay yes\n}", `property "relay": takes no value`},
+		{"relay port clash", "discovery {\n relay\n rpc 127.0.0.1:8500\n}", `property "rpc": address 127.0.0.1:8500 is already used by "http"`},
 		{"port clash", "discovery {\n server\n rpc 127.0.0.1:8500\n}", `property "rpc": address 127.0.0.1:8500 is already used by "http"`},
 		{"allow_stale value", "discovery {\n allow_stale maybe\n}", `property "allow_stale": want true or false`},
 		{"join empty", "discovery {\n join\n}", `property "join": missing value`},

@@ -28,6 +28,9 @@ type Config struct {
 	BindAddr string
 	// RPCAddr is advertised by servers: where they take Raft and RPC.
 	RPCAddr string
+	// RelayAddr is advertised by client agents that relay the state
+	// stream: where other client agents follow it.
+	RelayAddr string
 	// WANAddr is advertised by servers in the LAN pool: the address of
 	// their WAN pool, which the datacenter's other servers join, so every
 	// server of a datacenter is in the WAN pool without join_wan on each

@@ -54,6 +54,9 @@ const (
 	TagExpect  = "expect"   // servers started with bootstrap_expect
 	TagWANAddr = "wan_addr" // servers, in the LAN pool: their WAN pool's address
 	TagVsn     = "vsn"      // beacon's gossip protocol version
+	// TagRelayAddr is beacon's: where a client agent that relays the
+	// state stream takes its followers.
+	TagRelayAddr = "relay_addr"
 )
 
 // Values of TagRole.
@@ -79,6 +82,7 @@ type Member struct {
 	Datacenter      string
 	ID              string
 	RPCAddr         string
+	RelayAddr       string
 	BootstrapExpect int
 }
 
@@ -104,6 +108,9 @@ func localTags(cfg *Config) map[string]string {
 		}
 	default:
 		tags[TagRole] = roleTagClient
+		if cfg.RelayAddr != "" {
+			tags[TagRelayAddr] = cfg.RelayAddr
+		}
 	}
 	return tags
 }
@@ -134,6 +141,7 @@ func (m *Member) parseTags() {
 	m.Datacenter = m.Tags[TagDC]
 	m.ID = m.Tags[TagID]
 	m.RPCAddr = m.Tags[TagRPCAddr]
+	m.RelayAddr = m.Tags[TagRelayAddr]
 	if v, ok := m.Tags[TagExpect]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			m.BootstrapExpect = n

@@ -35,8 +35,7 @@ func TestClientHoldsNoSecretsAndAsksTheServers(t *testing.T) {
 		_, _ = w.Write([]byte(r.Method + " " + r.URL.RequestURI() + " " + string(body)))
 	}))
 
-	client := NewClient(ClientConfig{Servers: func() []string { return []string{addr} }, Logger: testLogger(t)}, state.NewStore())
-	t.Cleanup(func() { _ = client.Shutdown() })
+	client := startClient(t, ClientConfig{Servers: func() []string { return []string{addr} }, Logger: testLogger(t)}, state.NewStore())
 	waitFor(t, 10*time.Second, "the replica to sync", client.Replica().Synced)
 
 	late := &acl.Token{AccessorID: acl.NewUUID(), SecretID: acl.NewUUID(), Policies: []acl.PolicyLink{{ID: policy.ID}}}

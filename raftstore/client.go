@@ -27,7 +27,14 @@ type ClientConfig struct {
 	// Servers returns the RPC addresses of the datacenter's alive servers
 	// (from gossip); it is called whenever a server is needed.
 	Servers func() []string
-	Logger  hclog.Logger
+	// Relays, when set, returns the addresses of the alive relays of the
+	// datacenter (from gossip), which the replica follows in preference
+	// to a server (relay.go). Nil for a client that relays itself.
+	Relays func() []string
+	// RelayAddr, when set, makes this client a relay: it serves its
+	// replica's state stream to other client agents there.
+	RelayAddr string
+	Logger    hclog.Logger
 	// TLS is the agent's TLS material for its connections to servers;
 	// nil is plaintext only.
 	TLS *tlsutil.Configurator
@@ -38,15 +45,21 @@ type ClientConfig struct {
 // milliseconds, and a slow stream must not fail a committed write.
 const readYourWritesWait = time.Second
 
-// NewClient starts following the servers into store.
-func NewClient(cfg ClientConfig, store *state.Store) *Client {
+// NewClient starts following a relay or a server into store, and serves
+// the stream on when cfg.RelayAddr says so.
+func NewClient(cfg ClientConfig, store *state.Store) (*Client, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	c := &Client{replica: newReplica(store, cfg.Servers, cfg.TLS, logger.Named("replica")), servers: cfg.Servers, logger: logger}
+	replica, err := newReplica(store, replicaConfig{servers: cfg.Servers, relays: cfg.Relays, relayAddr: cfg.RelayAddr,
+		tls: cfg.TLS, logger: logger.Named("replica")})
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{replica: replica, servers: cfg.Servers, logger: logger}
 	c.conns.tls = cfg.TLS
-	return c
+	return c, nil
 }
 
 // Replica is the client's copy of the state.
@@ -203,7 +216,7 @@ func (c *Client) RestoreSnapshot(r io.Reader) error {
 
 // Stats describe the client's link, for /v1/agent/self.
 func (c *Client) Stats() map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		"server":        "false",
 		"known_servers": fmt.Sprint(len(c.servers())),
 		"source":        c.replica.Source(),
@@ -212,6 +225,14 @@ func (c *Client) Stats() map[string]string {
 		"snapshots":     fmt.Sprint(c.replica.SnapshotsInstalled()),
 		"leader":        c.replica.Leader(),
 	}
+	if addr := c.replica.RelayAddr(); addr != "" {
+		out["relay"] = addr
+		out["streams"] = fmt.Sprint(c.replica.RelayStats().Streams)
+	}
+	if c.replica.relays != nil {
+		out["known_relays"] = fmt.Sprint(len(c.replica.relays()))
+	}
+	return out
 }
 
 // Shutdown stops following the servers and closes connections.

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -21,8 +22,8 @@ type FSM struct {
 	// own AppliedIndex moves when entries are handed to the FSM, before
 	// they are applied, so reads that must see an index wait on this.
 	applied atomic.Uint64
-	// feed, on a server, keeps the latest commands for the client agents
-	// that follow this server's state; nil on a client's own replica.
+	// feed, on a server or a relay, keeps the latest commands for the
+	// client agents that follow its state; nil on other clients' replicas.
 	feed *changeFeed
 	// sessionTouched, when set, is told of every session created or
 	// renewed, with its TTL: the leader's TTL timers follow it.
@@ -279,4 +280,42 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.feed.resetLocked()
 	}
 	return nil
+}
+
+// applyStreamed applies a command a replica was streamed at index (an
+// empty one moves the index only: see forReplica), keeping it in the feed
+// when the replica relays.
+func (f *FSM) applyStreamed(index uint64, data []byte) error {
+	if f.feed != nil {
+		f.feed.mu.Lock()
+		defer f.feed.mu.Unlock()
+	}
+	if len(data) > 0 {
+		if _, err := f.applyCommand(index, data); err != nil {
+			return err
+		}
+	}
+	f.applied.Store(index)
+	if f.feed != nil {
+		// data is the stream reader's buffer, reused by the next frame.
+		f.feed.appendLocked(index, bytes.Clone(data))
+	}
+	return nil
+}
+
+// restoreStreamed installs a state a replica was streamed, at index.
+func (f *FSM) restoreStreamed(restored *state.Store, index uint64) {
+	if f.feed != nil {
+		f.feed.mu.Lock()
+		defer f.feed.mu.Unlock()
+	}
+	f.store.Restore(restored)
+	f.applied.Store(index)
+	if f.feed != nil {
+		f.feed.resetLocked()
+		// Unlike a Raft restore's, this state's index is exact and every
+		// command after it will come down the stream: the feed resumes
+		// replicas from it at once.
+		f.feed.base, f.feed.baseKnown = index, true
+	}
 }

@@ -46,6 +46,7 @@ type muxListener struct {
 	// tls is the agent's TLS material, read afresh for every connection
 	// (a reload applies to the next handshake); nil: plaintext only.
 	tls  *tlsutil.Configurator
+	// raft takes Raft's connections; nil on a port that refuses them.
 	raft chan net.Conn
 	// serve holds the handlers of the protocols other than Raft's, by
 	// first byte; set before the first connection can arrive.
@@ -63,12 +64,21 @@ type muxListener struct {
 }
 
 func listenMux(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
+	return listenPort(addr, tlsc, logger, serve, true)
+}
+
+// listenPort is listenMux, taking Raft's connections only when raft is
+// set: a relay's port (relay.go) speaks the state stream alone.
+func listenPort(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn), raft bool) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
 	}
-	m := &muxListener{ln: ln, logger: logger, tls: tlsc, raft: make(chan net.Conn), closed: make(chan struct{}),
+	m := &muxListener{ln: ln, logger: logger, tls: tlsc, closed: make(chan struct{}),
 		open: map[net.Conn]struct{}{}, serve: serve}
+	if raft {
+		m.raft = make(chan net.Conn)
+	}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -109,7 +119,7 @@ func (m *muxListener) route(raw net.Conn) {
 		conn.Close()
 		return
 	}
-	if proto == protoRaft {
+	if proto == protoRaft && m.raft != nil {
 		select {
 		case m.raft <- conn:
 		case <-m.closed:
@@ -266,6 +276,12 @@ func dialServer(ctx context.Context, tlsc *tlsutil.Configurator, addr string, pr
 // dialServerIn is dialServer to a server of datacenter dc ("" is this
 // one), whose certificate names that datacenter.
 func dialServerIn(ctx context.Context, tlsc *tlsutil.Configurator, dc, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
+	return dialPort(ctx, tlsc.Current().OutgoingRPCTo(dc), addr, proto, timeout)
+}
+
+// dialPort connects to a server port (or a relay's) at addr and opens
+// proto on it, inside TLS with cfg unless it is nil.
+func dialPort(ctx context.Context, cfg *tls.Config, addr string, proto byte, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dialer := net.Dialer{}
@@ -284,7 +300,6 @@ func dialServerIn(ctx context.Context, tlsc *tlsutil.Configurator, dc, addr stri
 		}
 		return nil, fmt.Errorf("%s with %s: %w", step, addr, err)
 	}
-	cfg := tlsc.Current().OutgoingRPCTo(dc)
 	if cfg == nil {
 		if _, err := conn.Write([]byte{proto}); err != nil {
 			return fail("protocol handshake", err)

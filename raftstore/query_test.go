@@ -109,8 +109,7 @@ func TestReplicaHoldsNoQueryTokens(t *testing.T) {
 		Query: &state.PreparedQuery{ID: fuzzQueryID, Name: "before", Token: "secret-1", Service: state.ServiceQuery{Service: "web"}}})
 	servers := &serverList{}
 	servers.set(addr)
-	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
-	t.Cleanup(replica.Close)
+	replica := startReplica(t, replicaConfig{servers: servers.get, logger: testLogger(t)})
 	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
 	idx := mustApply(t, leader, state.PreparedQueryRequestType, &state.PreparedQueryRequest{Op: state.PreparedQueryCreate,
 		Query: &state.PreparedQuery{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Name: "after", Token: "secret-2",

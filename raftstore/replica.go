@@ -27,11 +27,15 @@ import (
 // another server when that one fails. Reads (DNS, HTTP) take lock-free read
 // transactions on its store as they would on a server's.
 type Replica struct {
-	store   *state.Store
-	fsm     *FSM
-	servers func() []string
-	tls     *tlsutil.Configurator
-	logger  hclog.Logger
+	store           *state.Store
+	fsm             *FSM
+	servers, relays func() []string
+	tls             *tlsutil.Configurator
+	logger          hclog.Logger
+	// port serves the stream on when the replica relays (relay.go).
+	port       *muxListener
+	relaySrc   *streamSource
+	relayCheck time.Duration
 
 	synced atomic.Bool
 	// snapshots counts the full states installed: one at start, more
@@ -72,23 +76,52 @@ const (
 	// when no server can be followed.
 	replicaRetryMin = 50 * time.Millisecond
 	replicaRetryMax = 2 * time.Second
+	// relayCheckEvery is how often, give or take half of it, a replica
+	// that follows a server looks for a relay to follow instead.
+	relayCheckEvery = 10 * time.Second
 )
 
-// newReplica starts following the servers that servers returns (their RPC
-// addresses; it is called again whenever a new server is needed), with
-// the TLS material of tlsc (nil: plaintext).
-func newReplica(store *state.Store, servers func() []string, tlsc *tlsutil.Configurator, logger hclog.Logger) *Replica {
+// replicaConfig is what a Replica follows and how.
+type replicaConfig struct {
+	// servers returns the servers' RPC addresses. relays, when set,
+	// returns the relays' addresses (client agents that pass the stream
+	// on), followed in preference to a server. Both are called whenever
+	// a source is needed.
+	servers, relays func() []string
+	// relayAddr, when set, is where this replica serves its state
+	// stream to other client agents: it relays.
+	relayAddr string
+	// relayCheck is how long a replica follows a server before it looks
+	// for a relay; zero is relayCheckEvery, give or take half of it.
+	relayCheck time.Duration
+	tls        *tlsutil.Configurator
+	logger    hclog.Logger
+}
+
+// newReplica starts following a relay or a server, with the TLS material
+// of cfg.tls (nil: plaintext), and serves the stream on when it relays.
+func newReplica(store *state.Store, cfg replicaConfig) (*Replica, error) {
+	logger := cfg.logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: servers, tls: tlsc, logger: logger,
-		appliedCh: make(chan struct{}), stop: make(chan struct{}), epoch: time.Now()}
+	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: cfg.servers, relays: cfg.relays, tls: cfg.tls,
+		logger: logger, appliedCh: make(chan struct{}), stop: make(chan struct{}), epoch: time.Now(),
+		relayCheck: cfg.relayCheck}
+	if r.relayCheck <= 0 {
+		r.relayCheck = relayCheckEvery/2 + rand.N(relayCheckEvery)
+	}
 	empty := ""
 	r.leader.Store(&empty)
 	r.source.Store(&empty)
+	if cfg.relayAddr != "" {
+		if err := r.serveRelay(cfg.relayAddr); err != nil {
+			return nil, err
+		}
+	}
 	r.wg.Add(1)
 	go r.run()
-	return r
+	return r, nil
 }
 
 // Store is the replica's state store.
@@ -113,7 +146,7 @@ func (r *Replica) IndexLag() uint64 {
 // SnapshotsInstalled counts the full states the replica has installed.
 func (r *Replica) SnapshotsInstalled() uint64 { return r.snapshots.Load() }
 
-// Source is the RPC address of the server followed, "" when none.
+// Source is the address of the server or relay followed, "" when none.
 func (r *Replica) Source() string { return *r.source.Load() }
 
 // connected reports whether a server was heard from recently.
@@ -177,6 +210,9 @@ func (r *Replica) wakeWaiters() {
 func (r *Replica) Close() {
 	r.stopOnce.Do(func() {
 		close(r.stop)
+		if r.port != nil {
+			r.port.Close() // its streams end with r.stop
+		}
 		r.connMu.Lock()
 		if r.conn != nil {
 			r.conn.Close()
@@ -189,21 +225,37 @@ func (r *Replica) Close() {
 func (r *Replica) run() {
 	defer r.wg.Done()
 	failed := ""
+	// relayFailures counts the relays that failed in a row: after two,
+	// the replica follows a server (and looks for a relay again later),
+	// so relays that gossip still lists but that are gone or refuse
+	// cannot keep it from the state.
+	relayFailures := 0
 	wait := replicaRetryMin
 	for {
-		addr := r.pick(failed)
+		addr, relay := r.pick(failed, relayFailures < 2)
 		if addr != "" {
 			start := time.Now()
-			err := r.follow(addr)
+			err := r.follow(addr, relay)
 			select {
 			case <-r.stop:
 				return
 			default:
 			}
-			r.logger.Warn("state stream from server ended; moving to another", "server", addr, "error", err)
+			if errors.Is(err, errRelayFound) {
+				r.logger.Debug("moving from the server to a relay", "server", addr)
+				failed, relayFailures, wait = "", 0, replicaRetryMin
+				continue
+			}
+			r.logger.Warn("state stream ended; moving to another source", "source", addr, "relay", relay, "error", err)
 			failed = addr
+			if relay {
+				relayFailures++
+			}
 			if time.Since(start) > streamReadTimeout {
 				wait = replicaRetryMin // it worked for a while: retry at once
+				if relay {
+					relayFailures = 1 // another relay first, then a server
+				}
 			}
 		}
 		select {
@@ -215,28 +267,53 @@ func (r *Replica) run() {
 	}
 }
 
-// pick chooses a server to follow: any known one but the one that just
-// failed, unless it is the only one.
-func (r *Replica) pick(failed string) string {
-	servers := r.servers()
-	if len(servers) == 0 {
-		return ""
+// errRelayFound ends following a server when a relay can be followed.
+var errRelayFound = errors.New("a relay is available")
+
+// pick chooses what to follow: with tryRelays, a relay other than the one
+// that just failed, at random, when there are relays; otherwise any known
+// server but the one that just failed, unless it is the only one. relay
+// says which it chose.
+func (r *Replica) pick(failed string, tryRelays bool) (addr string, relay bool) {
+	if r.relays != nil && tryRelays {
+		if addr := pickOther(r.relays(), failed); addr != "" {
+			return addr, true
+		}
 	}
+	servers := r.servers()
+	if addr := pickOther(servers, failed); addr != "" {
+		return addr, false
+	}
+	if len(servers) > 0 {
+		return servers[0], false
+	}
+	return "", false
+}
+
+// pickOther is one of addrs but failed, at random; "" if there is none.
+func pickOther(addrs []string, failed string) string {
 	var others []string
-	for _, s := range servers {
-		if s != failed {
-			others = append(others, s)
+	for _, a := range addrs {
+		if a != failed {
+			others = append(others, a)
 		}
 	}
 	if len(others) == 0 {
-		return servers[0]
+		return ""
 	}
 	return others[rand.N(len(others))]
 }
 
-// follow streams from the server at addr until the stream fails.
-func (r *Replica) follow(addr string) error {
-	conn, err := dialServer(context.Background(), r.tls, addr, protoStream, replicaDialTimeout)
+// follow streams from the server or relay at addr until the stream fails,
+// or, following a server, until a relay is there to follow instead.
+func (r *Replica) follow(addr string, relay bool) error {
+	var conn net.Conn
+	var err error
+	if relay {
+		conn, err = dialPort(context.Background(), r.tls.Current().OutgoingRelay(), addr, protoStream, replicaDialTimeout)
+	} else {
+		conn, err = dialServer(context.Background(), r.tls, addr, protoStream, replicaDialTimeout)
+	}
 	if err != nil {
 		return fmt.Errorf("dialing %s: %w", addr, err)
 	}
@@ -265,6 +342,7 @@ func (r *Replica) follow(addr string) error {
 		return fmt.Errorf("stream request: %w", err)
 	}
 	r.source.Store(&addr)
+	lookedForRelay := time.Now()
 	br := bufio.NewReaderSize(conn, 64<<10)
 	buf := make([]byte, 0, 64<<10)
 	for {
@@ -282,12 +360,9 @@ func (r *Replica) follow(addr string) error {
 			if index <= r.fsm.AppliedIndex() {
 				continue // already applied (cannot happen: the server resumes after our index)
 			}
-			if len(payload) > 0 { // empty: a command replicas are not sent
-				if _, err := r.fsm.applyCommand(index, payload); err != nil {
-					return fmt.Errorf("applying streamed command: %w", err)
-				}
+			if err := r.fsm.applyStreamed(index, payload); err != nil {
+				return fmt.Errorf("applying streamed command: %w", err)
 			}
-			r.fsm.applied.Store(index)
 			if br.Buffered() < wire.FrameHeaderSize {
 				r.wakeWaiters() // the burst is over
 			}
@@ -300,6 +375,12 @@ func (r *Replica) follow(addr string) error {
 			r.serverIndex.Store(index)
 			r.staleness.Store(max(hb.StalenessMs, 0) * int64(time.Millisecond))
 			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
+			if !relay && r.relays != nil && r.synced.Load() && time.Since(lookedForRelay) >= r.relayCheck {
+				lookedForRelay = time.Now()
+				if len(r.relays()) > 0 {
+					return errRelayFound
+				}
+			}
 		case frameSnapBegin:
 			if err := r.installSnapshot(conn, br, index); err != nil {
 				return err
@@ -324,8 +405,7 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	if _, err := io.Copy(io.Discard, sr); err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)
 	}
-	r.store.Restore(restored)
-	r.fsm.applied.Store(index)
+	r.fsm.restoreStreamed(restored, index)
 	r.synced.Store(true)
 	r.snapshots.Add(1)
 	metrics.IncrCounter([]string{"client", "replica", "resyncs"}, 1)

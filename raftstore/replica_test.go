@@ -44,8 +44,7 @@ func TestReplicaFollowsServerThroughRestore(t *testing.T) {
 
 	servers := &serverList{}
 	servers.set(addr)
-	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
-	t.Cleanup(replica.Close)
+	replica := startReplica(t, replicaConfig{servers: servers.get, logger: testLogger(t)})
 	waitFor(t, 10*time.Second, "the replica to sync", replica.Synced)
 	waitSameTables(t, "the replica to hold the leader's state", leaderStore, replica.Store())
 
@@ -97,8 +96,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 
 	servers := &serverList{}
 	servers.set(followerAddr)
-	replica := newReplica(state.NewStore(), servers.get, nil, testLogger(t))
-	t.Cleanup(replica.Close)
+	replica := startReplica(t, replicaConfig{servers: servers.get, logger: testLogger(t)})
 	waitSameTables(t, "the replica to hold the state", leaderStore, replica.Store())
 	if replica.Source() != followerAddr {
 		t.Fatalf("source = %q, want the follower %q", replica.Source(), followerAddr)
@@ -122,8 +120,7 @@ func TestReplicaResumesOnAnotherServer(t *testing.T) {
 }
 
 func TestReplicaWithoutServers(t *testing.T) {
-	replica := newReplica(state.NewStore(), func() []string { return nil }, nil, testLogger(t))
-	defer replica.Close()
+	replica := startReplica(t, replicaConfig{servers: func() []string { return nil }, logger: testLogger(t)})
 	if replica.Synced() || replica.Leader() != "" {
 		t.Error("a replica with no server claims a state or a leader")
 	}
@@ -144,8 +141,7 @@ func TestClientForwardsToTheLeader(t *testing.T) {
 	servers := &serverList{}
 	servers.set(followerAddr)
 	store := state.NewStore()
-	client := NewClient(ClientConfig{Servers: servers.get, Logger: testLogger(t)}, store)
-	t.Cleanup(func() { client.Shutdown() })
+	client := startClient(t, ClientConfig{Servers: servers.get, Logger: testLogger(t)}, store)
 	waitFor(t, 10*time.Second, "the client to sync", client.Replica().Synced)
 
 	// A write through the follower reaches the leader, and the client reads

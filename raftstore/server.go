@@ -96,8 +96,8 @@ type Server struct {
 	stopOnce       sync.Once
 	stopErr        error
 
-	// streams counts the client replicas following this server.
-	streams atomic.Int64
+	// source serves the state stream client agents follow.
+	source *streamSource
 }
 
 // Timeouts on the server port.
@@ -156,8 +156,10 @@ func NewServer(cfg ServerConfig, store *state.Store) (*Server, error) {
 	s.fsm = NewFSM(store, logger.Named("fsm"))
 	s.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
 	s.fsm.sessionTouched = cfg.SessionTouched
+	s.source = &streamSource{fsm: s.fsm, stop: s.stop, logger: logger.Named("stream"),
+		view: func() (string, time.Duration) { return s.Leader(), s.Staleness() }}
 	s.mux, err = listenMux(cfg.RPCAddr, cfg.TLS, logger.Named("rpc"), map[byte]func(net.Conn){
-		protoRPC: s.serveRPC, protoStream: s.serveStream, protoSnapshot: s.serveSnapshotRPC})
+		protoRPC: s.serveRPC, protoStream: s.source.serve, protoSnapshot: s.serveSnapshotRPC})
 	if err != nil {
 		return nil, err
 	}
@@ -642,10 +644,7 @@ type FeedStats struct {
 }
 
 // FeedStats reads the change feed's size and followers, for the metrics.
-func (s *Server) FeedStats() FeedStats {
-	entries, bytes := s.fsm.feed.size()
-	return FeedStats{Entries: entries, Bytes: bytes, Streams: s.streams.Load()}
-}
+func (s *Server) FeedStats() FeedStats { return s.source.stats() }
 
 // Stats are raft's counters, for /v1/agent/self.
 func (s *Server) Stats() map[string]string { return s.raft.Stats() }

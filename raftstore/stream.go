@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/beacon-dns/beacon/internal/wire"
 	"github.com/beacon-dns/beacon/state"
+	"github.com/hashicorp/go-hclog"
 	metrics "github.com/hashicorp/go-metrics/compat"
 )
 
@@ -65,19 +67,45 @@ type streamHeartbeat struct {
 	StalenessMs int64
 }
 
-// serveStream streams this server's state to a client agent until the
-// connection fails or the server stops.
-func (s *Server) serveStream(conn net.Conn) {
+// streamSource is what a state stream is served from: a server's FSM,
+// feed and view of the cluster, or a relay's (a client agent's replica,
+// relay.go).
+type streamSource struct {
+	fsm *FSM
+	// view is the source's leader (its RPC address, "" when it knows none)
+	// and how stale its state may be, for the heartbeats.
+	view func() (leader string, staleness time.Duration)
+	// ready, when set, says whether the source holds a state to serve: a
+	// relay before its first snapshot refuses streams.
+	ready   func() bool
+	streams atomic.Int64
+	stop    <-chan struct{}
+	logger  hclog.Logger
+}
+
+// stats reads the source's feed size and followers.
+func (src *streamSource) stats() FeedStats {
+	entries, bytes := src.fsm.feed.size()
+	return FeedStats{Entries: entries, Bytes: bytes, Streams: src.streams.Load()}
+}
+
+// serve streams the source's state to a client agent until the connection
+// fails or the source stops.
+func (src *streamSource) serve(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
 	var req streamRequest
 	if err := wire.ReadMsg(conn, &req, maxRPCFrame); err != nil {
-		s.logger.Debug("state stream: bad request", "remote", conn.RemoteAddr(), "error", err)
+		src.logger.Debug("state stream: bad request", "remote", conn.RemoteAddr(), "error", err)
+		return
+	}
+	if src.ready != nil && !src.ready() {
+		src.logger.Debug("state stream: refused, no state to serve yet", "remote", conn.RemoteAddr())
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
+	src.streams.Add(1)
+	defer src.streams.Add(-1)
 	// The client sends nothing more: a read that ends means it hung up,
 	// which stops the stream without waiting for a write to fail.
 	gone := make(chan struct{})
@@ -85,16 +113,16 @@ func (s *Server) serveStream(conn net.Conn) {
 		defer close(gone)
 		_, _ = io.Copy(io.Discard, conn)
 	}()
-	err := s.stream(conn, req, gone)
+	err := src.stream(conn, req, gone)
 	conn.Close()
 	<-gone
 	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.logger.Debug("state stream ended", "remote", conn.RemoteAddr(), "error", err)
+		src.logger.Debug("state stream ended", "remote", conn.RemoteAddr(), "error", err)
 	}
 }
 
-func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) error {
-	feed := s.fsm.feed
+func (src *streamSource) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) error {
+	feed := src.fsm.feed
 	w := bufio.NewWriterSize(conn, 64<<10)
 	flush := func() error {
 		_ = conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
@@ -104,13 +132,13 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 	needSnapshot, fromSnapshot := !req.Resume, false
 	heartbeat := time.NewTicker(streamHeartbeatInterval)
 	defer heartbeat.Stop()
-	if err := s.sendHeartbeat(w); err != nil {
+	if err := src.sendHeartbeat(w); err != nil {
 		return err
 	}
 	batch := make([]feedEntry, 0, streamBatch)
 	for {
 		if needSnapshot {
-			idx, g, err := s.sendSnapshot(conn, w)
+			idx, g, err := src.sendSnapshot(conn, w)
 			if err != nil {
 				return err
 			}
@@ -139,7 +167,7 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 		select {
 		case <-changed:
 		case <-heartbeat.C:
-			if err := s.sendHeartbeat(w); err != nil {
+			if err := src.sendHeartbeat(w); err != nil {
 				return err
 			}
 			if err := flush(); err != nil {
@@ -147,7 +175,7 @@ func (s *Server) stream(conn net.Conn, req streamRequest, gone <-chan struct{}) 
 			}
 		case <-gone:
 			return nil
-		case <-s.stop:
+		case <-src.stop:
 			return nil
 		}
 	}
@@ -196,19 +224,20 @@ func redactQueryToken(entry []byte) []byte {
 	return redacted
 }
 
-func (s *Server) sendHeartbeat(w *bufio.Writer) error {
-	hb := streamHeartbeat{Leader: s.Leader(), StalenessMs: s.Staleness().Milliseconds()}
+func (src *streamSource) sendHeartbeat(w *bufio.Writer) error {
+	leader, staleness := src.view()
+	hb := streamHeartbeat{Leader: leader, StalenessMs: staleness.Milliseconds()}
 	body, err := json.Marshal(hb)
 	if err != nil {
 		return err
 	}
-	return wire.WriteFrame(w, frameHeartbeat, s.fsm.AppliedIndex(), body)
+	return wire.WriteFrame(w, frameHeartbeat, src.fsm.AppliedIndex(), body)
 }
 
 // sendSnapshot sends the whole state and returns the index and feed
 // generation it reflects.
-func (s *Server) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, error) {
-	snap, idx, gen := s.fsm.feedSnapshot()
+func (src *streamSource) sendSnapshot(conn net.Conn, w *bufio.Writer) (uint64, uint64, error) {
+	snap, idx, gen := src.fsm.feedSnapshot()
 	metrics.IncrCounter([]string{"feed", "snapshots_sent"}, 1)
 	if err := wire.WriteFrame(w, frameSnapBegin, idx, nil); err != nil {
 		return 0, 0, err

@@ -296,8 +296,7 @@ func TestClusterOverTLS(t *testing.T) {
 		return out
 	}
 	store := state.NewStore()
-	client := NewClient(ClientConfig{Servers: addrs, Logger: testLogger(t), TLS: ca.material(tlsutil.KindClient, ca, "oh")}, store)
-	t.Cleanup(func() { client.Shutdown() })
+	client := startClient(t, ClientConfig{Servers: addrs, Logger: testLogger(t), TLS: ca.material(tlsutil.KindClient, ca, "oh")}, store)
 	waitFor(t, 10*time.Second, "the client to sync over TLS", client.Replica().Synced)
 	if _, err := client.Apply(state.RegisterRequestType, statetest.NodeReq("c1", "10.0.0.9"), 5*time.Second); err != nil {
 		t.Fatalf("Apply through the client over TLS: %v", err)
@@ -310,9 +309,8 @@ func TestClusterOverTLS(t *testing.T) {
 		t.Fatalf("SaveSnapshot through the client over TLS: %d bytes, %v", archive.Len(), err)
 	}
 
-	rogue := NewClient(ClientConfig{Servers: addrs, Logger: testLogger(t), TLS: other.material(tlsutil.KindClient, ca, "oh")},
+	rogue := startClient(t, ClientConfig{Servers: addrs, Logger: testLogger(t), TLS: other.material(tlsutil.KindClient, ca, "oh")},
 		state.NewStore())
-	t.Cleanup(func() { rogue.Shutdown() })
 	if _, err := rogue.Apply(state.RegisterRequestType, statetest.NodeReq("rogue", "10.6.6.6"), time.Second); err == nil {
 		t.Error("a client with another CA's certificate wrote through the servers")
 	}

@@ -59,7 +59,7 @@ type State struct {
 	// anything.
 	digest [sha256.Size]byte
 
-	incomingRPC, incomingHTTPS, outgoing *tls.Config
+	incomingRPC, incomingHTTPS, outgoing, outgoingRelay *tls.Config
 }
 
 // Load reads cfg's files and builds the configurations. Its errors name
@@ -189,6 +189,27 @@ func (s *State) build() {
 			c.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, pool) }
 		}
 		s.outgoing = c
+		s.outgoingRelay = c
+		if s.cfg.VerifyServerHostname {
+			// A relay is a client agent: its certificate names
+			// client.<dc>.<domain>. A server's is taken too.
+			agentNames := []string{s.cfg.ServerName, "client." + strings.TrimPrefix(s.cfg.ServerName, "server.")}
+			r := c.Clone()
+			r.ServerName = ""
+			r.InsecureSkipVerify = true
+			r.VerifyConnection = func(cs tls.ConnectionState) error {
+				if err := verifyChain(cs, pool); err != nil {
+					return err
+				}
+				for _, name := range agentNames {
+					if cs.PeerCertificates[0].VerifyHostname(name) == nil {
+						return nil
+					}
+				}
+				return fmt.Errorf("tls: the relay's certificate is not an agent's of this datacenter (%s)", strings.Join(agentNames, " or "))
+			}
+			s.outgoingRelay = r
+		}
 	}
 }
 
@@ -238,6 +259,18 @@ func (s *State) OutgoingRPC() *tls.Config {
 		return nil
 	}
 	return s.outgoing
+}
+
+// OutgoingRelay is the configuration of connections to relays, client
+// agents that pass the state stream on (nil: plaintext). It checks what
+// OutgoingRPC checks, but for the name: with verify_server_hostname a
+// relay's certificate must be for client.<dc>.<domain> (or the servers'
+// name), an agent's of this datacenter.
+func (s *State) OutgoingRelay() *tls.Config {
+	if s == nil {
+		return nil
+	}
+	return s.outgoingRelay
 }
 
 // OutgoingRPCTo is OutgoingRPC for a server of datacenter dc ("" is this

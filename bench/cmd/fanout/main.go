@@ -25,6 +25,12 @@
 // proxy), so nothing in beacon is changed or instrumented: the count is the
 // stream's payload (beacon's frames), without TCP/IP headers.
 //
+// With -relays R, R relays (client replicas that pass the stream on,
+// started first) follow the server through the proxy, and the -replicas
+// follow the relays directly: the server streams to the R relays alone,
+// the relays' cost falls on this process, and the lag is the replicas',
+// two hops from the server.
+//
 // With -replicas 0 only the idle and write phases run: the server's own cost
 // of the writes, the baseline the script subtracts to get the cost of each
 // replica.
@@ -69,6 +75,7 @@ type config struct {
 	httpAddr, rpcAddr string
 	serverPID         int
 	replicas          int
+	relays            int
 	write             string
 	rate              int
 	pool              int
@@ -90,6 +97,7 @@ func main() {
 	flag.StringVar(&c.rpcAddr, "rpc", "127.0.0.1:8300", "the server's RPC address (the replicas reach it through the proxy)")
 	flag.IntVar(&c.serverPID, "server-pid", 0, "the server's process id, for its CPU and memory from /proc")
 	flag.IntVar(&c.replicas, "replicas", 10, "client replicas to run (0: the writes alone, as a baseline)")
+	flag.IntVar(&c.relays, "relays", 0, "relays between the server and the replicas (0: the replicas follow the server)")
 	flag.StringVar(&c.write, "write", "catalog", "what a write is: catalog (PUT /v1/catalog/register) or kv (PUT /v1/kv/...)")
 	flag.IntVar(&c.rate, "rate", 500, "writes per second")
 	flag.IntVar(&c.pool, "pool", 1000, "distinct instances (or keys) the writes cycle through")
@@ -114,7 +122,7 @@ func main() {
 	if c.serverPID <= 0 {
 		fatalf("-server-pid is required (the server's CPU and memory are read from /proc)")
 	}
-	if c.replicas < 0 || c.rate < 1 || c.pool < 1 || c.inflight < 1 || c.sample <= 0 {
+	if c.replicas < 0 || c.relays < 0 || c.rate < 1 || c.pool < 1 || c.inflight < 1 || c.sample <= 0 {
 		fatalf("-replicas must be ≥ 0; -rate, -pool, -inflight and -sample > 0")
 	}
 	if c.write != "catalog" && c.write != "kv" {
@@ -139,20 +147,26 @@ func run(c config) error {
 		return err
 	}
 
-	var fleet []*raftstore.Client
+	var fleet, relays []*raftstore.Client
 	defer func() {
-		for _, cl := range fleet {
+		for _, cl := range slices.Concat(fleet, relays) {
 			_ = cl.Shutdown()
 		}
 	}()
+	if c.replicas > 0 && c.relays > 0 {
+		relays, err = startRelays(c, px)
+		if err != nil {
+			return err
+		}
+	}
 	if c.replicas > 0 {
-		fleet, err = syncPhase(c, api, px)
+		fleet, err = syncPhase(c, api, px, relays)
 		if err != nil {
 			return err
 		}
 	}
 	if c.idle > 0 {
-		if err := idlePhase(c, px, fleet, rssBefore); err != nil {
+		if err := idlePhase(c, px, fleet, relays, rssBefore); err != nil {
 			return err
 		}
 	}
@@ -166,7 +180,30 @@ func run(c config) error {
 
 // ---- phase 1: sync -----------------------------------------------------------
 
-func syncPhase(c config, api *apiClient, px *proxy) ([]*raftstore.Client, error) {
+// startRelays starts c.relays relays following the server through the
+// proxy, and waits until each holds the state.
+func startRelays(c config, px *proxy) ([]*raftstore.Client, error) {
+	logger := hclog.New(&hclog.LoggerOptions{Name: "fanout", Level: hclog.Warn, Output: os.Stderr})
+	proxyAddr := px.addr()
+	servers := func() []string { return []string{proxyAddr} }
+	relays := make([]*raftstore.Client, 0, c.relays)
+	for i := range c.relays {
+		r, err := raftstore.NewClient(raftstore.ClientConfig{Servers: servers, RelayAddr: "127.0.0.1:0",
+			Logger: logger.Named(fmt.Sprintf("relay%d", i))}, state.NewStore())
+		if err != nil {
+			return relays, err
+		}
+		relays = append(relays, r)
+	}
+	for _, r := range relays {
+		if err := r.Replica().WaitApplied(0, c.syncTimeout); err != nil {
+			return relays, fmt.Errorf("relay sync: %w", err)
+		}
+	}
+	return relays, nil
+}
+
+func syncPhase(c config, api *apiClient, px *proxy, relays []*raftstore.Client) ([]*raftstore.Client, error) {
 	heapBefore := liveHeap()
 	cpu0 := sampleCPU(c.serverPID)
 	bytes0 := px.down.Load()
@@ -178,10 +215,23 @@ func syncPhase(c config, api *apiClient, px *proxy) ([]*raftstore.Client, error)
 	proxyAddr := px.addr()
 	servers := func() []string { return []string{proxyAddr} }
 
+	var relayAddrs func() []string
+	if len(relays) > 0 {
+		addrs := make([]string, len(relays))
+		for i, r := range relays {
+			addrs[i] = r.Replica().RelayAddr()
+		}
+		relayAddrs = func() []string { return addrs }
+	}
+
 	start := time.Now()
 	fleet := make([]*raftstore.Client, c.replicas)
 	for i := range fleet {
-		fleet[i] = raftstore.NewClient(raftstore.ClientConfig{Servers: servers, Logger: logger.Named(fmt.Sprintf("r%d", i))}, state.NewStore())
+		fleet[i], err = raftstore.NewClient(raftstore.ClientConfig{Servers: servers, Relays: relayAddrs,
+			Logger: logger.Named(fmt.Sprintf("r%d", i))}, state.NewStore())
+		if err != nil {
+			return fleet[:i], err
+		}
 	}
 	// WaitApplied(0) returns once the replica holds a full state: the time
 	// each took from its NewClient (all were created within microseconds),
@@ -205,6 +255,13 @@ func syncPhase(c config, api *apiClient, px *proxy) ([]*raftstore.Client, error)
 	if err := errors.Join(errs...); err != nil {
 		return fleet, fmt.Errorf("sync: %w", err)
 	}
+	if len(relays) > 0 {
+		for _, cl := range fleet {
+			if src := cl.Replica().Source(); src == proxyAddr {
+				return fleet, errors.New("sync: a replica follows the server, not a relay")
+			}
+		}
+	}
 	indexAfter, err := api.appliedIndex()
 	if err != nil {
 		return fleet, err
@@ -215,8 +272,8 @@ func syncPhase(c config, api *apiClient, px *proxy) ([]*raftstore.Client, error)
 	perReplica := (float64(heapAfter) - float64(heapBefore) - proxyHeap) / float64(c.replicas)
 	resyncs := resyncCount(fleet)
 	d := cpu1.since(cpu0, c.clkTck)
-	fmt.Printf("sync replicas=%d all_s=%.3f first_s=%.3f p50_s=%.3f last_s=%.3f index_min=%d index_max=%d server_index_before=%d server_index_after=%d bytes_per_replica=%.0f server_cpu_s=%.3f server_cpu_ms_per_replica=%.2f self_cpu_s=%.3f other_cores=%.2f steal_cores=%.2f heap_before_mb=%.1f heap_after_mb=%.1f heap_per_replica_kb=%.0f resyncs=%d\n",
-		c.replicas, all.Seconds(), pct(took, 0).Seconds(), pct(took, 0.5).Seconds(), pct(took, 1).Seconds(),
+	fmt.Printf("sync replicas=%d relays=%d all_s=%.3f first_s=%.3f p50_s=%.3f last_s=%.3f index_min=%d index_max=%d server_index_before=%d server_index_after=%d bytes_per_replica=%.0f server_cpu_s=%.3f server_cpu_ms_per_replica=%.2f self_cpu_s=%.3f other_cores=%.2f steal_cores=%.2f heap_before_mb=%.1f heap_after_mb=%.1f heap_per_replica_kb=%.0f resyncs=%d\n",
+		c.replicas, len(relays), all.Seconds(), pct(took, 0).Seconds(), pct(took, 0.5).Seconds(), pct(took, 1).Seconds(),
 		slices.Min(index), slices.Max(index), indexBefore, indexAfter,
 		float64(px.down.Load()-bytes0)/float64(c.replicas), d.server, 1000*d.server/float64(c.replicas), d.self,
 		d.other/d.wall, d.steal/d.wall, mb(heapBefore), mb(heapAfter), perReplica/1024, resyncs)
@@ -225,7 +282,7 @@ func syncPhase(c config, api *apiClient, px *proxy) ([]*raftstore.Client, error)
 
 // ---- phase 2: idle -----------------------------------------------------------
 
-func idlePhase(c config, px *proxy, fleet []*raftstore.Client, rssBefore float64) error {
+func idlePhase(c config, px *proxy, fleet, relays []*raftstore.Client, rssBefore float64) error {
 	cpu0 := sampleCPU(c.serverPID)
 	bytes0, reads0 := px.down.Load(), px.downReads.Load()
 	time.Sleep(c.idle) // a measuring window, not synchronisation
@@ -235,9 +292,14 @@ func idlePhase(c config, px *proxy, fleet []*raftstore.Client, rssBefore float64
 	if err != nil {
 		return err
 	}
-	// Every replica still has its stream (two proxied connections each).
-	if open := px.openConns(); open != 2*len(fleet) {
-		return fmt.Errorf("idle: %d proxied connections for %d replicas", open, len(fleet))
+	// Every replica (every relay, with relays) still has its stream: two
+	// proxied connections each.
+	upstream := fleet
+	if len(relays) > 0 {
+		upstream = relays
+	}
+	if open := px.openConns(); open != 2*len(upstream) {
+		return fmt.Errorf("idle: %d proxied connections for %d streams from the server", open, len(upstream))
 	}
 	d := cpu1.since(cpu0, c.clkTck)
 	n := float64(max(len(fleet), 1))
@@ -247,8 +309,8 @@ func idlePhase(c config, px *proxy, fleet []*raftstore.Client, rssBefore float64
 		}
 		return v / float64(len(fleet))
 	}
-	fmt.Printf("idle replicas=%d seconds=%.1f server_cores=%.4f server_us_per_replica_s=%.2f server_syscw_per_replica_s=%.2f bytes_per_replica_s=%.1f reads_per_replica_s=%.2f self_cores=%.2f other_cores=%.2f steal_cores=%.2f server_rss_before_mb=%.1f server_rss_mb=%.1f rss_per_stream_kb=%.1f resyncs=%d\n",
-		len(fleet), d.wall, d.server/d.wall, perStream(1e6*d.server/d.wall), perStream(float64(d.syscw)/d.wall), float64(bytes1-bytes0)/n/d.wall,
+	fmt.Printf("idle replicas=%d relays=%d seconds=%.1f server_cores=%.4f server_us_per_replica_s=%.2f server_syscw_per_replica_s=%.2f bytes_per_replica_s=%.1f reads_per_replica_s=%.2f self_cores=%.2f other_cores=%.2f steal_cores=%.2f server_rss_before_mb=%.1f server_rss_mb=%.1f rss_per_stream_kb=%.1f resyncs=%d\n",
+		len(fleet), len(relays), d.wall, d.server/d.wall, perStream(1e6*d.server/d.wall), perStream(float64(d.syscw)/d.wall), float64(bytes1-bytes0)/n/d.wall,
 		float64(reads1-reads0)/n/d.wall, d.self/d.wall, d.other/d.wall, d.steal/d.wall,
 		rssBefore, rss, perStream(1024*(rss-rssBefore)), resyncCount(fleet))
 	return nil
@@ -330,8 +392,8 @@ func writePhase(c config, api *apiClient, px *proxy, fleet []*raftstore.Client) 
 	if delivered > 0 {
 		bytesPerEntry = float64(bytes1-bytes0) / delivered
 	}
-	fmt.Printf("writes replicas=%d write=%s rate_target=%d seconds=%.1f ok=%d errors=%d late=%d rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f index_start=%d index_end=%d entries=%d server_cores=%.3f server_cpu_s=%.3f server_us_per_write=%.1f server_syscw_per_write=%.2f self_cores=%.2f writer_cores=%.2f other_cores=%.2f steal_cores=%.2f machine_cores=%.2f bytes_per_replica_per_write=%.1f bytes_per_entry_delivered=%.1f reads_per_replica_per_write=%.2f replica_mbit_s_at_rate=%.3f drain_ms=%.1f not_drained=%d reconnects=%d resyncs=%d\n",
-		len(fleet), c.write, c.rate, w.Seconds, w.OK, w.Failed, w.Late, ok/w.Seconds,
+	fmt.Printf("writes replicas=%d relays=%d write=%s rate_target=%d seconds=%.1f ok=%d errors=%d late=%d rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f index_start=%d index_end=%d entries=%d server_cores=%.3f server_cpu_s=%.3f server_us_per_write=%.1f server_syscw_per_write=%.2f self_cores=%.2f writer_cores=%.2f other_cores=%.2f steal_cores=%.2f machine_cores=%.2f bytes_per_replica_per_write=%.1f bytes_per_entry_delivered=%.1f reads_per_replica_per_write=%.2f replica_mbit_s_at_rate=%.3f drain_ms=%.1f not_drained=%d reconnects=%d resyncs=%d\n",
+		len(fleet), c.relays, c.write, c.rate, w.Seconds, w.OK, w.Failed, w.Late, ok/w.Seconds,
 		w.P50ms, w.P99ms, w.MaxMs, indexStart, indexEnd, indexEnd-indexStart,
 		window.server/window.wall, total.server, 1e6*total.server/max(ok, 1), float64(total.syscw)/max(ok, 1),
 		window.self/window.wall, writerCPU/window.wall, window.other/window.wall, window.steal/window.wall, window.busy/window.wall,
