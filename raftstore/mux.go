@@ -45,7 +45,7 @@ type muxListener struct {
 	logger hclog.Logger
 	// tls is the agent's TLS material, read afresh for every connection
 	// (a reload applies to the next handshake); nil: plaintext only.
-	tls  *tlsutil.Configurator
+	tls *tlsutil.Configurator
 	// raft takes Raft's connections; nil on a port that refuses them.
 	raft chan net.Conn
 	// serve holds the handlers of the protocols other than Raft's, by

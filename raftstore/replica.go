@@ -95,7 +95,7 @@ type replicaConfig struct {
 	// for a relay; zero is relayCheckEvery, give or take half of it.
 	relayCheck time.Duration
 	tls        *tlsutil.Configurator
-	logger    hclog.Logger
+	logger     hclog.Logger
 }
 
 // newReplica starts following a relay or a server, with the TLS material
