@@ -11,7 +11,10 @@
 # replicas sync it: the time, the index reached, the heap they take.
 # With RELAYS, each N runs again through that many relays (client replicas
 # that pass the stream on; the tool starts them first): the server streams
-# to the relays alone.
+# to the relays alone. With VIA_RELAY=1 the replicas follow a relay agent
+# (a client agent with `relay`, a process of its own, which follows the
+# server) instead of the server, and every "server" figure of the report
+# is that relay's: what a relay spends on each client that follows it.
 #
 #   bash bench/fanout.sh        # from the repository root (or anywhere)
 #
@@ -34,6 +37,7 @@ set -euo pipefail
 
 REPLICAS=${REPLICAS:-10 100 300}
 RELAYS=${RELAYS:-0}
+VIA_RELAY=${VIA_RELAY:-0}
 RATE=${RATE:-500}
 WRITE=${WRITE:-catalog}
 POOL=${POOL:-1000}
@@ -103,8 +107,9 @@ if (($(ulimit -n) < need)); then
 	(($(ulimit -n) >= need)) || die "open files limit $(ulimit -n) (hard $(ulimit -Hn)) is below the $need that $max_n replicas need"
 fi
 
-# Ports: DNS, HTTP, RPC, serf LAN, serf WAN; the first free block.
-base=$(free_port_block 5)
+# Ports: DNS, HTTP, RPC, serf LAN, serf WAN; then the relay's (VIA_RELAY):
+# the first free block.
+base=$(free_port_block 10)
 DNS_PORT=$base HTTP_PORT=$((base + 1)) RPC_PORT=$((base + 2)) LAN_PORT=$((base + 3)) WAN_PORT=$((base + 4))
 HTTP=127.0.0.1:$HTTP_PORT
 
@@ -143,12 +148,46 @@ until curl -fsS --max-time 5 -X PUT -d ready "http://$HTTP/v1/kv/ready" >/dev/nu
 done
 log "the server leads and accepts writes"
 
+# The stream's source the replicas follow: the server, or (VIA_RELAY) a
+# relay agent following it, on the server's CPU.
+source_pid=${pid[server]} source_rpc=127.0.0.1:$RPC_PORT source_name=server
+if [[ $VIA_RELAY == 1 ]]; then
+	mkdir -p "$tmp/relay"
+	cat >"$tmp/relay/Corefile" <<EOF
+consul:$((base + 5)) {
+    bind 127.0.0.1
+    discovery {
+        datacenter dc1
+        node relay
+        data_dir $tmp/relay/data
+        relay
+        bind 127.0.0.1
+        http 127.0.0.1:$((base + 6))
+        rpc 127.0.0.1:$((base + 7))
+        serf_lan 127.0.0.1:$((base + 8))
+        join 127.0.0.1:$LAN_PORT
+    }
+}
+EOF
+	log "starting a relay agent: RPC 127.0.0.1:$((base + 7)), following the server"
+	"${server_prefix[@]}" "$tmp/beacon" agent -conf "$tmp/relay/Corefile" >"$tmp/relay/beacon.log" 2>&1 &
+	pid[relay]=$!
+	deadline=$((SECONDS + 60))
+	until curl -fsS --max-time 5 "http://127.0.0.1:$((base + 6))/v1/kv/ready?stale" >/dev/null 2>&1; do
+		kill -0 "${pid[relay]}" 2>/dev/null || die "the relay exited during start-up"
+		((SECONDS < deadline)) || die "the relay did not hold the state within 60s"
+		sleep 0.25
+	done
+	source_pid=${pid[relay]} source_rpc=127.0.0.1:$((base + 7)) source_name=relay
+	log "the relay holds the state"
+fi
+
 kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1" | head -n 1; }
 # fanout N IDLE DURATION [RELAYS]: one run of the tool; its output in $tmp/run.<label>.
 fanout() { # LABEL N IDLE DURATION [RELAYS]
 	local label=$1 n=$2 idle=$3 dur=$4 relays=${5:-0}
 	timeout $((idle + dur + DRAIN_SECONDS + 600)) env GOGC="$TOOL_GOGC" "${tool_prefix[@]}" "$tmp/fanout" \
-		-http "$HTTP" -rpc "127.0.0.1:$RPC_PORT" -server-pid "${pid[server]}" -replicas "$n" -relays "$relays" \
+		-http "$HTTP" -rpc "$source_rpc" -server-pid "$source_pid" -replicas "$n" -relays "$relays" \
 		-write "$WRITE" -rate "$RATE" -pool "$POOL" -idle "${idle}s" -duration "${dur}s" \
 		-sample "${SAMPLE_MS}ms" -drain-timeout "${DRAIN_SECONDS}s" -clk-tck "$clk_tck" -writer-cpus "$writer_cpus" \
 		>"$tmp/run.$label" 2>"$tmp/run.$label.err" || {
@@ -156,6 +195,7 @@ fanout() { # LABEL N IDLE DURATION [RELAYS]
 		die "fanout with $n replicas failed"
 	}
 	kill -0 "${pid[server]}" 2>/dev/null || die "the server died during the run with $n replicas"
+	kill -0 "$source_pid" 2>/dev/null || die "the $source_name died during the run with $n replicas"
 }
 
 # --- 3. fan-out: N replicas, idle then writes ------------------------------------------
@@ -168,7 +208,7 @@ for run in $runs; do
 	log "  $(kv "$w" rate) writes/s, server $(kv "$w" server_cores) cores ($(kv "$w" server_us_per_write) µs/write), $(kv "$w" bytes_per_entry_delivered) bytes per replica and write, lag p99 $(kv "$l" time_p99_ms) ms, other processes $(kv "$w" other_cores) cores"
 	if grep -q '^first_error=' "$tmp/run.n${n}r$r"; then log "  $(grep '^first_error=' "$tmp/run.n${n}r$r")"; fi
 done
-rss_fanout=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${pid[server]}/status")
+rss_fanout=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$source_pid/status")
 
 # --- 4. the big catalog, and new replicas syncing it -----------------------------------
 log "registering $SERVICES services × $INSTANCES instances on $NODES nodes"
@@ -176,13 +216,14 @@ reg_out=$(timeout 900 "$tmp/register" -http "$HTTP" -services "$SERVICES" -insta
 	-concurrency 16) || die "registration failed: $reg_out"
 log "$reg_out"
 reg_rate=$(sed -n 's/.*: \([0-9]*\) registrations\/s.*/\1/p' <<<"$reg_out")
-rss_catalog=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${pid[server]}/status")
+rss_catalog=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$source_pid/status")
 for n in $SYNC_REPLICAS; do
 	log "sync: $n new replicas of the $((SERVICES * INSTANCES))-instance catalog"
 	fanout "sync$n" "$n" 0 0
 	s=$(grep '^sync ' "$tmp/run.sync$n")
 	log "  all synced in $(kv "$s" all_s) s at index $(kv "$s" index_max); $(kv "$s" bytes_per_replica) bytes and $(kv "$s" heap_per_replica_kb) KB of heap per replica"
 done
+[[ $VIA_RELAY == 1 ]] && stop_server relay
 stop_server server
 
 # --- 5. report -----------------------------------------------------------------------------
@@ -200,6 +241,7 @@ f() { awk "BEGIN { printf \"$1\", $2 }"; }
 	echo "- load before the run: $bg_load cores busy (of $(nproc)), load average $load_before; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- one server (bootstrap_expect 1, raft-boltdb with fsync)$([[ $PIN == 1 ]] && echo ' on CPU 0, with the writer process; the replicas, the proxy and the lag sampler in one process on CPU 1' || echo ', unpinned'); replicas' process GOGC=$TOOL_GOGC"
 	echo "- writes: $RATE/s, paced by the clock, $WRITE ($([[ $WRITE == catalog ]] && echo "PUT /v1/catalog/register, one instance of $POOL each, its port changed" || echo "PUT /v1/kv/fanout/<n> of $POOL keys, 100-byte values")); ${DURATION} s per N after ${IDLE} s idle$([[ $WRITE == catalog ]] && echo "; the fan-out runs' catalog holds only those $POOL instances")"
+	[[ $VIA_RELAY == 1 ]] && echo "- **VIA_RELAY=1: the replicas follow a relay agent (a client agent with \`relay\`, its own process on the server's CPU, following the server); every \"server\" figure below (CPU, write calls, bytes, VmRSS) is the relay's.** The writes still go to the server, and the lag is from the server's applied index."
 	echo "- bytes: the stream's payload (beacon's frames) the server sent, counted by the tool's proxy; TCP/IP headers not included"
 	echo
 	echo "## Fan-out at $RATE writes/s"
