@@ -259,6 +259,17 @@ func TestEntrypointRendering(t *testing.T) {
 	if msg := render(t, map[string]string{"BEACON_MODE": "leader", "BEACON_BIND": "10.0.0.9"}, true); !strings.Contains(msg, "server or client") {
 		t.Errorf("a bad mode: %q", msg)
 	}
+	if msg := render(t, map[string]string{"BEACON_RELAY": "1", "BEACON_BIND": "10.0.0.9"}, true); !strings.Contains(msg, "for client agents") {
+		t.Errorf("a relaying server: %q", msg)
+	}
+	if msg := render(t, map[string]string{"BEACON_MODE": "client", "BEACON_JOIN": "s1", "BEACON_RELAY": "yes", "BEACON_BIND": "10.0.0.9"}, true); !strings.Contains(msg, "0 or 1") {
+		t.Errorf("a bad BEACON_RELAY: %q", msg)
+	}
+	relay := parseCorefile(t, "rendered relay", render(t, map[string]string{"BEACON_MODE": "client", "BEACON_JOIN": "s1",
+		"BEACON_RELAY": "1", "BEACON_BIND": "10.0.0.9"}, false))
+	if _, ok := relay.props(t)["relay"]; !ok {
+		t.Error("BEACON_RELAY=1 rendered no relay")
+	}
 	out := render(t, map[string]string{"BEACON_MODE": "client", "BEACON_BIND": "10.0.0.9", "BEACON_NODE": "c9",
 		"BEACON_JOIN": "server-1,server-2:9301, 10.0.0.3", "BEACON_UPSTREAM": "10.0.0.53,10.0.0.54:5353"}, false)
 	c := parseCorefile(t, "rendered", out)
@@ -268,6 +279,9 @@ func TestEntrypointRendering(t *testing.T) {
 	}
 	if _, ok := p["server"]; ok {
 		t.Error("a client agent's Corefile says server")
+	}
+	if _, ok := p["relay"]; ok {
+		t.Error("a client agent's Corefile says relay without BEACON_RELAY")
 	}
 	checkNoCacheInFrontOfDiscovery(t, c)
 	for _, b := range c.blocks {

@@ -18,6 +18,8 @@
 #   BEACON_JOIN              gossip addresses to join, space or comma
 #                            separated: host:port, host (port 8301), IP
 #   BEACON_BOOTSTRAP_EXPECT  servers to wait for (servers; default 1)
+#   BEACON_RELAY             1: a client agent that relays the state stream
+#                            to other client agents (on port 8300)
 #   BEACON_ENCRYPT           the gossip key (`beacon keygen`)
 #   BEACON_UPSTREAM          resolvers for every other name, space or
 #                            comma separated (default /etc/resolv.conf)
@@ -62,6 +64,12 @@ render() {
 	*) die "BEACON_MODE must be server or client, not \"$mode\"" ;;
 	esac
 	[ "$mode" = client ] && [ -z "$join" ] && die "a client agent needs BEACON_JOIN: the servers' (or any agent's) gossip addresses"
+	case ${BEACON_RELAY:-0} in
+	0) relay="" ;;
+	1) relay=1 ;;
+	*) die "BEACON_RELAY must be 0 or 1, not \"$BEACON_RELAY\"" ;;
+	esac
+	[ -n "$relay" ] && [ "$mode" = server ] && die "BEACON_RELAY=1 is for client agents: servers stream to client agents already"
 
 	dnsbind=""
 	[ -n "${BEACON_DNS_BIND:-}" ] && dnsbind="    bind $(words "$BEACON_DNS_BIND")
@@ -78,6 +86,7 @@ EOF
 		echo "        server"
 		echo "        bootstrap_expect ${BEACON_BOOTSTRAP_EXPECT:-1}"
 	fi
+	[ -n "$relay" ] && echo "        relay"
 	echo "        bind $bind"
 	echo "        http ${BEACON_HTTP:-0.0.0.0:8500}"
 	[ -n "$join" ] && echo "        join $join"

@@ -5,8 +5,9 @@
 // indexes to the leader, saving and restoring snapshot archives through
 // Raft, and the operator's calls on the Raft configuration; and the client
 // agents' side of it: the change feed servers keep, the Replica a client
-// follows it with, and the Client that passes a client's writes and read
-// indexes to the servers.
+// follows it with (from a server, or from a relay: a client agent's
+// Replica that keeps a feed and serves the stream on, relay.go), and the
+// Client that passes a client's writes and read indexes to the servers.
 //
 // Every change to the state goes through Raft: the FSM is the only writer of
 // the state store. Readers (DNS, HTTP) take lock-free read transactions.
