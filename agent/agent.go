@@ -183,10 +183,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 			cc.Relays = a.relayAddrs // a relay follows servers only: the tree has no cycle
 		}
 		if a.client, err = raftstore.NewClient(cc, a.store); err != nil {
-			close(a.stop)
-			a.cancelJoin()
-			a.wg.Wait()
-			_ = a.lan.Shutdown()
+			a.abortStart()
 			return nil, err
 		}
 		a.backend = a.client
@@ -194,14 +191,7 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	a.acl = a.newACLResolver()
 	a.http, err = listenAPI(cfg, a, a.tls, logger.Named("http"))
 	if err != nil {
-		close(a.stop)
-		a.cancelJoin()
-		a.wg.Wait()
-		_ = a.lan.Shutdown()
-		if a.wan != nil {
-			_ = a.wan.Shutdown()
-		}
-		_ = a.backend.Shutdown()
+		a.abortStart()
 		return nil, err
 	}
 	a.api = a.http.Handler()
@@ -231,6 +221,21 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	logger.Info("agent started", "role", role, "node", cfg.Node, "id", nodeID, "datacenter", cfg.Datacenter,
 		"rpc", cfg.RPC, "http", cfg.HTTP, "https", cfg.HTTPS)
 	return a, nil
+}
+
+// abortStart stops what start started once gossip runs, when a later step
+// fails.
+func (a *Agent) abortStart() {
+	close(a.stop)
+	a.cancelJoin()
+	a.wg.Wait()
+	_ = a.lan.Shutdown()
+	if a.wan != nil {
+		_ = a.wan.Shutdown()
+	}
+	if a.backend != nil {
+		_ = a.backend.Shutdown()
+	}
 }
 
 func envOr(key, def string) string {

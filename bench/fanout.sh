@@ -79,6 +79,9 @@ start_watchdog
 # --- 1. binaries, CPUs, file descriptors, ports ----------------------------------
 command -v curl >/dev/null || die "curl is needed"
 [[ $WRITE == catalog || $WRITE == kv ]] || die "WRITE must be catalog or kv, not '$WRITE'"
+if [[ $VIA_RELAY == 1 ]]; then
+	for r in $RELAYS; do ((r == 0)) || die "VIA_RELAY=1 takes RELAYS=0: relays follow servers only, never another relay"; done
+fi
 cd "$repo"
 log "building beacon (go build .), bench/cmd/fanout and bench/cmd/register"
 build_bench fanout register

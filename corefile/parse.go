@@ -446,8 +446,16 @@ func (a *AgentConfig) validateTLS() (string, error) {
 	if t == (TLSConfig{}) {
 		return "", nil
 	}
-	if _, err := tlsutil.Load(a.TLSUtil()); err != nil {
+	material, err := tlsutil.Load(a.TLSUtil())
+	if err != nil {
 		return "tls", err
+	}
+	if a.Relay && t.VerifyServerHostname {
+		// Its followers check the name (tlsutil.OutgoingRelay).
+		if err := material.CertNames(material.RelayName()); err != nil {
+			return "relay", fmt.Errorf("with verify_server_hostname a relay's certificate must name %s "+
+				"(beacon tls cert create -client -additional-dnsname %s): %w", material.RelayName(), material.RelayName(), err)
+		}
 	}
 	return "", nil
 }

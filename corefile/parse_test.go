@@ -258,6 +258,20 @@ func TestParseTLS(t *testing.T) {
 	}
 }
 
+// TestParseRelayTLS: a relay under TLS needs a certificate, and with
+// verify_server_hostname one its followers take: named relay.<dc>.<domain>.
+func TestParseRelayTLS(t *testing.T) {
+	cert, key, ca := tlsFiles(t) // a server's certificate: server.dc1.consul, no relay name
+	_, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n verify_server_hostname\n}", cert, key, ca))
+	if err == nil || !strings.Contains(err.Error(), `property "relay": with verify_server_hostname a relay's certificate must name relay.dc1.consul`) {
+		t.Errorf("a relay whose certificate lacks the relay name: %v", err)
+	}
+	// verify_outgoing alone checks no name.
+	if _, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n}", cert, key, ca)); err != nil {
+		t.Errorf("a relay with a certificate under verify_outgoing: %v", err)
+	}
+}
+
 func TestAgentConfigDiff(t *testing.T) {
 	a := Default().Agent
 	b := a

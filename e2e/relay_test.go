@@ -51,7 +51,7 @@ func TestRelayCarriesClientAgents(t *testing.T) {
 
 	// The clients move to the relay (at once if gossip listed it when they
 	// started, within 15 s otherwise).
-	waitStat(t, 30*time.Second, "source", relay.RPCAddr, leaves...)
+	waitStat(t, 45*time.Second, "source", relay.RPCAddr, leaves...)
 	waitStat(t, 10*time.Second, "streams", "2", relay)
 	waitStat(t, 10*time.Second, "streams", "1", server)
 	if got := consulStat(t, relay, "source"); got != server.RPCAddr {
@@ -93,7 +93,7 @@ func TestRelayCarriesClientAgents(t *testing.T) {
 
 	// The relay comes back: the clients move to it again.
 	relay.Restart(t)
-	waitStat(t, 30*time.Second, "source", relay.RPCAddr, leaves...)
+	waitStat(t, 45*time.Second, "source", relay.RPCAddr, leaves...)
 	if _, err := server.Client.Catalog().Register(&api.CatalogRegistration{Node: "web-3", Address: "10.0.1.3",
 		Service: &api.AgentService{ID: "web", Service: "web", Port: 80}}, nil); err != nil {
 		t.Fatal(err)

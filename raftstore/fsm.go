@@ -312,10 +312,9 @@ func (f *FSM) restoreStreamed(restored *state.Store, index uint64) {
 	f.store.Restore(restored)
 	f.applied.Store(index)
 	if f.feed != nil {
+		// As after a Raft restore, the feed resumes no replica until the
+		// next command: the state may come from a snapshot restore, and a
+		// replica's index from before it belongs to another history.
 		f.feed.resetLocked()
-		// Unlike a Raft restore's, this state's index is exact and every
-		// command after it will come down the stream: the feed resumes
-		// replicas from it at once.
-		f.feed.base, f.feed.baseKnown = index, true
 	}
 }

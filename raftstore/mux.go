@@ -64,15 +64,16 @@ type muxListener struct {
 }
 
 func listenMux(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
-	return listenPort(addr, tlsc, logger, serve, true)
+	return listenPort("server RPC", addr, tlsc, logger, serve, true)
 }
 
 // listenPort is listenMux, taking Raft's connections only when raft is
-// set: a relay's port (relay.go) speaks the state stream alone.
-func listenPort(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn), raft bool) (*muxListener, error) {
+// set: a relay's port (relay.go) speaks the state stream alone. what
+// names the port in errors.
+func listenPort(what, addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn), raft bool) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening for server RPC on %s: %w", addr, err)
+		return nil, fmt.Errorf("listening for %s on %s: %w", what, addr, err)
 	}
 	m := &muxListener{ln: ln, logger: logger, tls: tlsc, closed: make(chan struct{}),
 		open: map[net.Conn]struct{}{}, serve: serve}

@@ -13,22 +13,30 @@ import (
 // falls on the relays, at one more hop of lag.
 //
 // A relay follows servers only; the other clients follow a relay when
-// gossip lists one, and a server otherwise, and move from a server to a
-// relay when one appears. So the tree is two levels deep and has no
-// cycle. A relay's heartbeats pass on its leader and its own staleness
-// (which includes its server's), so a client's staleness adds up along
-// the tree. A relay refuses streams until it holds a state; a client whose
+// gossip lists one, and a server otherwise. So the tree is two levels deep
+// and has no cycle. A client that follows a server probes a relay every
+// 5–15 s and moves once one answers with a heartbeat, its stream to the
+// server going on meanwhile. A relay's heartbeats pass on its leader and
+// its own staleness (which includes its server's), so a client's
+// staleness adds up along the tree. A relay refuses streams, and ends
+// those it serves, while it holds no state or has not heard from a server
+// for streamReadTimeout: its clients move to another relay or a server
+// rather than stay with a state that no longer moves. A client whose
 // relay dies resumes from its own index on another relay, or a server,
 // from their feeds: the indexes are the cluster's.
+//
+// Clients move between relays only when theirs fails: relays added later,
+// or restarted, take new clients and those of failed relays, and the load
+// is not rebalanced otherwise.
 
 // serveRelay opens the relay's port at addr; the replica keeps a feed from
-// the first command on.
+// its first state on.
 func (r *Replica) serveRelay(addr string) error {
 	r.fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
 	r.relaySrc = &streamSource{fsm: r.fsm, stop: r.stop, logger: r.logger.Named("relay"),
-		ready: r.Synced,
+		ready: func() bool { return r.Synced() && r.connected() },
 		view:  func() (string, time.Duration) { return r.Leader(), r.Staleness() }}
-	port, err := listenPort(addr, r.tls, r.logger.Named("relay"), map[byte]func(net.Conn){protoStream: r.relaySrc.serve}, false)
+	port, err := listenPort("the relayed state stream", addr, r.tls, r.logger.Named("relay"), map[byte]func(net.Conn){protoStream: r.relaySrc.serve}, false)
 	if err != nil {
 		return err
 	}

@@ -11,28 +11,6 @@ import (
 	"github.com/beacon-dns/beacon/state/statetest"
 )
 
-// startReplica starts a replica on a new store, closed when the test ends.
-func startReplica(t *testing.T, cfg replicaConfig) *Replica {
-	t.Helper()
-	r, err := newReplica(state.NewStore(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	return r
-}
-
-// startClient starts a client, shut down when the test ends.
-func startClient(t *testing.T, cfg ClientConfig, store *state.Store) *Client {
-	t.Helper()
-	c, err := NewClient(cfg, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Shutdown() })
-	return c
-}
-
 // startRelay starts a relaying replica following the servers of list.
 func startRelay(t *testing.T, list *serverList) *Replica {
 	t.Helper()
@@ -147,9 +125,10 @@ func TestRelayPassesTheStreamOn(t *testing.T) {
 	waitSameTables(t, "the leaf to hold the state", leaderStore, leaf.Store())
 }
 
-// TestReplicaMovesToARelay: a client following a server moves to a relay
-// once gossip lists one; a relay without a state refuses it, and it stays
-// with the server.
+// TestReplicaMovesToARelay: a client following a server probes a relay
+// once gossip lists one, and stays with the server, its stream unbroken,
+// while the relay refuses (it holds no state); it moves, resuming, to a
+// relay that answers.
 func TestReplicaMovesToARelay(t *testing.T) {
 	leaderStore := state.NewStore()
 	addr := freeAddr(t)
@@ -161,18 +140,17 @@ func TestReplicaMovesToARelay(t *testing.T) {
 		logger: testLogger(t)})
 	waitSameTables(t, "the leaf to hold the state from the server", leaderStore, leaf.Store())
 
-	// A relay that follows no server holds no state: it refuses.
+	// A relay that follows no server holds no state: it refuses the probes.
 	empty := startRelay(t, &serverList{})
 	relays.set(empty.RelayAddr())
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		if src := leaf.Source(); src == empty.RelayAddr() {
-			// It may dial the relay; it must not stay on it.
-			if leaf.IndexLag() != 0 {
-				t.Fatalf("the leaf follows a relay with no state")
-			}
+	waitFor(t, 10*time.Second, "the empty relay to refuse three probes", func() bool {
+		if src := leaf.Source(); src != addr {
+			t.Fatalf("the leaf left the server for %q, a relay that refuses", src)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return empty.RelayStats().Refused >= 3
+	})
+	if n := leader.FeedStats().Streams; n != 1 {
+		t.Errorf("the server streams to %d replicas, want the leaf's 1", n)
 	}
 	idx := mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"))
 	if err := leaf.WaitApplied(idx, 5*time.Second); err != nil {
@@ -181,9 +159,15 @@ func TestReplicaMovesToARelay(t *testing.T) {
 
 	relay := startRelay(t, servers)
 	waitFor(t, 10*time.Second, "the relay to sync", relay.Synced)
+	// A command after the relay's state: its feed resumes replicas from
+	// there on (not before: see restoreStreamed).
+	idx = mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
+	if err := relay.WaitApplied(idx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	relays.set(relay.RelayAddr())
 	waitFor(t, 10*time.Second, "the leaf to move to the relay", func() bool { return leaf.Source() == relay.RelayAddr() })
-	idx = mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
+	idx = mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n4", "10.0.0.4"))
 	if err := leaf.WaitApplied(idx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -191,11 +175,98 @@ func TestReplicaMovesToARelay(t *testing.T) {
 		t.Errorf("snapshots installed = %d, want 1: moving to the relay resumes", n)
 	}
 	waitFor(t, 5*time.Second, "the server to stream to the relay alone", func() bool { return leader.FeedStats().Streams == 1 })
+	waitSameTables(t, "the leaf to hold the state through the relay", leaderStore, leaf.Store())
+}
+
+// TestRelayCutOffFromTheServers: a relay that stops hearing from the
+// servers ends its clients' streams and refuses new ones, so they move to
+// a server rather than stay with a state that no longer moves.
+func TestRelayCutOffFromTheServers(t *testing.T) {
+	leaderStore := state.NewStore()
+	addr := freeAddr(t)
+	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	relayServers, servers, relays := &serverList{}, &serverList{}, &serverList{}
+	relayServers.set(addr)
+	servers.set(addr)
+	relay := startRelay(t, relayServers)
+	waitFor(t, 10*time.Second, "the relay to sync", relay.Synced)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n2", "10.0.0.2"))
+	relays.set(relay.RelayAddr())
+	leaf := startReplica(t, replicaConfig{servers: servers.get, relays: relays.get, logger: testLogger(t)})
+	waitSameTables(t, "the leaf to hold the state through the relay", leaderStore, leaf.Store())
+	if leaf.Source() != relay.RelayAddr() {
+		t.Fatalf("the leaf follows %q, want the relay", leaf.Source())
+	}
+
+	// The relay loses its server: the address it knows now leads nowhere.
+	relayServers.set(freeAddr(t))
+	relay.connMu.Lock()
+	relay.conn.Close()
+	relay.connMu.Unlock()
+	waitFor(t, 3*streamReadTimeout, "the leaf to move to the server", func() bool { return leaf.Source() == addr })
+	idx := mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
+	if err := leaf.WaitApplied(idx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := relay.RelayStats().Streams; got != 0 {
+		t.Errorf("the cut-off relay still serves %d streams", got)
+	}
+	if n := leaf.SnapshotsInstalled(); n != 1 {
+		t.Errorf("snapshots installed = %d, want 1: the server resumes the leaf", n)
+	}
+}
+
+// TestRelayFeedAfterItsStateIsReplaced: a relay's feed resumes no replica
+// from an index of its own until the first command after a streamed state
+// arrives, since that state may come from a restore, and a replica's index
+// from before it is of another history.
+func TestRelayFeedAfterItsStateIsReplaced(t *testing.T) {
+	fsm := NewFSM(state.NewStore(), testLogger(t))
+	fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
+	fsm.restoreStreamed(state.NewStore(), 10)
+	gen := fsm.feed.generation()
+	for _, after := range []uint64{5, 10, 50} {
+		if _, ok, _ := fsm.feed.since(nil, after, gen, false, 10); ok {
+			t.Errorf("a replica at %d resumes from a relay whose state was just replaced", after)
+		}
+	}
+	// Streams that started from this state itself go on.
+	if _, ok, _ := fsm.feed.since(nil, 10, gen, true, 10); !ok {
+		t.Error("a stream that started from the relay's state cannot go on")
+	}
+	cmd, err := Encode(state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsm.applyStreamed(11, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := fsm.feed.since(nil, 10, gen, false, 10); !ok || len(got) != 1 || got[0].index != 11 {
+		t.Errorf("after the next command a replica at 10 gets %v (ok %v), want command 11", got, ok)
+	}
+}
+
+// TestPickRelaysWithoutServers: a replica that gave up on relays still
+// tries one when no server is known, rather than nothing.
+func TestPickRelaysWithoutServers(t *testing.T) {
+	r := &Replica{servers: func() []string { return nil }, relays: func() []string { return []string{"10.0.0.7:8300"} }}
+	if addr, relay := r.pick("10.0.0.7:8300", false); addr != "10.0.0.7:8300" || !relay {
+		t.Errorf("pick with no servers = %q, relay %v; want the relay", addr, relay)
+	}
+	r.servers = func() []string { return []string{"10.0.0.1:8300"} }
+	if addr, relay := r.pick("", false); addr != "10.0.0.1:8300" || relay {
+		t.Errorf("pick after relays failed = %q, relay %v; want the server", addr, relay)
+	}
+	if addr, relay := r.pick("", true); addr != "10.0.0.7:8300" || !relay {
+		t.Errorf("pick = %q, relay %v; want the relay", addr, relay)
+	}
 }
 
 // TestRelayOverTLS: with verify_server_hostname, a client follows a relay
-// whose certificate is a client agent's of the CA, and refuses one with
-// another CA's certificate (it follows a server instead).
+// whose certificate was issued to relay (relay.dc1.consul), and refuses
+// one with any other client agent's certificate, or another CA's (it
+// follows a server instead).
 func TestRelayOverTLS(t *testing.T) {
 	ca, other := newTestCA(t), newTestCA(t)
 	leaderStore := state.NewStore()
@@ -212,10 +283,16 @@ func TestRelayOverTLS(t *testing.T) {
 	servers.set(addr)
 
 	relay := startReplica(t, replicaConfig{servers: servers.get, relayAddr: "127.0.0.1:0", logger: testLogger(t),
+		tls: ca.relayMaterial(ca, "ioh")})
+	// Two that hold the state but may not relay it: a client agent's
+	// certificate of the CA not issued to relay, and another CA's.
+	unnamed := startReplica(t, replicaConfig{servers: servers.get, relayAddr: "127.0.0.1:0", logger: testLogger(t),
 		tls: ca.material(tlsutil.KindClient, ca, "ioh")})
-	rogue := startReplica(t, replicaConfig{servers: func() []string { return nil }, relayAddr: "127.0.0.1:0", logger: testLogger(t),
-		tls: other.material(tlsutil.KindClient, other, "ioh")})
+	foreign := startReplica(t, replicaConfig{servers: servers.get, relayAddr: "127.0.0.1:0", logger: testLogger(t),
+		tls: other.materialWith(tlsutil.CertOptions{Kind: tlsutil.KindClient, Datacenter: "dc1",
+			DNSNames: []string{"relay.dc1.consul"}}, other, "oh")})
 	waitFor(t, 10*time.Second, "the relay to sync over TLS", relay.Synced)
+	waitFor(t, 10*time.Second, "the unnamed relay to sync over TLS", unnamed.Synced)
 
 	relays := &serverList{}
 	relays.set(relay.RelayAddr())
@@ -226,11 +303,18 @@ func TestRelayOverTLS(t *testing.T) {
 		t.Fatalf("the leaf follows %q, want the relay %q", leaf.Source(), relay.RelayAddr())
 	}
 
-	// A relay with another CA's certificate is refused.
-	other2 := startReplica(t, replicaConfig{servers: servers.get, relays: func() []string { return []string{rogue.RelayAddr()} },
-		logger: testLogger(t), tls: ca.material(tlsutil.KindClient, ca, "ioh")})
-	waitSameTables(t, "a leaf offered a rogue relay to get the state from the server", leaderStore, other2.Store())
-	if other2.Source() != addr {
-		t.Errorf("a leaf offered a rogue relay follows %q, want the server %q", other2.Source(), addr)
+	// Neither is followed: the leaf takes the state from the server.
+	for _, rogue := range []*Replica{unnamed, foreign} {
+		leaf := startReplica(t, replicaConfig{servers: servers.get, relays: func() []string { return []string{rogue.RelayAddr()} },
+			relayCheck: 100 * time.Millisecond, logger: testLogger(t), tls: ca.material(tlsutil.KindClient, ca, "ioh")})
+		waitSameTables(t, "a leaf offered a relay it may not follow to get the state from the server", leaderStore, leaf.Store())
+		mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n-"+rogue.RelayAddr(), "10.0.0.2"))
+		waitSameTables(t, "the leaf to follow the server", leaderStore, leaf.Store())
+		if leaf.Source() != addr {
+			t.Errorf("a leaf offered a relay it may not follow follows %q, want the server %q", leaf.Source(), addr)
+		}
+		if n := rogue.RelayStats().Streams; n != 0 {
+			t.Errorf("a relay the leaf may not follow serves %d streams", n)
+		}
 	}
 }

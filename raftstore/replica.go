@@ -23,9 +23,10 @@ import (
 )
 
 // Replica is a client agent's copy of the state: it follows one server's
-// state stream, applying every command with the FSM's code, and moves to
-// another server when that one fails. Reads (DNS, HTTP) take lock-free read
-// transactions on its store as they would on a server's.
+// (or relay's, relay.go) state stream, applying every command with the
+// FSM's code, and moves to another source when that one fails. Reads (DNS,
+// HTTP) take lock-free read transactions on its store as they would on a
+// server's.
 type Replica struct {
 	store           *state.Store
 	fsm             *FSM
@@ -53,7 +54,7 @@ type Replica struct {
 	staleness atomic.Int64
 	leader    atomic.Pointer[string]
 	source    atomic.Pointer[string]
-	// serverIndex is the followed server's applied index as of its last
+	// serverIndex is the followed source's applied index as of its last
 	// heartbeat.
 	serverIndex atomic.Uint64
 
@@ -62,7 +63,10 @@ type Replica struct {
 	appliedMu sync.Mutex
 	appliedCh chan struct{}
 
-	stop     chan struct{}
+	stop chan struct{}
+	// ctx ends with stop: dials give up when the replica closes.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	connMu   sync.Mutex
@@ -108,6 +112,7 @@ func newReplica(store *state.Store, cfg replicaConfig) (*Replica, error) {
 	r := &Replica{store: store, fsm: NewFSM(store, logger), servers: cfg.servers, relays: cfg.relays, tls: cfg.tls,
 		logger: logger, appliedCh: make(chan struct{}), stop: make(chan struct{}), epoch: time.Now(),
 		relayCheck: cfg.relayCheck}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if r.relayCheck <= 0 {
 		r.relayCheck = relayCheckEvery/2 + rand.N(relayCheckEvery)
 	}
@@ -133,8 +138,8 @@ func (r *Replica) Synced() bool { return r.synced.Load() }
 // AppliedIndex is the index of the last command the replica reflects.
 func (r *Replica) AppliedIndex() uint64 { return r.fsm.AppliedIndex() }
 
-// IndexLag is how many commands the replica is behind its server, as of
-// the server's last heartbeat; 0 once it caught up.
+// IndexLag is how many commands the replica is behind its source, as of
+// the source's last heartbeat; 0 once it caught up.
 func (r *Replica) IndexLag() uint64 {
 	server, applied := r.serverIndex.Load(), r.fsm.AppliedIndex()
 	if server <= applied {
@@ -149,7 +154,7 @@ func (r *Replica) SnapshotsInstalled() uint64 { return r.snapshots.Load() }
 // Source is the address of the server or relay followed, "" when none.
 func (r *Replica) Source() string { return *r.source.Load() }
 
-// connected reports whether a server was heard from recently.
+// connected reports whether its source was heard from recently.
 func (r *Replica) connected() bool {
 	last := r.lastFrame.Load()
 	return last != 0 && time.Duration(r.sinceEpoch()-last) < streamReadTimeout
@@ -158,7 +163,7 @@ func (r *Replica) connected() bool {
 // sinceEpoch is the monotonic time now, as lastFrame holds it.
 func (r *Replica) sinceEpoch() int64 { return max(int64(time.Since(r.epoch)), 1) }
 
-// Leader is the leader's RPC address as the followed server last reported
+// Leader is the leader's RPC address as the followed source last reported
 // it; "" when it knows none or the replica lost its server.
 func (r *Replica) Leader() string {
 	if !r.connected() {
@@ -210,6 +215,7 @@ func (r *Replica) wakeWaiters() {
 func (r *Replica) Close() {
 	r.stopOnce.Do(func() {
 		close(r.stop)
+		r.cancel()
 		if r.port != nil {
 			r.port.Close() // its streams end with r.stop
 		}
@@ -231,29 +237,45 @@ func (r *Replica) run() {
 	// cannot keep it from the state.
 	relayFailures := 0
 	wait := replicaRetryMin
+	var next *upstream
 	for {
-		addr, relay := r.pick(failed, relayFailures < 2)
-		if addr != "" {
+		src, err := next, error(nil)
+		next = nil
+		if src == nil {
+			addr, relay := r.pick(failed, relayFailures < 2)
+			if addr != "" {
+				src, err = r.open(addr, relay, nil)
+				if err != nil {
+					src = &upstream{addr: addr, relay: relay} // failed: handled below
+				}
+			}
+		}
+		if src != nil {
 			start := time.Now()
-			err := r.follow(addr, relay)
+			if err == nil {
+				next, err = r.follow(src)
+			}
 			select {
 			case <-r.stop:
+				if next != nil {
+					next.conn.Close()
+				}
 				return
 			default:
 			}
-			if errors.Is(err, errRelayFound) {
-				r.logger.Debug("moving from the server to a relay", "server", addr)
+			if next != nil {
+				r.logger.Debug("moving from the server to a relay", "server", src.addr, "relay", next.addr)
 				failed, relayFailures, wait = "", 0, replicaRetryMin
 				continue
 			}
-			r.logger.Warn("state stream ended; moving to another source", "source", addr, "relay", relay, "error", err)
-			failed = addr
-			if relay {
+			r.logger.Warn("state stream ended; moving to another source", "source", src.addr, "relay", src.relay, "error", err)
+			failed = src.addr
+			if src.relay {
 				relayFailures++
 			}
 			if time.Since(start) > streamReadTimeout {
 				wait = replicaRetryMin // it worked for a while: retry at once
-				if relay {
+				if src.relay {
 					relayFailures = 1 // another relay first, then a server
 				}
 			}
@@ -267,16 +289,17 @@ func (r *Replica) run() {
 	}
 }
 
-// errRelayFound ends following a server when a relay can be followed.
-var errRelayFound = errors.New("a relay is available")
-
 // pick chooses what to follow: with tryRelays, a relay other than the one
 // that just failed, at random, when there are relays; otherwise any known
-// server but the one that just failed, unless it is the only one. relay
-// says which it chose.
+// server but the one that just failed, unless it is the only one; and a
+// relay after all when no server is known. relay says which it chose.
 func (r *Replica) pick(failed string, tryRelays bool) (addr string, relay bool) {
-	if r.relays != nil && tryRelays {
-		if addr := pickOther(r.relays(), failed); addr != "" {
+	var relays []string
+	if r.relays != nil {
+		relays = r.relays()
+	}
+	if tryRelays {
+		if addr := pickOther(relays, failed); addr != "" {
 			return addr, true
 		}
 	}
@@ -286,6 +309,9 @@ func (r *Replica) pick(failed string, tryRelays bool) (addr string, relay bool) 
 	}
 	if len(servers) > 0 {
 		return servers[0], false
+	}
+	if addr := pickOther(relays, ""); addr != "" {
+		return addr, true
 	}
 	return "", false
 }
@@ -304,29 +330,90 @@ func pickOther(addrs []string, failed string) string {
 	return others[rand.N(len(others))]
 }
 
-// follow streams from the server or relay at addr until the stream fails,
-// or, following a server, until a relay is there to follow instead.
-func (r *Replica) follow(addr string, relay bool) error {
+// upstream is a stream the replica opened: from a server or a relay.
+type upstream struct {
+	addr  string
+	relay bool
+	conn  net.Conn
+	br    *bufio.Reader
+	// first is a frame a probe read already (a relay's first heartbeat),
+	// to be handled before the next one is read; nil when none.
+	first *streamFrame
+}
+
+type streamFrame struct {
+	kind    byte
+	index   uint64
+	payload []byte
+}
+
+// open dials the server or relay at addr and asks for the stream of what
+// the replica holds. ctx, when set, bounds it instead of the replica's
+// own lifetime (nil).
+func (r *Replica) open(addr string, relay bool, ctx context.Context) (*upstream, error) {
+	if ctx == nil {
+		ctx = r.ctx
+	}
 	var conn net.Conn
 	var err error
 	if relay {
-		conn, err = dialPort(context.Background(), r.tls.Current().OutgoingRelay(), addr, protoStream, replicaDialTimeout)
+		conn, err = dialPort(ctx, r.tls.Current().OutgoingRelay(), addr, protoStream, replicaDialTimeout)
 	} else {
-		conn, err = dialServer(context.Background(), r.tls, addr, protoStream, replicaDialTimeout)
+		conn, err = dialServer(ctx, r.tls, addr, protoStream, replicaDialTimeout)
 	}
 	if err != nil {
-		return fmt.Errorf("dialing %s: %w", addr, err)
+		return nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}
+	_ = conn.SetWriteDeadline(time.Now().Add(replicaDialTimeout))
+	req := streamRequest{Resume: r.synced.Load(), After: r.fsm.AppliedIndex()}
+	if err := wire.WriteMsg(conn, &req); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("stream request to %s: %w", addr, err)
+	}
+	return &upstream{addr: addr, relay: relay, conn: conn, br: bufio.NewReaderSize(conn, 64<<10)}, nil
+}
+
+// probeRelay opens a relay's stream and reads its first frame, which must
+// be a heartbeat: a relay that has no state, or lost its servers, refuses
+// and closes instead. It gives up when the replica closes.
+func (r *Replica) probeRelay(addr string) (*upstream, error) {
+	src, err := r.open(addr, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(r.ctx, func() { src.conn.Close() })
+	defer stop()
+	_ = src.conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+	kind, index, payload, err := wire.ReadFrame(src.br, nil, maxStreamFrame)
+	if err == nil && kind != frameHeartbeat {
+		err = fmt.Errorf("first frame of kind %d, not a heartbeat", kind)
+	}
+	if err != nil {
+		src.conn.Close()
+		return nil, fmt.Errorf("relay %s: %w", addr, err)
+	}
+	src.first = &streamFrame{kind: kind, index: index, payload: payload}
+	return src, nil
+}
+
+// follow applies what src streams until the stream fails. Following a
+// server, it probes a relay every relayCheck when gossip lists one, and
+// returns the relay's stream (next) once one answers, the server's
+// stream going on meanwhile.
+func (r *Replica) follow(src *upstream) (next *upstream, err error) {
+	conn := src.conn
 	r.connMu.Lock()
 	select {
 	case <-r.stop:
 		r.connMu.Unlock()
 		conn.Close()
-		return nil
+		return nil, nil
 	default:
 	}
 	r.conn = conn
 	r.connMu.Unlock()
+	probed := make(chan *upstream, 1)
+	probing := false
 	defer func() {
 		r.connMu.Lock()
 		r.conn = nil
@@ -334,59 +421,87 @@ func (r *Replica) follow(addr string, relay bool) error {
 		conn.Close()
 		empty := ""
 		r.source.Store(&empty)
-	}()
-
-	_ = conn.SetWriteDeadline(time.Now().Add(replicaDialTimeout))
-	req := streamRequest{Resume: r.synced.Load(), After: r.fsm.AppliedIndex()}
-	if err := wire.WriteMsg(conn, &req); err != nil {
-		return fmt.Errorf("stream request: %w", err)
-	}
-	r.source.Store(&addr)
-	lookedForRelay := time.Now()
-	br := bufio.NewReaderSize(conn, 64<<10)
-	buf := make([]byte, 0, 64<<10)
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-		kind, index, payload, err := wire.ReadFrame(br, buf, maxStreamFrame)
-		if err != nil {
-			return err
+		if probing && next == nil {
+			// A probe still under way: whatever it opens is not taken.
+			go func() {
+				if p := <-probed; p != nil {
+					p.conn.Close()
+				}
+			}()
 		}
+	}()
+	r.source.Store(&src.addr)
+	lookedForRelay := time.Now()
+	buf := make([]byte, 0, 64<<10)
+	frame := src.first
+	for {
+		if frame == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+			kind, index, payload, err := wire.ReadFrame(src.br, buf, maxStreamFrame)
+			if err != nil {
+				return nil, err
+			}
+			frame = &streamFrame{kind: kind, index: index, payload: payload}
+		}
+		kind, index, payload := frame.kind, frame.index, frame.payload
+		frame = nil
 		r.lastFrame.Store(r.sinceEpoch())
 		switch kind {
 		case frameEntry:
 			if !r.synced.Load() {
-				return errors.New("server sent a command before the state")
+				return nil, errors.New("source sent a command before the state")
 			}
 			if index <= r.fsm.AppliedIndex() {
-				continue // already applied (cannot happen: the server resumes after our index)
+				// Already applied: a relay taking over from a server
+				// resumes from where the replica was when it asked.
+				continue
 			}
 			if err := r.fsm.applyStreamed(index, payload); err != nil {
-				return fmt.Errorf("applying streamed command: %w", err)
+				return nil, fmt.Errorf("applying streamed command: %w", err)
 			}
-			if br.Buffered() < wire.FrameHeaderSize {
+			if src.br.Buffered() < wire.FrameHeaderSize {
 				r.wakeWaiters() // the burst is over
 			}
 		case frameHeartbeat:
 			var hb streamHeartbeat
 			if err := json.Unmarshal(payload, &hb); err != nil {
-				return fmt.Errorf("decoding heartbeat: %w", err)
+				return nil, fmt.Errorf("decoding heartbeat: %w", err)
 			}
 			r.leader.Store(&hb.Leader)
 			r.serverIndex.Store(index)
 			r.staleness.Store(max(hb.StalenessMs, 0) * int64(time.Millisecond))
 			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
-			if !relay && r.relays != nil && r.synced.Load() && time.Since(lookedForRelay) >= r.relayCheck {
+			if probing {
+				select {
+				case p := <-probed:
+					probing = false
+					if p != nil {
+						return p, nil
+					}
+				default:
+				}
+			}
+			if !src.relay && !probing && r.relays != nil && r.synced.Load() && time.Since(lookedForRelay) >= r.relayCheck {
 				lookedForRelay = time.Now()
-				if len(r.relays()) > 0 {
-					return errRelayFound
+				if addr := pickOther(r.relays(), ""); addr != "" {
+					probing = true
+					r.wg.Add(1)
+					go func() {
+						defer r.wg.Done()
+						p, err := r.probeRelay(addr)
+						if err != nil {
+							r.logger.Debug("a relay did not answer; staying with the server", "relay", addr, "error", err)
+						}
+						probed <- p
+					}()
 				}
 			}
 		case frameSnapBegin:
-			if err := r.installSnapshot(conn, br, index); err != nil {
-				return err
+			if err := r.installSnapshot(conn, src.br, index); err != nil {
+				return nil, err
 			}
 		default:
-			return fmt.Errorf("unexpected stream frame kind %d", kind)
+			return nil, fmt.Errorf("unexpected stream frame kind %d", kind)
 		}
 	}
 }

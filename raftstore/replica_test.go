@@ -31,6 +31,28 @@ func (l *serverList) get() []string {
 	return append([]string(nil), l.addrs...)
 }
 
+// startReplica starts a replica on a new store, closed when the test ends.
+func startReplica(t *testing.T, cfg replicaConfig) *Replica {
+	t.Helper()
+	r, err := newReplica(state.NewStore(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// startClient starts a client, shut down when the test ends.
+func startClient(t *testing.T, cfg ClientConfig, store *state.Store) *Client {
+	t.Helper()
+	c, err := NewClient(cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Shutdown() })
+	return c
+}
+
 func waitSameTables(t *testing.T, what string, want, got *state.Store) {
 	t.Helper()
 	waitFor(t, 10*time.Second, what, func() bool { return reflect.DeepEqual(statetest.Tables(t, got), statetest.Tables(t, want)) })

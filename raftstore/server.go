@@ -637,10 +637,11 @@ func (s *Server) Barrier(timeout time.Duration) error {
 }
 
 // FeedStats describe the change feed client replicas follow: the commands
-// it holds, their bytes, and the replicas streaming from this server.
+// it holds, their bytes, the replicas streaming from this server (or
+// relay), and the streams a relay refused while it had no current state.
 type FeedStats struct {
-	Entries, Bytes int
-	Streams        int64
+	Entries, Bytes   int
+	Streams, Refused int64
 }
 
 // FeedStats reads the change feed's size and followers, for the metrics.

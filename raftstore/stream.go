@@ -16,9 +16,10 @@ import (
 	metrics "github.com/hashicorp/go-metrics/compat"
 )
 
-// The state stream (first byte protoStream on the server port): how a
-// client agent follows a server's change feed. The client sends one
-// streamRequest; the server answers with frames until either side closes:
+// The state stream (first byte protoStream on the server port, or on a
+// relay's: relay.go): how a client agent follows a server's (or relay's)
+// change feed. The client sends one streamRequest; the source answers with
+// frames until either side closes:
 //
 //	[kind u8][index u64][length u32][payload]
 //
@@ -26,9 +27,9 @@ import (
 // replica is not sent: see forReplica); a snapshot is
 // frameSnapBegin (index: the state's index), frameSnapChunk frames holding
 // the state in the FSM's snapshot format, then frameSnapEnd; frameHeartbeat
-// (index: the server's applied index) carries a streamHeartbeat in JSON and
+// (index: the source's applied index) carries a streamHeartbeat in JSON and
 // goes out every streamHeartbeatInterval, so the client knows the leader,
-// how stale the server is, and that the connection still works.
+// how stale the source is, and that the connection still works.
 
 const (
 	frameEntry     byte = 1
@@ -75,10 +76,13 @@ type streamSource struct {
 	// view is the source's leader (its RPC address, "" when it knows none)
 	// and how stale its state may be, for the heartbeats.
 	view func() (leader string, staleness time.Duration)
-	// ready, when set, says whether the source holds a state to serve: a
-	// relay before its first snapshot refuses streams.
+	// ready, when set, says whether the source has a state worth
+	// serving: a relay before its first snapshot, or cut off from the
+	// servers, refuses new streams and ends the ones it serves, so that
+	// their clients move to a source that is not.
 	ready   func() bool
 	streams atomic.Int64
+	refused atomic.Int64
 	stop    <-chan struct{}
 	logger  hclog.Logger
 }
@@ -86,7 +90,7 @@ type streamSource struct {
 // stats reads the source's feed size and followers.
 func (src *streamSource) stats() FeedStats {
 	entries, bytes := src.fsm.feed.size()
-	return FeedStats{Entries: entries, Bytes: bytes, Streams: src.streams.Load()}
+	return FeedStats{Entries: entries, Bytes: bytes, Streams: src.streams.Load(), Refused: src.refused.Load()}
 }
 
 // serve streams the source's state to a client agent until the connection
@@ -100,7 +104,8 @@ func (src *streamSource) serve(conn net.Conn) {
 		return
 	}
 	if src.ready != nil && !src.ready() {
-		src.logger.Debug("state stream: refused, no state to serve yet", "remote", conn.RemoteAddr())
+		src.refused.Add(1)
+		src.logger.Debug("state stream: refused, no current state to serve", "remote", conn.RemoteAddr())
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
@@ -167,6 +172,9 @@ func (src *streamSource) stream(conn net.Conn, req streamRequest, gone <-chan st
 		select {
 		case <-changed:
 		case <-heartbeat.C:
+			if src.ready != nil && !src.ready() {
+				return errors.New("no current state to serve: the relay lost its servers")
+			}
 			if err := src.sendHeartbeat(w); err != nil {
 				return err
 			}

@@ -57,12 +57,25 @@ func (ca *testCA) material(kind tlsutil.Kind, trust *testCA, verify string) *tls
 
 // materialIn is material for an agent of datacenter dc.
 func (ca *testCA) materialIn(dc string, kind tlsutil.Kind, trust *testCA, verify string) *tlsutil.Configurator {
+	return ca.materialWith(tlsutil.CertOptions{Kind: kind, Datacenter: dc}, trust, verify)
+}
+
+// relayMaterial is material for a relay of dc1: a client certificate that
+// also names relay.dc1.consul.
+func (ca *testCA) relayMaterial(trust *testCA, verify string) *tlsutil.Configurator {
+	return ca.materialWith(tlsutil.CertOptions{Kind: tlsutil.KindClient, Datacenter: "dc1",
+		DNSNames: []string{"relay.dc1.consul"}}, trust, verify)
+}
+
+// materialWith is material for a certificate made with opts.
+func (ca *testCA) materialWith(opts tlsutil.CertOptions, trust *testCA, verify string) *tlsutil.Configurator {
 	ca.t.Helper()
-	cert, key, err := tlsutil.GenerateCert(ca.cert, ca.key, tlsutil.CertOptions{Kind: kind, Datacenter: dc})
+	cert, key, err := tlsutil.GenerateCert(ca.cert, ca.key, opts)
 	if err != nil {
 		ca.t.Fatal(err)
 	}
-	name := dc + "-" + string(kind) + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(ca.t.Name())
+	dc, kind := opts.Datacenter, opts.Kind
+	name := dc + "-" + string(kind) + "-" + strings.Join(opts.DNSNames, "-") + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(ca.t.Name())
 	cfg := tlsutil.Config{CertFile: ca.write(name+".pem", cert), KeyFile: ca.write(name+"-key.pem", key),
 		CAFile: trust.bundleFile, ServerName: "server." + dc + ".consul",
 		VerifyIncoming: strings.Contains(verify, "i"), VerifyOutgoing: strings.Contains(verify, "o"),

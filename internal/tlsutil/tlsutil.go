@@ -191,9 +191,11 @@ func (s *State) build() {
 		s.outgoing = c
 		s.outgoingRelay = c
 		if s.cfg.VerifyServerHostname {
-			// A relay is a client agent: its certificate names
-			// client.<dc>.<domain>. A server's is taken too.
-			agentNames := []string{s.cfg.ServerName, "client." + strings.TrimPrefix(s.cfg.ServerName, "server.")}
+			// A relay is a client agent whose certificate was issued to
+			// relay on purpose: any client certificate would let any
+			// client agent pose as a source of the state. A server's is
+			// taken too.
+			relayNames := []string{s.cfg.ServerName, s.RelayName()}
 			r := c.Clone()
 			r.ServerName = ""
 			r.InsecureSkipVerify = true
@@ -201,12 +203,12 @@ func (s *State) build() {
 				if err := verifyChain(cs, pool); err != nil {
 					return err
 				}
-				for _, name := range agentNames {
+				for _, name := range relayNames {
 					if cs.PeerCertificates[0].VerifyHostname(name) == nil {
 						return nil
 					}
 				}
-				return fmt.Errorf("tls: the relay's certificate is not an agent's of this datacenter (%s)", strings.Join(agentNames, " or "))
+				return fmt.Errorf("tls: the relay's certificate names neither %s", strings.Join(relayNames, " nor "))
 			}
 			s.outgoingRelay = r
 		}
@@ -261,11 +263,25 @@ func (s *State) OutgoingRPC() *tls.Config {
 	return s.outgoing
 }
 
+// RelayName is the name a relay's certificate must carry under
+// verify_server_hostname: relay.<dc>.<domain>, beside the servers'.
+func (s *State) RelayName() string {
+	return "relay." + strings.TrimPrefix(s.cfg.ServerName, "server.")
+}
+
+// CertNames reports whether the agent's certificate is valid for name;
+// an error says why not, or that there is no certificate.
+func (s *State) CertNames(name string) error {
+	if s == nil || s.cert == nil || s.cert.Leaf == nil {
+		return errors.New("no certificate")
+	}
+	return s.cert.Leaf.VerifyHostname(name)
+}
+
 // OutgoingRelay is the configuration of connections to relays, client
 // agents that pass the state stream on (nil: plaintext). It checks what
 // OutgoingRPC checks, but for the name: with verify_server_hostname a
-// relay's certificate must be for client.<dc>.<domain> (or the servers'
-// name), an agent's of this datacenter.
+// relay's certificate must be for RelayName (or the servers' name).
 func (s *State) OutgoingRelay() *tls.Config {
 	if s == nil {
 		return nil

@@ -354,3 +354,54 @@ func TestNilIsPlaintext(t *testing.T) {
 		t.Errorf("HTTPS without a certificate: %v", err)
 	}
 }
+
+// TestRelayHandshakes: which certificates a client agent takes from a relay.
+// With verify_server_hostname, only one issued to relay (its name
+// relay.<dc>.<domain>) or a server's: not any client agent's.
+func TestRelayHandshakes(t *testing.T) {
+	ca, other := newPKI(t, "ca"), newPKI(t, "other")
+	relayCert := func(p *pki, kind Kind, dc, name string) Config {
+		t.Helper()
+		cert, key, err := GenerateCert(p.caCert, p.caKey, CertOptions{Kind: kind, Datacenter: "dc1", Domain: "consul.",
+			DNSNames: []string{"relay." + dc + ".consul"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := Config{CertFile: filepath.Join(p.dir, name+".pem"), KeyFile: filepath.Join(p.dir, name+"-key.pem"),
+			CAFile: p.caFile, ServerName: "server.dc1.consul"}
+		writeFile(t, c.CertFile, cert)
+		writeFile(t, c.KeyFile, key)
+		return c
+	}
+	vo := func(c *Config) { c.VerifyOutgoing = true }
+	vsh := func(c *Config) { c.VerifyOutgoing, c.VerifyServerHostname = true, true }
+	tests := []struct {
+		name     string
+		relay    Config
+		follower Config
+		ok       bool
+	}{
+		{"a client certificate issued to relay", relayCert(ca, KindClient, "dc1", "relay"), ca.config(KindClient, ca, vsh), true},
+		{"a server's certificate", ca.config(KindServer, ca, nil), ca.config(KindClient, ca, vsh), true},
+		{"any client agent's certificate", ca.config(KindClient, ca, nil), ca.config(KindClient, ca, vsh), false},
+		{"issued to relay in another datacenter", relayCert(ca, KindClient, "dc2", "relay-dc2"), ca.config(KindClient, ca, vsh), false},
+		{"a CLI certificate issued to relay", relayCert(ca, KindCLI, "dc1", "relay-cli"), ca.config(KindClient, ca, vsh), false},
+		{"issued to relay by another CA", relayCert(other, KindClient, "dc1", "relay-other"), ca.config(KindClient, ca, vsh), false},
+		{"verify_outgoing alone takes any certificate of the CA", ca.config(KindClient, ca, nil), ca.config(KindClient, ca, vo), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			relay, follower := mustLoad(t, tc.relay), mustLoad(t, tc.follower)
+			if relay.IncomingRPC() == nil || follower.OutgoingRelay() == nil {
+				t.Fatalf("IncomingRPC = %v, OutgoingRelay = %v: want both", relay.IncomingRPC(), follower.OutgoingRelay())
+			}
+			_, serr, cerr := handshake(t, relay.IncomingRPC(), follower.OutgoingRelay())
+			if got := serr == nil && cerr == nil; got != tc.ok {
+				t.Errorf("handshake succeeded = %v, want %v (relay: %v; follower: %v)", got, tc.ok, serr, cerr)
+			}
+		})
+	}
+	if got := mustLoad(t, ca.config(KindClient, ca, vsh)).RelayName(); got != "relay.dc1.consul" {
+		t.Errorf("RelayName = %q", got)
+	}
+}

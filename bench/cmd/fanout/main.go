@@ -123,7 +123,7 @@ func main() {
 		fatalf("-server-pid is required (the server's CPU and memory are read from /proc)")
 	}
 	if c.replicas < 0 || c.relays < 0 || c.rate < 1 || c.pool < 1 || c.inflight < 1 || c.sample <= 0 {
-		fatalf("-replicas must be ≥ 0; -rate, -pool, -inflight and -sample > 0")
+		fatalf("-replicas and -relays must be ≥ 0; -rate, -pool, -inflight and -sample > 0")
 	}
 	if c.write != "catalog" && c.write != "kv" {
 		fatalf("-write must be catalog or kv, not %q", c.write)
@@ -388,12 +388,16 @@ func writePhase(c config, api *apiClient, px *proxy, fleet []*raftstore.Client) 
 		}
 		return v / n / per
 	}
+	relaysUsed := c.relays // startRelays runs only with replicas
+	if len(fleet) == 0 {
+		relaysUsed = 0
+	}
 	bytesPerEntry := 0.0
 	if delivered > 0 {
 		bytesPerEntry = float64(bytes1-bytes0) / delivered
 	}
 	fmt.Printf("writes replicas=%d relays=%d write=%s rate_target=%d seconds=%.1f ok=%d errors=%d late=%d rate=%.1f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f index_start=%d index_end=%d entries=%d server_cores=%.3f server_cpu_s=%.3f server_us_per_write=%.1f server_syscw_per_write=%.2f self_cores=%.2f writer_cores=%.2f other_cores=%.2f steal_cores=%.2f machine_cores=%.2f bytes_per_replica_per_write=%.1f bytes_per_entry_delivered=%.1f reads_per_replica_per_write=%.2f replica_mbit_s_at_rate=%.3f drain_ms=%.1f not_drained=%d reconnects=%d resyncs=%d\n",
-		len(fleet), c.relays, c.write, c.rate, w.Seconds, w.OK, w.Failed, w.Late, ok/w.Seconds,
+		len(fleet), relaysUsed, c.write, c.rate, w.Seconds, w.OK, w.Failed, w.Late, ok/w.Seconds,
 		w.P50ms, w.P99ms, w.MaxMs, indexStart, indexEnd, indexEnd-indexStart,
 		window.server/window.wall, total.server, 1e6*total.server/max(ok, 1), float64(total.syscw)/max(ok, 1),
 		window.self/window.wall, writerCPU/window.wall, window.other/window.wall, window.steal/window.wall, window.busy/window.wall,
