@@ -433,18 +433,20 @@ func (r *Replica) follow(src *upstream) (next *upstream, err error) {
 	r.source.Store(&src.addr)
 	lookedForRelay := time.Now()
 	buf := make([]byte, 0, 64<<10)
-	frame := src.first
+	first := src.first
 	for {
-		if frame == nil {
+		var kind byte
+		var index uint64
+		var payload []byte
+		if first != nil {
+			kind, index, payload = first.kind, first.index, first.payload
+			first = nil
+		} else {
 			_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-			kind, index, payload, err := wire.ReadFrame(src.br, buf, maxStreamFrame)
-			if err != nil {
+			if kind, index, payload, err = wire.ReadFrame(src.br, buf, maxStreamFrame); err != nil {
 				return nil, err
 			}
-			frame = &streamFrame{kind: kind, index: index, payload: payload}
 		}
-		kind, index, payload := frame.kind, frame.index, frame.payload
-		frame = nil
 		r.lastFrame.Store(r.sinceEpoch())
 		switch kind {
 		case frameEntry:
