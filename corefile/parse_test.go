@@ -210,12 +210,39 @@ func tlsFiles(t *testing.T) (cert, key, ca string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for path, b := range map[string][]byte{"server.pem": certPEM, "server-key.pem": keyPEM, "ca.pem": caPEM} {
+	for path, b := range map[string][]byte{"server.pem": certPEM, "server-key.pem": keyPEM, "ca.pem": caPEM, "ca-key.pem": caKey} {
 		if err := os.WriteFile(filepath.Join(dir, path), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "ca.pem")
+}
+
+// issueFile signs a certificate for opts with the CA whose certificate is
+// caFile (its key beside it, as tlsFiles writes it) and returns its files.
+func issueFile(t *testing.T, caFile string, opts tlsutil.CertOptions) (cert, key string) {
+	t.Helper()
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := os.ReadFile(strings.TrimSuffix(caFile, ".pem") + "-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := tlsutil.GenerateCert(caPEM, caKey, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
 
 func TestParseTLS(t *testing.T) {
@@ -269,6 +296,18 @@ func TestParseRelayTLS(t *testing.T) {
 	// verify_outgoing alone checks no name.
 	if _, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n}", cert, key, ca)); err != nil {
 		t.Errorf("a relay with a certificate under verify_outgoing: %v", err)
+	}
+	// A client certificate issued to relay starts; a CLI one, which may
+	// not serve, does not.
+	for _, tc := range []struct {
+		kind tlsutil.Kind
+		ok   bool
+	}{{tlsutil.KindClient, true}, {tlsutil.KindCLI, false}} {
+		relayCert, relayKey := issueFile(t, ca, tlsutil.CertOptions{Kind: tc.kind, Datacenter: "dc1", DNSNames: []string{"relay.dc1.consul"}})
+		_, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n verify_server_hostname\n}", relayCert, relayKey, ca))
+		if (err == nil) != tc.ok {
+			t.Errorf("a relay with a %s certificate named relay.dc1.consul: %v", tc.kind, err)
+		}
 	}
 }
 

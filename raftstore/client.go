@@ -227,7 +227,9 @@ func (c *Client) Stats() map[string]string {
 	}
 	if addr := c.replica.RelayAddr(); addr != "" {
 		out["relay"] = addr
-		out["streams"] = fmt.Sprint(c.replica.RelayStats().Streams)
+		stats := c.replica.RelayStats()
+		out["streams"] = fmt.Sprint(stats.Streams)
+		out["streams_refused"] = fmt.Sprint(stats.Refused)
 	}
 	if c.replica.relays != nil {
 		out["known_relays"] = fmt.Sprint(len(c.replica.relays()))

@@ -41,6 +41,7 @@ const muxHandshakeTimeout = 5 * time.Second
 // muxListener accepts on the server port and routes connections by their
 // first byte.
 type muxListener struct {
+	name   string // "server port", "relay port"
 	ln     net.Listener
 	logger hclog.Logger
 	// tls is the agent's TLS material, read afresh for every connection
@@ -64,18 +65,18 @@ type muxListener struct {
 }
 
 func listenMux(addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn)) (*muxListener, error) {
-	return listenPort("server RPC", addr, tlsc, logger, serve, true)
+	return listenPort("server port", addr, tlsc, logger, serve, true)
 }
 
 // listenPort is listenMux, taking Raft's connections only when raft is
-// set: a relay's port (relay.go) speaks the state stream alone. what
-// names the port in errors.
-func listenPort(what, addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn), raft bool) (*muxListener, error) {
+// set: a relay's port (relay.go) speaks the state stream alone. name
+// names the port in errors and logs.
+func listenPort(name, addr string, tlsc *tlsutil.Configurator, logger hclog.Logger, serve map[byte]func(net.Conn), raft bool) (*muxListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening for %s on %s: %w", what, addr, err)
+		return nil, fmt.Errorf("opening the %s on %s: %w", name, addr, err)
 	}
-	m := &muxListener{ln: ln, logger: logger, tls: tlsc, closed: make(chan struct{}),
+	m := &muxListener{name: name, ln: ln, logger: logger, tls: tlsc, closed: make(chan struct{}),
 		open: map[net.Conn]struct{}{}, serve: serve}
 	if raft {
 		m.raft = make(chan net.Conn)
@@ -130,7 +131,7 @@ func (m *muxListener) route(raw net.Conn) {
 	}
 	serve := m.serve[proto]
 	if serve == nil {
-		m.logger.Warn("server port: unknown protocol", "byte", proto, "remote", conn.RemoteAddr())
+		m.logger.Warn(m.name+": unknown protocol", "byte", proto, "remote", conn.RemoteAddr())
 		conn.Close()
 		return
 	}
@@ -156,7 +157,7 @@ func (m *muxListener) handshake(conn net.Conn) (net.Conn, byte, error) {
 	material := m.tls.Current()
 	if proto != protoTLS {
 		if material.PlaintextRefused() {
-			m.logger.Warn("server port: refused a plaintext connection: verify_incoming requires TLS with a certificate signed by the CA",
+			m.logger.Warn(m.name+": refused a plaintext connection: verify_incoming requires TLS with a certificate signed by the CA",
 				"remote", conn.RemoteAddr(), "byte", proto)
 			return conn, 0, errPlaintextRefused
 		}
@@ -165,12 +166,12 @@ func (m *muxListener) handshake(conn net.Conn) (net.Conn, byte, error) {
 	}
 	cfg := material.IncomingRPC()
 	if cfg == nil {
-		m.logger.Warn("server port: refused a TLS connection: this agent has no certificate (the tls property)", "remote", conn.RemoteAddr())
+		m.logger.Warn(m.name+": refused a TLS connection: this agent has no certificate (the tls property)", "remote", conn.RemoteAddr())
 		return conn, 0, errNoTLS
 	}
 	tconn := tls.Server(conn, cfg)
 	if err := tconn.Handshake(); err != nil {
-		m.logger.Warn("server port: TLS handshake failed", "remote", conn.RemoteAddr(), "error", err)
+		m.logger.Warn(m.name+": TLS handshake failed", "remote", conn.RemoteAddr(), "error", err)
 		return tconn, 0, err
 	}
 	if proto, err = readByte(tconn); err != nil {
@@ -180,7 +181,7 @@ func (m *muxListener) handshake(conn net.Conn) (net.Conn, byte, error) {
 		// Raft is for servers only: with verify_server_hostname a
 		// client agent's certificate does not make a peer.
 		if err := material.AuthorizeServer(tconn.ConnectionState()); err != nil {
-			m.logger.Warn("server port: refused Raft from a non-server", "remote", conn.RemoteAddr(), "error", err)
+			m.logger.Warn(m.name+": refused Raft from a non-server", "remote", conn.RemoteAddr(), "error", err)
 			return tconn, 0, err
 		}
 	}

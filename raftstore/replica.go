@@ -51,6 +51,11 @@ type Replica struct {
 	// stream delivers a frame or fails.
 	epoch     time.Time
 	lastFrame atomic.Int64
+	// progress is when the replica last applied a command or a state, or
+	// heard its source was at no later index (same clock as lastFrame): a
+	// relay whose state stopped moving (cut off, or stuck on a command it
+	// cannot apply) stops serving.
+	progress  atomic.Int64
 	staleness atomic.Int64
 	leader    atomic.Pointer[string]
 	source    atomic.Pointer[string]
@@ -120,7 +125,9 @@ func newReplica(store *state.Store, cfg replicaConfig) (*Replica, error) {
 	r.leader.Store(&empty)
 	r.source.Store(&empty)
 	if cfg.relayAddr != "" {
+		r.relays = nil // a relay follows servers only: the tree has no cycle
 		if err := r.serveRelay(cfg.relayAddr); err != nil {
+			r.cancel()
 			return nil, err
 		}
 	}
@@ -237,19 +244,21 @@ func (r *Replica) run() {
 	// cannot keep it from the state.
 	relayFailures := 0
 	wait := replicaRetryMin
-	var next *upstream
+	next := "" // a relay that answered a probe: followed next
 	for {
-		src, err := next, error(nil)
-		next = nil
-		if src == nil {
-			addr, relay := r.pick(failed, relayFailures < 2)
-			if addr != "" {
-				src, err = r.open(addr, relay, nil)
-				if err != nil {
-					src = &upstream{addr: addr, relay: relay} // failed: handled below
-				}
-			}
+		var src *upstream
+		var err error
+		addr, relay := next, next != ""
+		if next == "" {
+			addr, relay = r.pick(failed, relayFailures < 2)
 		}
+		if addr != "" {
+			if src, err = r.open(addr, relay, nil); err != nil {
+				src = &upstream{addr: addr, relay: relay} // failed: handled below
+			}
+			src.moved = next != ""
+		}
+		next = ""
 		if src != nil {
 			start := time.Now()
 			if err == nil {
@@ -257,14 +266,11 @@ func (r *Replica) run() {
 			}
 			select {
 			case <-r.stop:
-				if next != nil {
-					next.conn.Close()
-				}
 				return
 			default:
 			}
-			if next != nil {
-				r.logger.Debug("moving from the server to a relay", "server", src.addr, "relay", next.addr)
+			if next != "" {
+				r.logger.Debug("moving from the server to a relay", "server", src.addr, "relay", next)
 				failed, relayFailures, wait = "", 0, replicaRetryMin
 				continue
 			}
@@ -336,15 +342,10 @@ type upstream struct {
 	relay bool
 	conn  net.Conn
 	br    *bufio.Reader
-	// first is a frame a probe read already (a relay's first heartbeat),
-	// to be handled before the next one is read; nil when none.
-	first *streamFrame
-}
-
-type streamFrame struct {
-	kind    byte
-	index   uint64
-	payload []byte
+	// moved: a relay the replica moved to from a server that still
+	// served it. It must not take the replica back in time: a state
+	// older than the replica's, first thing, ends the stream.
+	moved bool
 }
 
 // open dials the server or relay at addr and asks for the stream of what
@@ -373,46 +374,53 @@ func (r *Replica) open(addr string, relay bool, ctx context.Context) (*upstream,
 	return &upstream{addr: addr, relay: relay, conn: conn, br: bufio.NewReaderSize(conn, 64<<10)}, nil
 }
 
-// probeRelay opens a relay's stream and reads its first frame, which must
-// be a heartbeat: a relay that has no state, or lost its servers, refuses
-// and closes instead. It gives up when the replica closes.
-func (r *Replica) probeRelay(addr string) (*upstream, error) {
+// probeRelay asks the relay at addr for the stream and reads its first
+// frame, which must be a heartbeat showing the relay at least at index
+// after: a relay that has no current state refuses and closes instead,
+// and one that is behind the replica is no better source than its server.
+// The probe's stream is closed either way; the replica opens a new one,
+// from its index then, to move. It gives up when the replica closes.
+func (r *Replica) probeRelay(addr string, after uint64) error {
 	src, err := r.open(addr, true, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer src.conn.Close()
 	stop := context.AfterFunc(r.ctx, func() { src.conn.Close() })
 	defer stop()
 	_ = src.conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-	kind, index, payload, err := wire.ReadFrame(src.br, nil, maxStreamFrame)
-	if err == nil && kind != frameHeartbeat {
-		err = fmt.Errorf("first frame of kind %d, not a heartbeat", kind)
+	kind, index, _, err := wire.ReadFrame(src.br, nil, maxStreamFrame)
+	switch {
+	case err != nil:
+		return fmt.Errorf("relay %s: %w", addr, err)
+	case kind != frameHeartbeat:
+		return fmt.Errorf("relay %s: first frame of kind %d, not a heartbeat", addr, kind)
+	case index < after:
+		return fmt.Errorf("relay %s is at index %d, behind this replica's %d", addr, index, after)
 	}
-	if err != nil {
-		src.conn.Close()
-		return nil, fmt.Errorf("relay %s: %w", addr, err)
-	}
-	src.first = &streamFrame{kind: kind, index: index, payload: payload}
-	return src, nil
+	return nil
 }
 
 // follow applies what src streams until the stream fails. Following a
 // server, it probes a relay every relayCheck when gossip lists one, and
-// returns the relay's stream (next) once one answers, the server's
+// returns the relay's address (next) once one answers, the server's
 // stream going on meanwhile.
-func (r *Replica) follow(src *upstream) (next *upstream, err error) {
+func (r *Replica) follow(src *upstream) (next string, err error) {
 	conn := src.conn
 	r.connMu.Lock()
 	select {
 	case <-r.stop:
 		r.connMu.Unlock()
 		conn.Close()
-		return nil, nil
+		return "", nil
 	default:
 	}
 	r.conn = conn
 	r.connMu.Unlock()
-	probed := make(chan *upstream, 1)
+	// probed receives a probe's outcome: the relay's address if it
+	// answered, "" if not. The channel is buffered, so a probe that ends
+	// after follow returned leaves nothing waiting.
+	probed := make(chan string, 1)
 	probing := false
 	defer func() {
 		r.connMu.Lock()
@@ -421,64 +429,52 @@ func (r *Replica) follow(src *upstream) (next *upstream, err error) {
 		conn.Close()
 		empty := ""
 		r.source.Store(&empty)
-		if probing && next == nil {
-			// A probe still under way: whatever it opens is not taken.
-			go func() {
-				if p := <-probed; p != nil {
-					p.conn.Close()
-				}
-			}()
-		}
 	}()
 	r.source.Store(&src.addr)
 	lookedForRelay := time.Now()
 	buf := make([]byte, 0, 64<<10)
-	first := src.first
+	moved := src.moved // until the first command or state
 	for {
-		var kind byte
-		var index uint64
-		var payload []byte
-		if first != nil {
-			kind, index, payload = first.kind, first.index, first.payload
-			first = nil
-		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
-			if kind, index, payload, err = wire.ReadFrame(src.br, buf, maxStreamFrame); err != nil {
-				return nil, err
-			}
+		_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+		kind, index, payload, err := wire.ReadFrame(src.br, buf, maxStreamFrame)
+		if err != nil {
+			return "", err
 		}
 		r.lastFrame.Store(r.sinceEpoch())
 		switch kind {
 		case frameEntry:
 			if !r.synced.Load() {
-				return nil, errors.New("source sent a command before the state")
+				return "", errors.New("source sent a command before the state")
 			}
+			moved = false
 			if index <= r.fsm.AppliedIndex() {
-				// Already applied: a relay taking over from a server
-				// resumes from where the replica was when it asked.
-				continue
+				continue // already applied (cannot happen: the source resumes after our index)
 			}
 			if err := r.fsm.applyStreamed(index, payload); err != nil {
-				return nil, fmt.Errorf("applying streamed command: %w", err)
+				return "", fmt.Errorf("applying streamed command: %w", err)
 			}
+			r.progress.Store(r.sinceEpoch())
 			if src.br.Buffered() < wire.FrameHeaderSize {
 				r.wakeWaiters() // the burst is over
 			}
 		case frameHeartbeat:
 			var hb streamHeartbeat
 			if err := json.Unmarshal(payload, &hb); err != nil {
-				return nil, fmt.Errorf("decoding heartbeat: %w", err)
+				return "", fmt.Errorf("decoding heartbeat: %w", err)
 			}
 			r.leader.Store(&hb.Leader)
 			r.serverIndex.Store(index)
 			r.staleness.Store(max(hb.StalenessMs, 0) * int64(time.Millisecond))
+			if r.synced.Load() && index <= r.fsm.AppliedIndex() {
+				r.progress.Store(r.sinceEpoch()) // caught up with its source
+			}
 			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
 			if probing {
 				select {
-				case p := <-probed:
+				case addr := <-probed:
 					probing = false
-					if p != nil {
-						return p, nil
+					if addr != "" {
+						return addr, nil
 					}
 				default:
 				}
@@ -487,23 +483,31 @@ func (r *Replica) follow(src *upstream) (next *upstream, err error) {
 				lookedForRelay = time.Now()
 				if addr := pickOther(r.relays(), ""); addr != "" {
 					probing = true
+					after := r.fsm.AppliedIndex()
 					r.wg.Add(1)
 					go func() {
 						defer r.wg.Done()
-						p, err := r.probeRelay(addr)
-						if err != nil {
+						if err := r.probeRelay(addr, after); err != nil {
 							r.logger.Debug("a relay did not answer; staying with the server", "relay", addr, "error", err)
+							addr = ""
 						}
-						probed <- p
+						probed <- addr
 					}()
 				}
 			}
 		case frameSnapBegin:
+			if moved && index < r.fsm.AppliedIndex() {
+				// The relay could not resume the replica (its feed starts
+				// after the replica's index, or it holds nothing since its
+				// own state) and offers an older state: keep ours.
+				return "", fmt.Errorf("the relay offered a state at index %d, older than this replica's %d", index, r.fsm.AppliedIndex())
+			}
+			moved = false
 			if err := r.installSnapshot(conn, src.br, index); err != nil {
-				return nil, err
+				return "", err
 			}
 		default:
-			return nil, fmt.Errorf("unexpected stream frame kind %d", kind)
+			return "", fmt.Errorf("unexpected stream frame kind %d", kind)
 		}
 	}
 }
@@ -525,6 +529,7 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	r.fsm.restoreStreamed(restored, index)
 	r.synced.Store(true)
 	r.snapshots.Add(1)
+	r.progress.Store(r.sinceEpoch())
 	metrics.IncrCounter([]string{"client", "replica", "resyncs"}, 1)
 	r.lastFrame.Store(r.sinceEpoch())
 	r.wakeWaiters()

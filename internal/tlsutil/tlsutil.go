@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -269,13 +270,22 @@ func (s *State) RelayName() string {
 	return "relay." + strings.TrimPrefix(s.cfg.ServerName, "server.")
 }
 
-// CertNames reports whether the agent's certificate is valid for name;
-// an error says why not, or that there is no certificate.
-func (s *State) CertNames(name string) error {
+// CanServe reports whether the agent's certificate may serve TLS as name:
+// it names it and allows server authentication (a CLI certificate does
+// not). An error says why not.
+func (s *State) CanServe(name string) error {
 	if s == nil || s.cert == nil || s.cert.Leaf == nil {
 		return errors.New("no certificate")
 	}
-	return s.cert.Leaf.VerifyHostname(name)
+	leaf := s.cert.Leaf
+	if err := leaf.VerifyHostname(name); err != nil {
+		return err
+	}
+	if len(leaf.ExtKeyUsage) > 0 && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) &&
+		!slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
+		return errors.New("the certificate does not allow server authentication")
+	}
+	return nil
 }
 
 // OutgoingRelay is the configuration of connections to relays, client
