@@ -140,15 +140,22 @@ consul:$DNS_PORT {
     }
 }
 EOF
+# start_agent NAME CURL_ARGS...: starts beacon on $tmp/NAME/Corefile (on
+# the server's CPU) and polls until curl with CURL_ARGS succeeds, 60 s at most.
+start_agent() {
+	local name=$1
+	shift
+	"${server_prefix[@]}" "$tmp/beacon" agent -conf "$tmp/$name/Corefile" >"$tmp/$name/beacon.log" 2>&1 &
+	pid[$name]=$!
+	local deadline=$((SECONDS + 60))
+	until curl -fsS --max-time 5 "$@" >/dev/null 2>&1; do
+		kill -0 "${pid[$name]}" 2>/dev/null || die "the $name exited during start-up"
+		((SECONDS < deadline)) || die "the $name was not ready within 60s"
+		sleep 0.25
+	done
+}
 log "starting the server: HTTP $HTTP, RPC 127.0.0.1:$RPC_PORT$([[ $PIN == 1 ]] && echo ', on CPU 0')"
-"${server_prefix[@]}" "$tmp/beacon" agent -conf "$tmp/server/Corefile" >"$tmp/server/beacon.log" 2>&1 &
-pid[server]=$!
-deadline=$((SECONDS + 60))
-until curl -fsS --max-time 5 -X PUT -d ready "http://$HTTP/v1/kv/ready" >/dev/null 2>&1; do
-	kill -0 "${pid[server]}" 2>/dev/null || die "the server exited during start-up"
-	((SECONDS < deadline)) || die "the server accepted no write within 60s"
-	sleep 0.25
-done
+start_agent server -X PUT -d ready "http://$HTTP/v1/kv/ready"
 log "the server leads and accepts writes"
 
 # The stream's source the replicas follow: the server, or (VIA_RELAY) a
@@ -173,14 +180,7 @@ consul:$((base + 5)) {
 }
 EOF
 	log "starting a relay agent: RPC 127.0.0.1:$((base + 7)), following the server"
-	"${server_prefix[@]}" "$tmp/beacon" agent -conf "$tmp/relay/Corefile" >"$tmp/relay/beacon.log" 2>&1 &
-	pid[relay]=$!
-	deadline=$((SECONDS + 60))
-	until curl -fsS --max-time 5 "http://127.0.0.1:$((base + 6))/v1/kv/ready?stale" >/dev/null 2>&1; do
-		kill -0 "${pid[relay]}" 2>/dev/null || die "the relay exited during start-up"
-		((SECONDS < deadline)) || die "the relay did not hold the state within 60s"
-		sleep 0.25
-	done
+	start_agent relay "http://127.0.0.1:$((base + 6))/v1/kv/ready?stale"
 	source_pid=${pid[relay]} source_rpc=127.0.0.1:$((base + 7)) source_name=relay
 	log "the relay holds the state"
 fi

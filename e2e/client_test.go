@@ -10,16 +10,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// clientSource is the RPC address of the server a client agent follows, as
-// its /v1/agent/self reports it.
+// clientSource is the RPC address of the server (or relay) a client
+// agent follows, as its /v1/agent/self reports it.
 func clientSource(t testing.TB, c *Agent) string {
 	t.Helper()
-	self, err := c.Client.Agent().Self()
-	if err != nil {
-		t.Fatalf("agent self on %s: %v", c.Opts.Node, err)
-	}
-	src, _ := self["Stats"]["consul"].(map[string]any)["source"].(string)
-	return src
+	return consulStat(t, c, "source")
 }
 
 // serverAt returns the server whose RPC address is addr.

@@ -11,6 +11,17 @@ import (
 	"github.com/beacon-dns/beacon/state/statetest"
 )
 
+// startLeader starts a server that leads alone, with node n1 registered,
+// and returns it, its address and its store.
+func startLeader(t *testing.T) (*Server, string, *state.Store) {
+	t.Helper()
+	store := state.NewStore()
+	addr := freeAddr(t)
+	leader, _ := startServer(t, t.TempDir(), addr, store)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	return leader, addr, store
+}
+
 // startRelay starts a relaying replica following the servers of list.
 func startRelay(t *testing.T, list *serverList) *Replica {
 	t.Helper()
@@ -23,10 +34,7 @@ func startRelay(t *testing.T, list *serverList) *Replica {
 // a restore, and resumes from its own index (no snapshot) on another
 // relay when its relay dies, and on a server when no relay is left.
 func TestRelayPassesTheStreamOn(t *testing.T) {
-	leaderStore := state.NewStore()
-	addr := freeAddr(t)
-	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
-	mustApply(t, leader, state.RegisterRequestType, statetest.SvcReq("n1", "10.0.0.1", "web-1", "web", 80, nil))
+	leader, addr, leaderStore := startLeader(t)
 	servers := &serverList{}
 	servers.set(addr)
 	relay1 := startRelay(t, servers)
@@ -76,15 +84,7 @@ func TestRelayPassesTheStreamOn(t *testing.T) {
 	}
 
 	// A restore on the servers: the relay starts over, and so does the leaf.
-	archive, _ := saveSnapshot(t, leader)
-	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
-	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
-		t.Fatalf("restore: %v", err)
-	}
-	waitSameTables(t, "the leaf to hold the restored state", leaderStore, leaf.Store())
-	if statetest.GetNode(t, leaf.Store(), "n3") != nil {
-		t.Error("n3, written after the snapshot, survived the restore in the leaf")
-	}
+	restoreAndWait(t, leader, leaderStore, leaf.Store(), "the leaf")
 
 	// A second relay; the first dies. The leaf resumes on the second from
 	// its own index.
@@ -130,10 +130,7 @@ func TestRelayPassesTheStreamOn(t *testing.T) {
 // while the relay refuses (it holds no state); it moves, resuming, to a
 // relay that answers.
 func TestReplicaMovesToARelay(t *testing.T) {
-	leaderStore := state.NewStore()
-	addr := freeAddr(t)
-	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
-	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	leader, addr, leaderStore := startLeader(t)
 	servers, relays := &serverList{}, &serverList{}
 	servers.set(addr)
 	leaf := startReplica(t, replicaConfig{servers: servers.get, relays: relays.get, relayCheck: 100 * time.Millisecond,
@@ -182,10 +179,7 @@ func TestReplicaMovesToARelay(t *testing.T) {
 // servers ends its clients' streams and refuses new ones, so they move to
 // a server rather than stay with a state that no longer moves.
 func TestRelayCutOffFromTheServers(t *testing.T) {
-	leaderStore := state.NewStore()
-	addr := freeAddr(t)
-	leader, _ := startServer(t, t.TempDir(), addr, leaderStore)
-	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n1", "10.0.0.1"))
+	leader, addr, leaderStore := startLeader(t)
 	relayServers, servers, relays := &serverList{}, &serverList{}, &serverList{}
 	relayServers.set(addr)
 	servers.set(addr)

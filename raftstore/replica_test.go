@@ -53,6 +53,22 @@ func startClient(t *testing.T, cfg ClientConfig, store *state.Store) *Client {
 	return c
 }
 
+// restoreAndWait restores on the leader a snapshot saved before one more
+// write (node n3), and waits until store, a replica's, holds the restored
+// state, without n3.
+func restoreAndWait(t *testing.T, leader *Server, leaderStore, store *state.Store, who string) {
+	t.Helper()
+	archive, _ := saveSnapshot(t, leader)
+	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
+	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	waitSameTables(t, who+" to hold the restored state", leaderStore, store)
+	if statetest.GetNode(t, store, "n3") != nil {
+		t.Errorf("n3, written after the snapshot, survived the restore in %s", who)
+	}
+}
+
 func waitSameTables(t *testing.T, what string, want, got *state.Store) {
 	t.Helper()
 	waitFor(t, 10*time.Second, what, func() bool { return reflect.DeepEqual(statetest.Tables(t, got), statetest.Tables(t, want)) })
@@ -89,15 +105,7 @@ func TestReplicaFollowsServerThroughRestore(t *testing.T) {
 	}
 
 	// A restore replaces the state: the replica starts over from a snapshot.
-	archive, _ := saveSnapshot(t, leader)
-	mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
-	if err := leader.RestoreSnapshot(bytes.NewReader(archive)); err != nil {
-		t.Fatalf("restore: %v", err)
-	}
-	waitSameTables(t, "the replica to hold the restored state", leaderStore, replica.Store())
-	if statetest.GetNode(t, replica.Store(), "n3") != nil {
-		t.Error("n3, written after the snapshot, survived the restore in the replica")
-	}
+	restoreAndWait(t, leader, leaderStore, replica.Store(), "the replica")
 	if n := replica.SnapshotsInstalled(); n != 2 {
 		t.Errorf("snapshots installed = %d, want 2", n)
 	}
