@@ -451,11 +451,13 @@ func (a *AgentConfig) validateTLS() (string, error) {
 		return "tls", err
 	}
 	if a.Relay && t.VerifyServerHostname {
-		// Its followers check the name (tlsutil.OutgoingRelay); this
-		// relay's own verify_server_hostname says the datacenter uses it.
-		if err := material.CanServe(material.RelayName()); err != nil {
-			return "relay", fmt.Errorf("with verify_server_hostname a relay's certificate must name %s "+
-				"(beacon tls cert create -client -additional-dnsname %s): %w", material.RelayName(), material.RelayName(), err)
+		// Its followers check the certificate (tlsutil.OutgoingRelay);
+		// this relay's own verify_server_hostname says the datacenter
+		// checks names.
+		if err := material.CanRelay(); err != nil {
+			return "relay", fmt.Errorf("with verify_server_hostname a relay's certificate must allow server authentication "+
+				"and name %s (beacon tls cert create -client -additional-dnsname %s) or be a server's: %w",
+				material.RelayName(), material.RelayName(), err)
 		}
 	}
 	return "", nil

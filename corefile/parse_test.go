@@ -288,26 +288,39 @@ func TestParseTLS(t *testing.T) {
 // TestParseRelayTLS: a relay under TLS needs a certificate, and with
 // verify_server_hostname one its followers take: named relay.<dc>.<domain>.
 func TestParseRelayTLS(t *testing.T) {
-	cert, key, ca := tlsFiles(t) // a server's certificate: server.dc1.consul, no relay name
-	_, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n verify_server_hostname\n}", cert, key, ca))
-	if err == nil || !strings.Contains(err.Error(), `property "relay": with verify_server_hostname a relay's certificate must name relay.dc1.consul`) {
-		t.Errorf("a relay whose certificate lacks the relay name: %v", err)
+	serverCert, serverKey, ca := tlsFiles(t)
+	relay := func(cert, key string, verify string) error {
+		_, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n%s}", cert, key, ca, verify))
+		return err
+	}
+	const vsh = " verify_outgoing\n verify_server_hostname\n"
+	issue := func(kind tlsutil.Kind, names ...string) (string, string) {
+		return issueFile(t, ca, tlsutil.CertOptions{Kind: kind, Datacenter: "dc1", DNSNames: names})
+	}
+	// What followers with verify_server_hostname take starts: a client
+	// certificate issued to relay, or a server's.
+	relayCert, relayKey := issue(tlsutil.KindClient, "relay.dc1.consul")
+	for name, files := range map[string][2]string{
+		"a client certificate named relay.dc1.consul": {relayCert, relayKey},
+		"a server's certificate":                      {serverCert, serverKey},
+	} {
+		if err := relay(files[0], files[1], vsh); err != nil {
+			t.Errorf("a relay with %s: %v", name, err)
+		}
+	}
+	// What they refuse does not.
+	plain, plainKey := issue(tlsutil.KindClient)
+	if err := relay(plain, plainKey, vsh); err == nil || !strings.Contains(err.Error(),
+		`property "relay": with verify_server_hostname a relay's certificate must allow server authentication and name relay.dc1.consul`) {
+		t.Errorf("a relay with a client certificate not named for relaying: %v", err)
+	}
+	cli, cliKey := issue(tlsutil.KindCLI, "relay.dc1.consul")
+	if err := relay(cli, cliKey, vsh); err == nil || !strings.Contains(err.Error(), "incompatible key usage") {
+		t.Errorf("a relay with a CLI certificate (no server authentication): %v", err)
 	}
 	// verify_outgoing alone checks no name.
-	if _, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n}", cert, key, ca)); err != nil {
-		t.Errorf("a relay with a certificate under verify_outgoing: %v", err)
-	}
-	// A client certificate issued to relay starts; a CLI one, which may
-	// not serve, does not.
-	for _, tc := range []struct {
-		kind tlsutil.Kind
-		ok   bool
-	}{{tlsutil.KindClient, true}, {tlsutil.KindCLI, false}} {
-		relayCert, relayKey := issueFile(t, ca, tlsutil.CertOptions{Kind: tc.kind, Datacenter: "dc1", DNSNames: []string{"relay.dc1.consul"}})
-		_, err := parse(t, fmt.Sprintf("discovery {\n relay\n tls %s %s %s\n verify_outgoing\n verify_server_hostname\n}", relayCert, relayKey, ca))
-		if (err == nil) != tc.ok {
-			t.Errorf("a relay with a %s certificate named relay.dc1.consul: %v", tc.kind, err)
-		}
+	if err := relay(plain, plainKey, " verify_outgoing\n"); err != nil {
+		t.Errorf("a relay with a client certificate under verify_outgoing: %v", err)
 	}
 }
 

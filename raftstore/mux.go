@@ -100,7 +100,7 @@ func (m *muxListener) acceptLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			m.logger.Error("accepting server connection", "error", err)
+			m.logger.Error(m.name+": accepting a connection", "error", err)
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: do not spin
 			continue
 		}

@@ -15,8 +15,8 @@ import (
 // A relay follows servers only; the other clients follow a relay when
 // gossip lists one, and a server otherwise. So the tree is two levels deep
 // and has no cycle. A client that follows a server probes a relay every
-// 5–15 s and moves once one answers with a heartbeat, its stream to the
-// server going on meanwhile (the probe only asks; the replica then opens
+// 5–15 s and moves once one answers with a heartbeat at least at the
+// client's index, its stream to the server going on meanwhile (the probe only asks; the replica then opens
 // a new stream from its index of the moment, and a relay that offers it
 // an older state first is left). A relay's heartbeats pass on its leader
 // and its own staleness (which includes its server's), so a client's

@@ -344,7 +344,9 @@ type upstream struct {
 	br    *bufio.Reader
 	// moved: a relay the replica moved to from a server that still
 	// served it. It must not take the replica back in time: a state
-	// older than the replica's, first thing, ends the stream.
+	// older than the replica's, first thing (before the relay's second
+	// heartbeat, by which it chose between resuming and a snapshot), ends
+	// the stream. A restore later lowers the index legitimately.
 	moved bool
 }
 
@@ -433,7 +435,8 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 	r.source.Store(&src.addr)
 	lookedForRelay := time.Now()
 	buf := make([]byte, 0, 64<<10)
-	moved := src.moved // until the first command or state
+	moved := src.moved // until the first command or state, or the second heartbeat
+	heartbeats := 0
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
 		kind, index, payload, err := wire.ReadFrame(src.br, buf, maxStreamFrame)
@@ -461,6 +464,9 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 			var hb streamHeartbeat
 			if err := json.Unmarshal(payload, &hb); err != nil {
 				return "", fmt.Errorf("decoding heartbeat: %w", err)
+			}
+			if heartbeats++; heartbeats >= 2 {
+				moved = false
 			}
 			r.leader.Store(&hb.Leader)
 			r.serverIndex.Store(index)
@@ -517,7 +523,10 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64) error {
 	// Heartbeats are not sent inside a snapshot, but are tolerated.
 	sr := wire.NewChunkReader(br, func(kind byte) bool { return kind == frameHeartbeat },
-		func() { _ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout)) })
+		func() {
+			_ = conn.SetReadDeadline(time.Now().Add(streamReadTimeout))
+			r.progress.Store(r.sinceEpoch()) // a state arriving is a state moving: a relay serves on
+		})
 	restored, err := state.ReadSnapshot(sr)
 	if err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)

@@ -77,9 +77,10 @@ type streamSource struct {
 	// and how stale its state may be, for the heartbeats.
 	view func() (leader string, staleness time.Duration)
 	// ready, when set, says whether the source has a state worth
-	// serving: a relay before its first snapshot, or cut off from the
-	// servers, refuses new streams and ends the ones it serves, so that
-	// their clients move to a source that is not.
+	// serving: a relay before its first state, or whose state stood still
+	// (cut off from the servers, or stuck on a command), refuses new
+	// streams and ends the ones it serves, so that their clients move to a
+	// source that is not.
 	ready   func() bool
 	streams atomic.Int64
 	refused atomic.Int64
@@ -173,7 +174,7 @@ func (src *streamSource) stream(conn net.Conn, req streamRequest, gone <-chan st
 		case <-changed:
 		case <-heartbeat.C:
 			if src.ready != nil && !src.ready() {
-				return errors.New("no current state to serve: the relay lost its servers")
+				return errors.New("no current state to serve: the relay's state stood still")
 			}
 			if err := src.sendHeartbeat(w); err != nil {
 				return err

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,22 +269,30 @@ func (s *State) RelayName() string {
 	return "relay." + strings.TrimPrefix(s.cfg.ServerName, "server.")
 }
 
-// CanServe reports whether the agent's certificate may serve TLS as name:
-// it names it and allows server authentication (a CLI certificate does
-// not). An error says why not.
-func (s *State) CanServe(name string) error {
+// CanRelay reports whether followers with verify_server_hostname would
+// take the agent's certificate from a relay (OutgoingRelay's check): it
+// chains to the CA for server authentication and names RelayName or the
+// servers' name. An error says why not.
+func (s *State) CanRelay() error {
 	if s == nil || s.cert == nil || s.cert.Leaf == nil {
 		return errors.New("no certificate")
 	}
-	leaf := s.cert.Leaf
-	if err := leaf.VerifyHostname(name); err != nil {
-		return err
+	inter := x509.NewCertPool()
+	for _, der := range s.cert.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
 	}
-	if len(leaf.ExtKeyUsage) > 0 && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) &&
-		!slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
-		return errors.New("the certificate does not allow server authentication")
+	var errs []error
+	for _, name := range []string{s.RelayName(), s.cfg.ServerName} {
+		_, err := s.cert.Leaf.Verify(x509.VerifyOptions{Roots: s.pool, Intermediates: inter, DNSName: name,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // OutgoingRelay is the configuration of connections to relays, client
