@@ -177,11 +177,8 @@ func start(cfg corefile.AgentConfig) (*Agent, error) {
 	}
 	if !cfg.Server {
 		// After gossip: the client finds its servers there.
-		cc := raftstore.ClientConfig{Servers: a.serverAddrs, Logger: logger.Named("client"), TLS: a.tls,
-			RelayAddr: a.relayAddr()}
-		if cc.RelayAddr == "" {
-			cc.Relays = a.relayAddrs // a relay follows servers only: the tree has no cycle
-		}
+		cc := raftstore.ClientConfig{Servers: a.serverAddrs, Relays: a.relayAddrs, RelayAddr: a.relayAddr(),
+			Logger: logger.Named("client"), TLS: a.tls}
 		if a.client, err = raftstore.NewClient(cc, a.store); err != nil {
 			a.abortStart()
 			return nil, err

@@ -265,7 +265,7 @@ func (a *Agent) relayAddr() string {
 func (a *Agent) relayAddrs() []string {
 	var out []string
 	for _, m := range a.lan.Members() {
-		if m.RelayAddr != "" && m.Status == gossip.StatusAlive && m.Datacenter == a.cfg.Datacenter && m.Name != a.cfg.Node {
+		if m.RelayAddr != "" && m.Status == gossip.StatusAlive && m.Datacenter == a.cfg.Datacenter {
 			out = append(out, m.RelayAddr)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	metrics "github.com/hashicorp/go-metrics/compat"
 
 	"github.com/beacon-dns/beacon/gossip"
+	"github.com/beacon-dns/beacon/raftstore"
 	"github.com/beacon-dns/beacon/state"
 )
 
@@ -67,14 +68,16 @@ func (a *Agent) emitGauges() {
 		metrics.SetGaugeWithLabels([]string{"agent", "checks"}, float32(local[s]), []metrics.Label{{Name: "status", Value: s}})
 	}
 
+	// The change feed of a server, or of a relay.
+	var feed *raftstore.FeedStats
 	if a.server != nil {
-		feed := a.server.FeedStats()
-		metrics.SetGauge([]string{"feed", "entries"}, float32(feed.Entries))
-		metrics.SetGauge([]string{"feed", "bytes"}, float32(feed.Bytes))
-		metrics.SetGauge([]string{"feed", "streams"}, float32(feed.Streams))
+		f := a.server.FeedStats()
+		feed = &f
+	} else if a.cfg.Relay {
+		f := a.client.Replica().RelayStats()
+		feed = &f
 	}
-	if a.client != nil && a.cfg.Relay {
-		feed := a.client.Replica().RelayStats()
+	if feed != nil {
 		metrics.SetGauge([]string{"feed", "entries"}, float32(feed.Entries))
 		metrics.SetGauge([]string{"feed", "bytes"}, float32(feed.Bytes))
 		metrics.SetGauge([]string{"feed", "streams"}, float32(feed.Streams))

@@ -29,7 +29,8 @@ type ClientConfig struct {
 	Servers func() []string
 	// Relays, when set, returns the addresses of the alive relays of the
 	// datacenter (from gossip), which the replica follows in preference
-	// to a server (relay.go). Nil for a client that relays itself.
+	// to a server (relay.go). A client that relays itself ignores it: a
+	// relay follows servers only, so the tree has no cycle.
 	Relays func() []string
 	// RelayAddr, when set, makes this client a relay: it serves its
 	// replica's state stream to other client agents there.

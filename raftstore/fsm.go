@@ -270,15 +270,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	if f.feed != nil {
-		f.feed.mu.Lock()
-		defer f.feed.mu.Unlock()
-	}
-	f.store.Restore(restored)
-	f.applied.Store(f.store.LastIndex())
-	if f.feed != nil {
-		f.feed.resetLocked()
-	}
+	f.replaceState(restored, restored.LastIndex())
 	return nil
 }
 
@@ -303,8 +295,9 @@ func (f *FSM) applyStreamed(index uint64, data []byte) error {
 	return nil
 }
 
-// restoreStreamed installs a state a replica was streamed, at index.
-func (f *FSM) restoreStreamed(restored *state.Store, index uint64) {
+// replaceState installs a whole state at index: a Raft restore's, or one
+// a replica was streamed.
+func (f *FSM) replaceState(restored *state.Store, index uint64) {
 	if f.feed != nil {
 		f.feed.mu.Lock()
 		defer f.feed.mu.Unlock()
@@ -312,9 +305,9 @@ func (f *FSM) restoreStreamed(restored *state.Store, index uint64) {
 	f.store.Restore(restored)
 	f.applied.Store(index)
 	if f.feed != nil {
-		// As after a Raft restore, the feed resumes no replica until the
-		// next command: the state may come from a snapshot restore, and a
-		// replica's index from before it belongs to another history.
+		// The feed resumes no replica until the next command: the state
+		// may come from a snapshot restore, and a replica's index from
+		// before it belongs to another history.
 		f.feed.resetLocked()
 	}
 }

@@ -16,18 +16,18 @@ import (
 // gossip lists one, and a server otherwise. So the tree is two levels deep
 // and has no cycle. A client that follows a server probes a relay every
 // 5–15 s and moves once one answers with a heartbeat at least at the
-// client's index, its stream to the server going on meanwhile (the probe only asks; the replica then opens
-// a new stream from its index of the moment, and a relay that offers it
-// an older state first is left). A relay's heartbeats pass on its leader
-// and its own staleness (which includes its server's), so a client's
-// staleness adds up along the tree. A relay refuses streams, and ends
-// those it serves, while it holds no state or its state stood still
-// (nothing applied, not caught up with its server) for relayStaleAfter:
-// cut off from the servers, or stuck on a command it cannot apply, its
-// clients move to another relay or a server rather than stay with a state
-// that no longer moves. A client whose
-// relay dies resumes from its own index on another relay, or a server,
-// from their feeds: the indexes are the cluster's.
+// client's index, its stream to the server going on meanwhile (the probe
+// only asks; the replica then opens a new stream from its index of the
+// moment, and a relay that offers it an older state first is left). A
+// relay's heartbeats pass on its leader and its own staleness (which
+// includes its server's), so a client's staleness adds up along the tree. A
+// relay refuses streams, and ends those it serves, while it holds no state
+// or its state stood still (nothing applied, not caught up with its server)
+// for relayStaleAfter: cut off from the servers, or stuck on a command it
+// cannot apply, its clients move to another relay or a server rather than
+// stay with a state that no longer moves. A client whose relay dies resumes
+// from its own index on another relay, or a server, from their feeds: the
+// indexes are the cluster's.
 //
 // Clients move between relays only when theirs fails: relays added later,
 // or restarted, take new clients and those of failed relays, and the load

@@ -141,8 +141,10 @@ func TestReplicaMovesToARelay(t *testing.T) {
 	empty := startRelay(t, &serverList{})
 	relays.set(empty.RelayAddr())
 	waitFor(t, 10*time.Second, "the empty relay to refuse three probes", func() bool {
+		// A broken stream would show: Source reads "" for at least
+		// replicaRetryMin (50 ms) before the next, polled every 10 ms.
 		if src := leaf.Source(); src != addr {
-			t.Fatalf("the leaf left the server for %q, a relay that refuses", src)
+			t.Fatalf("the leaf left the server (source %q) while a relay refused", src)
 		}
 		return empty.RelayStats().Refused >= 3
 	})
@@ -157,7 +159,7 @@ func TestReplicaMovesToARelay(t *testing.T) {
 	relay := startRelay(t, servers)
 	waitFor(t, 10*time.Second, "the relay to sync", relay.Synced)
 	// A command after the relay's state: its feed resumes replicas from
-	// there on (not before: see restoreStreamed).
+	// there on (not before: see replaceState).
 	idx = mustApply(t, leader, state.RegisterRequestType, statetest.NodeReq("n3", "10.0.0.3"))
 	if err := relay.WaitApplied(idx, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -230,7 +232,7 @@ func TestRelayCutOffFromTheServers(t *testing.T) {
 func TestRelayFeedAfterItsStateIsReplaced(t *testing.T) {
 	fsm := NewFSM(state.NewStore(), testLogger(t))
 	fsm.feed = newChangeFeed(feedMaxEntries, feedMaxBytes)
-	fsm.restoreStreamed(state.NewStore(), 10)
+	fsm.replaceState(state.NewStore(), 10)
 	gen := fsm.feed.generation()
 	for _, after := range []uint64{5, 10, 50} {
 		if _, ok, _ := fsm.feed.since(nil, after, gen, false, 10); ok {

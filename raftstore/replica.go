@@ -246,22 +246,16 @@ func (r *Replica) run() {
 	wait := replicaRetryMin
 	next := "" // a relay that answered a probe: followed next
 	for {
-		var src *upstream
-		var err error
-		addr, relay := next, next != ""
-		if next == "" {
+		addr, relay, moved := next, true, next != ""
+		if !moved {
 			addr, relay = r.pick(failed, relayFailures < 2)
 		}
 		if addr != "" {
-			if src, err = r.open(addr, relay, nil); err != nil {
-				src = &upstream{addr: addr, relay: relay} // failed: handled below
-			}
-			src.moved = next != ""
-		}
-		next = ""
-		if src != nil {
 			start := time.Now()
+			src, err := r.open(addr, relay)
+			next = ""
 			if err == nil {
+				src.moved = moved
 				next, err = r.follow(src)
 			}
 			select {
@@ -270,18 +264,18 @@ func (r *Replica) run() {
 			default:
 			}
 			if next != "" {
-				r.logger.Debug("moving from the server to a relay", "server", src.addr, "relay", next)
+				r.logger.Debug("moving from the server to a relay", "server", addr, "relay", next)
 				failed, relayFailures, wait = "", 0, replicaRetryMin
 				continue
 			}
-			r.logger.Warn("state stream ended; moving to another source", "source", src.addr, "relay", src.relay, "error", err)
-			failed = src.addr
-			if src.relay {
+			r.logger.Warn("state stream ended; moving to another source", "source", addr, "relay", relay, "error", err)
+			failed = addr
+			if relay {
 				relayFailures++
 			}
 			if time.Since(start) > streamReadTimeout {
 				wait = replicaRetryMin // it worked for a while: retry at once
-				if src.relay {
+				if relay {
 					relayFailures = 1 // another relay first, then a server
 				}
 			}
@@ -351,18 +345,14 @@ type upstream struct {
 }
 
 // open dials the server or relay at addr and asks for the stream of what
-// the replica holds. ctx, when set, bounds it instead of the replica's
-// own lifetime (nil).
-func (r *Replica) open(addr string, relay bool, ctx context.Context) (*upstream, error) {
-	if ctx == nil {
-		ctx = r.ctx
-	}
+// the replica holds; closing the replica ends the dial.
+func (r *Replica) open(addr string, relay bool) (*upstream, error) {
 	var conn net.Conn
 	var err error
 	if relay {
-		conn, err = dialPort(ctx, r.tls.Current().OutgoingRelay(), addr, protoStream, replicaDialTimeout)
+		conn, err = dialPort(r.ctx, r.tls.Current().OutgoingRelay(), addr, protoStream, replicaDialTimeout)
 	} else {
-		conn, err = dialServer(ctx, r.tls, addr, protoStream, replicaDialTimeout)
+		conn, err = dialServer(r.ctx, r.tls, addr, protoStream, replicaDialTimeout)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
@@ -383,7 +373,7 @@ func (r *Replica) open(addr string, relay bool, ctx context.Context) (*upstream,
 // The probe's stream is closed either way; the replica opens a new one,
 // from its index then, to move. It gives up when the replica closes.
 func (r *Replica) probeRelay(addr string, after uint64) error {
-	src, err := r.open(addr, true, nil)
+	src, err := r.open(addr, true)
 	if err != nil {
 		return err
 	}
@@ -403,6 +393,52 @@ func (r *Replica) probeRelay(addr string, after uint64) error {
 	return nil
 }
 
+// relayFinder probes relays, one at a time, while the replica follows a
+// server.
+type relayFinder struct {
+	last    time.Time // when the last probe started
+	probing bool
+	// done receives a probe's outcome: the relay's address if it
+	// answered, "" if not. It is buffered, so a probe that ends after the
+	// stream it was for leaves nothing waiting.
+	done chan string
+}
+
+// findRelay, at each heartbeat of a server's stream, returns the relay a
+// finished probe found, or starts a probe every relayCheck when gossip
+// lists a relay; "" until one answers.
+func (r *Replica) findRelay(f *relayFinder) string {
+	if f.probing {
+		select {
+		case addr := <-f.done:
+			f.probing = false
+			return addr
+		default:
+			return ""
+		}
+	}
+	if !r.synced.Load() || time.Since(f.last) < r.relayCheck {
+		return ""
+	}
+	f.last = time.Now()
+	addr := pickOther(r.relays(), "")
+	if addr == "" {
+		return ""
+	}
+	f.probing = true
+	after := r.fsm.AppliedIndex()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.probeRelay(addr, after); err != nil {
+			r.logger.Debug("a relay did not answer; staying with the server", "relay", addr, "error", err)
+			addr = ""
+		}
+		f.done <- addr
+	}()
+	return ""
+}
+
 // follow applies what src streams until the stream fails. Following a
 // server, it probes a relay every relayCheck when gossip lists one, and
 // returns the relay's address (next) once one answers, the server's
@@ -419,11 +455,10 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 	}
 	r.conn = conn
 	r.connMu.Unlock()
-	// probed receives a probe's outcome: the relay's address if it
-	// answered, "" if not. The channel is buffered, so a probe that ends
-	// after follow returned leaves nothing waiting.
-	probed := make(chan string, 1)
-	probing := false
+	var finder *relayFinder
+	if !src.relay && r.relays != nil {
+		finder = &relayFinder{last: time.Now(), done: make(chan string, 1)}
+	}
 	defer func() {
 		r.connMu.Lock()
 		r.conn = nil
@@ -433,7 +468,6 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 		r.source.Store(&empty)
 	}()
 	r.source.Store(&src.addr)
-	lookedForRelay := time.Now()
 	buf := make([]byte, 0, 64<<10)
 	moved := src.moved // until the first command or state, or the second heartbeat
 	heartbeats := 0
@@ -475,30 +509,9 @@ func (r *Replica) follow(src *upstream) (next string, err error) {
 				r.progress.Store(r.sinceEpoch()) // caught up with its source
 			}
 			r.wakeWaiters() // a blocked burst ends with a flush; be sure waiters look
-			if probing {
-				select {
-				case addr := <-probed:
-					probing = false
-					if addr != "" {
-						return addr, nil
-					}
-				default:
-				}
-			}
-			if !src.relay && !probing && r.relays != nil && r.synced.Load() && time.Since(lookedForRelay) >= r.relayCheck {
-				lookedForRelay = time.Now()
-				if addr := pickOther(r.relays(), ""); addr != "" {
-					probing = true
-					after := r.fsm.AppliedIndex()
-					r.wg.Add(1)
-					go func() {
-						defer r.wg.Done()
-						if err := r.probeRelay(addr, after); err != nil {
-							r.logger.Debug("a relay did not answer; staying with the server", "relay", addr, "error", err)
-							addr = ""
-						}
-						probed <- addr
-					}()
+			if finder != nil {
+				if addr := r.findRelay(finder); addr != "" {
+					return addr, nil
 				}
 			}
 		case frameSnapBegin:
@@ -535,13 +548,13 @@ func (r *Replica) installSnapshot(conn net.Conn, br *bufio.Reader, index uint64)
 	if _, err := io.Copy(io.Discard, sr); err != nil {
 		return fmt.Errorf("reading streamed snapshot: %w", err)
 	}
-	r.fsm.restoreStreamed(restored, index)
+	r.fsm.replaceState(restored, index)
 	r.synced.Store(true)
 	r.snapshots.Add(1)
 	r.progress.Store(r.sinceEpoch())
 	metrics.IncrCounter([]string{"client", "replica", "resyncs"}, 1)
 	r.lastFrame.Store(r.sinceEpoch())
 	r.wakeWaiters()
-	r.logger.Debug("installed a snapshot from the server", "index", index)
+	r.logger.Debug("installed a snapshot from the source", "index", index)
 	return nil
 }

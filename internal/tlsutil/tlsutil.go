@@ -195,20 +195,18 @@ func (s *State) build() {
 			// relay on purpose: any client certificate would let any
 			// client agent pose as a source of the state. A server's is
 			// taken too.
-			relayNames := []string{s.cfg.ServerName, s.RelayName()}
+			names := s.relayNames()
 			r := c.Clone()
 			r.ServerName = ""
 			r.InsecureSkipVerify = true
 			r.VerifyConnection = func(cs tls.ConnectionState) error {
-				if err := verifyChain(cs, pool); err != nil {
-					return err
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("tls: the relay sent no certificate")
 				}
-				for _, name := range relayNames {
-					if cs.PeerCertificates[0].VerifyHostname(name) == nil {
-						return nil
-					}
+				if err := verifyRelay(cs.PeerCertificates, pool, names); err != nil {
+					return fmt.Errorf("tls: the relay's certificate: %w", err)
 				}
-				return fmt.Errorf("tls: the relay's certificate names neither %s", strings.Join(relayNames, " nor "))
+				return nil
 			}
 			s.outgoingRelay = r
 		}
@@ -269,23 +267,20 @@ func (s *State) RelayName() string {
 	return "relay." + strings.TrimPrefix(s.cfg.ServerName, "server.")
 }
 
-// CanRelay reports whether followers with verify_server_hostname would
-// take the agent's certificate from a relay (OutgoingRelay's check): it
-// chains to the CA for server authentication and names RelayName or the
-// servers' name. An error says why not.
-func (s *State) CanRelay() error {
-	if s == nil || s.cert == nil || s.cert.Leaf == nil {
-		return errors.New("no certificate")
-	}
+// relayNames are the names a relay's certificate may carry under
+// verify_server_hostname: RelayName, or the servers'.
+func (s *State) relayNames() []string { return []string{s.RelayName(), s.cfg.ServerName} }
+
+// verifyRelay checks a relay's certificate chain (leaf first): it chains
+// to a CA of pool for server authentication and names one of names.
+func verifyRelay(chain []*x509.Certificate, pool *x509.CertPool, names []string) error {
 	inter := x509.NewCertPool()
-	for _, der := range s.cert.Certificate[1:] {
-		if c, err := x509.ParseCertificate(der); err == nil {
-			inter.AddCert(c)
-		}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
 	}
 	var errs []error
-	for _, name := range []string{s.RelayName(), s.cfg.ServerName} {
-		_, err := s.cert.Leaf.Verify(x509.VerifyOptions{Roots: s.pool, Intermediates: inter, DNSName: name,
+	for _, name := range names {
+		_, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: name,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 		if err == nil {
 			return nil
@@ -293,6 +288,24 @@ func (s *State) CanRelay() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CanRelay reports whether followers with verify_server_hostname would
+// take the agent's certificate from a relay: OutgoingRelay's check on its
+// own chain. An error says why not.
+func (s *State) CanRelay() error {
+	if s == nil || s.cert == nil || s.cert.Leaf == nil {
+		return errors.New("no certificate")
+	}
+	chain := []*x509.Certificate{s.cert.Leaf}
+	for _, der := range s.cert.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("parsing the certificate chain: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	return verifyRelay(chain, s.pool, s.relayNames())
 }
 
 // OutgoingRelay is the configuration of connections to relays, client
